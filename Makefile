@@ -1,0 +1,56 @@
+# Thin wrapper over CMake. On a fresh Debian 12 machine:
+#   make demo   installs what is missing, builds, runs the demo
+#   make test   installs what is missing, builds, runs every test (ctest)
+BUILD      ?= build
+BUILD_SAN  ?= build-sanitize
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+WERROR     ?= $(if $(AGS_WERROR),$(AGS_WERROR),OFF)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench format lint clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAGS_WERROR=$(WERROR)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	./scripts/demo.sh $(BUILD)
+
+test-sanitize: deps
+	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DAGS_SANITIZE=ON -DAGS_BENCH=OFF \
+		-DAGS_WERROR=$(WERROR)
+	cmake --build $(BUILD_SAN) -j $(JOBS)
+	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DAGS_FUZZ=ON -DAGS_SANITIZE=ON \
+		-DAGS_TESTS=OFF -DAGS_BENCH=OFF -DAGS_WERROR=$(WERROR)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+
+# Runs every fuzz target for FUZZ_SECONDS on a copy of its seed corpus.
+fuzz-smoke: fuzz
+	./scripts/fuzz-smoke.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+bench: build
+	@ls $(BUILD)/bench
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint: build
+	./scripts/lint.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

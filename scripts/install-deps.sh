@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Installs every Debian package agentsync needs to build, test, fuzz and run.
+#
+# Idempotent: when everything is present it checks and exits without touching
+# apt. It says what it changes. Works on Debian 12 (bookworm) and 13 (trixie).
+#
+#  - ngtcp2 >= 1.11 and its GnuTLS crypto helper: on bookworm from
+#    bookworm-backports (a deb822 source is added for that suite).
+#  - yyjson: on bookworm from trixie, behind an apt pin that lets nothing but
+#    libyyjson* come from trixie.
+set -euo pipefail
+
+say() { printf 'install-deps: %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO="sudo"
+	else
+		say "not root and no sudo: cannot install packages" >&2
+		exit 1
+	fi
+fi
+
+# Packages from the release's own suite.
+BASE_PKGS=(
+	build-essential cmake pkg-config git ca-certificates
+	libgnutls28-dev gnutls-bin
+	libsqlite3-dev sqlite3
+	zlib1g-dev libzstd-dev
+	libuv1-dev
+	libmicrohttpd-dev
+	libjwt-gnutls-dev
+	libcmocka-dev
+	clang llvm
+	curl
+)
+# Packages that on bookworm come from bookworm-backports.
+NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)
+# Packages that on bookworm come from trixie.
+YYJSON_PKGS=(libyyjson-dev)
+
+codename=""
+if [ -r /etc/os-release ]; then
+	# shellcheck disable=SC1091
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+fi
+case "$codename" in
+bookworm | trixie) ;;
+*)
+	say "unsupported system '${codename:-unknown}': Debian 12 (bookworm) or 13 (trixie) expected" >&2
+	exit 1
+	;;
+esac
+
+# Every package is installed, ngtcp2 is new enough, and the fuzzer runtime is there?
+have_all() {
+	local p
+	for p in "${BASE_PKGS[@]}" "${NGTCP2_PKGS[@]}" "${YYJSON_PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || return 1
+	done
+	pkg-config --atleast-version=1.11 libngtcp2 2>/dev/null || return 1
+	pkg-config --exists libngtcp2_crypto_gnutls gnutls yyjson 2>/dev/null || return 1
+	return 0
+}
+
+if have_all; then
+	say "all packages present"
+	exit 0
+fi
+
+changed_sources=0
+if [ "$codename" = bookworm ]; then
+	bp=/etc/apt/sources.list.d/agentsync-bookworm-backports.sources
+	if [ ! -f "$bp" ]; then
+		say "adding apt source $bp (suite bookworm-backports)"
+		$SUDO tee "$bp" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+		changed_sources=1
+	fi
+	tx=/etc/apt/sources.list.d/agentsync-trixie.sources
+	if [ ! -f "$tx" ]; then
+		say "adding apt source $tx (suite trixie, pinned: only libyyjson* may come from it)"
+		$SUDO tee "$tx" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+		changed_sources=1
+	fi
+	pin=/etc/apt/preferences.d/agentsync-trixie
+	if [ ! -f "$pin" ]; then
+		say "adding apt pin $pin"
+		$SUDO tee "$pin" >/dev/null <<'PIN'
+# agentsync: take libyyjson* from trixie, nothing else.
+Package: libyyjson*
+Pin: release n=trixie
+Pin-Priority: 500
+
+Package: *
+Pin: release n=trixie
+Pin-Priority: -1
+PIN
+		changed_sources=1
+	fi
+fi
+
+stamp=/var/lib/apt/periodic/update-success-stamp
+lists_empty=1
+if compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null 2>&1; then lists_empty=0; fi
+if [ "$changed_sources" = 1 ] || [ "$lists_empty" = 1 ] || [ ! -e "$stamp" ] ||
+	! apt-cache show libngtcp2-dev >/dev/null 2>&1 || ! apt-cache show libyyjson-dev >/dev/null 2>&1; then
+	say "apt-get update"
+	$SUDO apt-get update -q
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT=($SUDO apt-get install -y -q --no-install-recommends)
+
+say "installing: ${BASE_PKGS[*]}"
+"${APT[@]}" "${BASE_PKGS[@]}"
+if [ "$codename" = bookworm ]; then
+	say "installing from bookworm-backports: ${NGTCP2_PKGS[*]}"
+	"${APT[@]}" -t bookworm-backports "${NGTCP2_PKGS[@]}"
+	say "installing from trixie (pinned): ${YYJSON_PKGS[*]}"
+	"${APT[@]}" "${YYJSON_PKGS[@]}"
+else
+	"${APT[@]}" "${NGTCP2_PKGS[@]}" "${YYJSON_PKGS[@]}"
+fi
+
+if ! have_all; then
+	say "packages installed but a check still fails (ngtcp2 >= 1.11? yyjson?)" >&2
+	pkg-config --modversion libngtcp2 libngtcp2_crypto_gnutls gnutls yyjson >&2 || true
+	exit 1
+fi
+say "done: ngtcp2 $(pkg-config --modversion libngtcp2), yyjson $(pkg-config --modversion yyjson)"
