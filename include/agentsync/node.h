@@ -1,0 +1,269 @@
+/*
+ * agentsync node: seed 000's QUICServer. A node owns a store, listens on
+ * QUIC (UDP), keeps connections to its peers and keeps every peer's store in
+ * sync with its own: a pattern given to any node reaches every peer, durably.
+ *
+ * Threads: a started node runs its libuv loop on a thread of its own. Every
+ * function here is safe to call from any thread. Callbacks (events, logs) are
+ * called on the node's loop thread: they must not block for long and must not
+ * call ags_node_stop() or ags_node_del() (any other function is fine).
+ */
+#ifndef AGENTSYNC_NODE_H
+#define AGENTSYNC_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentsync/agentsync.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AGS_NODE_ID_MAX 64
+
+typedef struct ags_node ags_node;
+
+/* A configured peer (seed 000: peers[{id, address, port, priority}]). */
+typedef struct ags_peer_config {
+	const char *id;
+	const char *address;
+	uint16_t port;
+	int priority;
+} ags_peer_config;
+
+/*
+ * Node configuration. Initialise with ags_node_config_init() (which sets the
+ * defaults below), then set fields. Strings are copied by ags_node_new().
+ */
+typedef struct ags_node_config {
+	int version; /* AGS_NODE_CONFIG_VERSION, set by ags_node_config_init */
+
+	const char *node_id;  /* required: this node's id (must match its certificate) */
+	const char *host;     /* bind address; default "127.0.0.1" */
+	uint16_t port;        /* UDP port; default 4433; 0 picks a free one */
+	const char *data_dir; /* store directory; default "./agentsync-data" */
+	const char *tenant;   /* default "default" */
+
+	const ags_peer_config *peers; /* peers connected at start */
+	size_t n_peers;
+	/* Only these peer ids may connect (seed "whitelist peers"); NULL/0: any
+	 * id the CA vouches for. */
+	const char *const *allowed_ids;
+	size_t n_allowed_ids;
+
+	uint32_t sync_interval_ms; /* resend/flush interval; default 1000 */
+	uint32_t batch_size;       /* patterns per batch; default 100 */
+	int compression;           /* 1 (default): gzip or zstd when it pays; 0: never */
+	uint32_t window;           /* unacknowledged batches in flight per peer; default 16 */
+
+	struct {
+		const char *cert, *key, *ca; /* PEM files */
+		int reject_unauthorized;     /* default 1 */
+		const char *const *pins;     /* SPKI SHA-256 hex pins, optional */
+		size_t n_pins;
+		const char *keylog_file; /* optional NSS key log; SSLKEYLOGFILE is ignored */
+	} tls;
+
+	struct {
+		uint32_t max_attempts;     /* default 3 */
+		uint32_t base_delay_ms;    /* default 1000 */
+		uint32_t max_delay_ms;     /* default 10000 */
+		double backoff_multiplier; /* default 2 */
+	} retry;
+
+	uint32_t health_interval_ms;  /* default 30000 */
+	uint32_t degrade_after_errors; /* default 5 */
+	uint32_t idle_timeout_ms;      /* default 30000 */
+	uint32_t keepalive_ms;         /* default 10000 */
+	int stateless_retry;           /* address validation with Retry; default 0 */
+
+	/* Per-peer outgoing rate limits; 0 = unlimited. Excess waits. */
+	double rate_patterns_per_s;
+	double rate_bytes_per_s;
+
+	/* What this node asks its peers to send it (seed "pattern filtering");
+	 * NULL/0 = everything. */
+	const char *const *filter_types;
+	size_t n_filter_types;
+	const char *const *filter_tags;
+	size_t n_filter_tags;
+
+	size_t max_pattern_bytes; /* default AGS_PATTERN_MAX_BYTES_DEFAULT */
+	size_t max_frame_bytes;   /* default 16 MiB */
+	int fsync_full;           /* store durability, see ags_store_opts */
+	uint32_t sweep_interval_ms; /* expiry sweep; default 60000 */
+
+	unsigned test_drop_permille; /* TEST ONLY: drop this many per mille of received datagrams */
+} ags_node_config;
+
+#define AGS_NODE_CONFIG_VERSION 1
+
+/* Fills cfg with the defaults. */
+AGS_EXPORT void ags_node_config_init(ags_node_config *cfg);
+
+/* Event types, with seed 000's names (ags_event_name). */
+typedef enum ags_event_type {
+	AGS_EV_PEER_CONNECTED = 1,     /* "peer:connected" {peer_id, address} */
+	AGS_EV_PEER_DISCONNECTED,      /* "peer:disconnected" {peer_id, error} */
+	AGS_EV_PEER_ERROR,             /* "peer:error" {peer_id, error} */
+	AGS_EV_PEER_HEALTH_DEGRADED,   /* "peer:health:degraded" {peer_id, state} */
+	AGS_EV_PEER_HEALTH_RECOVERED,  /* "peer:health:recovered" {peer_id, state} */
+	AGS_EV_SYNC_COMPLETED,         /* "sync:completed" {peer_id, pattern_count, latency_ms} */
+	AGS_EV_SYNC_FAILED,            /* "sync:failed" {peer_id, pattern_id, error} */
+	AGS_EV_PATTERN_RECEIVED,       /* "pattern:received" {pattern, source_id} */
+	AGS_EV_CONNECTION_REFUSED,     /* "connection:refused" {address, error} */
+	AGS_EV_PATTERN_CONFLICT,       /* "pattern:conflict" {pattern, source_id, error} */
+} ags_event_type;
+
+/* An event. Pointers are valid only during the callback. */
+typedef struct ags_event {
+	int type;                   /* ags_event_type */
+	const char *name;           /* e.g. "peer:connected" */
+	const char *peer_id;        /* or NULL */
+	const char *address;        /* "host:port", or NULL */
+	const char *error;          /* or NULL */
+	const char *state;          /* peer state as JSON for health events, or NULL */
+	const ags_pattern *pattern; /* or NULL */
+	const char *pattern_id;     /* or NULL */
+	const char *source_id;      /* node the pattern came from, or NULL */
+	uint32_t pattern_count;
+	double latency_ms;
+} ags_event;
+
+/* Returns seed 000's name of an event type ("peer:connected", ...). */
+AGS_EXPORT const char *ags_event_name(int type);
+
+enum { AGS_LOG_ERROR = 0, AGS_LOG_WARN = 1, AGS_LOG_INFO = 2, AGS_LOG_DEBUG = 3 };
+
+#define AGS_NODE_CALLBACKS_VERSION 1
+
+/* Callbacks, called on the node's loop thread. Any may be NULL. */
+typedef struct ags_node_callbacks {
+	int version; /* AGS_NODE_CALLBACKS_VERSION */
+	void (*on_event)(ags_node *node, const ags_event *ev, void *user_data);
+	void (*on_log)(ags_node *node, int level, const char *message, void *user_data);
+} ags_node_callbacks;
+
+/*
+ * Makes a node from cfg (copied). Nothing is opened or bound until
+ * ags_node_start(). `cb` (copied; may be NULL) and `user_data` receive events.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_CONFIG (err names the field), AGS_ERR_NOMEM.
+ */
+AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks *cb,
+			    void *user_data, ags_node **out, ags_error *err);
+
+/*
+ * Opens the store, loads TLS credentials, binds the UDP socket, starts the
+ * loop thread and connects the configured peers. Returns when the node is
+ * listening. Errors: AGS_ERR_STATE (already started), AGS_ERR_STORE,
+ * AGS_ERR_TLS, AGS_ERR_IO (bind failed), AGS_ERR_NOMEM.
+ */
+AGS_EXPORT int ags_node_start(ags_node *node, ags_error *err);
+
+/*
+ * Stops the node: closes every connection with a reason, waits for the loop
+ * thread, closes the store. Changes already applied are durable. Idempotent.
+ */
+AGS_EXPORT int ags_node_stop(ags_node *node);
+
+/* Stops (if needed) and frees the node. NULL is a no-op. */
+AGS_EXPORT void ags_node_del(ags_node *node);
+
+/* The UDP port the node is bound to (after start), or 0. */
+AGS_EXPORT uint16_t ags_node_port(ags_node *node);
+
+/* The node's id (owned by the node). */
+AGS_EXPORT const char *ags_node_id(ags_node *node);
+
+/*
+ * Adds a peer and connects to it; failures are retried with exponential
+ * backoff and jitter (retry config), and after max_attempts the peer is
+ * marked down and still retried every max_delay until removed.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_EXISTS (already a peer), AGS_ERR_STATE.
+ */
+AGS_EXPORT int ags_node_connect_peer(ags_node *node, const char *address, uint16_t port,
+				     const char *id);
+
+/* Closes the connection to peer `id` and forgets it. Errors: AGS_ERR_NOT_FOUND. */
+AGS_EXPORT int ags_node_disconnect_peer(ags_node *node, const char *id);
+
+/*
+ * Applies `p` to the local store durably, then syncs it: to every peer when
+ * peer_ids is NULL, else only to those peers (who do not relay it further).
+ * `res` (may be NULL) gets the local apply result. Returns once the change is
+ * durable locally; delivery to peers is asynchronous (see events and lag).
+ * Errors: AGS_ERR_STATE (not started), AGS_ERR_STORE, AGS_ERR_INVALID.
+ */
+AGS_EXPORT int ags_node_sync_pattern(ags_node *node, const ags_pattern *p,
+				     const char *const *peer_ids, size_t n_peer_ids,
+				     ags_apply_result *res, ags_error *err);
+
+/* Batched form of ags_node_sync_pattern to every peer: one transaction. */
+AGS_EXPORT int ags_node_sync_patterns(ags_node *node, const ags_pattern *const *p, size_t n,
+				      ags_apply_result *res, ags_error *err);
+
+/*
+ * Deletes record `id`: writes a tombstone one version above the stored one
+ * and syncs it. Errors: AGS_ERR_NOT_FOUND, AGS_ERR_STORE, AGS_ERR_STATE.
+ */
+AGS_EXPORT int ags_node_delete(ags_node *node, const char *id, ags_apply_result *res,
+			       ags_error *err);
+
+/*
+ * Reloads the TLS certificate, key and CA from the configured files (seed
+ * "rotate keys"): new connections use them; existing ones are kept.
+ * Errors: AGS_ERR_STATE (not started), AGS_ERR_IO, AGS_ERR_TLS (the files
+ * are not usable; the old credentials stay in force).
+ */
+AGS_EXPORT int ags_node_reload_tls(ags_node *node, ags_error *err);
+
+/* Wakes every peer's sender now (normally driven by changes and the interval). */
+AGS_EXPORT int ags_node_sync_now(ags_node *node);
+
+/* Reads from the store (a read connection; safe from any thread). See ags_store_get. */
+AGS_EXPORT int ags_node_get(ags_node *node, const char *id, ags_pattern **out);
+/* See ags_store_query. The callback runs on the calling thread. */
+AGS_EXPORT int ags_node_query(ags_node *node, const ags_query *q, ags_pattern_cb cb,
+			      void *user_data);
+
+typedef struct ags_peer_state {
+	char id[AGS_NODE_ID_MAX + 1];
+	char address[80]; /* "host:port" */
+	int connected;
+	int degraded;
+	uint64_t sync_count;  /* batches acknowledged by the peer */
+	uint64_t error_count;
+	double latency_ms;    /* smoothed RTT from QUIC */
+	uint64_t lag;         /* changes not yet acknowledged by the peer */
+	uint64_t bytes_in, bytes_out;
+	uint64_t acked_seq;   /* our change-log sequence the peer has acknowledged */
+} ags_peer_state;
+
+typedef struct ags_node_state {
+	int running;
+	size_t connections;
+	struct {
+		uint64_t total_syncs, successful_syncs, failed_syncs;
+		double average_latency_ms;
+		uint64_t bytes_transferred; /* wire bytes of batch frames, both directions */
+		double compression_ratio;   /* wire bytes / raw bytes of batches sent */
+	} stats;
+	ags_peer_state *peers;
+	size_t n_peers;
+	struct {
+		char id[33];
+		uint64_t patterns, seq;
+		char digest[65];
+	} store;
+} ags_node_state;
+
+/* A snapshot of the node's state; free with ags_node_state_del. Errors: AGS_ERR_NOMEM. */
+AGS_EXPORT int ags_node_get_state(ags_node *node, ags_node_state **out);
+AGS_EXPORT void ags_node_state_del(ags_node_state *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGENTSYNC_NODE_H */

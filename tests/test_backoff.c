@@ -1,0 +1,78 @@
+/* Unit tests for reconnection backoff and token buckets. */
+#include "testutil.h"
+#include "backoff.h"
+
+static const ags_backoff_cfg seed = {3, 1000, 10000, 2.0};
+
+static void delays_follow_the_seed_formula(void **state)
+{
+	(void)state;
+	/* With rnd at its maximum the jitter leaves the full delay. */
+	assert_int_equal(ags_backoff_delay_ms(&seed, 1, UINT32_MAX), 1000);
+	assert_int_equal(ags_backoff_delay_ms(&seed, 2, UINT32_MAX), 2000);
+	assert_int_equal(ags_backoff_delay_ms(&seed, 3, UINT32_MAX), 4000);
+	/* Past max_attempts the peer is down and retried every max_delay. */
+	assert_false(ags_backoff_is_down(&seed, 3));
+	assert_true(ags_backoff_is_down(&seed, 4));
+	assert_int_equal(ags_backoff_delay_ms(&seed, 4, UINT32_MAX), 10000);
+	assert_int_equal(ags_backoff_delay_ms(&seed, 100, UINT32_MAX), 10000);
+	ags_backoff_cfg many = {20, 1000, 10000, 2.0};
+	assert_int_equal(ags_backoff_delay_ms(&many, 5, UINT32_MAX), 10000); /* capped: 16000 */
+}
+
+static void jitter_stays_within_half_and_full(void **state)
+{
+	(void)state;
+	assert_int_equal(ags_backoff_delay_ms(&seed, 2, 0), 1000);
+	for (uint32_t r = 0; r < 1000; r++) {
+		uint32_t d = ags_backoff_delay_ms(&seed, 3, r * 4294967u);
+		assert_in_range(d, 2000, 4000);
+	}
+	ags_backoff_cfg zero = {0, 0, 0, 0};
+	assert_true(ags_backoff_delay_ms(&zero, 1, 0) >= 1);
+}
+
+static void bucket_limits_and_refills(void **state)
+{
+	(void)state;
+	ags_bucket b;
+	ags_bucket_init(&b, 100, 100, 0); /* 100/s, burst 100 */
+	assert_int_equal(ags_bucket_take(&b, 100, 0), 0);
+	uint64_t wait = ags_bucket_take(&b, 50, 0);
+	assert_int_equal(wait, 500000); /* 50 tokens at 100/s */
+	assert_true(ags_bucket_take(&b, 50, 250000) > 0);
+	assert_int_equal(ags_bucket_take(&b, 50, 500000), 0);
+	/* Larger than the burst: allowed once full, then in debt. */
+	ags_bucket_init(&b, 10, 10, 0);
+	assert_int_equal(ags_bucket_take(&b, 25, 0), 0);
+	assert_true(ags_bucket_take(&b, 1, 0) > 1000000);
+	/* Unlimited. */
+	ags_bucket_init(&b, 0, 0, 0);
+	assert_int_equal(ags_bucket_take(&b, 1e9, 0), 0);
+}
+
+static void bucket_debt_delays_the_next_spend(void **state)
+{
+	(void)state;
+	ags_bucket b;
+	ags_bucket_init(&b, 1000, 1000, 0); /* bytes/s */
+	assert_true(ags_bucket_available(&b, 0) >= 999.0);
+	ags_bucket_spend(&b, 3000); /* one large frame: 2000 in debt */
+	assert_true(ags_bucket_available(&b, 0) < 0);
+	assert_int_equal(ags_bucket_wait_us(&b, 1), 2001000);
+	assert_true(ags_bucket_available(&b, 2001000) >= 1.0 - 1e-9);
+	ags_bucket_init(&b, 0, 0, 0);
+	assert_true(ags_bucket_available(&b, 5) > 1e17);
+	assert_int_equal(ags_bucket_wait_us(&b, 1e9), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(delays_follow_the_seed_formula),
+	    cmocka_unit_test(jitter_stays_within_half_and_full),
+	    cmocka_unit_test(bucket_limits_and_refills),
+	    cmocka_unit_test(bucket_debt_delays_the_next_spend),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
