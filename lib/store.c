@@ -1,0 +1,1099 @@
+/*
+ * The durable store: one SQLite database in WAL mode holding the newest
+ * change of every pattern id, with a change-log sequence, an order-independent
+ * digest of the live content, and a small key/value state table. The schema,
+ * the apply rules and the digest are described in docs/ARCHITECTURE.md
+ * (section "Store").
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <sqlite3.h>
+
+#include "agentsync/agentsync.h"
+#include "error.h"
+#include "pattern.h"
+#include "store.h"
+
+static const char schema_sql[] =
+    "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+    "CREATE TABLE state(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
+    /* The rowid is the change-log sequence: the log is read in rowid order and
+     * new changes are appended at the end of the table b-tree. */
+    "CREATE TABLE patterns("
+    " seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL,"
+    " checksum TEXT NOT NULL,"
+    " st INTEGER NOT NULL,"
+    " expires_at INTEGER,"
+    " origin TEXT,"
+    " scope TEXT,"
+    /* type, agentId, tags and priority are read from the body: columns for
+     * them cost every apply more than they save the (rarer) queries. */
+    " body TEXT);"
+    "CREATE UNIQUE INDEX patterns_id ON patterns(id);"
+    /* Only live rows that can expire: costs nothing for the others, and makes
+     * sweep and count O(expiring rows) instead of a full scan. */
+    "CREATE INDEX patterns_expiry ON patterns(expires_at)"
+    " WHERE st = 0 AND expires_at IS NOT NULL;"
+    "INSERT INTO meta(k, v) VALUES('seq', 0), ('live', 0), ('digest', zeroblob(32));";
+
+/* Live and not past expiresAt at ?2. */
+#define LIVE_AT_2 "st = 0 AND (expires_at IS NULL OR expires_at > ?2)"
+
+/* The prepared statements, kept for the life of the store. */
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_HEAD,
+	ST_INSERT,
+	ST_REPLACE,
+	ST_META_PUT,
+	ST_STATE_PUT,
+	ST_STATE_GET,
+	ST_STATE_DEL,
+	ST_GET,
+	ST_QUERY,
+	ST_CHANGES,
+	ST_NEXT_SEQ,
+	ST_EXPIRED_COUNT,
+	ST_SWEEP,
+	ST__COUNT
+};
+
+/* Columns listed by ST_QUERY and ST_CHANGES, in this order. */
+#define ROW_COLS "seq, id, version, ts, st, body, origin, scope"
+
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_HEAD] = "SELECT seq, version, ts, checksum, st, expires_at FROM patterns WHERE id = ?1",
+    [ST_INSERT] = "INSERT INTO patterns(seq, id, version, ts, checksum, st, expires_at, origin,"
+                  " scope, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                  " ON CONFLICT(id) DO NOTHING",
+    [ST_REPLACE] =
+        "UPDATE patterns SET seq = ?1, version = ?3, ts = ?4, checksum = ?5, st = ?6,"
+        " expires_at = ?7, origin = ?8, scope = ?9, body = ?10 WHERE seq = ?11 AND id = ?2",
+    [ST_META_PUT] = "INSERT OR REPLACE INTO meta(k, v) VALUES('seq', ?1), ('digest', ?2),"
+                    " ('live', ?3)",
+    [ST_STATE_PUT] = "INSERT INTO state(k, v) VALUES(?1, ?2)"
+                     " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+    [ST_STATE_GET] = "SELECT v FROM state WHERE k = ?1",
+    [ST_STATE_DEL] = "DELETE FROM state WHERE k = ?1",
+    [ST_GET] = "SELECT seq, body FROM patterns WHERE id = ?1 AND " LIVE_AT_2,
+    [ST_QUERY] = "SELECT " ROW_COLS " FROM patterns WHERE seq > ?1 AND " LIVE_AT_2
+                 " AND (?3 IS NULL OR instr(body, ?3) > 0) AND (?4 IS NULL OR instr(body, ?4) > 0)"
+                 " AND (?5 IS NULL OR instr(body, ?5) > 0) ORDER BY seq",
+    [ST_CHANGES] = "SELECT " ROW_COLS " FROM patterns WHERE seq > ?1 AND (st = 1 OR (" LIVE_AT_2
+                   ")) ORDER BY seq",
+    [ST_NEXT_SEQ] = "SELECT seq FROM patterns WHERE seq > ?1 AND (st = 1 OR (" LIVE_AT_2
+                    ")) ORDER BY seq LIMIT 1",
+    [ST_EXPIRED_COUNT] = "SELECT count(*) FROM patterns"
+                         " WHERE st = 0 AND expires_at IS NOT NULL AND expires_at <= ?1",
+    [ST_SWEEP] = "UPDATE patterns SET st = 2, body = NULL"
+                 " WHERE st = 0 AND expires_at IS NOT NULL AND expires_at <= ?1"
+                 " RETURNING id, version, checksum",
+};
+
+struct ags_store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__COUNT];
+	unsigned char busy[ST__COUNT]; /* a listing is stepping it (re-entrancy guard) */
+	uint64_t seq;                  /* highest sequence given */
+	uint64_t live;                 /* rows in state live (swept or not) */
+	uint8_t digest[32];            /* big-endian 256-bit sum */
+	char id[33];
+	char errmsg[256];
+	gnutls_hash_hd_t sha; /* for digest terms */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hexdig[in[i] >> 4];
+		out[2 * i + 1] = hexdig[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* Remembers SQLite's message for `rc` and returns AGS_ERR_STORE (filling err if given). */
+static int store_fail(ags_store *s, int rc, ags_error *err)
+{
+	const char *m = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+	snprintf(s->errmsg, sizeof(s->errmsg), "sqlite: %s (%d)", m ? m : sqlite3_errstr(rc), rc);
+	return ags_error_set(err, AGS_ERR_STORE, NULL, "%s", s->errmsg);
+}
+
+/* Steps a statement that returns no rows, then resets it. Returns the SQLite code. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int64_t clamp_seq(uint64_t seq)
+{
+	return seq > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)seq;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Digest: sum modulo 2^256 of SHA-256(id 0x00 version 0x00 checksum)       */
+/* ------------------------------------------------------------------------ */
+
+/* Writes v in decimal to buf (room for 21 bytes); returns the length. */
+static size_t put_decimal(char *buf, int64_t v)
+{
+	char tmp[24];
+	size_t n = 0, o = 0;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		buf[o++] = '-';
+	while (n)
+		buf[o++] = tmp[--n];
+	return o;
+}
+
+/* SHA-256(id 0x00 decimal-version 0x00 checksum-hex) into out, with the store's hash handle. */
+static void digest_term(ags_store *s, const char *id, int64_t version, const char *checksum,
+                        uint8_t out[32])
+{
+	char buf[AGS_PATTERN_ID_MAX + 1 + 24 + 1 + 64];
+	size_t il = strlen(id), cl = strlen(checksum);
+	if (il > AGS_PATTERN_ID_MAX)
+		il = AGS_PATTERN_ID_MAX; /* cannot happen: ids are checked on apply */
+	if (cl > 64)
+		cl = 64;
+	memcpy(buf, id, il);
+	size_t n = il;
+	buf[n++] = '\0';
+	n += put_decimal(buf + n, version);
+	buf[n++] = '\0';
+	memcpy(buf + n, checksum, cl);
+	n += cl;
+	/* One handle for the store's life: gnutls_hash_output also resets it. */
+	gnutls_hash(s->sha, buf, n);
+	gnutls_hash_output(s->sha, out);
+}
+
+static void digest_add(uint8_t acc[32], const uint8_t t[32])
+{
+	unsigned carry = 0;
+	for (int i = 31; i >= 0; i--) {
+		unsigned v = (unsigned)acc[i] + t[i] + carry;
+		acc[i] = (uint8_t)v;
+		carry = v >> 8;
+	}
+}
+
+static void digest_sub(uint8_t acc[32], const uint8_t t[32])
+{
+	int borrow = 0;
+	for (int i = 31; i >= 0; i--) {
+		int v = (int)acc[i] - t[i] - borrow;
+		borrow = v < 0;
+		acc[i] = (uint8_t)(v + (borrow ? 256 : 0));
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open and close                                                           */
+/* ------------------------------------------------------------------------ */
+
+static int exec_sql(ags_store *s, const char *sql, ags_error *err)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : store_fail(s, rc, err);
+}
+
+static int read_int(ags_store *s, const char *sql, int64_t *out, ags_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		int r = store_fail(s, rc, err);
+		sqlite3_finalize(st);
+		return r;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Creates the schema and the store identity in a new database; inside a transaction. */
+static int create_schema(ags_store *s, ags_error *err)
+{
+	uint8_t rnd[16];
+	char hex[33];
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, rnd, sizeof(rnd)) < 0)
+		return ags_error_set(err, AGS_ERR_INTERNAL, NULL, "gnutls_rnd failed");
+	hex_encode(rnd, sizeof(rnd), hex);
+	int r = exec_sql(s, schema_sql, err);
+	if (r)
+		return r;
+	char sql[128];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO meta(k, v) VALUES('store_id', '%s'); PRAGMA user_version = %d;", hex,
+	         AGS_STORE_SCHEMA_VERSION);
+	return exec_sql(s, sql, err);
+}
+
+/* Loads the store id, sequence, live count and digest from the meta table. */
+static int load_meta(ags_store *s, ags_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT k, v FROM meta", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, err);
+	unsigned have = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		if (!k)
+			continue;
+		if (strcmp(k, "store_id") == 0 && sqlite3_column_bytes(st, 1) == 32) {
+			memcpy(s->id, sqlite3_column_text(st, 1), 32);
+			s->id[32] = '\0';
+			have |= 1;
+		} else if (strcmp(k, "seq") == 0) {
+			s->seq = (uint64_t)sqlite3_column_int64(st, 1);
+			have |= 2;
+		} else if (strcmp(k, "live") == 0) {
+			s->live = (uint64_t)sqlite3_column_int64(st, 1);
+			have |= 4;
+		} else if (strcmp(k, "digest") == 0 && sqlite3_column_type(st, 1) == SQLITE_BLOB &&
+		           sqlite3_column_bytes(st, 1) == 32) {
+			memcpy(s->digest, sqlite3_column_blob(st, 1), 32);
+			have |= 8;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, rc, err);
+	if (have != 15)
+		return ags_error_set(err, AGS_ERR_STORE, NULL,
+		                     "store meta table is incomplete (damaged store)");
+	int64_t max = 0;
+	int r = read_int(s, "SELECT coalesce(max(seq), 0) FROM patterns", &max, err);
+	if (r)
+		return r;
+	if ((uint64_t)max > s->seq)
+		return ags_error_set(err, AGS_ERR_STORE, NULL,
+		                     "store meta seq %" PRIu64 " is behind row seq %" PRId64
+		                     " (damaged store)",
+		                     s->seq, max);
+	return 0;
+}
+
+/* Sets up the connection, creates or checks the schema. */
+static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags_error *err)
+{
+	/* The page size only matters for a new file; it is ignored otherwise. */
+	int r = exec_sql(s, "PRAGMA page_size = 4096", err);
+	if (r)
+		return r;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *mode = (const char *)sqlite3_column_text(st, 0);
+		if (!mode || strcmp(mode, "wal") != 0) {
+			sqlite3_finalize(st);
+			return ags_error_set(err, AGS_ERR_STORE, NULL,
+			                     "%s: cannot use WAL journal mode (got %s)", path,
+			                     mode ? mode : "nothing");
+		}
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, err);
+	r = exec_sql(s,
+	             opts && opts->fsync_full ? "PRAGMA synchronous = FULL"
+	                                      : "PRAGMA synchronous = NORMAL",
+	             err);
+	if (r || (r = exec_sql(s,
+	                       "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA "
+	                       "wal_autocheckpoint = 10000",
+	                       err)))
+		return r;
+	sqlite3_busy_timeout(s->db, 5000);
+
+	if ((r = exec_sql(s, "BEGIN IMMEDIATE", err)))
+		return r;
+	int64_t ver = 0;
+	r = read_int(s, "PRAGMA user_version", &ver, err);
+	if (!r && ver > AGS_STORE_SCHEMA_VERSION)
+		r = ags_error_set(err, AGS_ERR_STORE, NULL,
+		                  "%s: store schema version %" PRId64
+		                  " is newer than this build supports (%d); use a newer agentsync",
+		                  path, ver, AGS_STORE_SCHEMA_VERSION);
+	if (!r && ver == 0)
+		r = create_schema(s, err);
+	if (!r)
+		r = exec_sql(s, "COMMIT", err);
+	if (r) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+
+	for (int i = 0; i < ST__COUNT; i++) {
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &s->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return store_fail(s, rc, err);
+	}
+	return load_meta(s, err);
+}
+
+AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_store **out,
+                              ags_error *err)
+{
+	if (!path || !*path || !out)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "path and out are required");
+	*out = NULL;
+	ags_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	int r;
+	if (gnutls_hash_init(&s->sha, GNUTLS_DIG_SHA256) < 0) {
+		s->sha = NULL;
+		r = ags_error_set(err, AGS_ERR_INTERNAL, NULL, "SHA-256 is not available");
+		goto fail;
+	}
+	int rc = sqlite3_open_v2(
+	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int code = (rc & 0xff) == SQLITE_CANTOPEN ? AGS_ERR_IO
+		           : rc == SQLITE_NOMEM           ? AGS_ERR_NOMEM
+		                                          : AGS_ERR_STORE;
+		r = ags_error_set(err, code, NULL, "%s: %s", path,
+		                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	if ((r = setup(s, path, opts, err)))
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	ags_store_close(s);
+	return r;
+}
+
+AGS_EXPORT void ags_store_close(ags_store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	if (s->sha)
+		gnutls_hash_deinit(s->sha, NULL);
+	free(s);
+}
+
+AGS_EXPORT const char *ags_store_id(const ags_store *s)
+{
+	return s ? s->id : "";
+}
+
+const char *ags_store_errmsg(const ags_store *s)
+{
+	return s ? s->errmsg : "";
+}
+
+AGS_EXPORT const char *ags_apply_outcome_name(int outcome)
+{
+	static const char *const names[] = {
+	    [AGS_APPLY_INSERTED] = "inserted",
+	    [AGS_APPLY_UPDATED] = "updated",
+	    [AGS_APPLY_STALE] = "stale",
+	    [AGS_APPLY_DUPLICATE] = "duplicate",
+	    [AGS_APPLY_CONFLICT_WON] = "conflict_won",
+	    [AGS_APPLY_CONFLICT_LOST] = "conflict_lost",
+	};
+	return outcome >= AGS_APPLY_INSERTED && outcome <= AGS_APPLY_CONFLICT_LOST ? names[outcome]
+	                                                                           : "unknown";
+}
+
+/* ------------------------------------------------------------------------ */
+/* Apply                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* What the store holds for one id, as read by ST_HEAD. */
+struct head {
+	int64_t seq, version, ts, expires_at;
+	int st;
+	char checksum[65];
+};
+
+/*
+ * The rule of ags_pattern_compare(), on a stored row (b) and a change (a):
+ * higher version; then, unless the checksums are equal (same change), later
+ * timestamp; then greater checksum text.
+ */
+static int compare_with_row(const ags_pattern *a, const struct head *b)
+{
+	int64_t va = ags_pattern_version(a);
+	if (va != b->version)
+		return va > b->version ? 1 : -1;
+	const char *ca = ags_pattern_checksum(a);
+	int c = strcmp(ca, b->checksum);
+	if (c == 0)
+		return 0;
+	int64_t ta = ags_pattern_timestamp(a);
+	if (ta != b->ts)
+		return ta > b->ts ? 1 : -1;
+	return c > 0 ? 1 : -1;
+}
+
+/* Binds the row of change p (sequence seq, state st) to ST_INSERT or ST_REPLACE. */
+static void bind_row(sqlite3_stmt *q, const ags_pattern *p, uint64_t seq, int st,
+                     const ags_change_meta *m)
+{
+	int64_t exp = st == AGS_RECORD_TOMBSTONE ? 0 : ags_pattern_expires_at(p);
+	sqlite3_bind_int64(q, 1, (int64_t)seq);
+	sqlite3_bind_text(q, 2, ags_pattern_id(p), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, ags_pattern_version(p));
+	sqlite3_bind_int64(q, 4, ags_pattern_timestamp(p));
+	sqlite3_bind_text(q, 5, ags_pattern_checksum(p), -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 6, st);
+	if (exp)
+		sqlite3_bind_int64(q, 7, exp);
+	else
+		sqlite3_bind_null(q, 7);
+	if (m && m->origin)
+		sqlite3_bind_text(q, 8, m->origin, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 8);
+	if (m && m->scope)
+		sqlite3_bind_text(q, 9, m->scope, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 9);
+	if (st == AGS_RECORD_LIVE) {
+		size_t blen = 0;
+		const char *body = ags_pattern_json(p, &blen);
+		sqlite3_bind_text64(q, 10, body, blen, SQLITE_STATIC, SQLITE_UTF8);
+	} else {
+		/* A tombstone is rebuilt from id, version and timestamp; an expired
+		 * record keeps no content. */
+		sqlite3_bind_null(q, 10);
+	}
+}
+
+/* Reads what the store holds for id into *h; returns 1 found, 0 not, or a negative SQLite code. */
+static int read_head(ags_store *s, const char *id, struct head *h)
+{
+	sqlite3_stmt *q = s->st[ST_HEAD];
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q), found = 0;
+	if (rc == SQLITE_ROW) {
+		h->seq = sqlite3_column_int64(q, 0);
+		h->version = sqlite3_column_int64(q, 1);
+		h->ts = sqlite3_column_int64(q, 2);
+		const char *cs = (const char *)sqlite3_column_text(q, 3);
+		snprintf(h->checksum, sizeof(h->checksum), "%s", cs ? cs : "");
+		h->st = sqlite3_column_int(q, 4);
+		h->expires_at = sqlite3_column_int64(q, 5);
+		found = 1;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(q);
+		return -rc;
+	}
+	sqlite3_reset(q);
+	return found;
+}
+
+/* The state a change is stored in, at time `now`. */
+static int change_state(const ags_pattern *p, int64_t now)
+{
+	if (ags_pattern_is_tombstone(p))
+		return AGS_RECORD_TOMBSTONE;
+	int64_t exp = ags_pattern_expires_at(p);
+	/* Every node would expire it: store the marker directly, so all converge. */
+	return exp && exp <= now ? AGS_RECORD_EXPIRED : AGS_RECORD_LIVE;
+}
+
+/* The outcome of a change against what the store holds for its id. */
+static int decide(const ags_pattern *p, const struct head *h)
+{
+	int c = compare_with_row(p, h);
+	if (ags_pattern_version(p) != h->version)
+		return c > 0 ? AGS_APPLY_UPDATED : AGS_APPLY_STALE;
+	if (h->st == AGS_RECORD_EXPIRED)
+		return AGS_APPLY_STALE; /* an expired record never comes back */
+	return c == 0  ? AGS_APPLY_DUPLICATE
+	       : c > 0 ? AGS_APPLY_CONFLICT_WON
+	               : AGS_APPLY_CONFLICT_LOST;
+}
+
+/* Applies one change inside the open transaction. Returns a SQLite code. */
+static int apply_one(ags_store *s, const ags_pattern *p, const ags_change_meta *m, int64_t now,
+                     ags_apply_result *r)
+{
+	int st = change_state(p, now);
+	uint64_t seq = s->seq + 1;
+	r->outcome = AGS_APPLY_INSERTED;
+	r->seq = 0;
+	/* Try the insert first (it does nothing for a known id): a new id then
+	 * costs one statement, and only a known id pays for the lookup. */
+	sqlite3_stmt *q = s->st[ST_INSERT];
+	bind_row(q, p, seq, st, m);
+	int rc = step_done(q);
+	if (rc != SQLITE_OK)
+		return rc;
+	struct head h = {0};
+	int found = sqlite3_changes(s->db) == 0;
+	if (found) {
+		int hr = read_head(s, ags_pattern_id(p), &h);
+		if (hr <= 0)
+			return hr < 0 ? -hr : SQLITE_CORRUPT; /* the insert saw the id */
+		r->outcome = decide(p, &h);
+		if (r->outcome != AGS_APPLY_UPDATED && r->outcome != AGS_APPLY_CONFLICT_WON)
+			return SQLITE_OK;
+		q = s->st[ST_REPLACE];
+		bind_row(q, p, seq, st, m);
+		sqlite3_bind_int64(q, 11, h.seq);
+		if ((rc = step_done(q)) != SQLITE_OK)
+			return rc;
+	}
+
+	uint8_t t[32];
+	if (found && h.st == AGS_RECORD_LIVE) {
+		digest_term(s, ags_pattern_id(p), h.version, h.checksum, t);
+		digest_sub(s->digest, t);
+		s->live--;
+	}
+	if (st == AGS_RECORD_LIVE) {
+		digest_term(s, ags_pattern_id(p), ags_pattern_version(p), ags_pattern_checksum(p),
+		            t);
+		digest_add(s->digest, t);
+		s->live++;
+	}
+	s->seq = seq;
+	r->seq = seq;
+	return SQLITE_OK;
+}
+
+/* Writes seq, digest and live count to the meta table (inside the transaction). */
+static int put_meta(ags_store *s)
+{
+	sqlite3_stmt *q = s->st[ST_META_PUT];
+	sqlite3_bind_int64(q, 1, (int64_t)s->seq);
+	sqlite3_bind_blob(q, 2, s->digest, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, (int64_t)s->live);
+	int rc = step_done(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
+/* Writes (value != NULL) or deletes a state key; returns a SQLite code. */
+static int put_state(ags_store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *q = s->st[value ? ST_STATE_PUT : ST_STATE_DEL];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	if (value)
+		sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
+	int rc = step_done(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
+static int check_str(const char *v, size_t max)
+{
+	return !v || strnlen(v, max + 1) <= max;
+}
+
+/* Saved in-memory counters, restored when a transaction rolls back. */
+struct snapshot {
+	uint64_t seq, live;
+	uint8_t digest[32];
+};
+
+static void snap_take(const ags_store *s, struct snapshot *sn)
+{
+	sn->seq = s->seq;
+	sn->live = s->live;
+	memcpy(sn->digest, s->digest, 32);
+}
+
+static void snap_restore(ags_store *s, const struct snapshot *sn)
+{
+	s->seq = sn->seq;
+	s->live = sn->live;
+	memcpy(s->digest, sn->digest, 32);
+}
+
+/* Ends a failed write transaction: keeps SQLite's message, rolls back, restores counters. */
+static int abort_txn(ags_store *s, int rc, const struct snapshot *sn, ags_error *err)
+{
+	int r = store_fail(s, rc, err);
+	if (!sqlite3_get_autocommit(s->db))
+		step_done(s->st[ST_ROLLBACK]);
+	snap_restore(s, sn);
+	return r;
+}
+
+int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
+                             size_t n, const char *state_key, const char *state_value,
+                             ags_apply_result *res, ags_error *err)
+{
+	if (!s || (n && !p))
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "store and changes are required");
+	for (size_t i = 0; i < n; i++) {
+		if (!p[i])
+			return ags_error_set(err, AGS_ERR_INVALID, NULL, "change %zu is NULL", i);
+		if (strlen(ags_pattern_id(p[i])) > AGS_PATTERN_ID_MAX)
+			return ags_error_set(err, AGS_ERR_INVALID, "id", "change %zu: id too long",
+			                     i);
+		if (meta && (!check_str(meta[i].origin, AGS_STORE_META_MAX) ||
+		             !check_str(meta[i].scope, AGS_STORE_META_MAX)))
+			return ags_error_set(err, AGS_ERR_INVALID, NULL,
+			                     "change %zu: origin or scope too long", i);
+	}
+	if (state_value && (!state_key || !check_str(state_value, AGS_STORE_STATE_MAX)))
+		return ags_error_set(err, AGS_ERR_INVALID, NULL,
+		                     "state value without key, or too long");
+	if (n == 0 && !state_key)
+		return 0;
+
+	struct snapshot sn;
+	snap_take(s, &sn);
+	int64_t now = ags_now_ms();
+	int rc = step_done(s->st[ST_BEGIN]);
+	if (rc != SQLITE_OK)
+		return abort_txn(s, rc, &sn, err);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		ags_apply_result tmp;
+		rc = apply_one(s, p[i], meta ? &meta[i] : NULL, now, res ? &res[i] : &tmp);
+	}
+	if (rc == SQLITE_OK && s->seq != sn.seq)
+		rc = put_meta(s);
+	if (rc == SQLITE_OK && state_key)
+		rc = put_state(s, state_key, state_value);
+	if (rc == SQLITE_OK)
+		rc = step_done(s->st[ST_COMMIT]);
+	if (rc != SQLITE_OK) {
+		if (res)
+			memset(res, 0, n * sizeof(*res));
+		return abort_txn(s, rc, &sn, err);
+	}
+	return 0;
+}
+
+AGS_EXPORT int ags_store_apply_batch(ags_store *s, const ags_pattern *const *p, size_t n,
+                                     ags_apply_result *res, ags_error *err)
+{
+	return ags_store_apply_batch_ex(s, p, NULL, n, NULL, NULL, res, err);
+}
+
+AGS_EXPORT int ags_store_apply(ags_store *s, const ags_pattern *p, ags_apply_result *res,
+                               ags_error *err)
+{
+	if (!p)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "change is NULL");
+	return ags_store_apply_batch_ex(s, &p, NULL, 1, NULL, NULL, res, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Makes the pattern of a listed row (columns as ROW_COLS). Returns 0, or
+ * AGS_ERR_NOMEM / AGS_ERR_STORE (a body we cannot read back).
+ */
+static int row_pattern(ags_store *s, sqlite3_stmt *q, ags_pattern **out)
+{
+	int st = sqlite3_column_int(q, 4);
+	int r;
+	if (st == AGS_RECORD_TOMBSTONE) {
+		const char *id = (const char *)sqlite3_column_text(q, 1);
+		r = ags_pattern_new_tombstone(id ? id : "", sqlite3_column_int64(q, 2),
+		                              sqlite3_column_int64(q, 3), out);
+	} else {
+		const char *body = (const char *)sqlite3_column_text(q, 5);
+		r = body ? ags_pattern_parse_trusted(body, (size_t)sqlite3_column_bytes(q, 5), out)
+		         : AGS_ERR_PATTERN;
+	}
+	if (r == 0 || r == AGS_ERR_NOMEM)
+		return r;
+	snprintf(s->errmsg, sizeof(s->errmsg), "stored record at seq %lld is unreadable (%s)",
+	         (long long)sqlite3_column_int64(q, 0), ags_strerror(r));
+	return AGS_ERR_STORE;
+}
+
+AGS_EXPORT int ags_store_get(ags_store *s, const char *id, ags_pattern **out)
+{
+	if (!s || !id || !out)
+		return AGS_ERR_INVALID;
+	*out = NULL;
+	sqlite3_stmt *q = s->st[ST_GET];
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, ags_now_ms());
+	int rc = sqlite3_step(q), r;
+	if (rc == SQLITE_ROW) {
+		const char *body = (const char *)sqlite3_column_text(q, 1);
+		r = body ? ags_pattern_parse_trusted(body, (size_t)sqlite3_column_bytes(q, 1), out)
+		         : AGS_ERR_STORE;
+		if (r && r != AGS_ERR_NOMEM) {
+			snprintf(s->errmsg, sizeof(s->errmsg), "stored record %s is unreadable",
+			         id);
+			r = AGS_ERR_STORE;
+		}
+	} else if (rc == SQLITE_DONE) {
+		r = AGS_ERR_NOT_FOUND;
+	} else {
+		r = store_fail(s, rc, NULL);
+	}
+	sqlite3_reset(q);
+	return r;
+}
+
+/* A listing's statement: the cached one, or a fresh one if a callback re-entered. */
+static int take_stmt(ags_store *s, int which, sqlite3_stmt **out)
+{
+	if (!s->busy[which]) {
+		s->busy[which] = 1;
+		*out = s->st[which];
+		return 0;
+	}
+	int rc = sqlite3_prepare_v2(s->db, stmt_sql[which], -1, out, NULL);
+	return rc == SQLITE_OK ? 0 : store_fail(s, rc, NULL);
+}
+
+static void give_stmt(ags_store *s, int which, sqlite3_stmt *q)
+{
+	if (q == s->st[which]) {
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+		s->busy[which] = 0;
+	} else {
+		sqlite3_finalize(q);
+	}
+}
+
+/* The caller's callback of a listing: one of the two kinds. */
+struct emit {
+	ags_pattern_cb cb;
+	ags_change_cb cb_ex;
+	void *user;
+};
+
+/* Whether p passes the query's filters, checked exactly (SQL only narrows). */
+static int query_match(const ags_query *f, const ags_pattern *p)
+{
+	return !f || ((!f->type || strcmp(f->type, ags_pattern_type(p)) == 0) &&
+	              (!f->agent_id || strcmp(f->agent_id, ags_pattern_agent_id(p)) == 0) &&
+	              (!f->tag || ags_pattern_has_tag(p, f->tag)));
+}
+
+/*
+ * Steps a bound listing statement, making each row's pattern and emitting it,
+ * at most `limit` (0: all). `filter` (or NULL) is checked on each pattern.
+ */
+static int run_listing(ags_store *s, sqlite3_stmt *q, size_t limit, const ags_query *filter,
+                       const struct emit *e)
+{
+	size_t done = 0;
+	int rc = SQLITE_DONE;
+	while ((limit == 0 || done < limit) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		ags_pattern *p = NULL;
+		int r = row_pattern(s, q, &p);
+		if (r)
+			return r;
+		if (!query_match(filter, p)) {
+			ags_pattern_del(p);
+			continue;
+		}
+		ags_change_info info = {
+		    .seq = (uint64_t)sqlite3_column_int64(q, 0),
+		    .origin = (const char *)sqlite3_column_text(q, 6),
+		    .scope = (const char *)sqlite3_column_text(q, 7),
+		};
+		r = e->cb_ex ? e->cb_ex(e->user, p, &info) : e->cb(e->user, p, info.seq);
+		ags_pattern_del(p);
+		if (r)
+			return r;
+		done++;
+	}
+	if (limit && done >= limit)
+		return 0;
+	return rc == SQLITE_DONE ? 0 : store_fail(s, rc, NULL);
+}
+
+/*
+ * Binds to parameter i the text that a body holding the JSON string `value`
+ * after `prefix` must contain: prefix "value" as the canonical (compact)
+ * serialisation writes it. Only for values that JSON writes verbatim (no
+ * quote, backslash or control character); otherwise binds nothing and the
+ * exact check alone decides. Returns 0 or AGS_ERR_NOMEM.
+ */
+static int bind_needle(sqlite3_stmt *q, int i, const char *prefix, const char *value)
+{
+	if (!value)
+		return 0;
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+		if (*c < 0x20 || *c == '"' || *c == '\\')
+			return 0;
+	char *n = sqlite3_mprintf("%s\"%s\"", prefix, value);
+	if (!n)
+		return AGS_ERR_NOMEM;
+	sqlite3_bind_text(q, i, n, -1, sqlite3_free);
+	return 0;
+}
+
+AGS_EXPORT int ags_store_query(ags_store *s, const ags_query *q, ags_pattern_cb cb, void *user_data)
+{
+	if (!s || !cb)
+		return AGS_ERR_INVALID;
+	ags_query all = {0};
+	if (!q)
+		q = &all;
+	sqlite3_stmt *st;
+	int r = take_stmt(s, ST_QUERY, &st);
+	if (r)
+		return r;
+	sqlite3_bind_int64(st, 1, clamp_seq(q->after_seq));
+	sqlite3_bind_int64(st, 2, ags_now_ms());
+	/* Keys are sorted and the body compact, so "type":"x" is how a type x
+	 * appears; the same text elsewhere in the body is weeded out by query_match. */
+	if (!(r = bind_needle(st, 3, "\"type\":", q->type)) &&
+	    !(r = bind_needle(st, 4, "\"agentId\":", q->agent_id)) &&
+	    !(r = bind_needle(st, 5, "", q->tag))) {
+		struct emit e = {.cb = cb, .user = user_data};
+		r = run_listing(s, st, q->limit, q, &e);
+	}
+	give_stmt(s, ST_QUERY, st);
+	return r;
+}
+
+/* Lists the change log after `after_seq` through `emit`. */
+static int list_changes(ags_store *s, uint64_t after_seq, size_t limit, const struct emit *e)
+{
+	sqlite3_stmt *st;
+	int r = take_stmt(s, ST_CHANGES, &st);
+	if (r)
+		return r;
+	sqlite3_bind_int64(st, 1, clamp_seq(after_seq));
+	sqlite3_bind_int64(st, 2, ags_now_ms());
+	r = run_listing(s, st, limit, NULL, e);
+	give_stmt(s, ST_CHANGES, st);
+	return r;
+}
+
+int ags_store_changes_ex(ags_store *s, uint64_t after_seq, size_t limit, ags_change_cb cb,
+                         void *user_data)
+{
+	if (!s || !cb)
+		return AGS_ERR_INVALID;
+	struct emit e = {.cb_ex = cb, .user = user_data};
+	return list_changes(s, after_seq, limit, &e);
+}
+
+AGS_EXPORT int ags_store_changes(ags_store *s, uint64_t after_seq, size_t limit, ags_pattern_cb cb,
+                                 void *user_data)
+{
+	if (!s || !cb)
+		return AGS_ERR_INVALID;
+	struct emit e = {.cb = cb, .user = user_data};
+	return list_changes(s, after_seq, limit, &e);
+}
+
+int ags_store_next_seq(ags_store *s, uint64_t after_seq, uint64_t *out)
+{
+	if (!s || !out)
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q = s->st[ST_NEXT_SEQ];
+	sqlite3_bind_int64(q, 1, clamp_seq(after_seq));
+	sqlite3_bind_int64(q, 2, ags_now_ms());
+	int rc = sqlite3_step(q), r = 0;
+	if (rc == SQLITE_ROW)
+		*out = (uint64_t)sqlite3_column_int64(q, 0);
+	else
+		r = rc == SQLITE_DONE ? AGS_ERR_NOT_FOUND : store_fail(s, rc, NULL);
+	sqlite3_reset(q);
+	return r;
+}
+
+int ags_store_head(ags_store *s, const char *id, ags_record_head *out)
+{
+	if (!s || !id || !out)
+		return AGS_ERR_INVALID;
+	struct head h = {0};
+	int found = read_head(s, id, &h);
+	if (found < 0)
+		return store_fail(s, -found, NULL);
+	if (!found)
+		return AGS_ERR_NOT_FOUND;
+	out->seq = (uint64_t)h.seq;
+	out->version = h.version;
+	out->timestamp = h.ts;
+	out->state = h.st;
+	out->expires_at = h.expires_at;
+	memcpy(out->checksum, h.checksum, sizeof(out->checksum));
+	return 0;
+}
+
+AGS_EXPORT int ags_store_count(ags_store *s, uint64_t *out)
+{
+	if (!s || !out)
+		return AGS_ERR_INVALID;
+	/* The live count includes rows past expiresAt that no sweep has reached yet;
+	 * take those out (the partial index makes this O(expiring rows)). */
+	sqlite3_stmt *q = s->st[ST_EXPIRED_COUNT];
+	sqlite3_bind_int64(q, 1, ags_now_ms());
+	int rc = sqlite3_step(q), r = 0;
+	if (rc == SQLITE_ROW) {
+		uint64_t gone = (uint64_t)sqlite3_column_int64(q, 0);
+		*out = gone < s->live ? s->live - gone : 0;
+	} else {
+		r = store_fail(s, rc, NULL);
+	}
+	sqlite3_reset(q);
+	return r;
+}
+
+AGS_EXPORT uint64_t ags_store_seq(const ags_store *s)
+{
+	return s ? s->seq : 0;
+}
+
+AGS_EXPORT void ags_store_digest(const ags_store *s, char out[65])
+{
+	if (!out)
+		return;
+	if (!s) {
+		memset(out, '0', 64);
+		out[64] = '\0';
+		return;
+	}
+	hex_encode(s->digest, 32, out);
+}
+
+int ags_store_verify(ags_store *s, char digest[65], uint64_t *live)
+{
+	if (!s)
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q = NULL;
+	int rc = sqlite3_prepare_v2(
+	    s->db, "SELECT id, version, checksum FROM patterns WHERE st = 0", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, NULL);
+	uint8_t acc[32] = {0}, t[32];
+	uint64_t n = 0;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(q, 0);
+		const char *cs = (const char *)sqlite3_column_text(q, 2);
+		digest_term(s, id ? id : "", sqlite3_column_int64(q, 1), cs ? cs : "", t);
+		digest_add(acc, t);
+		n++;
+	}
+	int r = rc == SQLITE_DONE ? 0 : store_fail(s, rc, NULL);
+	sqlite3_finalize(q);
+	if (r)
+		return r;
+	if (digest)
+		hex_encode(acc, 32, digest);
+	if (live)
+		*live = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expiry                                                                   */
+/* ------------------------------------------------------------------------ */
+
+AGS_EXPORT int ags_store_sweep(ags_store *s, int64_t now_ms, uint64_t *purged)
+{
+	if (!s)
+		return AGS_ERR_INVALID;
+	struct snapshot sn;
+	snap_take(s, &sn);
+	uint64_t n = 0;
+	int rc = step_done(s->st[ST_BEGIN]);
+	if (rc != SQLITE_OK)
+		return abort_txn(s, rc, &sn, NULL);
+	sqlite3_stmt *q = s->st[ST_SWEEP];
+	sqlite3_bind_int64(q, 1, now_ms);
+	/* With RETURNING, every row is updated by the first step; the rows then
+	 * listed are the purged ones, whose digest terms we take out. */
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(q, 0);
+		const char *cs = (const char *)sqlite3_column_text(q, 2);
+		uint8_t t[32];
+		digest_term(s, id ? id : "", sqlite3_column_int64(q, 1), cs ? cs : "", t);
+		digest_sub(s->digest, t);
+		s->live--;
+		n++;
+	}
+	sqlite3_reset(q);
+	rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	if (rc == SQLITE_OK && n)
+		rc = put_meta(s);
+	if (rc == SQLITE_OK)
+		rc = step_done(s->st[ST_COMMIT]);
+	if (rc != SQLITE_OK)
+		return abort_txn(s, rc, &sn, NULL);
+	if (purged)
+		*purged = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                    */
+/* ------------------------------------------------------------------------ */
+
+AGS_EXPORT int ags_store_state_set(ags_store *s, const char *key, const char *value)
+{
+	if (!s || !key || !check_str(value, AGS_STORE_STATE_MAX))
+		return AGS_ERR_INVALID;
+	int rc = put_state(s, key, value);
+	return rc == SQLITE_OK ? 0 : store_fail(s, rc, NULL);
+}
+
+AGS_EXPORT int ags_store_state_get(ags_store *s, const char *key, char *buf, size_t cap)
+{
+	if (!s || !key || (!buf && cap))
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q = s->st[ST_STATE_GET];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q), r = 0;
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(q, 0);
+		size_t vl = (size_t)sqlite3_column_bytes(q, 0);
+		if (vl + 1 > cap) {
+			r = AGS_ERR_TOO_LARGE;
+		} else {
+			memcpy(buf, v ? v : "", vl);
+			buf[vl] = '\0';
+		}
+	} else {
+		r = rc == SQLITE_DONE ? AGS_ERR_NOT_FOUND : store_fail(s, rc, NULL);
+	}
+	sqlite3_reset(q);
+	return r;
+}

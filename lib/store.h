@@ -1,0 +1,118 @@
+/*
+ * Internal extras of the store (lib/store.c), for the sync engine and for
+ * tests. The public store API is in agentsync/agentsync.h; the schema, the
+ * apply rules and the digest are described in docs/ARCHITECTURE.md (Store).
+ */
+#ifndef AGS_STORE_H
+#define AGS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentsync/agentsync.h"
+
+/* Schema version this build writes (PRAGMA user_version). */
+#define AGS_STORE_SCHEMA_VERSION 1
+
+/* Largest value accepted by ags_store_state_set, in bytes. */
+#define AGS_STORE_STATE_MAX (1024u * 1024u)
+
+/* Longest origin or scope string stored with a change, in bytes. */
+#define AGS_STORE_META_MAX 1024u
+
+/*
+ * Where a change came from and who may receive it, stored with its row.
+ * Strings are borrowed for the duration of the call only.
+ */
+typedef struct ags_change_meta {
+	const char *origin; /* Node id the change came from; NULL = made locally. */
+	const char *scope;  /* NULL = every peer; otherwise who may receive it ("" = nobody:
+	                       do not relay). The format is the sync engine's business. */
+} ags_change_meta;
+
+/*
+ * Like ags_store_apply_batch, plus per-change `meta` (an array of `n`, or NULL for
+ * all-local, all-peers) stored with each row that the change replaces or inserts, and an
+ * optional state key/value (`state_key` NULL for none; `state_value` NULL deletes the
+ * key) written in the SAME transaction, so that a sync cursor is saved atomically with
+ * the batch it covers. With n == 0 and a state key, only the state is written.
+ * `res` (may be NULL) gets n results; on failure its contents are zeroed and the store
+ * (rows, sequence, digest, count, state) is as it was before the call.
+ * Errors: AGS_ERR_INVALID (NULL store, NULL change, id too long, origin or scope over
+ * AGS_STORE_META_MAX, state value over AGS_STORE_STATE_MAX), AGS_ERR_STORE (err has
+ * SQLite's message).
+ */
+int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
+                             size_t n, const char *state_key, const char *state_value,
+                             ags_apply_result *res, ags_error *err);
+
+/* What ags_store_changes_ex reports with each change; strings valid during the call only. */
+typedef struct ags_change_info {
+	uint64_t seq;
+	const char *origin; /* NULL = made locally */
+	const char *scope;  /* NULL = every peer */
+} ags_change_info;
+
+/*
+ * Called once per change by ags_store_changes_ex. The pattern (a live record
+ * or a tombstone) is valid only during the call. Return 0 to go on, anything
+ * else to stop (the listing then returns that value).
+ */
+typedef int (*ags_change_cb)(void *user_data, const ags_pattern *p, const ags_change_info *info);
+
+/*
+ * ags_store_changes with the origin and scope of each change.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_STORE, AGS_ERR_NOMEM, or the callback's
+ * non-zero value.
+ */
+int ags_store_changes_ex(ags_store *s, uint64_t after_seq, size_t limit, ags_change_cb cb,
+                         void *user_data);
+
+/*
+ * The lowest sequence > after_seq that ags_store_changes would list (a live,
+ * unexpired record or a tombstone), in *out. Lets a sender skip over gaps
+ * left by superseded and expired changes.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_NOT_FOUND (nothing after after_seq),
+ * AGS_ERR_STORE.
+ */
+int ags_store_next_seq(ags_store *s, uint64_t after_seq, uint64_t *out);
+
+/* The state of a stored row. */
+enum ags_record_state {
+	AGS_RECORD_LIVE = 0,      /* A pattern (perhaps past its expiresAt, not yet swept). */
+	AGS_RECORD_TOMBSTONE = 1, /* A deletion. */
+	AGS_RECORD_EXPIRED = 2,   /* An expired pattern: content dropped, marker kept. */
+};
+
+/* What the store holds for one id, whatever its state. */
+typedef struct ags_record_head {
+	uint64_t seq;
+	int64_t version;
+	int64_t timestamp;
+	int64_t expires_at; /* 0 when none */
+	int state;          /* an ags_record_state */
+	char checksum[65];
+} ags_record_head;
+
+/*
+ * Looks up what the store holds for `id` (live, tombstone or expired), so a
+ * caller can tell whether a change would be news without applying it.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_NOT_FOUND, AGS_ERR_STORE.
+ */
+int ags_store_head(ags_store *s, const char *id, ags_record_head *out);
+
+/*
+ * Recomputes the digest and the live count from the rows themselves (a full
+ * scan), for tests and consistency checks; compare with ags_store_digest and
+ * the in-memory count. `digest` and `live` may be NULL.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_STORE.
+ */
+int ags_store_verify(ags_store *s, char digest[65], uint64_t *live);
+
+/*
+ * The message of the last SQLite failure on this store ("" if none), owned
+ * by the store, for functions that have no ags_error parameter.
+ */
+const char *ags_store_errmsg(const ags_store *s);
+
+#endif

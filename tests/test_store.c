@@ -1,0 +1,1065 @@
+/* Unit tests for the durable store (lib/store.c) on real SQLite files. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <sqlite3.h>
+
+#include "testutil.h"
+#include "agentsync/agentsync.h"
+#include "store.h"
+
+/* ------------------------------------------------------------------------ */
+/* Fixtures                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fx {
+	char *dir;
+	char *path;
+	ags_store *s;
+} fx;
+
+static ags_store *open_at(const char *path)
+{
+	ags_store *s = NULL;
+	ags_error err;
+	int r = ags_store_open(path, NULL, &s, &err);
+	if (r)
+		fail_msg("ags_store_open %s: %s: %s", path, ags_strerror(r), err.message);
+	return s;
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	f->dir = tu_mkdtemp("store");
+	f->path = tu_sprintf("%s/store.db", f->dir);
+	f->s = open_at(f->path);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	ags_store_close(f->s);
+	tu_rmrf(f->dir);
+	free(f->path);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A pattern with everything chosen; `tags` and `data` are JSON text; expires 0 = none. */
+static ags_pattern *mkfull(const char *id, int64_t version, int64_t ts, const char *type,
+                           const char *agent, const char *tags, const char *data, int64_t expires)
+{
+	char exp[64] = "";
+	if (expires)
+		snprintf(exp, sizeof(exp), ",\"expiresAt\":%" PRId64, expires);
+	char *json = tu_sprintf("{\"id\":\"%s\",\"agentId\":\"%s\",\"type\":\"%s\",\"data\":%s,"
+	                        "\"metadata\":{\"source\":\"test\",\"tags\":%s%s},"
+	                        "\"timestamp\":%" PRId64 ",\"version\":%" PRId64 "}",
+	                        id, agent, type, data, tags, exp, ts, version);
+	ags_pattern *p = NULL;
+	ags_error err;
+	int r = ags_pattern_parse(json, strlen(json), NULL, &p, &err);
+	if (r)
+		fail_msg("parse %s: %s", json, err.message);
+	free(json);
+	return p;
+}
+
+/* A plain pattern whose content is `data` (JSON text). */
+static ags_pattern *mk(const char *id, int64_t version, int64_t ts, const char *data)
+{
+	return mkfull(id, version, ts, "t", "agent", "[\"x\"]", data, 0);
+}
+
+static ags_pattern *tomb(const char *id, int64_t version, int64_t ts)
+{
+	ags_pattern *p = NULL;
+	assert_int_equal(ags_pattern_new_tombstone(id, version, ts, &p), 0);
+	return p;
+}
+
+/* Applies one change, consuming it; returns the outcome (and the seq via *seq). */
+static int apply1(ags_store *s, ags_pattern *p, uint64_t *seq)
+{
+	ags_apply_result res = {0};
+	ags_error err;
+	int r = ags_store_apply(s, p, &res, &err);
+	if (r)
+		fail_msg("apply %s: %s", ags_pattern_id(p), err.message);
+	ags_pattern_del(p);
+	if (seq)
+		*seq = res.seq;
+	return res.outcome;
+}
+
+static uint64_t count_of(ags_store *s)
+{
+	uint64_t n = 0;
+	assert_int_equal(ags_store_count(s, &n), 0);
+	return n;
+}
+
+/* Checks that the in-memory digest and count match a recomputation from the rows. */
+static void assert_consistent(ags_store *s)
+{
+	char mem[65], rows[65];
+	uint64_t live = 0;
+	ags_store_digest(s, mem);
+	assert_int_equal(ags_store_verify(s, rows, &live), 0);
+	assert_string_equal(mem, rows);
+}
+
+static const char zero_digest[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/* Collects (id, seq, checksum) of listed records. */
+typedef struct listing {
+	size_t n;
+	char id[64][64];
+	uint64_t seq[64];
+	int tomb[64];
+	char origin[64][32];
+	char scope[64][32];
+	int stop_after; /* stop (return 7) after this many, 0 = never */
+} listing;
+
+static int collect(void *ud, const ags_pattern *p, uint64_t seq)
+{
+	listing *l = ud;
+	assert_true(l->n < 64);
+	snprintf(l->id[l->n], sizeof(l->id[0]), "%s", ags_pattern_id(p));
+	l->seq[l->n] = seq;
+	l->tomb[l->n] = ags_pattern_is_tombstone(p);
+	l->n++;
+	return l->stop_after && l->n >= (size_t)l->stop_after ? 7 : 0;
+}
+
+static int collect_ex(void *ud, const ags_pattern *p, const ags_change_info *info)
+{
+	listing *l = ud;
+	size_t i = l->n;
+	collect(ud, p, info->seq);
+	snprintf(l->origin[i], sizeof(l->origin[0]), "%s", info->origin ? info->origin : "(null)");
+	snprintf(l->scope[i], sizeof(l->scope[0]), "%s", info->scope ? info->scope : "(null)");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Apply outcomes                                                           */
+/* ------------------------------------------------------------------------ */
+
+static void each_outcome(void **state)
+{
+	fx *f = *state;
+	uint64_t seq = 99;
+	assert_int_equal(apply1(f->s, mk("a", 1, 100, "1"), &seq), AGS_APPLY_INSERTED);
+	assert_int_equal(seq, 1);
+	assert_int_equal(apply1(f->s, mk("a", 1, 100, "1"), &seq), AGS_APPLY_DUPLICATE);
+	assert_int_equal(seq, 0);
+	assert_int_equal(apply1(f->s, mk("a", 2, 200, "2"), &seq), AGS_APPLY_UPDATED);
+	assert_int_equal(seq, 2);
+	assert_int_equal(apply1(f->s, mk("a", 1, 300, "3"), &seq), AGS_APPLY_STALE);
+	assert_int_equal(seq, 0);
+	/* Same version, later timestamp: wins. */
+	assert_int_equal(apply1(f->s, mk("a", 2, 201, "4"), &seq), AGS_APPLY_CONFLICT_WON);
+	assert_int_equal(seq, 3);
+	/* Same version, earlier timestamp: loses. */
+	assert_int_equal(apply1(f->s, mk("a", 2, 199, "5"), &seq), AGS_APPLY_CONFLICT_LOST);
+	assert_int_equal(seq, 0);
+	assert_int_equal(ags_store_seq(f->s), 3);
+
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "a", &got), 0);
+	assert_int_equal(ags_pattern_version(got), 2);
+	assert_int_equal(ags_pattern_timestamp(got), 201);
+	ags_pattern_del(got);
+	assert_int_equal(ags_store_get(f->s, "nope", &got), AGS_ERR_NOT_FOUND);
+	assert_null(got);
+	assert_int_equal(count_of(f->s), 1);
+	assert_consistent(f->s);
+
+	assert_string_equal(ags_apply_outcome_name(AGS_APPLY_CONFLICT_LOST), "conflict_lost");
+	assert_string_equal(ags_apply_outcome_name(0), "unknown");
+}
+
+/* At equal version and timestamp the greater checksum wins, as ags_pattern_compare says. */
+static void equal_timestamp_conflict_follows_compare(void **state)
+{
+	fx *f = *state;
+	ags_pattern *x = mk("c", 5, 500, "\"x\""), *y = mk("c", 5, 500, "\"y\"");
+	int cmp = ags_pattern_compare(y, x);
+	assert_int_not_equal(cmp, 0);
+	char want_cs[65];
+	snprintf(want_cs, sizeof(want_cs), "%s", ags_pattern_checksum(cmp > 0 ? y : x));
+	assert_int_equal(apply1(f->s, x, NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, y, NULL),
+	                 cmp > 0 ? AGS_APPLY_CONFLICT_WON : AGS_APPLY_CONFLICT_LOST);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "c", &got), 0);
+	assert_string_equal(ags_pattern_checksum(got), want_cs);
+	ags_pattern_del(got);
+}
+
+static void batch_of_mixed_outcomes(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(apply1(f->s, mk("b", 1, 10, "\"b1\""), NULL), AGS_APPLY_INSERTED);
+	ags_pattern *p[] = {
+	    mk("a", 1, 10, "1"),      /* inserted */
+	    mk("a", 1, 10, "1"),      /* duplicate of the one just before */
+	    mk("a", 3, 30, "3"),      /* updated */
+	    mk("a", 2, 20, "2"),      /* stale */
+	    mk("b", 1, 11, "\"b2\""), /* conflict won (later timestamp) */
+	    mk("b", 1, 9, "\"b0\""),  /* conflict lost */
+	    tomb("c", 1, 5),          /* inserted (a tombstone for an unknown id) */
+	    mk("c", 1, 4, "0"),       /* conflict lost against the tombstone */
+	};
+	size_t n = sizeof(p) / sizeof(p[0]);
+	ags_apply_result res[8];
+	ags_error err;
+	assert_int_equal(ags_store_apply_batch(f->s, (const ags_pattern *const *)p, n, res, &err),
+	                 0);
+	int want[] = {AGS_APPLY_INSERTED, AGS_APPLY_DUPLICATE,    AGS_APPLY_UPDATED,
+	              AGS_APPLY_STALE,    AGS_APPLY_CONFLICT_WON, AGS_APPLY_CONFLICT_LOST,
+	              AGS_APPLY_INSERTED, AGS_APPLY_CONFLICT_LOST};
+	uint64_t want_seq[] = {2, 0, 3, 0, 4, 0, 5, 0};
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(res[i].outcome, want[i]);
+		assert_int_equal(res[i].seq, want_seq[i]);
+		ags_pattern_del(p[i]);
+	}
+	assert_int_equal(ags_store_seq(f->s), 5);
+	assert_int_equal(count_of(f->s), 2); /* a and b; c is deleted */
+	assert_consistent(f->s);
+}
+
+static void tombstone_beats_late_older_insert(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(apply1(f->s, mk("t", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, tomb("t", 2, 2), NULL), AGS_APPLY_UPDATED);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "t", &got), AGS_ERR_NOT_FOUND);
+	/* The older insert arrives late, from a slow peer: it must not come back. */
+	assert_int_equal(apply1(f->s, mk("t", 1, 1, "1"), NULL), AGS_APPLY_STALE);
+	assert_int_equal(ags_store_get(f->s, "t", &got), AGS_ERR_NOT_FOUND);
+	/* A delete seen before any insert also keeps the insert out. */
+	assert_int_equal(apply1(f->s, tomb("u", 3, 3), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mk("u", 2, 2, "2"), NULL), AGS_APPLY_STALE);
+	assert_int_equal(count_of(f->s), 0);
+	char d[65];
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, zero_digest);
+	/* A higher version after the delete brings the id back. */
+	assert_int_equal(apply1(f->s, mk("t", 3, 3, "3"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(ags_store_get(f->s, "t", &got), 0);
+	assert_int_equal(ags_pattern_version(got), 3);
+	ags_pattern_del(got);
+	assert_consistent(f->s);
+}
+
+static void conflict_resolves_the_same_in_either_order(void **state)
+{
+	fx *f = *state;
+	char *path2 = tu_sprintf("%s/other.db", f->dir);
+	ags_store *s2 = open_at(path2);
+	/* Same version and timestamp, so the checksum decides; and a pair where the
+	 * timestamp decides. */
+	const char *data[][2] = {{"\"left\"", "\"right\""}, {"{\"k\":1}", "{\"k\":2}"}};
+	for (int i = 0; i < 2; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "k%d", i);
+		int64_t ts2 = i == 0 ? 7 : 8;
+		ags_pattern *x = mk(id, 4, 7, data[i][0]), *y = mk(id, 4, ts2, data[i][1]);
+		int y_wins = ags_pattern_compare(y, x) > 0;
+		int o1 = apply1(f->s, ags_pattern_dup(x), NULL);
+		int o2 = apply1(f->s, ags_pattern_dup(y), NULL);
+		int o3 = apply1(s2, ags_pattern_dup(y), NULL);
+		int o4 = apply1(s2, ags_pattern_dup(x), NULL);
+		assert_int_equal(o1, AGS_APPLY_INSERTED);
+		assert_int_equal(o3, AGS_APPLY_INSERTED);
+		assert_int_equal(o2, y_wins ? AGS_APPLY_CONFLICT_WON : AGS_APPLY_CONFLICT_LOST);
+		assert_int_equal(o4, y_wins ? AGS_APPLY_CONFLICT_LOST : AGS_APPLY_CONFLICT_WON);
+		ags_pattern *g1 = NULL, *g2 = NULL;
+		assert_int_equal(ags_store_get(f->s, id, &g1), 0);
+		assert_int_equal(ags_store_get(s2, id, &g2), 0);
+		assert_string_equal(ags_pattern_checksum(g1), ags_pattern_checksum(g2));
+		assert_string_equal(ags_pattern_checksum(g1), ags_pattern_checksum(y_wins ? y : x));
+		ags_pattern_del(g1);
+		ags_pattern_del(g2);
+		ags_pattern_del(x);
+		ags_pattern_del(y);
+	}
+	char d1[65], d2[65];
+	ags_store_digest(f->s, d1);
+	ags_store_digest(s2, d2);
+	assert_string_equal(d1, d2);
+	ags_store_close(s2);
+	free(path2);
+}
+
+static void rejects_invalid_arguments(void **state)
+{
+	fx *f = *state;
+	ags_pattern *p[2] = {mk("a", 1, 1, "1"), NULL};
+	ags_error err;
+	assert_int_equal(ags_store_apply_batch(f->s, (const ags_pattern *const *)p, 2, NULL, &err),
+	                 AGS_ERR_INVALID);
+	assert_int_equal(err.code, AGS_ERR_INVALID);
+	assert_int_equal(ags_store_apply_batch(NULL, (const ags_pattern *const *)p, 1, NULL, &err),
+	                 AGS_ERR_INVALID);
+	assert_int_equal(ags_store_apply(f->s, NULL, NULL, &err), AGS_ERR_INVALID);
+	assert_int_equal(ags_store_seq(f->s), 0);
+	assert_int_equal(count_of(f->s), 0);
+	/* An empty batch is fine and changes nothing. */
+	assert_int_equal(ags_store_apply_batch(f->s, NULL, 0, NULL, &err), 0);
+	assert_int_equal(ags_store_seq(f->s), 0);
+	ags_pattern_del(p[0]);
+	ags_store *s = NULL;
+	assert_int_equal(ags_store_open(NULL, NULL, &s, &err), AGS_ERR_INVALID);
+	assert_int_equal(ags_store_open(f->path, NULL, NULL, &err), AGS_ERR_INVALID);
+	assert_int_equal(ags_store_open("/nonexistent-dir/x/y.db", NULL, &s, &err), AGS_ERR_IO);
+	assert_null(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expiry                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void expired_on_arrival_is_not_returned(void **state)
+{
+	fx *f = *state;
+	uint64_t seq = 0;
+	/* expiresAt in 1970: every node stores it directly as expired. */
+	ags_pattern *p = mkfull("e", 1, 1, "t", "a", "[]", "1", 1000);
+	assert_int_equal(apply1(f->s, p, &seq), AGS_APPLY_INSERTED);
+	assert_true(seq > 0);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "e", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(count_of(f->s), 0);
+	char d[65];
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, zero_digest);
+	listing l = {0};
+	assert_int_equal(ags_store_changes(f->s, 0, 0, collect, &l), 0);
+	assert_int_equal(l.n, 0);
+	ags_record_head h;
+	assert_int_equal(ags_store_head(f->s, "e", &h), 0);
+	assert_int_equal(h.state, AGS_RECORD_EXPIRED);
+	assert_int_equal(h.expires_at, 1000);
+	/* The same version again, even with other content, stays out. */
+	assert_int_equal(apply1(f->s, mkfull("e", 1, 1, "t", "a", "[]", "1", 1000), NULL),
+	                 AGS_APPLY_STALE);
+	assert_int_equal(apply1(f->s, mk("e", 1, 9, "2"), NULL), AGS_APPLY_STALE);
+	assert_int_equal(ags_store_get(f->s, "e", &got), AGS_ERR_NOT_FOUND);
+	/* A higher version that is already expired replaces a live record. */
+	assert_int_equal(apply1(f->s, mk("f", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mkfull("f", 2, 2, "t", "a", "[]", "1", 1000), NULL),
+	                 AGS_APPLY_UPDATED);
+	assert_int_equal(ags_store_get(f->s, "f", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(count_of(f->s), 0);
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, zero_digest);
+	assert_consistent(f->s);
+}
+
+static void sweep_purges_and_only_a_higher_version_returns(void **state)
+{
+	fx *f = *state;
+	int64_t now = ags_now_ms();
+	int64_t exp = now + 3600 * 1000;
+	assert_int_equal(apply1(f->s, mkfull("x", 1, 1, "t", "a", "[]", "1", exp), NULL),
+	                 AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mk("keep", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	char before[65], after[65], only_keep[65];
+	ags_store_digest(f->s, before);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "x", &got), 0);
+	ags_pattern_del(got);
+	assert_int_equal(count_of(f->s), 2);
+
+	uint64_t purged = 99;
+	assert_int_equal(ags_store_sweep(f->s, now, &purged), 0);
+	assert_int_equal(purged, 0);
+	assert_int_equal(ags_store_sweep(f->s, exp + 1000, &purged), 0);
+	assert_int_equal(purged, 1);
+	assert_int_equal(ags_store_get(f->s, "x", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(count_of(f->s), 1);
+	ags_store_digest(f->s, after);
+	assert_string_not_equal(before, after);
+	assert_consistent(f->s);
+	/* The digest is now that of a store holding only "keep". */
+	char *p2 = tu_sprintf("%s/keep.db", f->dir);
+	ags_store *s2 = open_at(p2);
+	assert_int_equal(apply1(s2, mk("keep", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	ags_store_digest(s2, only_keep);
+	assert_string_equal(after, only_keep);
+	ags_store_close(s2);
+	free(p2);
+
+	uint64_t seq_before = ags_store_seq(f->s);
+	/* The same version applied again after the sweep stays gone. */
+	assert_int_equal(apply1(f->s, mkfull("x", 1, 1, "t", "a", "[]", "1", exp), NULL),
+	                 AGS_APPLY_STALE);
+	assert_int_equal(ags_store_get(f->s, "x", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_seq(f->s), seq_before);
+	/* A higher version comes back. */
+	assert_int_equal(apply1(f->s, mk("x", 2, 2, "2"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(ags_store_get(f->s, "x", &got), 0);
+	assert_int_equal(ags_pattern_version(got), 2);
+	ags_pattern_del(got);
+	assert_int_equal(count_of(f->s), 2);
+	assert_int_equal(ags_store_sweep(f->s, INT64_MAX, &purged), 0);
+	assert_int_equal(purged, 0); /* nothing else can expire */
+	assert_consistent(f->s);
+}
+
+static int gone(void *arg)
+{
+	fx *f = arg;
+	ags_pattern *got = NULL;
+	int r = ags_store_get(f->s, "soon", &got);
+	ags_pattern_del(got);
+	return r == AGS_ERR_NOT_FOUND;
+}
+
+/* Past expiresAt but not yet swept: hidden from reads, still in the digest until a sweep. */
+static void unswept_expired_is_hidden_but_counted_in_digest(void **state)
+{
+	fx *f = *state;
+	int64_t exp = ags_now_ms() + 150;
+	assert_int_equal(apply1(f->s, mkfull("soon", 1, 1, "t", "a", "[]", "1", exp), NULL),
+	                 AGS_APPLY_INSERTED);
+	char d1[65], d2[65];
+	ags_store_digest(f->s, d1);
+	assert_string_not_equal(d1, zero_digest);
+	assert_true(tu_wait_for(gone, f, 200, 20));
+	while (ags_now_ms() <= exp)
+		tu_sleep_ms(5);
+	assert_int_equal(count_of(f->s), 0);
+	listing l = {0};
+	assert_int_equal(ags_store_changes(f->s, 0, 0, collect, &l), 0);
+	assert_int_equal(l.n, 0);
+	ags_store_digest(f->s, d2);
+	assert_string_equal(d1, d2);
+	uint64_t purged = 0;
+	assert_int_equal(ags_store_sweep(f->s, ags_now_ms(), &purged), 0);
+	assert_int_equal(purged, 1);
+	ags_store_digest(f->s, d2);
+	assert_string_equal(d2, zero_digest);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Digest                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define NCH 500
+
+static uint64_t rnd_state;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* 500 changes over 60 ids: versions 1-5, tombstones, and same-version conflicts. */
+static void make_changes(ags_pattern **c)
+{
+	for (int i = 0; i < NCH; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "id%d", i % 60);
+		int64_t ver = 1 + (i / 60) % 5;
+		int64_t ts = 1000 + (i * 7919) % 13;
+		if (i % 11 == 0) {
+			c[i] = tomb(id, ver, ts);
+		} else {
+			char data[32];
+			snprintf(data, sizeof(data), "{\"n\":%d}", i % 3); /* conflicts at i%3 */
+			c[i] = mk(id, ver, ts, data);
+		}
+	}
+}
+
+static void apply_shuffled(ags_store *s, ags_pattern **c, uint64_t seed)
+{
+	const ags_pattern *order[NCH];
+	for (int i = 0; i < NCH; i++)
+		order[i] = c[i];
+	rnd_state = seed;
+	for (int i = NCH - 1; i > 0; i--) {
+		int j = (int)(rnd() % (uint64_t)(i + 1));
+		const ags_pattern *t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	/* Batches of varying size, including single applies. */
+	ags_error err;
+	for (int i = 0; i < NCH;) {
+		int m = 1 + (int)(rnd() % 40);
+		if (m > NCH - i)
+			m = NCH - i;
+		assert_int_equal(ags_store_apply_batch(s, order + i, (size_t)m, NULL, &err), 0);
+		i += m;
+	}
+}
+
+static void digest_is_order_independent(void **state)
+{
+	fx *f = *state;
+	ags_pattern *c[NCH];
+	make_changes(c);
+	char first[65] = "";
+	uint64_t first_count = 0;
+	for (int round = 0; round < 5; round++) {
+		char *path = tu_sprintf("%s/order%d.db", f->dir, round);
+		ags_store *s = open_at(path);
+		apply_shuffled(s, c, 0x1234567u + (uint64_t)round * 977);
+		char d[65];
+		ags_store_digest(s, d);
+		assert_consistent(s);
+		uint64_t n = count_of(s);
+		if (round == 0) {
+			memcpy(first, d, sizeof(first));
+			first_count = n;
+			assert_string_not_equal(d, zero_digest);
+			assert_true(n > 0 && n < 60);
+		} else {
+			assert_string_equal(d, first);
+			assert_int_equal(n, first_count);
+		}
+		/* Same records, same winners. */
+		for (int i = 0; i < 60; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "id%d", i);
+			ags_pattern *g = NULL;
+			int r = ags_store_get(s, id, &g);
+			ags_record_head h;
+			assert_int_equal(ags_store_head(s, id, &h), 0);
+			assert_int_equal(r == 0, h.state == AGS_RECORD_LIVE);
+			if (g)
+				assert_string_equal(ags_pattern_checksum(g), h.checksum);
+			ags_pattern_del(g);
+		}
+		ags_store_close(s);
+		free(path);
+	}
+	/* The same set with one change's content altered gives another digest. */
+	ags_pattern_del(c[NCH - 1]);
+	c[NCH - 1] = mk("id59", 99, 1, "\"different\"");
+	char *path = tu_sprintf("%s/altered.db", f->dir);
+	ags_store *s = open_at(path);
+	apply_shuffled(s, c, 42);
+	char d[65];
+	ags_store_digest(s, d);
+	assert_string_not_equal(d, first);
+	ags_store_close(s);
+	free(path);
+	for (int i = 0; i < NCH; i++)
+		ags_pattern_del(c[i]);
+}
+
+/* The digest is exactly the documented sum, computed here independently. */
+static void digest_matches_definition(void **state)
+{
+	fx *f = *state;
+	ags_pattern *a = mk("alpha", 3, 1, "1"), *b = mk("beta", 12, 2, "2");
+	uint8_t sum[32] = {0};
+	const ags_pattern *both[] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		const ags_pattern *p = both[i];
+		char *in = tu_sprintf("%s%c%" PRId64 "%c%s", ags_pattern_id(p), 0,
+		                      ags_pattern_version(p), 0, ags_pattern_checksum(p));
+		size_t len = strlen(ags_pattern_id(p)) + 1 +
+		             (size_t)snprintf(NULL, 0, "%" PRId64, ags_pattern_version(p)) + 1 + 64;
+		uint8_t h[32];
+		assert_int_equal(gnutls_hash_fast(GNUTLS_DIG_SHA256, in, len, h), 0);
+		unsigned carry = 0;
+		for (int k = 31; k >= 0; k--) { /* big-endian 256-bit addition */
+			unsigned v = (unsigned)sum[k] + h[k] + carry;
+			sum[k] = (uint8_t)v;
+			carry = v >> 8;
+		}
+		free(in);
+	}
+	char want[65];
+	for (int k = 0; k < 32; k++)
+		snprintf(want + 2 * k, 3, "%02x", sum[k]);
+	assert_int_equal(apply1(f->s, a, NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, b, NULL), AGS_APPLY_INSERTED);
+	char d[65];
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, want);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Listings                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void changes_in_order_without_superseded_or_expired(void **state)
+{
+	fx *f = *state;
+	apply1(f->s, mk("a", 1, 1, "1"), NULL);                           /* 1 */
+	apply1(f->s, mk("b", 1, 1, "1"), NULL);                           /* 2 */
+	apply1(f->s, mk("c", 1, 1, "1"), NULL);                           /* 3 */
+	apply1(f->s, mk("a", 2, 2, "2"), NULL);                           /* 4: supersedes 1 */
+	apply1(f->s, tomb("b", 2, 2), NULL);                              /* 5: supersedes 2 */
+	apply1(f->s, mkfull("d", 1, 1, "t", "a", "[]", "1", 1000), NULL); /* 6: expired */
+	apply1(f->s, mk("e", 1, 1, "1"), NULL);                           /* 7 */
+
+	listing l = {0};
+	assert_int_equal(ags_store_changes(f->s, 0, 0, collect, &l), 0);
+	const char *ids[] = {"c", "a", "b", "e"};
+	uint64_t seqs[] = {3, 4, 5, 7};
+	assert_int_equal(l.n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(l.id[i], ids[i]);
+		assert_int_equal(l.seq[i], seqs[i]);
+		assert_int_equal(l.tomb[i], strcmp(ids[i], "b") == 0);
+	}
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_changes(f->s, 4, 0, collect, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.id[0], "b");
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_changes(f->s, 0, 2, collect, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.id[1], "a");
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 1;
+	assert_int_equal(ags_store_changes(f->s, 0, 0, collect, &l), 7);
+	assert_int_equal(l.n, 1);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_changes(f->s, 7, 0, collect, &l), 0);
+	assert_int_equal(l.n, 0);
+
+	uint64_t next = 0;
+	assert_int_equal(ags_store_next_seq(f->s, 0, &next), 0);
+	assert_int_equal(next, 3);
+	assert_int_equal(ags_store_next_seq(f->s, 5, &next), 0);
+	assert_int_equal(next, 7);
+	assert_int_equal(ags_store_next_seq(f->s, 7, &next), AGS_ERR_NOT_FOUND);
+}
+
+static int reenter(void *ud, const ags_pattern *p, uint64_t seq)
+{
+	ags_store *s = ud;
+	/* A callback may use the store, even the same listing. */
+	uint64_t n = 0;
+	listing inner = {0};
+	assert_int_equal(ags_store_changes(s, 0, 0, collect, &inner), 0);
+	n = inner.n;
+	assert_int_equal(n, 2);
+	ags_pattern *g = NULL;
+	assert_int_equal(ags_store_get(s, ags_pattern_id(p), &g), 0);
+	ags_pattern_del(g);
+	return 0;
+}
+
+static void listing_callback_may_reenter(void **state)
+{
+	fx *f = *state;
+	apply1(f->s, mk("a", 1, 1, "1"), NULL);
+	apply1(f->s, mk("b", 1, 1, "1"), NULL);
+	assert_int_equal(ags_store_changes(f->s, 0, 0, reenter, f->s), 0);
+}
+
+static size_t query_ids(ags_store *s, const ags_query *q, char *out, size_t cap)
+{
+	listing l = {0};
+	assert_int_equal(ags_store_query(s, q, collect, &l), 0);
+	out[0] = '\0';
+	size_t o = 0;
+	for (size_t i = 0; i < l.n; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "," : "", l.id[i]);
+	return l.n;
+}
+
+static void query_filters_and_limit(void **state)
+{
+	fx *f = *state;
+	apply1(f->s, mkfull("p1", 1, 1, "lint", "ann", "[\"go\",\"fast\"]", "1", 0), NULL);
+	apply1(f->s, mkfull("p2", 1, 1, "test", "bob", "[\"go\"]", "1", 0), NULL);
+	apply1(f->s, mkfull("p3", 1, 1, "lint", "bob", "[\"gopher\"]", "1", 0), NULL);
+	apply1(f->s, mkfull("p4", 1, 1, "lint", "ann", "[]", "1", 0), NULL);
+	apply1(f->s, mkfull("p5", 1, 1, "lint", "ann", "[\"go\"]", "1", 1000), NULL); /* expired */
+	apply1(f->s, mkfull("p6", 1, 1, "test", "ann", "[\"go\"]", "1", 0), NULL);
+	apply1(f->s, tomb("p6", 2, 2), NULL);
+	apply1(f->s, mkfull("p1", 2, 2, "lint", "ann", "[\"go\",\"fast\"]", "2", 0), NULL);
+
+	char ids[256];
+	assert_int_equal(query_ids(f->s, NULL, ids, sizeof(ids)), 4);
+	assert_string_equal(ids, "p2,p3,p4,p1");
+	ags_query q = {.type = "lint"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p3,p4,p1");
+	q = (ags_query){.tag = "go"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p2,p1"); /* not "gopher" */
+	q = (ags_query){.tag = "fast", .agent_id = "ann"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p1");
+	q = (ags_query){.agent_id = "bob"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p2,p3");
+	q = (ags_query){.type = "lint", .agent_id = "bob", .tag = "go"};
+	assert_int_equal(query_ids(f->s, &q, ids, sizeof(ids)), 0);
+	q = (ags_query){.after_seq = 3};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p4,p1");
+	q = (ags_query){.type = "lint", .limit = 2};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p3,p4");
+	q = (ags_query){.tag = "nope"};
+	assert_int_equal(query_ids(f->s, &q, ids, sizeof(ids)), 0);
+	assert_int_equal(count_of(f->s), 4);
+	listing l = {.stop_after = 2};
+	assert_int_equal(ags_store_query(f->s, NULL, collect, &l), 7);
+	assert_int_equal(ags_store_query(f->s, NULL, NULL, NULL), AGS_ERR_INVALID);
+
+	/* The same words inside data do not make a match. */
+	apply1(f->s,
+	       mkfull("p7", 1, 1, "test", "bob", "[]",
+	              "{\"type\":\"lint\",\"agentId\":\"ann\",\"x\":[\"fast\"]}", 0),
+	       NULL);
+	q = (ags_query){.type = "lint"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p3,p4,p1");
+	q = (ags_query){.agent_id = "ann"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p4,p1");
+	q = (ags_query){.tag = "fast"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p1");
+	/* Values JSON must escape are matched too. */
+	apply1(f->s,
+	       mkfull("p8", 1, 1, "a\\\"b", "c\\\\d", "[\"e\\nf\",\"\\u00e9t\\u00e9\",\"a/b\"]",
+	              "1", 0),
+	       NULL);
+	q = (ags_query){.type = "a\"b", .agent_id = "c\\d", .tag = "e\nf"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p8");
+	q = (ags_query){.tag = "\xc3\xa9t\xc3\xa9"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p8");
+	q = (ags_query){.tag = "a/b"};
+	query_ids(f->s, &q, ids, sizeof(ids));
+	assert_string_equal(ids, "p8");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Identity, persistence, state                                             */
+/* ------------------------------------------------------------------------ */
+
+static void identity_and_counters_persist(void **state)
+{
+	fx *f = *state;
+	char id[33], d[65], d2[65];
+	snprintf(id, sizeof(id), "%s", ags_store_id(f->s));
+	assert_int_equal(strlen(id), 32);
+	assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+	apply1(f->s, mk("a", 1, 1, "1"), NULL);
+	apply1(f->s, mk("b", 1, 1, "1"), NULL);
+	apply1(f->s, mk("a", 2, 1, "2"), NULL);
+	ags_store_digest(f->s, d);
+	ags_store_close(f->s);
+
+	f->s = open_at(f->path);
+	assert_string_equal(ags_store_id(f->s), id);
+	assert_int_equal(ags_store_seq(f->s), 3);
+	assert_int_equal(count_of(f->s), 2);
+	ags_store_digest(f->s, d2);
+	assert_string_equal(d, d2);
+	assert_consistent(f->s);
+	uint64_t seq = 0;
+	assert_int_equal(apply1(f->s, mk("c", 1, 1, "1"), &seq), AGS_APPLY_INSERTED);
+	assert_int_equal(seq, 4);
+
+	char *other = tu_sprintf("%s/new.db", f->dir);
+	ags_store *s2 = open_at(other);
+	assert_string_not_equal(ags_store_id(s2), id);
+	ags_store_close(s2);
+	free(other);
+}
+
+static void newer_schema_is_refused(void **state)
+{
+	fx *f = *state;
+	ags_store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ags_error err;
+	ags_store *s = NULL;
+	assert_int_equal(ags_store_open(f->path, NULL, &s, &err), AGS_ERR_STORE);
+	assert_null(s);
+	assert_non_null(strstr(err.message, "newer"));
+	/* Not a database at all. */
+	char *junk = tu_sprintf("%s/junk.db", f->dir);
+	FILE *fp = fopen(junk, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database. ", fp);
+	fclose(fp);
+	assert_int_equal(ags_store_open(junk, NULL, &s, &err), AGS_ERR_STORE);
+	assert_null(s);
+	free(junk);
+}
+
+static void state_get_set(void **state)
+{
+	fx *f = *state;
+	char buf[16];
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_state_set(f->s, "cursor", "12"), 0);
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "12");
+	assert_int_equal(ags_store_state_set(f->s, "cursor", "0123456789abcdef"), 0);
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), AGS_ERR_TOO_LARGE);
+	char big[17];
+	assert_int_equal(ags_store_state_get(f->s, "cursor", big, sizeof(big)), 0);
+	assert_string_equal(big, "0123456789abcdef");
+	assert_int_equal(ags_store_state_set(f->s, "cursor", NULL), 0); /* deletes */
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_state_set(f->s, NULL, "x"), AGS_ERR_INVALID);
+	/* State survives a reopen. */
+	assert_int_equal(ags_store_state_set(f->s, "vc", "{\"n1\":3}"), 0);
+	ags_store_close(f->s);
+	f->s = open_at(f->path);
+	assert_int_equal(ags_store_state_get(f->s, "vc", big, sizeof(big)), 0);
+	assert_string_equal(big, "{\"n1\":3}");
+}
+
+static void apply_ex_stores_meta_and_state_atomically(void **state)
+{
+	fx *f = *state;
+	ags_pattern *p[] = {mk("a", 1, 1, "1"), mk("b", 1, 1, "1"), mk("c", 1, 1, "1")};
+	ags_change_meta meta[] = {{"node-7", NULL}, {NULL, ""}, {"node-8", "peers:a,b"}};
+	ags_apply_result res[3];
+	ags_error err;
+	assert_int_equal(ags_store_apply_batch_ex(f->s, (const ags_pattern *const *)p, meta, 3,
+	                                          "cursor:node-7", "42", res, &err),
+	                 0);
+	listing l = {0};
+	assert_int_equal(ags_store_changes_ex(f->s, 0, 0, collect_ex, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.origin[0], "node-7");
+	assert_string_equal(l.scope[0], "(null)");
+	assert_string_equal(l.origin[1], "(null)");
+	assert_string_equal(l.scope[1], "");
+	assert_string_equal(l.origin[2], "node-8");
+	assert_string_equal(l.scope[2], "peers:a,b");
+	char buf[8];
+	assert_int_equal(ags_store_state_get(f->s, "cursor:node-7", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "42");
+	for (int i = 0; i < 3; i++)
+		ags_pattern_del(p[i]);
+
+	/* A replacing change takes the new meta; a losing one leaves the old. */
+	ags_pattern *q[] = {mk("a", 2, 1, "2"), mk("c", 1, 0, "0")};
+	ags_change_meta m2[] = {{"node-9", NULL}, {"node-9", NULL}};
+	assert_int_equal(ags_store_apply_batch_ex(f->s, (const ags_pattern *const *)q, m2, 2, NULL,
+	                                          NULL, res, &err),
+	                 0);
+	assert_int_equal(res[1].outcome, AGS_APPLY_CONFLICT_LOST);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_changes_ex(f->s, 0, 0, collect_ex, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.id[1], "c");
+	assert_string_equal(l.origin[1], "node-8");
+	assert_string_equal(l.id[2], "a");
+	assert_string_equal(l.origin[2], "node-9");
+	for (int i = 0; i < 2; i++)
+		ags_pattern_del(q[i]);
+
+	/* A state key alone, with no changes. */
+	assert_int_equal(
+	    ags_store_apply_batch_ex(f->s, NULL, NULL, 0, "cursor:node-7", "43", NULL, &err), 0);
+	assert_int_equal(ags_store_state_get(f->s, "cursor:node-7", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "43");
+}
+
+/*
+ * A batch that fails half-way (a trigger added through a second connection
+ * aborts on one id) applies nothing: rows, seq, digest, count and the state
+ * key are as before, and the error carries SQLite's message.
+ */
+static void failed_batch_changes_nothing(void **state)
+{
+	fx *f = *state;
+	apply1(f->s, mk("a", 1, 1, "1"), NULL);
+	assert_int_equal(ags_store_state_set(f->s, "cursor", "1"), 0);
+	char d_before[65];
+	ags_store_digest(f->s, d_before);
+
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
+	                              " WHEN NEW.id = 'poison' BEGIN"
+	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+
+	ags_pattern *p[] = {mk("b", 1, 1, "1"), mk("a", 2, 1, "2"), tomb("c", 1, 1),
+	                    mk("poison", 1, 1, "1"), mk("d", 1, 1, "1")};
+	ags_apply_result res[5];
+	memset(res, 0xff, sizeof(res));
+	ags_error err;
+	int r = ags_store_apply_batch_ex(f->s, (const ags_pattern *const *)p, NULL, 5, "cursor",
+	                                 "2", res, &err);
+	assert_int_equal(r, AGS_ERR_STORE);
+	assert_int_equal(err.code, AGS_ERR_STORE);
+	assert_non_null(strstr(err.message, "poisoned change"));
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(res[i].outcome, 0);
+		assert_int_equal(res[i].seq, 0);
+	}
+
+	char d[65];
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, d_before);
+	assert_int_equal(ags_store_seq(f->s), 1);
+	assert_int_equal(count_of(f->s), 1);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "b", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_get(f->s, "a", &got), 0);
+	assert_int_equal(ags_pattern_version(got), 1);
+	ags_pattern_del(got);
+	char buf[8];
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1");
+	assert_consistent(f->s);
+
+	/* Without the poison the same batch goes through, numbered from 2. */
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ags_store_apply_batch_ex(f->s, (const ags_pattern *const *)p, NULL, 5,
+	                                          "cursor", "2", res, &err),
+	                 0);
+	assert_int_equal(res[0].seq, 2);
+	assert_int_equal(res[4].seq, 6);
+	assert_int_equal(count_of(f->s), 4);
+	assert_consistent(f->s);
+	for (int i = 0; i < 5; i++)
+		ags_pattern_del(p[i]);
+
+	/* After a reopen, the persisted counters agree too. */
+	ags_store_digest(f->s, d);
+	ags_store_close(f->s);
+	f->s = open_at(f->path);
+	ags_store_digest(f->s, d_before);
+	assert_string_equal(d, d_before);
+	assert_int_equal(ags_store_seq(f->s), 6);
+}
+
+/*
+ * A single apply that SQLite refuses (a unique index added through a second
+ * connection, which the change violates) fails with SQLite's message and
+ * keeps the store's counters.
+ */
+static void refused_apply_fails_cleanly(void **state)
+{
+	fx *f = *state;
+	apply1(f->s, mk("a", 1, 1, "1"), NULL);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "CREATE UNIQUE INDEX only_one_ts ON patterns(ts)", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	ags_pattern *p = mk("b", 1, 1, "1"); /* same ts as "a": violates the index */
+	ags_apply_result res;
+	ags_error err;
+	assert_int_equal(ags_store_apply(f->s, p, &res, &err), AGS_ERR_STORE);
+	assert_non_null(strstr(err.message, "UNIQUE"));
+	assert_int_equal(ags_store_seq(f->s), 1);
+	assert_int_equal(count_of(f->s), 1);
+	assert_consistent(f->s);
+	ags_pattern_del(p);
+}
+
+/* 10,000 changes are one transaction: a failure at the last one leaves none of them. */
+static void large_batch_is_one_transaction(void **state)
+{
+	fx *f = *state;
+	enum { N = 10000 };
+	ags_pattern **p = calloc(N, sizeof(*p));
+	assert_non_null(p);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), i == N - 1 ? "poison" : "big%d", i);
+		p[i] = mk(id, 1, i, "1");
+	}
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
+	                              " WHEN NEW.id = 'poison' BEGIN"
+	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	ags_error err;
+	assert_int_equal(ags_store_apply_batch(f->s, (const ags_pattern *const *)p, N, NULL, &err),
+	                 AGS_ERR_STORE);
+	assert_int_equal(ags_store_seq(f->s), 0);
+	assert_int_equal(count_of(f->s), 0);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "big0", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ags_store_apply_batch(f->s, (const ags_pattern *const *)p, N, NULL, &err),
+	                 0);
+	assert_int_equal(ags_store_seq(f->s), N);
+	assert_int_equal(count_of(f->s), N);
+	assert_consistent(f->s);
+	for (int i = 0; i < N; i++)
+		ags_pattern_del(p[i]);
+	free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(each_outcome, setup, teardown),
+	    cmocka_unit_test_setup_teardown(equal_timestamp_conflict_follows_compare, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(batch_of_mixed_outcomes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(tombstone_beats_late_older_insert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(conflict_resolves_the_same_in_either_order, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rejects_invalid_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(expired_on_arrival_is_not_returned, setup, teardown),
+	    cmocka_unit_test_setup_teardown(sweep_purges_and_only_a_higher_version_returns, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(unswept_expired_is_hidden_but_counted_in_digest, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(digest_is_order_independent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(digest_matches_definition, setup, teardown),
+	    cmocka_unit_test_setup_teardown(changes_in_order_without_superseded_or_expired, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(listing_callback_may_reenter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(query_filters_and_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(identity_and_counters_persist, setup, teardown),
+	    cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(state_get_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(apply_ex_stores_meta_and_state_atomically, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(failed_batch_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refused_apply_fails_cleanly, setup, teardown),
+	    cmocka_unit_test_setup_teardown(large_batch_is_one_transaction, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
