@@ -29,13 +29,13 @@ struct ags_link {
 	struct ags_node *node;
 	struct ags_peer *peer; /* NULL until the peer is known */
 	ags_quic_conn *conn;
-	int64_t sid;          /* the sync stream, or -1 */
-	int outgoing;         /* we dialled it */
-	int established;      /* on_connected has fired */
-	int announced;        /* peer:connected was emitted for it */
+	int64_t sid;     /* the sync stream, or -1 */
+	int outgoing;    /* we dialled it */
+	int established; /* on_connected has fired */
+	int announced;   /* peer:connected was emitted for it */
 	ags_sync *sync;
 	struct ags_pending *pend_head, *pend_tail;
-	char instance[40];    /* the peer's per-process id, from its HELLO */
+	char instance[40]; /* the peer's per-process id, from its HELLO */
 };
 
 /* A peer: configured (we dial it) or one that dialled us. */
@@ -44,12 +44,12 @@ struct ags_peer {
 	char *address;
 	uint16_t port;
 	int priority;
-	int dial;             /* we keep a connection to it (configured or connect_peer) */
-	struct ags_link *link; /* the active connection, or NULL */
+	int dial;                 /* we keep a connection to it (configured or connect_peer) */
+	struct ags_link *link;    /* the active connection, or NULL */
 	struct ags_link *dialing; /* an outgoing attempt under way, or NULL */
-	uint32_t attempts;    /* consecutive failed attempts */
-	int down;             /* past max_attempts */
-	uint64_t retry_at_ms; /* next dial (monotonic ms), 0 = now */
+	uint32_t attempts;        /* consecutive failed attempts */
+	int down;                 /* past max_attempts */
+	uint64_t retry_at_ms;     /* next dial (monotonic ms), 0 = now */
 	uint64_t error_count, consecutive_errors;
 	int degraded;
 	char last_error[160];
@@ -92,6 +92,8 @@ struct ags_node {
 	char store_id[33];
 
 	ags_tls_ctx *tls;
+	ags_tls_ctx **retired_tls; /* replaced by reloads; sessions may still use them */
+	size_t n_retired_tls;
 	uv_loop_t loop;
 	uv_thread_t thread;
 	uv_async_t async;
@@ -115,7 +117,7 @@ struct ags_node {
 
 /* node.c */
 void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
 uint64_t ags_node_now_ms(void);
 
@@ -123,7 +125,7 @@ uint64_t ags_node_now_ms(void);
 extern const ags_quic_callbacks ags_node_quic_callbacks;
 struct ags_peer *ags_node_peer_find(struct ags_node *n, const char *id);
 struct ags_peer *ags_node_peer_add(struct ags_node *n, const char *id, const char *address,
-				   uint16_t port, int dial);
+                                   uint16_t port, int dial);
 void ags_node_peer_remove(struct ags_node *n, struct ags_peer *p);
 void ags_node_tick(struct ags_node *n);
 void ags_node_pump_all(struct ags_node *n);

@@ -71,9 +71,9 @@ typedef struct ags_sync_stats {
 	uint64_t batches_acked;  /* our batches the peer acknowledged (syncCount) */
 	uint64_t batches_failed; /* our batches refused or with errors */
 	uint64_t patterns_sent, patterns_received;
-	uint64_t acked_seq;      /* our sequence the peer has durably stored */
+	uint64_t acked_seq; /* our sequence the peer has durably stored */
 	uint64_t raw_bytes_out, wire_bytes_out, wire_bytes_in;
-	double latency_sum_ms;   /* over acknowledged batches */
+	double latency_sum_ms; /* over acknowledged batches */
 	int hello_done;
 } ags_sync_stats;
 
@@ -82,8 +82,7 @@ typedef struct ags_sync_stats {
  * passed back to the host's send and changed functions. Sends our HELLO.
  * Errors: AGS_ERR_NOMEM.
  */
-int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_ud,
-		 ags_sync **out);
+int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_ud, ags_sync **out);
 
 /* Frees the session; batches in flight are forgotten (the peer's cursor makes them resend). */
 void ags_sync_del(ags_sync *s);
@@ -94,7 +93,7 @@ void ags_sync_del(ags_sync *s);
  * put in *close_code and the reason in `reason` (cap bytes).
  */
 int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *close_code,
-		     char *reason, size_t cap);
+                     char *reason, size_t cap);
 
 /*
  * Sends what can be sent now. Returns 0 when nothing waits on the rate

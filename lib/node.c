@@ -1,0 +1,872 @@
+/*
+ * The node: configuration, lifecycle (start, stop), the loop thread, and the
+ * thread-safe public API. API calls from other threads reach the loop thread
+ * through a command queue and a uv_async_t; store writes from API callers
+ * happen on the calling thread under the store mutex, then wake the loop so
+ * the senders pick the change up.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "error.h"
+#include "node_int.h"
+#include "store.h"
+#include "sync.h"
+
+#define TICK_MS 50
+
+AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->version = AGS_NODE_CONFIG_VERSION;
+	cfg->host = "127.0.0.1";
+	cfg->port = 4433;
+	cfg->data_dir = "./agentsync-data";
+	cfg->tenant = "default";
+	cfg->sync_interval_ms = 1000;
+	cfg->batch_size = 100;
+	cfg->compression = 1;
+	cfg->window = 16;
+	cfg->tls.reject_unauthorized = 1;
+	cfg->retry.max_attempts = 3;
+	cfg->retry.base_delay_ms = 1000;
+	cfg->retry.max_delay_ms = 10000;
+	cfg->retry.backoff_multiplier = 2.0;
+	cfg->health_interval_ms = 30000;
+	cfg->degrade_after_errors = 5;
+	cfg->idle_timeout_ms = 30000;
+	cfg->keepalive_ms = 10000;
+	cfg->max_pattern_bytes = AGS_PATTERN_MAX_BYTES_DEFAULT;
+	cfg->max_frame_bytes = 16u * 1024 * 1024;
+	cfg->sweep_interval_ms = 60000;
+}
+
+AGS_EXPORT const char *ags_event_name(int type)
+{
+	switch (type) {
+	case AGS_EV_PEER_CONNECTED:
+		return "peer:connected";
+	case AGS_EV_PEER_DISCONNECTED:
+		return "peer:disconnected";
+	case AGS_EV_PEER_ERROR:
+		return "peer:error";
+	case AGS_EV_PEER_HEALTH_DEGRADED:
+		return "peer:health:degraded";
+	case AGS_EV_PEER_HEALTH_RECOVERED:
+		return "peer:health:recovered";
+	case AGS_EV_SYNC_COMPLETED:
+		return "sync:completed";
+	case AGS_EV_SYNC_FAILED:
+		return "sync:failed";
+	case AGS_EV_PATTERN_RECEIVED:
+		return "pattern:received";
+	case AGS_EV_CONNECTION_REFUSED:
+		return "connection:refused";
+	case AGS_EV_PATTERN_CONFLICT:
+		return "pattern:conflict";
+	default:
+		return "unknown";
+	}
+}
+
+uint64_t ags_node_now_ms(void)
+{
+	return ags_mono_us() / 1000;
+}
+
+void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
+{
+	if (!n->cb.on_log)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	n->cb.on_log(n, level, buf, n->user_data);
+}
+
+void ags_node_emit(struct ags_node *n, const ags_event *ev)
+{
+	if (n->cb.on_event)
+		n->cb.on_event(n, ev, n->user_data);
+}
+
+/* ---- configuration copy ---- */
+
+static const char *own(struct ags_node *n, const char *s)
+{
+	if (!s)
+		return NULL;
+	if (n->n_owned == n->cap_owned) {
+		size_t cap = n->cap_owned ? n->cap_owned * 2 : 32;
+		char **o = realloc(n->owned, cap * sizeof(*o));
+		if (!o)
+			return NULL;
+		n->owned = o;
+		n->cap_owned = cap;
+	}
+	char *d = strdup(s);
+	if (d)
+		n->owned[n->n_owned++] = d;
+	return d;
+}
+
+static const char *const *own_list(struct ags_node *n, const char *const *list, size_t cnt,
+                                   int *oom)
+{
+	if (!list || cnt == 0)
+		return NULL;
+	const char **l = calloc(cnt, sizeof(*l));
+	if (!l || !own(n, "")) {
+		free(l);
+		*oom = 1;
+		return NULL;
+	}
+	/* The array itself is kept in `owned` too (it was allocated as a block). */
+	free(n->owned[--n->n_owned]);
+	n->owned[n->n_owned++] = (char *)l;
+	for (size_t i = 0; i < cnt; i++) {
+		l[i] = own(n, list[i]);
+		if (!l[i])
+			*oom = 1;
+	}
+	return l;
+}
+
+static int valid_id(const char *id)
+{
+	size_t len = id ? strlen(id) : 0;
+	if (len == 0 || len > AGS_NODE_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int check_config(const ags_node_config *c, ags_error *err)
+{
+	if (c->version != AGS_NODE_CONFIG_VERSION)
+		return ags_error_set(err, AGS_ERR_CONFIG, "version",
+		                     "config not initialised with ags_node_config_init");
+	if (!valid_id(c->node_id))
+		return ags_error_set(err, AGS_ERR_CONFIG, "nodeId",
+		                     "must be 1-%d characters of A-Z a-z 0-9 . _ -",
+		                     AGS_NODE_ID_MAX);
+	if (!c->tls.cert || !c->tls.key || !c->tls.ca)
+		return ags_error_set(err, AGS_ERR_CONFIG,
+		                     !c->tls.cert  ? "tls.cert"
+		                     : !c->tls.key ? "tls.key"
+		                                   : "tls.ca",
+		                     "is required (agentsync certs init makes one)");
+	if (c->batch_size == 0 || c->batch_size > 10000)
+		return ags_error_set(err, AGS_ERR_CONFIG, "batchSize", "must be 1-10000, got %u",
+		                     c->batch_size);
+	if (c->window == 0 || c->window > 1024)
+		return ags_error_set(err, AGS_ERR_CONFIG, "window", "must be 1-1024, got %u",
+		                     c->window);
+	if (c->retry.backoff_multiplier < 1.0)
+		return ags_error_set(err, AGS_ERR_CONFIG, "retry.backoffMultiplier",
+		                     "must be at least 1");
+	if (c->max_frame_bytes < 4096 || c->max_frame_bytes > 64u * 1024 * 1024)
+		return ags_error_set(err, AGS_ERR_CONFIG, "limits.maxFrameBytes",
+		                     "must be 4 KiB to 64 MiB");
+	for (size_t i = 0; i < c->n_peers; i++) {
+		char f[48];
+		snprintf(f, sizeof(f), "peers[%zu].id", i);
+		if (!valid_id(c->peers[i].id))
+			return ags_error_set(err, AGS_ERR_CONFIG, f, "is not a valid node id");
+		if (!c->peers[i].address || !*c->peers[i].address) {
+			snprintf(f, sizeof(f), "peers[%zu].address", i);
+			return ags_error_set(err, AGS_ERR_CONFIG, f, "is required");
+		}
+		if (c->peers[i].port == 0) {
+			snprintf(f, sizeof(f), "peers[%zu].port", i);
+			return ags_error_set(err, AGS_ERR_CONFIG, f, "must be 1-65535");
+		}
+	}
+	return 0;
+}
+
+AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks *cb,
+                            void *user_data, ags_node **out, ags_error *err)
+{
+	if (!cfg || !out)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "cfg and out are required");
+	int rv = check_config(cfg, err);
+	if (rv)
+		return rv;
+	struct ags_node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	int oom = 0;
+	n->cfg = *cfg;
+	ags_node_config *c = &n->cfg;
+	c->node_id = own(n, cfg->node_id);
+	c->host = own(n, cfg->host ? cfg->host : "127.0.0.1");
+	c->data_dir = own(n, cfg->data_dir ? cfg->data_dir : "./agentsync-data");
+	c->tenant = own(n, cfg->tenant ? cfg->tenant : "default");
+	c->tls.cert = own(n, cfg->tls.cert);
+	c->tls.key = own(n, cfg->tls.key);
+	c->tls.ca = own(n, cfg->tls.ca);
+	c->tls.keylog_file = own(n, cfg->tls.keylog_file);
+	c->tls.pins = own_list(n, cfg->tls.pins, cfg->tls.n_pins, &oom);
+	c->allowed_ids = own_list(n, cfg->allowed_ids, cfg->n_allowed_ids, &oom);
+	c->filter_types = own_list(n, cfg->filter_types, cfg->n_filter_types, &oom);
+	c->filter_tags = own_list(n, cfg->filter_tags, cfg->n_filter_tags, &oom);
+	c->peers = NULL;
+	c->n_peers = 0;
+	if (oom || !c->node_id || !c->host || !c->data_dir || !c->tenant)
+		goto nomem;
+	snprintf(n->node_id, sizeof(n->node_id), "%s", c->node_id);
+	if (cb) {
+		n->cb = *cb;
+	}
+	n->user_data = user_data;
+	pthread_mutex_init(&n->store_mu, NULL);
+	pthread_mutex_init(&n->rstore_mu, NULL);
+	pthread_mutex_init(&n->cmd_mu, NULL);
+	pthread_cond_init(&n->cmd_cv, NULL);
+	for (size_t i = 0; i < cfg->n_peers; i++) {
+		const ags_peer_config *pc = &cfg->peers[i];
+		if (ags_node_peer_find(n, pc->id))
+			continue;
+		struct ags_peer *p = ags_node_peer_add(n, pc->id, pc->address, pc->port, 1);
+		if (!p)
+			goto nomem;
+		p->priority = pc->priority;
+	}
+	*out = n;
+	return 0;
+nomem:
+	ags_node_del(n);
+	return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+}
+
+/* ---- commands (any thread -> loop thread) ---- */
+
+static int post(struct ags_node *n, struct ags_cmd *cmd)
+{
+	pthread_mutex_lock(&n->cmd_mu);
+	if (!n->running) {
+		pthread_mutex_unlock(&n->cmd_mu);
+		return AGS_ERR_STATE;
+	}
+	cmd->next = NULL;
+	if (n->cmd_tail)
+		n->cmd_tail->next = cmd;
+	else
+		n->cmd_head = cmd;
+	n->cmd_tail = cmd;
+	uv_async_send(&n->async);
+	int rv = 0;
+	if (cmd->sync) {
+		while (!cmd->done)
+			pthread_cond_wait(&n->cmd_cv, &n->cmd_mu);
+		rv = cmd->result;
+	}
+	pthread_mutex_unlock(&n->cmd_mu);
+	return rv;
+}
+
+static void free_cmd(struct ags_cmd *c)
+{
+	free(c->id);
+	free(c->address);
+	free(c);
+}
+
+static int reload_tls_locked(struct ags_node *n, ags_error *err);
+
+static void run_cmd(struct ags_node *n, struct ags_cmd *c)
+{
+	switch (c->type) {
+	case CMD_CONNECT: {
+		struct ags_peer *p = ags_node_peer_find(n, c->id);
+		if (p && p->dial) {
+			c->result = AGS_ERR_EXISTS;
+			break;
+		}
+		if (p) {
+			/* It dialled us; from now on we keep it connected too. */
+			free(p->address);
+			p->address = strdup(c->address);
+			p->port = c->port;
+			p->dial = 1;
+		} else if (!ags_node_peer_add(n, c->id, c->address, c->port, 1)) {
+			c->result = AGS_ERR_NOMEM;
+		}
+		break;
+	}
+	case CMD_DISCONNECT: {
+		struct ags_peer *p = ags_node_peer_find(n, c->id);
+		if (!p)
+			c->result = AGS_ERR_NOT_FOUND;
+		else
+			ags_node_peer_remove(n, p);
+		break;
+	}
+	case CMD_WAKE:
+		break;
+	case CMD_STATE:
+		ags_node_fill_state(n, c->state);
+		break;
+	case CMD_RELOAD_TLS:
+		c->result = reload_tls_locked(n, NULL);
+		break;
+	case CMD_STOP:
+		ags_node_close_all(n);
+		uv_close((uv_handle_t *)&n->async, NULL);
+		uv_close((uv_handle_t *)&n->tick, NULL);
+		break;
+	}
+}
+
+static void on_async(uv_async_t *h)
+{
+	struct ags_node *n = h->data;
+	for (;;) {
+		pthread_mutex_lock(&n->cmd_mu);
+		struct ags_cmd *c = n->cmd_head;
+		if (c) {
+			n->cmd_head = c->next;
+			if (!n->cmd_head)
+				n->cmd_tail = NULL;
+		}
+		pthread_mutex_unlock(&n->cmd_mu);
+		if (!c)
+			break;
+		int stop = c->type == CMD_STOP;
+		run_cmd(n, c);
+		pthread_mutex_lock(&n->cmd_mu);
+		if (c->sync) {
+			c->done = 1;
+			pthread_cond_broadcast(&n->cmd_cv);
+		} else {
+			free_cmd(c);
+		}
+		pthread_mutex_unlock(&n->cmd_mu);
+		if (stop)
+			return;
+	}
+	/* Any wake-up may mean new local changes: let every sender look. */
+	ags_node_pump_all(n);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	ags_node_tick(t->data);
+}
+
+static void loop_main(void *arg)
+{
+	struct ags_node *n = arg;
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- lifecycle ---- */
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/*
+ * A secret that survives restarts, for stateless resets: SHA-256 of a label
+ * and the node's private key file. After a restart the node's resets carry
+ * tokens its peers already know, so they drop dead connections at once.
+ */
+static int reset_secret(struct ags_node *n, uint8_t out[32])
+{
+	FILE *f = fopen(n->cfg.tls.key, "rb");
+	if (!f)
+		return -1;
+	gnutls_hash_hd_t h;
+	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+		fclose(f);
+		return -1;
+	}
+	static const char label[] = "agentsync stateless reset v1";
+	gnutls_hash(h, label, sizeof(label));
+	uint8_t buf[4096];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof(buf), f)) > 0)
+		gnutls_hash(h, buf, r);
+	fclose(f);
+	gnutls_hash_deinit(h, out);
+	return 0;
+}
+
+static int make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err)
+{
+	ags_tls_config tc;
+	memset(&tc, 0, sizeof(tc));
+	tc.cert_file = n->cfg.tls.cert;
+	tc.key_file = n->cfg.tls.key;
+	tc.ca_file = n->cfg.tls.ca;
+	tc.reject_unauthorized = n->cfg.tls.reject_unauthorized;
+	tc.allowed_ids = n->cfg.allowed_ids;
+	tc.n_allowed_ids = n->cfg.n_allowed_ids;
+	tc.pins = n->cfg.tls.pins;
+	tc.n_pins = n->cfg.tls.n_pins;
+	tc.keylog_file = n->cfg.tls.keylog_file;
+	return ags_tls_ctx_new(&tc, out, err);
+}
+
+AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
+{
+	if (!n)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node is NULL");
+	if (n->started)
+		return ags_error_set(err, AGS_ERR_STATE, NULL, "node already started");
+	int rv;
+	char path[4096];
+	if (mkdir_p(n->cfg.data_dir) < 0)
+		return ags_error_set(err, AGS_ERR_IO, "dataDir", "cannot create %s: %m",
+		                     n->cfg.data_dir);
+	snprintf(path, sizeof(path), "%s/store.db", n->cfg.data_dir);
+	ags_store_opts so = {.fsync_full = n->cfg.fsync_full};
+	if ((rv = ags_store_open(path, &so, &n->store, err)))
+		return rv;
+	if ((rv = ags_store_open(path, &so, &n->rstore, err)))
+		goto fail;
+	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
+	if ((rv = make_tls(n, &n->tls, err)))
+		goto fail;
+	if (strcmp(ags_tls_ctx_own_id(n->tls), n->node_id) != 0 && n->cfg.tls.reject_unauthorized) {
+		rv = ags_error_set(err, AGS_ERR_CONFIG, "tls.cert",
+		                   "certificate is for '%s' but nodeId is '%s'",
+		                   ags_tls_ctx_own_id(n->tls), n->node_id);
+		goto fail;
+	}
+	if (!n->cfg.tls.reject_unauthorized)
+		ags_node_log(n, AGS_LOG_WARN,
+		             "tls.rejectUnauthorized is false: connections are encrypted but peers "
+		             "are NOT authenticated");
+	uint8_t rnd[16];
+	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
+	for (int i = 0; i < 16; i++)
+		snprintf(n->instance + 2 * i, 3, "%02x", rnd[i]);
+
+	if (uv_loop_init(&n->loop) != 0) {
+		rv = ags_error_set(err, AGS_ERR_IO, NULL, "uv_loop_init failed");
+		goto fail;
+	}
+	ags_quic_config qc;
+	memset(&qc, 0, sizeof(qc));
+	qc.host = n->cfg.host;
+	qc.port = n->cfg.port;
+	qc.tls = n->tls;
+	qc.retry = n->cfg.stateless_retry;
+	qc.idle_timeout_ms = n->cfg.idle_timeout_ms;
+	qc.keep_alive_ms = n->cfg.keepalive_ms;
+	qc.test_drop_permille = n->cfg.test_drop_permille;
+	qc.stream_window = n->cfg.max_frame_bytes + 64 * 1024;
+	qc.conn_window = qc.stream_window * 2;
+	uint8_t secret[32];
+	if (reset_secret(n, secret) == 0) {
+		qc.static_secret = secret;
+		qc.static_secret_len = sizeof(secret);
+	}
+	ags_quic_callbacks qcb = ags_node_quic_callbacks;
+	qcb.user_data = n;
+	if ((rv = ags_quic_ep_new(&n->loop, &qc, &qcb, &n->ep, err))) {
+		uv_loop_close(&n->loop);
+		goto fail;
+	}
+	n->port = ags_quic_ep_port(n->ep);
+	ags_node_sync_host_init(n);
+	uv_async_init(&n->loop, &n->async, on_async);
+	n->async.data = n;
+	uv_timer_init(&n->loop, &n->tick);
+	n->tick.data = n;
+	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+	uint64_t now = ags_node_now_ms();
+	n->next_health_ms = now + n->cfg.health_interval_ms;
+	n->next_sweep_ms = now;
+	n->started = 1;
+	n->running = 1;
+	if (uv_thread_create(&n->thread, loop_main, n) != 0) {
+		n->running = 0;
+		n->started = 0;
+		ags_quic_ep_del(n->ep);
+		n->ep = NULL;
+		uv_close((uv_handle_t *)&n->async, NULL);
+		uv_close((uv_handle_t *)&n->tick, NULL);
+		uv_run(&n->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&n->loop);
+		rv = ags_error_set(err, AGS_ERR_IO, NULL, "cannot start the loop thread");
+		goto fail;
+	}
+	ags_node_log(n, AGS_LOG_INFO, "node %s listening on %s:%u (store %s)", n->node_id,
+	             n->cfg.host, n->port, n->store_id);
+	/* The first tick dials every configured peer. */
+	uv_async_send(&n->async);
+	return 0;
+fail:
+	ags_tls_ctx_del(n->tls);
+	n->tls = NULL;
+	ags_store_close(n->rstore);
+	n->rstore = NULL;
+	ags_store_close(n->store);
+	n->store = NULL;
+	return rv;
+}
+
+AGS_EXPORT int ags_node_stop(ags_node *n)
+{
+	if (!n || !n->started)
+		return 0;
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_STOP;
+	if (post(n, c) != 0)
+		free_cmd(c);
+	uv_thread_join(&n->thread);
+	pthread_mutex_lock(&n->cmd_mu);
+	n->running = 0;
+	/* Commands that raced with the stop: complete them as refused. */
+	while (n->cmd_head) {
+		struct ags_cmd *q = n->cmd_head;
+		n->cmd_head = q->next;
+		if (q->sync) {
+			q->result = AGS_ERR_STATE;
+			q->done = 1;
+		} else {
+			free_cmd(q);
+		}
+	}
+	n->cmd_tail = NULL;
+	pthread_cond_broadcast(&n->cmd_cv);
+	pthread_mutex_unlock(&n->cmd_mu);
+	uv_loop_close(&n->loop);
+	ags_tls_ctx_del(n->tls);
+	n->tls = NULL;
+	for (size_t i = 0; i < n->n_retired_tls; i++)
+		ags_tls_ctx_del(n->retired_tls[i]);
+	free(n->retired_tls);
+	n->retired_tls = NULL;
+	n->n_retired_tls = 0;
+	pthread_mutex_lock(&n->store_mu);
+	ags_store_close(n->store);
+	n->store = NULL;
+	pthread_mutex_unlock(&n->store_mu);
+	pthread_mutex_lock(&n->rstore_mu);
+	ags_store_close(n->rstore);
+	n->rstore = NULL;
+	pthread_mutex_unlock(&n->rstore_mu);
+	n->started = 0;
+	ags_node_log(n, AGS_LOG_INFO, "node %s stopped", n->node_id);
+	return 0;
+}
+
+AGS_EXPORT void ags_node_del(ags_node *n)
+{
+	if (!n)
+		return;
+	ags_node_stop(n);
+	while (n->n_peers)
+		ags_node_peer_remove(n, n->peers[n->n_peers - 1]);
+	free(n->peers);
+	for (size_t i = 0; i < n->n_owned; i++)
+		free(n->owned[i]);
+	free(n->owned);
+	pthread_mutex_destroy(&n->store_mu);
+	pthread_mutex_destroy(&n->rstore_mu);
+	pthread_mutex_destroy(&n->cmd_mu);
+	pthread_cond_destroy(&n->cmd_cv);
+	free(n);
+}
+
+AGS_EXPORT uint16_t ags_node_port(ags_node *n)
+{
+	return n && n->started ? n->port : 0;
+}
+
+AGS_EXPORT const char *ags_node_id(ags_node *n)
+{
+	return n ? n->node_id : NULL;
+}
+
+/* ---- peers ---- */
+
+AGS_EXPORT int ags_node_connect_peer(ags_node *n, const char *address, uint16_t port,
+                                     const char *id)
+{
+	if (!n || !address || !*address || !port || !valid_id(id))
+		return AGS_ERR_INVALID;
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_CONNECT;
+	c->id = strdup(id);
+	c->address = strdup(address);
+	c->port = port;
+	c->sync = 1;
+	if (!c->id || !c->address) {
+		free_cmd(c);
+		return AGS_ERR_NOMEM;
+	}
+	int rv = post(n, c);
+	if (rv == 0 || c->done)
+		rv = c->result;
+	free_cmd(c);
+	return rv;
+}
+
+AGS_EXPORT int ags_node_disconnect_peer(ags_node *n, const char *id)
+{
+	if (!n || !id)
+		return AGS_ERR_INVALID;
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_DISCONNECT;
+	c->id = strdup(id);
+	c->sync = 1;
+	int rv = c->id ? post(n, c) : AGS_ERR_NOMEM;
+	if (rv == 0)
+		rv = c->result;
+	free_cmd(c);
+	return rv;
+}
+
+AGS_EXPORT int ags_node_sync_now(ags_node *n)
+{
+	if (!n)
+		return AGS_ERR_INVALID;
+	pthread_mutex_lock(&n->cmd_mu);
+	int running = n->running;
+	if (running)
+		uv_async_send(&n->async);
+	pthread_mutex_unlock(&n->cmd_mu);
+	return running ? 0 : AGS_ERR_STATE;
+}
+
+static int reload_tls_locked(struct ags_node *n, ags_error *err)
+{
+	ags_tls_ctx *fresh = NULL;
+	int rv = make_tls(n, &fresh, err);
+	if (rv) {
+		ags_node_log(n, AGS_LOG_ERROR, "TLS reload failed; keeping the old credentials");
+		return rv;
+	}
+	ags_tls_ctx **r = realloc(n->retired_tls, (n->n_retired_tls + 1) * sizeof(*r));
+	if (!r) {
+		ags_tls_ctx_del(fresh);
+		return AGS_ERR_NOMEM;
+	}
+	n->retired_tls = r;
+	rv = ags_quic_ep_set_tls(n->ep, fresh);
+	if (rv) {
+		ags_tls_ctx_del(fresh);
+		return rv;
+	}
+	/* Open sessions still use the old context: keep it until the node stops. */
+	n->retired_tls[n->n_retired_tls++] = n->tls;
+	n->tls = fresh;
+	ags_node_log(n, AGS_LOG_INFO, "TLS credentials reloaded (certificate for '%s')",
+	             ags_tls_ctx_own_id(fresh));
+	return 0;
+}
+
+AGS_EXPORT int ags_node_reload_tls(ags_node *n, ags_error *err)
+{
+	if (!n)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node is NULL");
+	/* Check the files on the caller's thread first, for a useful error. */
+	ags_tls_ctx *probe = NULL;
+	int rv = make_tls(n, &probe, err);
+	if (rv)
+		return rv;
+	ags_tls_ctx_del(probe);
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	c->type = CMD_RELOAD_TLS;
+	c->sync = 1;
+	rv = post(n, c);
+	if (rv == 0)
+		rv = c->result;
+	free_cmd(c);
+	if (rv)
+		ags_error_set(err, rv, NULL, "TLS reload failed: %s", ags_strerror(rv));
+	return rv;
+}
+
+/* ---- patterns ---- */
+
+static void wake(struct ags_node *n)
+{
+	pthread_mutex_lock(&n->cmd_mu);
+	if (n->running)
+		uv_async_send(&n->async);
+	pthread_mutex_unlock(&n->cmd_mu);
+}
+
+static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t cnt,
+                       const char *scope, ags_apply_result *res, ags_error *err)
+{
+	if (!n->started)
+		return ags_error_set(err, AGS_ERR_STATE, NULL, "node not started");
+	ags_change_meta *meta = NULL;
+	if (scope) {
+		meta = calloc(cnt ? cnt : 1, sizeof(*meta));
+		if (!meta)
+			return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+		for (size_t i = 0; i < cnt; i++)
+			meta[i].scope = scope;
+	}
+	pthread_mutex_lock(&n->store_mu);
+	int rv = n->store ? ags_store_apply_batch_ex(n->store, p, meta, cnt, NULL, NULL, res, err)
+	                  : ags_error_set(err, AGS_ERR_STATE, NULL, "node stopped");
+	pthread_mutex_unlock(&n->store_mu);
+	free(meta);
+	if (rv == 0)
+		wake(n);
+	return rv;
+}
+
+AGS_EXPORT int ags_node_sync_pattern(ags_node *n, const ags_pattern *p, const char *const *peer_ids,
+                                     size_t n_peer_ids, ags_apply_result *res, ags_error *err)
+{
+	if (!n || !p)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node and pattern are required");
+	char *scope = NULL;
+	if (peer_ids) {
+		scope = ags_sync_scope_make(peer_ids, n_peer_ids);
+		if (!scope)
+			return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	}
+	int rv = apply_local(n, &p, 1, scope, res, err);
+	free(scope);
+	return rv;
+}
+
+AGS_EXPORT int ags_node_sync_patterns(ags_node *n, const ags_pattern *const *p, size_t cnt,
+                                      ags_apply_result *res, ags_error *err)
+{
+	if (!n || (!p && cnt))
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node and patterns are required");
+	return apply_local(n, p, cnt, NULL, res, err);
+}
+
+AGS_EXPORT int ags_node_delete(ags_node *n, const char *id, ags_apply_result *res, ags_error *err)
+{
+	if (!n || !id)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node and id are required");
+	if (!n->started)
+		return ags_error_set(err, AGS_ERR_STATE, NULL, "node not started");
+	ags_record_head head;
+	pthread_mutex_lock(&n->store_mu);
+	int rv = ags_store_head(n->store, id, &head);
+	pthread_mutex_unlock(&n->store_mu);
+	if (rv == AGS_ERR_NOT_FOUND || (rv == 0 && head.state != AGS_RECORD_LIVE))
+		return ags_error_set(err, AGS_ERR_NOT_FOUND, "id", "no pattern '%s'", id);
+	if (rv)
+		return ags_error_set(err, rv, NULL, "store: %s", ags_store_errmsg(n->store));
+	ags_pattern *t = NULL;
+	int64_t ts = ags_now_ms();
+	if (ts <= head.timestamp)
+		ts = head.timestamp + 1;
+	if ((rv = ags_pattern_new_tombstone(id, head.version + 1, ts, &t)))
+		return ags_error_set(err, rv, "id", "cannot make a tombstone");
+	const ags_pattern *tp = t;
+	rv = apply_local(n, &tp, 1, NULL, res, err);
+	ags_pattern_del(t);
+	return rv;
+}
+
+AGS_EXPORT int ags_node_get(ags_node *n, const char *id, ags_pattern **out)
+{
+	if (!n || !id || !out)
+		return AGS_ERR_INVALID;
+	pthread_mutex_lock(&n->rstore_mu);
+	int rv = n->rstore ? ags_store_get(n->rstore, id, out) : AGS_ERR_STATE;
+	pthread_mutex_unlock(&n->rstore_mu);
+	return rv;
+}
+
+AGS_EXPORT int ags_node_query(ags_node *n, const ags_query *q, ags_pattern_cb cb, void *user_data)
+{
+	if (!n || !cb)
+		return AGS_ERR_INVALID;
+	pthread_mutex_lock(&n->rstore_mu);
+	int rv = n->rstore ? ags_store_query(n->rstore, q, cb, user_data) : AGS_ERR_STATE;
+	pthread_mutex_unlock(&n->rstore_mu);
+	return rv;
+}
+
+/* ---- state ---- */
+
+AGS_EXPORT int ags_node_get_state(ags_node *n, ags_node_state **out)
+{
+	if (!n || !out)
+		return AGS_ERR_INVALID;
+	ags_node_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return AGS_ERR_NOMEM;
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c) {
+		free(st);
+		return AGS_ERR_NOMEM;
+	}
+	c->type = CMD_STATE;
+	c->state = st;
+	c->sync = 1;
+	int rv = post(n, c);
+	free_cmd(c);
+	if (rv == AGS_ERR_STATE) {
+		/* Not running: configured peers, no connections. */
+		rv = 0;
+		st->peers = calloc(n->n_peers ? n->n_peers : 1, sizeof(*st->peers));
+		if (!st->peers)
+			rv = AGS_ERR_NOMEM;
+		for (size_t i = 0; st->peers && i < n->n_peers; i++) {
+			snprintf(st->peers[i].id, sizeof(st->peers[i].id), "%s", n->peers[i]->id);
+			snprintf(st->peers[i].address, sizeof(st->peers[i].address), "%s:%u",
+			         n->peers[i]->address ? n->peers[i]->address : "",
+			         n->peers[i]->port);
+		}
+		st->n_peers = n->n_peers;
+	}
+	if (rv) {
+		ags_node_state_del(st);
+		return rv;
+	}
+	*out = st;
+	return 0;
+}
+
+AGS_EXPORT void ags_node_state_del(ags_node_state *st)
+{
+	if (!st)
+		return;
+	free(st->peers);
+	free(st);
+}

@@ -1,0 +1,696 @@
+/*
+ * The node's loop-thread side: peers and their connections (transport
+ * callbacks), reconnection with backoff, health, housekeeping, and the glue
+ * between connections and sync sessions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "error.h"
+#include "frame.h"
+#include "node_int.h"
+#include "store.h"
+
+/* ---- peers ---- */
+
+struct ags_peer *ags_node_peer_find(struct ags_node *n, const char *id)
+{
+	for (size_t i = 0; i < n->n_peers; i++)
+		if (strcmp(n->peers[i]->id, id) == 0)
+			return n->peers[i];
+	return NULL;
+}
+
+struct ags_peer *ags_node_peer_add(struct ags_node *n, const char *id, const char *address,
+                                   uint16_t port, int dial)
+{
+	if (n->n_peers == n->cap_peers) {
+		size_t cap = n->cap_peers ? n->cap_peers * 2 : 8;
+		struct ags_peer **pp = realloc(n->peers, cap * sizeof(*pp));
+		if (!pp)
+			return NULL;
+		n->peers = pp;
+		n->cap_peers = cap;
+	}
+	struct ags_peer *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->address = address ? strdup(address) : NULL;
+	if (address && !p->address) {
+		free(p);
+		return NULL;
+	}
+	p->port = port;
+	p->dial = dial;
+	n->peers[n->n_peers++] = p;
+	return p;
+}
+
+static void link_detach(struct ags_link *l);
+
+void ags_node_peer_remove(struct ags_node *n, struct ags_peer *p)
+{
+	if (p->link) {
+		struct ags_link *l = p->link;
+		link_detach(l);
+		ags_quic_conn_close(l->conn, 0, "peer removed");
+	}
+	if (p->dialing) {
+		struct ags_link *l = p->dialing;
+		link_detach(l);
+		ags_quic_conn_close(l->conn, 0, "peer removed");
+	}
+	for (size_t i = 0; i < n->n_peers; i++) {
+		if (n->peers[i] == p) {
+			memmove(&n->peers[i], &n->peers[i + 1],
+			        (n->n_peers - i - 1) * sizeof(*n->peers));
+			n->n_peers--;
+			break;
+		}
+	}
+	free(p->address);
+	free(p);
+}
+
+/* ---- errors, backoff, health ---- */
+
+static void peer_state_json(struct ags_peer *p, char *buf, size_t cap)
+{
+	snprintf(buf, cap,
+	         "{\"connected\":%s,\"errorCount\":%llu,\"consecutiveErrors\":%llu,"
+	         "\"degraded\":%s,\"down\":%s}",
+	         p->link ? "true" : "false", (unsigned long long)p->error_count,
+	         (unsigned long long)p->consecutive_errors, p->degraded ? "true" : "false",
+	         p->down ? "true" : "false");
+}
+
+static void check_health(struct ags_node *n, struct ags_peer *p)
+{
+	char st[256];
+	if (!p->degraded && p->consecutive_errors >= n->cfg.degrade_after_errors) {
+		p->degraded = 1;
+		peer_state_json(p, st, sizeof(st));
+		ags_event ev = {.type = AGS_EV_PEER_HEALTH_DEGRADED,
+		                .name = ags_event_name(AGS_EV_PEER_HEALTH_DEGRADED),
+		                .peer_id = p->id,
+		                .state = st,
+		                .error = p->last_error};
+		ags_node_log(n, AGS_LOG_WARN, "peer %s degraded after %llu errors", p->id,
+		             (unsigned long long)p->consecutive_errors);
+		ags_node_emit(n, &ev);
+	} else if (p->degraded && p->consecutive_errors == 0) {
+		p->degraded = 0;
+		peer_state_json(p, st, sizeof(st));
+		ags_event ev = {.type = AGS_EV_PEER_HEALTH_RECOVERED,
+		                .name = ags_event_name(AGS_EV_PEER_HEALTH_RECOVERED),
+		                .peer_id = p->id,
+		                .state = st};
+		ags_node_log(n, AGS_LOG_INFO, "peer %s recovered", p->id);
+		ags_node_emit(n, &ev);
+	}
+}
+
+static void peer_error(struct ags_node *n, struct ags_peer *p, const char *error)
+{
+	p->error_count++;
+	p->consecutive_errors++;
+	snprintf(p->last_error, sizeof(p->last_error), "%s", error);
+	ags_event ev = {.type = AGS_EV_PEER_ERROR,
+	                .name = ags_event_name(AGS_EV_PEER_ERROR),
+	                .peer_id = p->id,
+	                .error = error};
+	ags_node_emit(n, &ev);
+	check_health(n, p);
+}
+
+static void peer_ok(struct ags_node *n, struct ags_peer *p)
+{
+	p->consecutive_errors = 0;
+	check_health(n, p);
+}
+
+static void schedule_retry(struct ags_node *n, struct ags_peer *p)
+{
+	if (!p->dial)
+		return;
+	p->attempts++;
+	ags_backoff_cfg bc = {n->cfg.retry.max_attempts, n->cfg.retry.base_delay_ms,
+	                      n->cfg.retry.max_delay_ms, n->cfg.retry.backoff_multiplier};
+	uint32_t rnd;
+	gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd));
+	uint32_t d = ags_backoff_delay_ms(&bc, p->attempts, rnd);
+	p->retry_at_ms = ags_node_now_ms() + d;
+	if (ags_backoff_is_down(&bc, p->attempts) && !p->down) {
+		p->down = 1;
+		ags_node_log(n, AGS_LOG_WARN,
+		             "peer %s marked down after %u attempts; retrying every %u ms", p->id,
+		             p->attempts - 1, n->cfg.retry.max_delay_ms);
+	}
+	ags_node_log(n, AGS_LOG_DEBUG, "peer %s: attempt %u in %u ms", p->id, p->attempts + 1, d);
+}
+
+/* ---- links ---- */
+
+static struct ags_link *link_new(struct ags_node *n, ags_quic_conn *c, int outgoing)
+{
+	struct ags_link *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->node = n;
+	l->conn = c;
+	l->sid = -1;
+	l->outgoing = outgoing;
+	return l;
+}
+
+static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags_link *l)
+{
+	if (l->sync) {
+		ags_sync_stats ss;
+		ags_sync_get_stats(l->sync, &ss);
+		if (p) {
+			p->base_acked += ss.batches_acked;
+			p->base_failed += ss.batches_failed;
+			if (ss.acked_seq > p->acked_seq)
+				p->acked_seq = ss.acked_seq;
+		}
+		n->base_acked += ss.batches_acked;
+		n->base_failed += ss.batches_failed;
+		n->base_raw_out += ss.raw_bytes_out;
+		n->base_wire_out += ss.wire_bytes_out;
+		n->base_wire_in += ss.wire_bytes_in;
+		n->base_latency_sum += ss.latency_sum_ms;
+	}
+	if (l->conn && p) {
+		ags_quic_info qi;
+		ags_quic_conn_info(l->conn, &qi);
+		p->base_bytes_in += qi.bytes_in;
+		p->base_bytes_out += qi.bytes_out;
+	}
+}
+
+/* Separates a link from its peer (the connection is being closed). */
+static void link_detach(struct ags_link *l)
+{
+	struct ags_peer *p = l->peer;
+	if (!p)
+		return;
+	peer_absorb_stats(l->node, p, l);
+	if (l->sync) {
+		ags_sync_del(l->sync);
+		l->sync = NULL;
+	}
+	if (p->link == l)
+		p->link = NULL;
+	if (p->dialing == l)
+		p->dialing = NULL;
+	l->peer = NULL;
+}
+
+static void link_free(struct ags_link *l)
+{
+	if (l->sync)
+		ags_sync_del(l->sync);
+	while (l->pend_head) {
+		struct ags_pending *q = l->pend_head;
+		l->pend_head = q->next;
+		free(q->frame);
+		free(q);
+	}
+	free(l);
+}
+
+static void write_done(void *ud, int status)
+{
+	(void)status;
+	free(ud);
+}
+
+static void link_flush(struct ags_link *l)
+{
+	while (l->pend_head) {
+		struct ags_pending *q = l->pend_head;
+		int rv = ags_quic_stream_write(l->conn, l->sid, q->frame, q->len, 0, write_done,
+		                               q->frame);
+		if (rv == AGS_ERR_AGAIN)
+			return;
+		if (rv != 0)
+			free(q->frame);
+		l->pend_head = q->next;
+		if (!l->pend_head)
+			l->pend_tail = NULL;
+		free(q);
+	}
+}
+
+static void host_send(void *ud, void *session_ud, uint8_t *frame, size_t len)
+{
+	(void)ud;
+	struct ags_link *l = session_ud;
+	if (!l->pend_head && l->sid >= 0) {
+		int rv = ags_quic_stream_write(l->conn, l->sid, frame, len, 0, write_done, frame);
+		if (rv == 0)
+			return;
+		if (rv != AGS_ERR_AGAIN) {
+			free(frame);
+			return;
+		}
+	}
+	struct ags_pending *q = malloc(sizeof(*q));
+	if (!q) {
+		free(frame);
+		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
+		return;
+	}
+	q->frame = frame;
+	q->len = len;
+	q->next = NULL;
+	if (l->pend_tail)
+		l->pend_tail->next = q;
+	else
+		l->pend_head = q;
+	l->pend_tail = q;
+}
+
+static void host_event(void *ud, const ags_event *ev)
+{
+	struct ags_node *n = ud;
+	if (ev->type == AGS_EV_SYNC_COMPLETED && ev->peer_id) {
+		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
+		if (p)
+			peer_ok(n, p);
+	} else if (ev->type == AGS_EV_SYNC_FAILED && ev->peer_id) {
+		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
+		if (p) {
+			p->error_count++;
+			p->consecutive_errors++;
+			snprintf(p->last_error, sizeof(p->last_error), "%s",
+			         ev->error ? ev->error : "sync failed");
+			check_health(n, p);
+		}
+	}
+	ags_node_emit(n, ev);
+}
+
+static void host_changed(void *ud, void *session_ud)
+{
+	(void)session_ud;
+	ags_node_pump_all(ud);
+}
+
+static void host_log(void *ud, int level, const char *msg)
+{
+	ags_node_log(ud, level, "%s", msg);
+}
+
+static void announce(struct ags_node *n, struct ags_link *l)
+{
+	if (l->announced || !l->peer)
+		return;
+	l->announced = 1;
+	ags_event ev = {.type = AGS_EV_PEER_CONNECTED,
+	                .name = ags_event_name(AGS_EV_PEER_CONNECTED),
+	                .peer_id = l->peer->id,
+	                .address = ags_quic_conn_peer_addr(l->conn)};
+	ags_node_log(n, AGS_LOG_INFO, "accepted %s %s from %s (%s)",
+	             l->outgoing ? "connection to" : "connection of", l->peer->id,
+	             ags_quic_conn_peer_addr(l->conn), l->outgoing ? "outgoing" : "incoming");
+	ags_node_emit(n, &ev);
+}
+
+/*
+ * The peer's HELLO names its process instance. Two live connections to one
+ * peer can exist (both dialled at once, or the peer restarted and the old
+ * connection has not timed out yet). Keep one: a connection from a newer
+ * instance replaces an older one; between two of the same instance keep the
+ * one dialled by the smaller node id, as the peer does too.
+ */
+static int host_hello(void *ud, void *session_ud, const char *instance)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = session_ud;
+	struct ags_peer *p = l->peer;
+	snprintf(l->instance, sizeof(l->instance), "%s", instance ? instance : "");
+	if (!p)
+		return -1;
+	struct ags_link *o = p->link;
+	if (o && o != l) {
+		int same = o->instance[0] && strcmp(o->instance, l->instance) == 0;
+		int keep_new = 1;
+		if (same) {
+			/* Keep the connection dialled by min(our id, peer id). */
+			const char *dialer_new = l->outgoing ? n->node_id : p->id;
+			const char *minid = strcmp(n->node_id, p->id) < 0 ? n->node_id : p->id;
+			keep_new = strcmp(dialer_new, minid) == 0;
+		}
+		if (!keep_new) {
+			if (p->dialing == l)
+				p->dialing = NULL;
+			l->peer = NULL;
+			return -1;
+		}
+		link_detach(o);
+		ags_quic_conn_close(o->conn, AGS_APP_NO_ERROR, "replaced by a newer connection");
+	}
+	if (p->dialing == l)
+		p->dialing = NULL;
+	p->link = l;
+	p->attempts = 0;
+	p->down = 0;
+	peer_ok(n, p);
+	announce(n, l);
+	return 0;
+}
+
+void ags_node_sync_host_init(struct ags_node *n)
+{
+	ags_sync_host *h = &n->host;
+	memset(h, 0, sizeof(*h));
+	h->store = n->store;
+	h->store_mu = &n->store_mu;
+	h->node_id = n->node_id;
+	h->store_id = n->store_id;
+	h->tenant = n->cfg.tenant;
+	h->batch_size = n->cfg.batch_size;
+	h->window = n->cfg.window;
+	h->compression = n->cfg.compression;
+	h->max_frame = n->cfg.max_frame_bytes;
+	h->max_pattern = n->cfg.max_pattern_bytes;
+	h->rate_patterns_per_s = n->cfg.rate_patterns_per_s;
+	h->rate_bytes_per_s = n->cfg.rate_bytes_per_s;
+	h->filter_types = n->cfg.filter_types;
+	h->n_filter_types = n->cfg.n_filter_types;
+	h->filter_tags = n->cfg.filter_tags;
+	h->n_filter_tags = n->cfg.n_filter_tags;
+	h->ud = n;
+	h->send = host_send;
+	h->event = host_event;
+	h->changed = host_changed;
+	h->hello = host_hello;
+	h->log = host_log;
+	h->instance = n->instance;
+}
+
+static int link_start_sync(struct ags_node *n, struct ags_link *l)
+{
+	int rv = ags_sync_new(&n->host, l->peer->id, l, &l->sync);
+	if (rv) {
+		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
+		return rv;
+	}
+	return 0;
+}
+
+/* ---- transport callbacks ---- */
+
+static void q_connected(void *ud, ags_quic_conn *c, const char *peer_id, const char *addr)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (!l) {
+		/* Incoming. */
+		l = link_new(n, c, 0);
+		if (!l) {
+			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "out of memory");
+			return;
+		}
+		ags_quic_conn_set_user_data(c, l);
+		struct ags_peer *p = ags_node_peer_find(n, peer_id);
+		if (!p)
+			p = ags_node_peer_add(n, peer_id, NULL, 0, 0);
+		if (!p) {
+			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "out of memory");
+			return;
+		}
+		l->peer = p;
+	} else if (l->peer && strcmp(l->peer->id, peer_id) != 0) {
+		/* TLS verified the expected id; this cannot differ. */
+		ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "peer id mismatch");
+		return;
+	}
+	l->established = 1;
+	ags_node_log(n, AGS_LOG_DEBUG, "handshake done with %s at %s", peer_id, addr);
+	if (l->outgoing) {
+		int rv = ags_quic_stream_open(c, &l->sid);
+		if (rv) {
+			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "cannot open stream");
+			return;
+		}
+		link_start_sync(n, l);
+	}
+}
+
+static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *reason)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = c ? ags_quic_conn_user_data(c) : NULL;
+	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED,
+	                .name = ags_event_name(AGS_EV_CONNECTION_REFUSED),
+	                .peer_id = l && l->peer ? l->peer->id : NULL,
+	                .address = addr,
+	                .error = reason};
+	ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
+	             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
+	ags_node_emit(n, &ev);
+	if (l && l->peer)
+		peer_error(n, l->peer, reason);
+}
+
+static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reason, int by_peer)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (!l)
+		return;
+	struct ags_peer *p = l->peer;
+	if (p) {
+		int was_active = p->link == l;
+		int was_dialing = p->dialing == l;
+		link_detach(l);
+		if (was_active && l->announced) {
+			char err[320];
+			snprintf(err, sizeof(err), "%s (code 0x%llx, by %s)",
+			         reason && *reason ? reason : "closed", (unsigned long long)code,
+			         by_peer ? "peer" : "us");
+			ags_event ev = {.type = AGS_EV_PEER_DISCONNECTED,
+			                .name = ags_event_name(AGS_EV_PEER_DISCONNECTED),
+			                .peer_id = p->id,
+			                .error = err};
+			ags_node_log(n, AGS_LOG_INFO, "peer %s disconnected: %s", p->id, err);
+			ags_node_emit(n, &ev);
+			if (code != AGS_APP_NO_ERROR && code != AGS_APP_SHUTTING_DOWN)
+				peer_error(n, p, err);
+		} else if (was_dialing && !l->established) {
+			peer_error(n, p, reason && *reason ? reason : "connection failed");
+		}
+		if ((was_active || was_dialing) && !p->link && !p->dialing)
+			schedule_retry(n, p);
+	}
+	link_free(l);
+}
+
+static void q_stream_open(void *ud, ags_quic_conn *c, int64_t sid)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (!l || l->outgoing || l->sid >= 0 || !l->peer) {
+		ags_quic_stream_reset(c, sid, AGS_APP_PROTOCOL_ERROR);
+		return;
+	}
+	l->sid = sid;
+	link_start_sync(n, l);
+}
+
+static void q_stream_data(void *ud, ags_quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+                          int fin)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (!l || !l->sync || sid != l->sid) {
+		ags_quic_stream_consume(c, sid, len);
+		return;
+	}
+	uint64_t code = 0;
+	char reason[200] = "";
+	int rv = ags_sync_on_data(l->sync, data, len, &code, reason, sizeof(reason));
+	ags_quic_stream_consume(c, sid, len);
+	if (rv) {
+		ags_node_log(n, AGS_LOG_WARN, "closing connection with %s: %s (%s)",
+		             l->peer ? l->peer->id : "?", reason, ags_app_error_name(code));
+		if (l->peer)
+			peer_error(n, l->peer, reason);
+		ags_quic_conn_close(c, code, reason);
+		return;
+	}
+	if (fin)
+		ags_quic_conn_close(c, AGS_APP_NO_ERROR, "stream finished");
+}
+
+static void q_stream_close(void *ud, ags_quic_conn *c, int64_t sid, uint64_t code)
+{
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	(void)ud;
+	if (l && sid == l->sid)
+		ags_quic_conn_close(c, AGS_APP_PROTOCOL_ERROR, "sync stream closed");
+}
+
+static void q_writable(void *ud, ags_quic_conn *c)
+{
+	(void)ud;
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (l) {
+		link_flush(l);
+		if (l->sync && !l->pend_head)
+			ags_sync_pump(l->sync, ags_mono_us());
+	}
+}
+
+const ags_quic_callbacks ags_node_quic_callbacks = {
+    .version = AGS_QUIC_CALLBACKS_VERSION,
+    .on_connected = q_connected,
+    .on_refused = q_refused,
+    .on_closed = q_closed,
+    .on_stream_open = q_stream_open,
+    .on_stream_data = q_stream_data,
+    .on_stream_close = q_stream_close,
+    .on_writable = q_writable,
+};
+
+/* ---- housekeeping ---- */
+
+static void dial(struct ags_node *n, struct ags_peer *p)
+{
+	struct ags_link *l = link_new(n, NULL, 1);
+	if (!l)
+		return;
+	l->peer = p;
+	ags_error err;
+	ags_error_clear(&err);
+	int rv = ags_quic_connect(n->ep, p->address, p->port, p->id, l, &l->conn, &err);
+	if (rv) {
+		free(l);
+		char msg[320];
+		snprintf(msg, sizeof(msg), "cannot connect to %s:%u: %s", p->address, p->port,
+		         err.message[0] ? err.message : ags_strerror(rv));
+		peer_error(n, p, msg);
+		schedule_retry(n, p);
+		return;
+	}
+	p->dialing = l;
+}
+
+void ags_node_pump_all(struct ags_node *n)
+{
+	uint64_t now = ags_mono_us();
+	for (size_t i = 0; i < n->n_peers; i++) {
+		struct ags_link *l = n->peers[i]->link;
+		if (l && l->sync && !l->pend_head)
+			ags_sync_pump(l->sync, now);
+	}
+}
+
+void ags_node_tick(struct ags_node *n)
+{
+	uint64_t now = ags_node_now_ms();
+	for (size_t i = 0; i < n->n_peers; i++) {
+		struct ags_peer *p = n->peers[i];
+		if (p->dial && !p->link && !p->dialing && p->retry_at_ms <= now && p->address)
+			dial(n, p);
+	}
+	ags_node_pump_all(n);
+	if (now >= n->next_health_ms) {
+		n->next_health_ms = now + n->cfg.health_interval_ms;
+		for (size_t i = 0; i < n->n_peers; i++)
+			check_health(n, n->peers[i]);
+	}
+	if (now >= n->next_sweep_ms) {
+		n->next_sweep_ms = now + n->cfg.sweep_interval_ms;
+		uint64_t purged = 0;
+		pthread_mutex_lock(&n->store_mu);
+		int rv = ags_store_sweep(n->store, ags_now_ms(), &purged);
+		pthread_mutex_unlock(&n->store_mu);
+		if (rv)
+			ags_node_log(n, AGS_LOG_ERROR, "expiry sweep failed: %s", ags_strerror(rv));
+		else if (purged)
+			ags_node_log(n, AGS_LOG_INFO, "expiry sweep purged %llu patterns",
+			             (unsigned long long)purged);
+	}
+}
+
+void ags_node_close_all(struct ags_node *n)
+{
+	for (size_t i = 0; i < n->n_peers; i++) {
+		struct ags_peer *p = n->peers[i];
+		if (p->link)
+			ags_quic_conn_close(p->link->conn, AGS_APP_SHUTTING_DOWN,
+			                    "node shutting down");
+	}
+	/* Sends CONNECTION_CLOSE, runs on_closed for every connection, closes handles. */
+	ags_quic_ep_del(n->ep);
+	n->ep = NULL;
+}
+
+void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
+{
+	st->running = 1;
+	st->peers = calloc(n->n_peers ? n->n_peers : 1, sizeof(*st->peers));
+	uint64_t acked = n->base_acked, failed = n->base_failed;
+	uint64_t raw_out = n->base_raw_out, wire_out = n->base_wire_out, wire_in = n->base_wire_in;
+	double lat = n->base_latency_sum;
+	for (size_t i = 0; i < n->n_peers; i++) {
+		struct ags_peer *p = n->peers[i];
+		ags_peer_state *ps = st->peers ? &st->peers[i] : NULL;
+		ags_sync_stats ss;
+		memset(&ss, 0, sizeof(ss));
+		ags_quic_info qi;
+		memset(&qi, 0, sizeof(qi));
+		if (p->link && p->link->sync)
+			ags_sync_get_stats(p->link->sync, &ss);
+		if (p->link)
+			ags_quic_conn_info(p->link->conn, &qi);
+		acked += ss.batches_acked;
+		failed += ss.batches_failed;
+		raw_out += ss.raw_bytes_out;
+		wire_out += ss.wire_bytes_out;
+		wire_in += ss.wire_bytes_in;
+		lat += ss.latency_sum_ms;
+		if (p->link && p->link->announced)
+			st->connections++;
+		if (!ps)
+			continue;
+		snprintf(ps->id, sizeof(ps->id), "%s", p->id);
+		if (p->link)
+			snprintf(ps->address, sizeof(ps->address), "%s",
+			         ags_quic_conn_peer_addr(p->link->conn));
+		else
+			snprintf(ps->address, sizeof(ps->address), "%s:%u",
+			         p->address ? p->address : "", p->port);
+		ps->connected = p->link && p->link->announced;
+		ps->degraded = p->degraded;
+		ps->sync_count = p->base_acked + ss.batches_acked;
+		ps->error_count = p->error_count;
+		ps->latency_ms = (double)qi.srtt_us / 1000.0;
+		ps->bytes_in = p->base_bytes_in + qi.bytes_in;
+		ps->bytes_out = p->base_bytes_out + qi.bytes_out;
+		ps->acked_seq = ss.acked_seq > p->acked_seq ? ss.acked_seq : p->acked_seq;
+		ps->lag = p->link && p->link->sync ? ags_sync_lag(p->link->sync) : 0;
+	}
+	st->n_peers = st->peers ? n->n_peers : 0;
+	st->stats.successful_syncs = acked;
+	st->stats.failed_syncs = failed;
+	st->stats.total_syncs = acked + failed;
+	st->stats.average_latency_ms = acked ? lat / (double)acked : 0;
+	st->stats.bytes_transferred = wire_out + wire_in;
+	st->stats.compression_ratio = raw_out ? (double)wire_out / (double)raw_out : 1.0;
+	snprintf(st->store.id, sizeof(st->store.id), "%s", n->store_id);
+	pthread_mutex_lock(&n->store_mu);
+	ags_store_count(n->store, &st->store.patterns);
+	st->store.seq = ags_store_seq(n->store);
+	ags_store_digest(n->store, st->store.digest);
+	pthread_mutex_unlock(&n->store_mu);
+}

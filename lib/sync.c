@@ -1,0 +1,876 @@
+/*
+ * The sync engine (see sync.h): HELLO exchange, the sender (change log ->
+ * filtered, prioritised, compressed batches, windowed and rate limited) and
+ * the receiver (checked batch -> validated patterns -> one transaction with
+ * the cursor -> ACK).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "error.h"
+#include "frame.h"
+#include "pattern.h"
+#include "store.h"
+#include "sync.h"
+#include "wire.h"
+
+#define CHUNK_MIN       4096
+#define CHUNK_MAX_BYTES (16u * 1024 * 1024)
+#define CHUNK_FULL      1 /* chunk_add's "stop, the chunk is full" */
+
+/* A batch sent and not yet acknowledged. */
+struct inflight {
+	uint64_t request_id;
+	uint64_t upto_seq;
+	uint32_t count;
+	uint64_t sent_us;
+	char first_id[AGS_PATTERN_ID_MAX + 1];
+	struct inflight *next;
+};
+
+/* A change read from the log, waiting to be batched. */
+struct pending_change {
+	uint64_t seq;
+	int priority;
+	int no_relay;
+	int tombstone;
+	int64_t version, timestamp;
+	char *id;   /* tombstones */
+	char *json; /* puts */
+	size_t len;
+};
+
+struct ags_sync {
+	const ags_sync_host *h;
+	char peer_id[AGS_NODE_ID_MAX + 1];
+	void *sud;
+	ags_frame_reader rd;
+	ags_batch_encoder *enc;
+	char cursor_key[AGS_NODE_ID_MAX + 16];
+
+	int hello_recv;
+	char peer_store[33];
+	int codec;
+	size_t peer_max_frame;
+	uint32_t peer_batch;
+	char **f_types, **f_tags;
+	size_t n_f_types, n_f_tags;
+
+	uint64_t sent_seq;
+	uint64_t next_request;
+	struct inflight *q_head, *q_tail;
+	uint32_t n_inflight;
+	struct pending_change *chunk;
+	size_t chunk_n, chunk_pos, chunk_cap;
+	uint64_t chunk_upto;
+	size_t chunk_bytes;
+	ags_bucket rate_p, rate_b;
+
+	ags_sync_stats st;
+};
+
+/* ---- helpers ---- */
+
+static void slog(ags_sync *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void slog(ags_sync *s, int level, const char *fmt, ...)
+{
+	if (!s->h->log)
+		return;
+	char buf[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	s->h->log(s->h->ud, level, buf);
+}
+
+/* Hands a frame built in `b` to the host (which takes the memory). */
+static void send_buf(ags_sync *s, ags_frame_buf *b)
+{
+	if (b->len == 0 || !b->data) {
+		ags_frame_buf_free(b);
+		return;
+	}
+	s->h->send(s->h->ud, s->sud, b->data, b->len);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static char **dup_list(const char *const *l, size_t n)
+{
+	char **d = calloc(n ? n : 1, sizeof(*d));
+	for (size_t i = 0; d && i < n; i++) {
+		d[i] = strdup(l[i]);
+		if (!d[i]) {
+			while (i--)
+				free(d[i]);
+			free(d);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+static void emit(ags_sync *s, ags_event *ev)
+{
+	ev->peer_id = s->peer_id;
+	if (s->h->event)
+		s->h->event(s->h->ud, ev);
+}
+
+int ags_sync_scope_allows(const char *scope, const char *peer_id)
+{
+	if (!scope)
+		return 1;
+	size_t n = strlen(peer_id);
+	/* Scope format: "\x1f" + ids joined by "\x1f" + "\x1f"; "" allows nobody. */
+	for (const char *p = scope; (p = strstr(p, peer_id)) != NULL; p++) {
+		if (p > scope && p[-1] == '\x1f' && p[n] == '\x1f')
+			return 1;
+	}
+	return 0;
+}
+
+char *ags_sync_scope_make(const char *const *peer_ids, size_t n)
+{
+	size_t len = 2;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(peer_ids[i]) + 1;
+	char *s = malloc(len);
+	if (!s)
+		return NULL;
+	char *p = s;
+	*p++ = '\x1f';
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(peer_ids[i]);
+		memcpy(p, peer_ids[i], l);
+		p += l;
+		*p++ = '\x1f';
+	}
+	*p = '\0';
+	return s;
+}
+
+static void chunk_clear(ags_sync *s)
+{
+	for (size_t i = 0; i < s->chunk_n; i++) {
+		free(s->chunk[i].id);
+		free(s->chunk[i].json);
+	}
+	s->chunk_n = s->chunk_pos = 0;
+}
+
+static void free_list(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+/* ---- lifecycle ---- */
+
+int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_ud, ags_sync **out)
+{
+	ags_sync *s = calloc(1, sizeof(*s));
+	if (!s)
+		return AGS_ERR_NOMEM;
+	s->h = host;
+	s->sud = session_ud;
+	snprintf(s->peer_id, sizeof(s->peer_id), "%s", peer_id);
+	snprintf(s->cursor_key, sizeof(s->cursor_key), "cursor/%s", peer_id);
+	s->next_request = 1;
+	if (ags_frame_reader_init(&s->rd, host->max_frame) != 0)
+		goto fail;
+	uint64_t now = ags_mono_us();
+	ags_bucket_init(&s->rate_p, host->rate_patterns_per_s, host->rate_patterns_per_s, now);
+	ags_bucket_init(&s->rate_b, host->rate_bytes_per_s, host->rate_bytes_per_s, now);
+
+	/* Our HELLO: who we are, and where our copy of the peer's log stands. */
+	char cur[128] = "";
+	char cur_store[33] = "";
+	uint64_t cur_seq = 0;
+	pthread_mutex_lock(host->store_mu);
+	int rv = ags_store_state_get(host->store, s->cursor_key, cur, sizeof(cur));
+	pthread_mutex_unlock(host->store_mu);
+	if (rv == 0) {
+		unsigned long long q = 0;
+		if (sscanf(cur, "%32s %llu", cur_store, &q) == 2)
+			cur_seq = q;
+		else
+			cur_store[0] = '\0';
+	}
+	ags_wire_hello hello;
+	memset(&hello, 0, sizeof(hello));
+	hello.proto = AGS_PROTO_VERSION;
+	hello.node = host->node_id;
+	hello.tenant = host->tenant;
+	hello.store = host->store_id;
+	hello.codecs = host->compression ? (1u << AGS_CODEC_ZSTD) | (1u << AGS_CODEC_GZIP) : 0;
+	hello.max_frame = (uint32_t)host->max_frame;
+	hello.batch_size = host->batch_size;
+	hello.has_cursor = 1;
+	hello.cursor_store = cur_store;
+	hello.cursor_seq = cur_seq;
+	hello.instance = host->instance;
+	if (host->n_filter_types || host->n_filter_tags) {
+		hello.has_filter = 1;
+		hello.n_types = host->n_filter_types < AGS_WIRE_FILTER_MAX ? host->n_filter_types
+		                                                           : AGS_WIRE_FILTER_MAX;
+		for (size_t i = 0; i < hello.n_types; i++)
+			hello.types[i] = host->filter_types[i];
+		hello.n_tags = host->n_filter_tags < AGS_WIRE_FILTER_MAX ? host->n_filter_tags
+		                                                         : AGS_WIRE_FILTER_MAX;
+		for (size_t i = 0; i < hello.n_tags; i++)
+			hello.tags[i] = host->filter_tags[i];
+	}
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	if (ags_wire_hello_encode(&hello, &fb, NULL) != 0) {
+		ags_frame_buf_free(&fb);
+		goto fail;
+	}
+	send_buf(s, &fb);
+	*out = s;
+	return 0;
+fail:
+	ags_sync_del(s);
+	return AGS_ERR_NOMEM;
+}
+
+void ags_sync_del(ags_sync *s)
+{
+	if (!s)
+		return;
+	ags_frame_reader_free(&s->rd);
+	ags_batch_encoder_del(s->enc);
+	while (s->q_head) {
+		struct inflight *q = s->q_head;
+		s->q_head = q->next;
+		free(q);
+	}
+	chunk_clear(s);
+	free(s->chunk);
+	free_list(s->f_types, s->n_f_types);
+	free_list(s->f_tags, s->n_f_tags);
+	free(s);
+}
+
+void ags_sync_get_stats(const ags_sync *s, ags_sync_stats *out)
+{
+	*out = s->st;
+	out->hello_done = s->hello_recv;
+}
+
+uint64_t ags_sync_lag(ags_sync *s)
+{
+	pthread_mutex_lock(s->h->store_mu);
+	uint64_t seq = ags_store_seq(s->h->store);
+	pthread_mutex_unlock(s->h->store_mu);
+	return seq > s->st.acked_seq ? seq - s->st.acked_seq : 0;
+}
+
+/* ---- sender ---- */
+
+static int wanted(ags_sync *s, const ags_pattern *p)
+{
+	if (ags_pattern_is_tombstone(p))
+		return 1;
+	if (s->n_f_types) {
+		size_t i;
+		for (i = 0; i < s->n_f_types; i++)
+			if (strcmp(s->f_types[i], ags_pattern_type(p)) == 0)
+				break;
+		if (i == s->n_f_types)
+			return 0;
+	}
+	if (s->n_f_tags) {
+		size_t i;
+		for (i = 0; i < s->n_f_tags; i++)
+			if (ags_pattern_has_tag(p, s->f_tags[i]))
+				break;
+		if (i == s->n_f_tags)
+			return 0;
+	}
+	return 1;
+}
+
+static int chunk_add(void *ud, const ags_pattern *p, const ags_change_info *info)
+{
+	ags_sync *s = ud;
+	if (info->seq > s->chunk_upto)
+		s->chunk_upto = info->seq;
+	if (info->origin && strcmp(info->origin, s->peer_id) == 0)
+		return 0; /* it came from this peer */
+	if (!ags_sync_scope_allows(info->scope, s->peer_id))
+		return 0;
+	if (!wanted(s, p))
+		return 0;
+	if (s->chunk_n == s->chunk_cap) {
+		size_t cap = s->chunk_cap ? s->chunk_cap * 2 : 256;
+		struct pending_change *c = realloc(s->chunk, cap * sizeof(*c));
+		if (!c)
+			return AGS_ERR_NOMEM;
+		s->chunk = c;
+		s->chunk_cap = cap;
+	}
+	struct pending_change *c = &s->chunk[s->chunk_n];
+	memset(c, 0, sizeof(*c));
+	c->seq = info->seq;
+	c->priority = ags_pattern_priority(p);
+	c->no_relay = info->scope != NULL;
+	c->version = ags_pattern_version(p);
+	c->timestamp = ags_pattern_timestamp(p);
+	if (ags_pattern_is_tombstone(p)) {
+		c->tombstone = 1;
+		c->id = strdup(ags_pattern_id(p));
+		if (!c->id)
+			return AGS_ERR_NOMEM;
+	} else {
+		size_t len = 0;
+		const char *j = ags_pattern_json(p, &len);
+		c->json = malloc(len);
+		if (!c->json)
+			return AGS_ERR_NOMEM;
+		memcpy(c->json, j, len);
+		c->len = len;
+		s->chunk_bytes += len;
+	}
+	s->chunk_n++;
+	return s->chunk_bytes >= CHUNK_MAX_BYTES ? CHUNK_FULL : 0;
+}
+
+static int by_priority(const void *a, const void *b)
+{
+	const struct pending_change *x = a, *y = b;
+	if (x->priority != y->priority)
+		return y->priority - x->priority; /* higher first */
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Reads the next chunk of the backlog. Returns 0, or an error. */
+static int chunk_load(ags_sync *s)
+{
+	chunk_clear(s);
+	s->chunk_upto = s->sent_seq;
+	/* A chunk is the part of the backlog ordered by priority: a few windows'
+	 * worth, at least CHUNK_MIN changes, at most CHUNK_MAX_BYTES of JSON. */
+	size_t limit = (size_t)s->h->window * s->h->batch_size * 4;
+	if (limit < CHUNK_MIN)
+		limit = CHUNK_MIN;
+	s->chunk_bytes = 0;
+	pthread_mutex_lock(s->h->store_mu);
+	int rv = ags_store_changes_ex(s->h->store, s->sent_seq, limit, chunk_add, s);
+	pthread_mutex_unlock(s->h->store_mu);
+	if (rv == CHUNK_FULL)
+		rv = 0;
+	if (rv) {
+		chunk_clear(s);
+		s->chunk_upto = s->sent_seq;
+		return rv;
+	}
+	/* Priority queue (seed): within the backlog read, higher priority first. */
+	qsort(s->chunk, s->chunk_n, sizeof(*s->chunk), by_priority);
+	return 0;
+}
+
+static int ensure_encoder(ags_sync *s)
+{
+	if (s->enc)
+		return 0;
+	ags_batch_encoder_opts o;
+	memset(&o, 0, sizeof(o));
+	o.max_frame = s->peer_max_frame;
+	o.max_count = s->peer_batch < s->h->batch_size ? s->peer_batch : s->h->batch_size;
+	return ags_batch_encoder_new(&o, &s->enc);
+}
+
+/* Builds and sends one batch from the chunk. Returns 0, 1 when rate limited (*wait set). */
+static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
+{
+	size_t remaining = s->chunk_n - s->chunk_pos;
+	size_t max_n = s->h->batch_size;
+	if (s->peer_batch && s->peer_batch < max_n)
+		max_n = s->peer_batch;
+	if (remaining) {
+		double ap = ags_bucket_available(&s->rate_p, now);
+		double ab = ags_bucket_available(&s->rate_b, now);
+		if (ap < 1.0 || ab < 1.0) {
+			uint64_t w1 = ags_bucket_wait_us(&s->rate_p, 1.0);
+			uint64_t w2 = ags_bucket_wait_us(&s->rate_b, 1.0);
+			*wait = w1 > w2 ? w1 : w2;
+			return 1;
+		}
+		if (ap < (double)max_n)
+			max_n = (size_t)ap;
+	}
+	if (ensure_encoder(s))
+		return AGS_ERR_NOMEM;
+	ags_batch_encoder_begin(s->enc);
+	struct inflight *q = calloc(1, sizeof(*q));
+	if (!q)
+		return AGS_ERR_NOMEM;
+	while (s->chunk_pos < s->chunk_n && ags_batch_encoder_count(s->enc) < max_n) {
+		struct pending_change *c = &s->chunk[s->chunk_pos];
+		int rv = c->tombstone
+		             ? ags_batch_encoder_add_del(s->enc, c->id, c->version, c->timestamp,
+		                                         c->no_relay)
+		             : ags_batch_encoder_add_put(s->enc, c->json, c->len, c->no_relay);
+		if (rv == AGS_ERR_TOO_LARGE && ags_batch_encoder_count(s->enc) > 0)
+			break;
+		if (rv) {
+			/* A single change that does not fit a frame: skip it, loudly. */
+			slog(s, AGS_LOG_ERROR, "change seq %llu cannot be sent to %s: %s",
+			     (unsigned long long)c->seq, s->peer_id, ags_strerror(rv));
+			s->chunk_pos++;
+			continue;
+		}
+		if (ags_batch_encoder_count(s->enc) == 1) {
+			if (c->tombstone)
+				snprintf(q->first_id, sizeof(q->first_id), "%s", c->id);
+		}
+		s->chunk_pos++;
+	}
+	uint32_t count = (uint32_t)ags_batch_encoder_count(s->enc);
+	int last = s->chunk_pos >= s->chunk_n;
+	q->request_id = s->next_request++;
+	q->upto_seq = last ? s->chunk_upto : 0;
+	q->count = count;
+	q->sent_us = now;
+	const uint8_t *frame = NULL;
+	size_t flen = 0;
+	ags_batch_stats bs;
+	int rv = ags_batch_encoder_finish(s->enc, q->request_id, ags_now_ms(), q->upto_seq,
+	                                  s->h->node_id, s->codec, &frame, &flen, &bs);
+	if (rv) {
+		free(q);
+		return rv;
+	}
+	uint8_t *copy = malloc(flen);
+	if (!copy) {
+		free(q);
+		return AGS_ERR_NOMEM;
+	}
+	memcpy(copy, frame, flen);
+	s->h->send(s->h->ud, s->sud, copy, flen);
+	ags_bucket_spend(&s->rate_p, count);
+	ags_bucket_spend(&s->rate_b, (double)flen);
+	s->st.patterns_sent += count;
+	s->st.raw_bytes_out += bs.raw_len;
+	s->st.wire_bytes_out += bs.wire_len;
+	if (s->q_tail)
+		s->q_tail->next = q;
+	else
+		s->q_head = q;
+	s->q_tail = q;
+	s->n_inflight++;
+	if (last) {
+		s->sent_seq = s->chunk_upto;
+		chunk_clear(s);
+	}
+	return 0;
+}
+
+uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
+{
+	if (!s->hello_recv)
+		return 0;
+	while (s->n_inflight < s->h->window) {
+		if (s->chunk_pos >= s->chunk_n) {
+			if (chunk_load(s) != 0)
+				return 0;
+			if (s->chunk_upto <= s->sent_seq)
+				return 0; /* nothing new */
+		}
+		uint64_t wait = 0;
+		int rv = send_batch(s, now_us, &wait);
+		if (rv == 1)
+			return wait ? wait : 1000;
+		if (rv < 0) {
+			slog(s, AGS_LOG_ERROR, "sending to %s failed: %s", s->peer_id,
+			     ags_strerror(rv));
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* ---- receiver ---- */
+
+static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
+                    size_t cap)
+{
+	if (s->hello_recv) {
+		*code = AGS_APP_PROTOCOL_ERROR;
+		snprintf(reason, cap, "second HELLO");
+		return AGS_ERR_PROTO;
+	}
+	ags_wire_hello m;
+	ags_error err;
+	ags_error_clear(&err);
+	int rv = ags_wire_hello_decode(payload, len, &m, &err);
+	if (rv) {
+		*code = rv == AGS_ERR_UNSUPPORTED ? AGS_APP_VERSION_MISMATCH : AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "bad HELLO: %s%s%s", err.field, err.field[0] ? ": " : "",
+		         err.message);
+		return rv;
+	}
+	rv = 0;
+	if (strcmp(m.node, s->peer_id) != 0) {
+		*code = AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "claimed node id '%s' is not the certificate's '%s'", m.node,
+		         s->peer_id);
+		rv = AGS_ERR_AUTH;
+	} else if (strcmp(m.tenant, s->h->tenant) != 0) {
+		*code = AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "tenant '%s' is not ours ('%s')", m.tenant, s->h->tenant);
+		rv = AGS_ERR_AUTH;
+	}
+	if (rv) {
+		ags_wire_hello_free(&m);
+		return rv;
+	}
+	snprintf(s->peer_store, sizeof(s->peer_store), "%s", m.store);
+	s->peer_max_frame = m.max_frame;
+	s->peer_batch = m.batch_size;
+	s->codec = AGS_CODEC_NONE;
+	if (s->h->compression) {
+		if (m.codecs & (1u << AGS_CODEC_ZSTD))
+			s->codec = AGS_CODEC_ZSTD;
+		else if (m.codecs & (1u << AGS_CODEC_GZIP))
+			s->codec = AGS_CODEC_GZIP;
+	}
+	/* Resume where the peer's durable copy of our log stands (same store only). */
+	if (m.has_cursor && strcmp(m.cursor_store, s->h->store_id) == 0)
+		s->sent_seq = m.cursor_seq;
+	else
+		s->sent_seq = 0;
+	s->st.acked_seq = s->sent_seq;
+	if (m.has_filter) {
+		s->f_types = dup_list(m.types, m.n_types);
+		s->f_tags = dup_list(m.tags, m.n_tags);
+		if (!s->f_types || !s->f_tags) {
+			ags_wire_hello_free(&m);
+			*code = AGS_APP_INTERNAL_ERROR;
+			snprintf(reason, cap, "out of memory");
+			return AGS_ERR_NOMEM;
+		}
+		s->n_f_types = m.n_types;
+		s->n_f_tags = m.n_tags;
+	}
+	char instance[40];
+	snprintf(instance, sizeof(instance), "%s", m.instance ? m.instance : "");
+	ags_wire_hello_free(&m);
+	if (s->h->hello && s->h->hello(s->h->ud, s->sud, instance) != 0) {
+		*code = AGS_APP_NO_ERROR;
+		snprintf(reason, cap, "duplicate connection");
+		return AGS_ERR_EXISTS;
+	}
+	s->hello_recv = 1;
+	slog(s, AGS_LOG_DEBUG, "HELLO from %s: resuming our log after %llu, codec %s", s->peer_id,
+	     (unsigned long long)s->sent_seq, ags_codec_name(s->codec));
+	ags_sync_pump(s, ags_mono_us());
+	return 0;
+}
+
+static void send_ack(ags_sync *s, const ags_wire_ack *ack, const ags_wire_ack_error *errs, size_t n)
+{
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	if (ags_wire_ack_encode(ack, errs, n, &fb, NULL) == 0)
+		send_buf(s, &fb);
+	else
+		ags_frame_buf_free(&fb);
+}
+
+static int id_of(yyjson_val *v, char *buf, size_t cap)
+{
+	yyjson_val *id = yyjson_obj_get(v, "id");
+	if (yyjson_is_str(id)) {
+		snprintf(buf, cap, "%s", yyjson_get_str(id));
+		return 1;
+	}
+	buf[0] = '\0';
+	return 0;
+}
+
+static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
+                    size_t cap)
+{
+	if (!s->hello_recv) {
+		*code = AGS_APP_PROTOCOL_ERROR;
+		snprintf(reason, cap, "BATCH before HELLO");
+		return AGS_ERR_PROTO;
+	}
+	s->st.wire_bytes_in += len + AGS_FRAME_HEADER_LEN;
+	ags_batch b;
+	memset(&b, 0, sizeof(b));
+	ags_batch_limits lim = {.max_raw = s->h->max_frame * 8, .max_count = 10000};
+	ags_error err;
+	ags_error_clear(&err);
+	int rv = ags_batch_decode(payload, len, &lim, &b, &err);
+	if (rv) {
+		if (len < 8) {
+			*code = AGS_APP_PROTOCOL_ERROR;
+			snprintf(reason, cap, "truncated BATCH");
+			return AGS_ERR_PROTO;
+		}
+		/* The batch as a whole is refused: nothing applied, an error ACK. */
+		uint64_t rid = 0;
+		for (int i = 0; i < 8; i++)
+			rid = rid << 8 | payload[i];
+		ags_wire_ack_error e = {.pattern_id = "", .error = err.message, .code = rv};
+		ags_wire_ack ack = {.request_id = rid, .success = 0, .received_count = 0};
+		pthread_mutex_lock(s->h->store_mu);
+		ack.seq = ags_store_seq(s->h->store);
+		pthread_mutex_unlock(s->h->store_mu);
+		slog(s, AGS_LOG_WARN, "batch %llu from %s refused: %s%s%s", (unsigned long long)rid,
+		     s->peer_id, err.field, err.field[0] ? ": " : "", err.message);
+		send_ack(s, &ack, &e, 1);
+		return 0;
+	}
+	size_t n = b.n_entries;
+	ags_pattern **pats = calloc(n ? n : 1, sizeof(*pats));
+	ags_change_meta *meta = calloc(n ? n : 1, sizeof(*meta));
+	ags_apply_result *res = calloc(n ? n : 1, sizeof(*res));
+	ags_wire_ack_error *errs = calloc(n ? n : 1, sizeof(*errs));
+	char(*err_ids)[AGS_PATTERN_ID_MAX + 1] = calloc(n ? n : 1, sizeof(*err_ids));
+	char(*err_msgs)[AGS_WIRE_TEXT_MAX] = calloc(n ? n : 1, sizeof(*err_msgs));
+	size_t nv = 0, ne = 0;
+	if (!pats || !meta || !res || !errs || !err_ids || !err_msgs) {
+		rv = AGS_ERR_NOMEM;
+		goto out;
+	}
+	ags_pattern_opts po = {.max_bytes = s->h->max_pattern};
+	for (size_t i = 0; i < n; i++) {
+		ags_batch_entry *e = &b.entries[i];
+		ags_pattern *p = NULL;
+		ags_error pe;
+		ags_error_clear(&pe);
+		int prv;
+		if (e->kind == AGS_BATCH_PUT) {
+			prv = ags_pattern_from_val(e->pattern, &po, &p, &pe);
+		} else {
+			char id[AGS_PATTERN_ID_MAX + 1];
+			snprintf(id, sizeof(id), "%.*s", (int)e->id_len, e->id);
+			prv = ags_pattern_new_tombstone(id, e->version, e->timestamp, &p);
+			if (prv)
+				ags_error_set(&pe, prv, "d", "invalid delete");
+		}
+		if (prv) {
+			if (e->kind == AGS_BATCH_PUT)
+				id_of(e->pattern, err_ids[ne], sizeof(err_ids[ne]));
+			else
+				snprintf(err_ids[ne], sizeof(err_ids[ne]), "%.*s", (int)e->id_len,
+				         e->id);
+			snprintf(err_msgs[ne], sizeof(err_msgs[ne]), "%s%s%s", pe.field,
+			         pe.field[0] ? ": " : "", pe.message);
+			errs[ne].pattern_id = err_ids[ne];
+			errs[ne].error = err_msgs[ne];
+			errs[ne].code = prv;
+			ne++;
+			continue;
+		}
+		pats[nv] = p;
+		meta[nv].origin = s->peer_id;
+		meta[nv].scope = e->no_relay ? "" : NULL;
+		nv++;
+	}
+	char cursor[80];
+	const char *ckey = NULL;
+	if (b.hdr.upto_seq) {
+		snprintf(cursor, sizeof(cursor), "%s %llu", s->peer_store,
+		         (unsigned long long)b.hdr.upto_seq);
+		ckey = s->cursor_key;
+	}
+	ags_error ae;
+	ags_error_clear(&ae);
+	pthread_mutex_lock(s->h->store_mu);
+	rv = ags_store_apply_batch_ex(s->h->store, (const ags_pattern *const *)pats, meta, nv, ckey,
+	                              ckey ? cursor : NULL, res, &ae);
+	uint64_t seq = ags_store_seq(s->h->store);
+	pthread_mutex_unlock(s->h->store_mu);
+	ags_wire_ack ack = {.request_id = b.hdr.request_id, .received_count = n, .seq = seq};
+	if (rv) {
+		/* Nothing applied: one error for the whole batch. */
+		ags_wire_ack_error e = {.pattern_id = "", .error = ae.message, .code = rv};
+		ack.success = 0;
+		slog(s, AGS_LOG_ERROR, "applying batch from %s failed: %s", s->peer_id, ae.message);
+		send_ack(s, &ack, &e, 1);
+		rv = 0;
+		goto out;
+	}
+	uint32_t applied = 0;
+	for (size_t i = 0; i < nv; i++) {
+		int o = res[i].outcome;
+		if (o == AGS_APPLY_INSERTED || o == AGS_APPLY_UPDATED ||
+		    o == AGS_APPLY_CONFLICT_WON) {
+			applied++;
+			ags_event ev = {.type = AGS_EV_PATTERN_RECEIVED,
+			                .name = ags_event_name(AGS_EV_PATTERN_RECEIVED),
+			                .pattern = pats[i],
+			                .pattern_id = ags_pattern_id(pats[i]),
+			                .source_id = s->peer_id};
+			emit(s, &ev);
+		}
+		if (o == AGS_APPLY_CONFLICT_WON || o == AGS_APPLY_CONFLICT_LOST) {
+			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
+			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
+			                .pattern = pats[i],
+			                .pattern_id = ags_pattern_id(pats[i]),
+			                .source_id = s->peer_id,
+			                .error = o == AGS_APPLY_CONFLICT_WON
+			                             ? "incoming version won"
+			                             : "stored version won"};
+			emit(s, &ev);
+		}
+	}
+	s->st.patterns_received += n;
+	ack.success = ne == 0;
+	ack.applied = applied;
+	send_ack(s, &ack, errs, ne);
+	if (applied && s->h->changed)
+		s->h->changed(s->h->ud, s->sud);
+out:
+	for (size_t i = 0; pats && i < nv; i++)
+		ags_pattern_del(pats[i]);
+	free(pats);
+	free(meta);
+	free(res);
+	free(errs);
+	free(err_ids);
+	free(err_msgs);
+	ags_batch_free(&b);
+	if (rv) {
+		*code = AGS_APP_INTERNAL_ERROR;
+		snprintf(reason, cap, "%s", ags_strerror(rv));
+	}
+	return rv;
+}
+
+static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
+                  size_t cap)
+{
+	ags_wire_ack m;
+	ags_error err;
+	ags_error_clear(&err);
+	int rv = ags_wire_ack_decode(payload, len, 0, &m, &err);
+	if (rv) {
+		*code = AGS_APP_PROTOCOL_ERROR;
+		snprintf(reason, cap, "bad ACK: %s %s", err.field, err.message);
+		return rv;
+	}
+	struct inflight *q = s->q_head, *prev = NULL;
+	while (q && q->request_id != m.request_id) {
+		prev = q;
+		q = q->next;
+	}
+	if (!q) {
+		ags_wire_ack_free(&m);
+		*code = AGS_APP_PROTOCOL_ERROR;
+		snprintf(reason, cap, "ACK for unknown batch %llu",
+		         (unsigned long long)m.request_id);
+		return AGS_ERR_PROTO;
+	}
+	if (prev)
+		prev->next = q->next;
+	else
+		s->q_head = q->next;
+	if (s->q_tail == q)
+		s->q_tail = prev;
+	s->n_inflight--;
+	uint64_t now = ags_mono_us();
+	double latency = (double)(now - q->sent_us) / 1000.0;
+	if (q->upto_seq > s->st.acked_seq)
+		s->st.acked_seq = q->upto_seq;
+	for (size_t i = 0; i < m.n_errors; i++) {
+		ags_event ev = {.type = AGS_EV_SYNC_FAILED,
+		                .name = ags_event_name(AGS_EV_SYNC_FAILED),
+		                .pattern_id = m.errors[i].pattern_id,
+		                .error = m.errors[i].error};
+		emit(s, &ev);
+	}
+	if (m.success) {
+		s->st.batches_acked++;
+		s->st.latency_sum_ms += latency;
+		ags_event ev = {.type = AGS_EV_SYNC_COMPLETED,
+		                .name = ags_event_name(AGS_EV_SYNC_COMPLETED),
+		                .pattern_count = q->count,
+		                .latency_ms = latency};
+		emit(s, &ev);
+	} else {
+		s->st.batches_failed++;
+		if (m.n_errors == 0) {
+			ags_event ev = {.type = AGS_EV_SYNC_FAILED,
+			                .name = ags_event_name(AGS_EV_SYNC_FAILED),
+			                .error = "batch refused by the peer"};
+			emit(s, &ev);
+		}
+	}
+	free(q);
+	ags_wire_ack_free(&m);
+	ags_sync_pump(s, now);
+	return 0;
+}
+
+static int on_error_frame(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code,
+                          char *reason, size_t cap)
+{
+	ags_wire_error m;
+	if (ags_wire_error_decode(payload, len, &m, NULL) == 0) {
+		slog(s, AGS_LOG_WARN, "%s reports error %s: %s", s->peer_id,
+		     ags_app_error_name(m.code), m.text);
+		snprintf(reason, cap, "peer error: %s", m.text);
+		ags_wire_error_free(&m);
+	} else {
+		snprintf(reason, cap, "peer sent an unreadable ERROR");
+	}
+	*code = AGS_APP_NO_ERROR;
+	return AGS_ERR_CLOSED;
+}
+
+int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *close_code,
+                     char *reason, size_t cap)
+{
+	while (len > 0) {
+		size_t used = 0;
+		ags_frame f;
+		ags_error err;
+		ags_error_clear(&err);
+		int rv = ags_frame_reader_feed(&s->rd, data, len, &used, &f, &err);
+		if (rv < 0) {
+			*close_code = ags_frame_reader_close_code(&s->rd);
+			snprintf(reason, cap, "%s",
+			         err.message[0] ? err.message : ags_strerror(rv));
+			return rv;
+		}
+		data += used;
+		len -= used;
+		if (rv == 0)
+			break;
+		switch (f.type) {
+		case AGS_FRAME_HELLO:
+			rv = on_hello(s, f.payload, f.len, close_code, reason, cap);
+			break;
+		case AGS_FRAME_BATCH:
+			rv = on_batch(s, f.payload, f.len, close_code, reason, cap);
+			break;
+		case AGS_FRAME_ACK:
+			rv = on_ack(s, f.payload, f.len, close_code, reason, cap);
+			break;
+		case AGS_FRAME_ERROR:
+			rv = on_error_frame(s, f.payload, f.len, close_code, reason, cap);
+			break;
+		default:
+			*close_code = AGS_APP_UNKNOWN_FRAME;
+			snprintf(reason, cap, "unexpected %s frame on a peer connection",
+			         ags_frame_type_name(f.type));
+			rv = AGS_ERR_PROTO;
+		}
+		if (rv)
+			return rv;
+	}
+	return 0;
+}

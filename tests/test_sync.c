@@ -1,0 +1,554 @@
+/*
+ * Unit tests of the sync engine (lib/sync.c) without a network: two sessions
+ * wired back to back in memory, each over a real SQLite store. Frames one
+ * session sends are fed to the other until nothing moves. Also feeds a
+ * session hand-made bad frames, as a misbehaving peer would.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "agentsync/agentsync.h"
+#include "batch.h"
+#include "error.h"
+#include "frame.h"
+#include "store.h"
+#include "sync.h"
+#include "wire.h"
+
+/* One side: a store, a host, a session, and the frames it sent. */
+struct side {
+	const char *id;
+	ags_store *store;
+	pthread_mutex_t mu;
+	ags_sync_host host;
+	ags_sync *sync;
+	ags_frame_buf out; /* frames sent, not yet delivered */
+	int received, conflicts, completed, failed, changed;
+	char last_failed[256];
+};
+
+static void h_send(void *ud, void *sud, uint8_t *frame, size_t len)
+{
+	(void)sud;
+	struct side *s = ud;
+	assert_int_equal(ags_frame_buf_append(&s->out, frame, len), 0);
+	free(frame);
+}
+
+static void h_event(void *ud, const ags_event *ev)
+{
+	struct side *s = ud;
+	switch (ev->type) {
+	case AGS_EV_PATTERN_RECEIVED:
+		s->received++;
+		break;
+	case AGS_EV_PATTERN_CONFLICT:
+		s->conflicts++;
+		break;
+	case AGS_EV_SYNC_COMPLETED:
+		s->completed++;
+		break;
+	case AGS_EV_SYNC_FAILED:
+		s->failed++;
+		snprintf(s->last_failed, sizeof(s->last_failed), "%s %s",
+		         ev->pattern_id ? ev->pattern_id : "-", ev->error ? ev->error : "-");
+		break;
+	}
+}
+
+static void h_changed(void *ud, void *sud)
+{
+	(void)sud;
+	((struct side *)ud)->changed++;
+}
+
+static const char *types_wanted[] = {"coverage_gap"};
+
+static void side_init(struct side *s, const char *dir, const char *id, int filter)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	char *path = tu_sprintf("%s/%s.db", dir, id);
+	assert_int_equal(ags_store_open(path, NULL, &s->store, NULL), 0);
+	free(path);
+	pthread_mutex_init(&s->mu, NULL);
+	ags_frame_buf_init(&s->out, 0);
+	ags_sync_host *h = &s->host;
+	h->store = s->store;
+	h->store_mu = &s->mu;
+	h->node_id = id;
+	h->store_id = ags_store_id(s->store);
+	h->tenant = "default";
+	h->batch_size = 100;
+	h->window = 4;
+	h->compression = 1;
+	h->max_frame = 16u << 20;
+	h->max_pattern = AGS_PATTERN_MAX_BYTES_DEFAULT;
+	h->instance = "00000000000000000000000000000001";
+	if (filter) {
+		h->filter_types = types_wanted;
+		h->n_filter_types = 1;
+	}
+	h->ud = s;
+	h->send = h_send;
+	h->event = h_event;
+	h->changed = h_changed;
+}
+
+static void side_connect(struct side *s, const char *peer)
+{
+	assert_int_equal(ags_sync_new(&s->host, peer, s, &s->sync), 0);
+}
+
+static void side_free(struct side *s)
+{
+	ags_sync_del(s->sync);
+	ags_store_close(s->store);
+	ags_frame_buf_free(&s->out);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* Delivers everything `from` sent to `to`. Returns the bytes moved; fails on a close. */
+static size_t deliver(struct side *from, struct side *to)
+{
+	size_t n = from->out.len;
+	if (!n)
+		return 0;
+	uint8_t *copy = malloc(n);
+	memcpy(copy, from->out.data, n);
+	ags_frame_buf_reset(&from->out);
+	uint64_t code = 0;
+	char reason[256] = "";
+	int rv = ags_sync_on_data(to->sync, copy, n, &code, reason, sizeof(reason));
+	free(copy);
+	if (rv)
+		fail_msg("%s closed the connection: %s (0x%llx)", to->id, reason,
+		         (unsigned long long)code);
+	return n;
+}
+
+/* Runs both sessions until nothing moves (bounded). */
+static void settle(struct side *a, struct side *b)
+{
+	for (int i = 0; i < 100000; i++) {
+		ags_sync_pump(a->sync, ags_mono_us());
+		ags_sync_pump(b->sync, ags_mono_us());
+		if (deliver(a, b) + deliver(b, a) == 0)
+			return;
+	}
+	fail_msg("sessions did not settle");
+}
+
+static ags_pattern *pat(const char *id, int64_t version, const char *type, int priority)
+{
+	char json[512];
+	char prio[32] = "";
+	if (priority)
+		snprintf(prio, sizeof(prio), ",\"priority\":%d", priority);
+	snprintf(json, sizeof(json),
+	         "{\"id\":\"%s\",\"agentId\":\"a1\",\"type\":\"%s\",\"data\":{\"v\":%lld},"
+	         "\"metadata\":{\"source\":\"t\",\"tags\":[\"x\"]%s},\"timestamp\":1000,"
+	         "\"version\":%lld}",
+	         id, type, (long long)version, prio, (long long)version);
+	ags_pattern *p = NULL;
+	ags_error err;
+	if (ags_pattern_parse(json, strlen(json), NULL, &p, &err))
+		fail_msg("parse: %s", err.message);
+	return p;
+}
+
+static void put_many(struct side *s, const char *prefix, int n, const char *type, int priority)
+{
+	for (int i = 0; i < n; i++) {
+		char id[64];
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		ags_pattern *p = pat(id, 1, type, priority);
+		assert_int_equal(ags_store_apply(s->store, p, NULL, NULL), 0);
+		ags_pattern_del(p);
+	}
+}
+
+static void assert_same_store(struct side *a, struct side *b)
+{
+	char da[65], db[65];
+	uint64_t ca, cb;
+	ags_store_digest(a->store, da);
+	ags_store_digest(b->store, db);
+	assert_int_equal(ags_store_count(a->store, &ca), 0);
+	assert_int_equal(ags_store_count(b->store, &cb), 0);
+	assert_int_equal(ca, cb);
+	assert_string_equal(da, db);
+}
+
+struct env {
+	char *dir;
+	struct side a, b;
+};
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	e->dir = tu_mkdtemp("sync-unit");
+	side_init(&e->a, e->dir, "a", 0);
+	side_init(&e->b, e->dir, "b", 0);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	side_free(&e->a);
+	side_free(&e->b);
+	tu_rmrf(e->dir);
+	free(e->dir);
+	free(e);
+	return 0;
+}
+
+static void both_sides_converge_and_ack(void **state)
+{
+	struct env *e = *state;
+	put_many(&e->a, "a", 750, "test_execution", 0);
+	put_many(&e->b, "b", 250, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	assert_same_store(&e->a, &e->b);
+	uint64_t n;
+	assert_int_equal(ags_store_count(e->a.store, &n), 0);
+	assert_int_equal(n, 1000);
+	assert_int_equal(e->b.received, 750);
+	assert_int_equal(e->a.received, 250);
+	/* 750 in batches of 100 (8), plus empty batches that only move b's cursor
+	 * past what a got from b itself (never sent back). */
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_sent, 750);
+	assert_true(e->a.completed >= 8);
+	assert_int_equal(st.acked_seq, ags_store_seq(e->a.store));
+	assert_true(st.wire_bytes_out < st.raw_bytes_out); /* compression paid */
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
+	/* Nothing is sent back to where it came from: b applied nothing of its own. */
+	assert_int_equal(e->b.conflicts + e->a.conflicts, 0);
+}
+
+static void reconnect_resumes_from_the_durable_cursor(void **state)
+{
+	struct env *e = *state;
+	put_many(&e->a, "a", 300, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	assert_int_equal(e->b.received, 300);
+	ags_sync_del(e->a.sync);
+	ags_sync_del(e->b.sync);
+	e->a.sync = e->b.sync = NULL;
+	/* New changes while disconnected, then a new connection. */
+	put_many(&e->a, "late", 50, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	/* Only the 50 new ones travel: b's HELLO named where it stood. */
+	assert_int_equal(e->b.received, 350);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_sent, 50);
+	assert_same_store(&e->a, &e->b);
+}
+
+static void a_wiped_receiver_gets_everything_again(void **state)
+{
+	struct env *e = *state;
+	put_many(&e->a, "a", 120, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	side_free(&e->b);
+	char *path = tu_sprintf("%s/b.db", e->dir);
+	unlink(path);
+	char *wal = tu_sprintf("%s-wal", path);
+	unlink(wal);
+	free(wal);
+	free(path);
+	side_init(&e->b, e->dir, "b", 0);
+	ags_sync_del(e->a.sync);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	assert_same_store(&e->a, &e->b);
+	assert_int_equal(e->b.received, 120);
+}
+
+static void filter_sends_only_what_was_asked(void **state)
+{
+	struct env *e = *state;
+	side_free(&e->b);
+	side_init(&e->b, e->dir, "b2", 1); /* wants coverage_gap only */
+	put_many(&e->a, "x", 40, "test_execution", 0);
+	put_many(&e->a, "y", 30, "coverage_gap", 0);
+	side_connect(&e->a, "b2");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	uint64_t n;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 30);
+	/* The cursor still covers everything: nothing is lagging. */
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
+}
+
+static void scope_and_origin_limit_relaying(void **state)
+{
+	struct env *e = *state;
+	/* A change scoped to "c" only must not go to b; one with an empty scope to nobody. */
+	ags_pattern *p1 = pat("only-c", 1, "t", 0), *p2 = pat("nobody", 1, "t", 0),
+	            *p3 = pat("all", 1, "t", 0);
+	char *scope = ags_sync_scope_make((const char *const[]){"c"}, 1);
+	ags_change_meta m[3] = {{NULL, scope}, {NULL, ""}, {NULL, NULL}};
+	const ags_pattern *ps[3] = {p1, p2, p3};
+	assert_int_equal(ags_store_apply_batch_ex(e->a.store, ps, m, 3, NULL, NULL, NULL, NULL), 0);
+	/* And one that came from b itself. */
+	ags_pattern *p4 = pat("from-b", 1, "t", 0);
+	ags_change_meta mb = {"b", NULL};
+	const ags_pattern *pb[1] = {p4};
+	assert_int_equal(ags_store_apply_batch_ex(e->a.store, pb, &mb, 1, NULL, NULL, NULL, NULL),
+	                 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(e->b.store, "all", &got), 0);
+	ags_pattern_del(got);
+	assert_int_equal(ags_store_get(e->b.store, "only-c", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_get(e->b.store, "nobody", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_get(e->b.store, "from-b", &got), AGS_ERR_NOT_FOUND);
+	assert_true(ags_sync_scope_allows(scope, "c"));
+	assert_false(ags_sync_scope_allows(scope, "cc"));
+	assert_false(ags_sync_scope_allows("", "c"));
+	assert_true(ags_sync_scope_allows(NULL, "c"));
+	free(scope);
+	ags_pattern_del(p1);
+	ags_pattern_del(p2);
+	ags_pattern_del(p3);
+	ags_pattern_del(p4);
+}
+
+static void priority_orders_the_backlog(void **state)
+{
+	struct env *e = *state;
+	e->a.host.batch_size = 10;
+	e->a.host.window = 1;
+	put_many(&e->a, "low", 50, "t", 1);
+	put_many(&e->a, "high", 50, "t", 9);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	/* Deliver only a's HELLO and first batch: b must get high-priority ones first. */
+	ags_sync_pump(e->a.sync, 0);
+	deliver(&e->b, &e->a); /* b's HELLO: a starts sending */
+	deliver(&e->a, &e->b);
+	assert_int_equal(e->b.received, 10);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(e->b.store, "high-0", &got), 0);
+	ags_pattern_del(got);
+	assert_int_equal(ags_store_get(e->b.store, "low-0", &got), AGS_ERR_NOT_FOUND);
+	settle(&e->a, &e->b);
+	assert_same_store(&e->a, &e->b);
+}
+
+/* ---- a misbehaving peer ---- */
+
+static void connect_b_only(struct env *e)
+{
+	side_connect(&e->b, "a");
+	/* A HELLO from "a" as a peer would send it. */
+	ags_wire_hello h;
+	memset(&h, 0, sizeof(h));
+	h.proto = 1;
+	h.node = "a";
+	h.tenant = "default";
+	h.store = ags_store_id(e->a.store);
+	h.max_frame = 1u << 20;
+	h.batch_size = 100;
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	assert_int_equal(ags_wire_hello_encode(&h, &fb, NULL), 0);
+	uint64_t code;
+	char reason[256];
+	assert_int_equal(
+	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)), 0);
+	ags_frame_buf_free(&fb);
+	ags_frame_buf_reset(&e->b.out); /* b's own HELLO */
+}
+
+/* A valid batch frame of the given pattern JSON texts. */
+static void make_batch(const char *const *jsons, size_t n, uint64_t rid, ags_frame_buf *out)
+{
+	ags_batch_encoder *enc = NULL;
+	assert_int_equal(ags_batch_encoder_new(NULL, &enc), 0);
+	ags_batch_encoder_begin(enc);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ags_batch_encoder_add_put(enc, jsons[i], strlen(jsons[i]), 0), 0);
+	const uint8_t *f;
+	size_t len;
+	assert_int_equal(
+	    ags_batch_encoder_finish(enc, rid, 1, 0, "a", AGS_CODEC_NONE, &f, &len, NULL), 0);
+	assert_int_equal(ags_frame_buf_append(out, f, len), 0);
+	ags_batch_encoder_del(enc);
+}
+
+/* Decodes the single ACK frame b sent. */
+static void last_ack(struct env *e, ags_wire_ack *ack)
+{
+	assert_true(e->b.out.len > AGS_FRAME_HEADER_LEN);
+	assert_int_equal(e->b.out.data[0], AGS_FRAME_ACK);
+	assert_int_equal(ags_wire_ack_decode(e->b.out.data + AGS_FRAME_HEADER_LEN,
+	                                     e->b.out.len - AGS_FRAME_HEADER_LEN, 0, ack, NULL),
+	                 0);
+	ags_frame_buf_reset(&e->b.out);
+}
+
+static const char good1[] =
+    "{\"id\":\"g1\",\"agentId\":\"a\",\"type\":\"t\",\"data\":1,"
+    "\"metadata\":{\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"version\":1}";
+static const char good2[] =
+    "{\"id\":\"g2\",\"agentId\":\"a\",\"type\":\"t\",\"data\":2,"
+    "\"metadata\":{\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"version\":1}";
+static const char bad_priority[] =
+    "{\"id\":\"bad\",\"agentId\":\"a\",\"type\":\"t\",\"data\":3,"
+    "\"metadata\":{\"source\":\"s\",\"tags\":[],\"priority\":11},\"timestamp\":1,\"version\":1}";
+
+static void invalid_pattern_in_a_batch_is_refused_alone(void **state)
+{
+	struct env *e = *state;
+	connect_b_only(e);
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	make_batch((const char *const[]){good1, bad_priority, good2}, 3, 7, &fb);
+	uint64_t code;
+	char reason[256];
+	assert_int_equal(
+	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)), 0);
+	ags_frame_buf_free(&fb);
+	ags_wire_ack ack;
+	last_ack(e, &ack);
+	assert_true(ack.request_id == 7);
+	assert_false(ack.success);
+	assert_true(ack.received_count == 3);
+	assert_true(ack.applied == 2);
+	assert_int_equal(ack.n_errors, 1);
+	assert_string_equal(ack.errors[0].pattern_id, "bad");
+	assert_non_null(strstr(ack.errors[0].error, "metadata.priority"));
+	ags_wire_ack_free(&ack);
+	uint64_t n;
+	ags_store_count(e->b.store, &n);
+	assert_int_equal(n, 2);
+}
+
+static void wrong_checksum_is_refused_whole(void **state)
+{
+	struct env *e = *state;
+	connect_b_only(e);
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	make_batch((const char *const[]){good1, good2}, 2, 9, &fb);
+	/* Flip one byte of the body (the last byte of the frame). */
+	fb.data[fb.len - 3] ^= 0x01;
+	uint64_t code;
+	char reason[256];
+	assert_int_equal(
+	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)), 0);
+	ags_frame_buf_free(&fb);
+	ags_wire_ack ack;
+	last_ack(e, &ack);
+	assert_true(ack.request_id == 9);
+	assert_false(ack.success);
+	assert_true(ack.applied == 0);
+	assert_int_equal(ack.errors[0].code, AGS_ERR_CHECKSUM);
+	ags_wire_ack_free(&ack);
+	uint64_t n;
+	ags_store_count(e->b.store, &n);
+	assert_int_equal(n, 0); /* nothing half-applied */
+}
+
+static void framing_violations_close_with_a_code(void **state)
+{
+	struct env *e = *state;
+	struct {
+		uint8_t bytes[16];
+		size_t len;
+		uint64_t code;
+	} cases[] = {
+	    /* Unknown frame type 0x7f. */
+	    {{0x7f, 0, 0, 0, 0, 0, 0, 0}, 8, AGS_APP_UNKNOWN_FRAME},
+	    /* Oversized: 1 GiB declared. */
+	    {{AGS_FRAME_BATCH, 0, 0, 0, 0x40, 0, 0, 0}, 8, AGS_APP_FRAME_TOO_LARGE},
+	    /* Truncated batch: a 4-byte payload cannot hold a header. */
+	    {{AGS_FRAME_BATCH, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4}, 12, AGS_APP_PROTOCOL_ERROR},
+	    /* A second HELLO. */
+	    {{AGS_FRAME_HELLO, 0, 0, 0, 0, 0, 0, 2, '{', '}'}, 10, AGS_APP_PROTOCOL_ERROR},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		connect_b_only(e);
+		uint64_t code = 0;
+		char reason[256] = "";
+		int rv = ags_sync_on_data(e->b.sync, cases[i].bytes, cases[i].len, &code, reason,
+		                          sizeof(reason));
+		assert_true(rv < 0);
+		assert_true(code == cases[i].code);
+		assert_true(reason[0] != '\0');
+		ags_sync_del(e->b.sync);
+		e->b.sync = NULL;
+	}
+	uint64_t n;
+	ags_store_count(e->b.store, &n);
+	assert_int_equal(n, 0);
+}
+
+static void hello_must_name_the_certificate_id(void **state)
+{
+	struct env *e = *state;
+	side_connect(&e->b, "a");
+	ags_wire_hello h;
+	memset(&h, 0, sizeof(h));
+	h.proto = 1;
+	h.node = "mallory";
+	h.tenant = "default";
+	h.store = ags_store_id(e->a.store);
+	h.max_frame = 1u << 20;
+	h.batch_size = 100;
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	assert_int_equal(ags_wire_hello_encode(&h, &fb, NULL), 0);
+	uint64_t code = 0;
+	char reason[256] = "";
+	assert_int_equal(
+	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)),
+	    AGS_ERR_AUTH);
+	assert_true(code == AGS_APP_BAD_HELLO);
+	assert_non_null(strstr(reason, "mallory"));
+	ags_frame_buf_free(&fb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(both_sides_converge_and_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reconnect_resumes_from_the_durable_cursor, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_wiped_receiver_gets_everything_again, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(filter_sends_only_what_was_asked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(scope_and_origin_limit_relaying, setup, teardown),
+	    cmocka_unit_test_setup_teardown(priority_orders_the_backlog, setup, teardown),
+	    cmocka_unit_test_setup_teardown(invalid_pattern_in_a_batch_is_refused_alone, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(wrong_checksum_is_refused_whole, setup, teardown),
+	    cmocka_unit_test_setup_teardown(framing_violations_close_with_a_code, setup, teardown),
+	    cmocka_unit_test_setup_teardown(hello_must_name_the_certificate_id, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
