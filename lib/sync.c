@@ -372,7 +372,8 @@ static int chunk_load(ags_sync *s)
 		return rv;
 	}
 	/* Priority queue (seed): within the backlog read, higher priority first. */
-	qsort(s->chunk, s->chunk_n, sizeof(*s->chunk), by_priority);
+	if (s->chunk_n > 1)
+		qsort(s->chunk, s->chunk_n, sizeof(*s->chunk), by_priority);
 	return 0;
 }
 
