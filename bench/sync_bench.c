@@ -10,7 +10,8 @@
  *
  * B runs in a forked child and reports "held N at <monotonic us>" through a
  * pipe when its store reaches the count, so nothing polls another process.
- * Usage: sync_bench [N] [W2 count]
+ * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW in the environment
+ * override batchSize and the window of unacknowledged batches.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -52,6 +53,11 @@ static void node_cfg(ags_node_config *c, const char *id, char *cert, char *key, 
 	c->retry.base_delay_ms = 50;
 	c->retry.max_delay_ms = 500;
 	c->sweep_interval_ms = 3600000;
+	/* SB_BATCH and SB_WINDOW override batchSize and the window, for comparisons. */
+	if (getenv("SB_BATCH"))
+		c->batch_size = (uint32_t)atoi(getenv("SB_BATCH"));
+	if (getenv("SB_WINDOW"))
+		c->window = (uint32_t)atoi(getenv("SB_WINDOW"));
 }
 
 static ags_pattern *make(const char *prefix, long i)
@@ -197,23 +203,36 @@ static ags_node *start_a(void)
 	return n;
 }
 
-static void give(ags_node *a, const char *prefix, long n)
+/* The caller's patterns, parsed before any clock starts (that is the caller's work). */
+static ags_pattern **prepare(const char *prefix, long n)
+{
+	ags_pattern **ps = malloc((size_t)n * sizeof(*ps));
+	if (!ps)
+		exit(1);
+	for (long i = 0; i < n; i++)
+		ps[i] = make(prefix, i);
+	return ps;
+}
+
+static void give(ags_node *a, ags_pattern **ps, long n)
 {
 	enum { CHUNK = 1000 };
-	ags_pattern *ps[CHUNK];
 	for (long i = 0; i < n; i += CHUNK) {
 		long k = n - i < CHUNK ? n - i : CHUNK;
-		for (long j = 0; j < k; j++)
-			ps[j] = make(prefix, i + j);
 		ags_error err;
-		if (ags_node_sync_patterns(a, (const ags_pattern *const *)ps, (size_t)k, NULL,
+		if (ags_node_sync_patterns(a, (const ags_pattern *const *)ps + i, (size_t)k, NULL,
 		                           &err)) {
 			fprintf(stderr, "sync_patterns: %s\n", err.message);
 			exit(1);
 		}
-		for (long j = 0; j < k; j++)
-			ags_pattern_del(ps[j]);
 	}
+}
+
+static void release(ags_pattern **ps, long n)
+{
+	for (long i = 0; i < n; i++)
+		ags_pattern_del(ps[i]);
+	free(ps);
 }
 
 static uint64_t read_held(FILE *f)
@@ -243,8 +262,9 @@ int main(int argc, char **argv)
 	while (!connected)
 		pthread_cond_wait(&cv, &mu);
 	pthread_mutex_unlock(&mu);
+	ags_pattern **ps = prepare("w1", n);
 	uint64_t t0 = mono_us();
-	give(a, "w1", n);
+	give(a, ps, n);
 	uint64_t tgive = mono_us();
 	uint64_t t1 = read_held(from);
 	double secs = (double)(t1 - t0) / 1e6;
@@ -256,6 +276,7 @@ int main(int argc, char **argv)
 	    n, secs, (double)n / secs, (double)(tgive - t0) / 1e6,
 	    st ? st->stats.compression_ratio : 0.0);
 	ags_node_state_del(st);
+	release(ps, n);
 
 	/* W2 on the same pair. */
 	uint64_t *lat = calloc((size_t)w2n, sizeof(*lat));
@@ -286,7 +307,9 @@ int main(int argc, char **argv)
 	/* W3: B offline while A takes N. */
 	run_tag("w3");
 	a = start_a();
-	give(a, "w3", n);
+	ps = prepare("w3", n);
+	give(a, ps, n);
+	release(ps, n);
 	b = spawn_b(ags_node_port(a), (uint64_t)n, &from);
 	char line[256];
 	unsigned long long started = 0;
