@@ -13,7 +13,7 @@
  * `return ags_error_set(err, AGS_ERR_PATTERN, "id", "must be a string");`.
  */
 int ags_error_set(ags_error *e, int code, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Microseconds from the monotonic clock. */
 uint64_t ags_mono_us(void);

@@ -33,7 +33,7 @@ BASE_PKGS=(
 	libjwt-gnutls-dev
 	libcmocka-dev
 	clang llvm
-	curl
+	curl libcurl4-gnutls-dev
 )
 # Packages that on bookworm come from bookworm-backports.
 NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)

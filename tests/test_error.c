@@ -32,8 +32,8 @@ static void error_set_fills_the_detail(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_code_has_a_distinct_name),
-		cmocka_unit_test(error_set_fills_the_detail),
+	    cmocka_unit_test(every_code_has_a_distinct_name),
+	    cmocka_unit_test(error_set_fills_the_detail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,7 +58,8 @@ char *tu_program(const char *name)
 			return p;
 		free(p);
 	}
-	fail_msg("program %s not found (AGS_BIN_DIR/AGS_TEST_BIN_DIR unset? run through ctest)", name);
+	fail_msg("program %s not found (AGS_BIN_DIR/AGS_TEST_BIN_DIR unset? run through ctest)",
+	         name);
 	return NULL;
 }
 
