@@ -1,0 +1,248 @@
+/*
+ * GET /v1/state (seed 000's getState() as JSON), GET /v1/peers, and
+ * GET /metrics (Prometheus text format).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yyjson.h>
+
+#include "api_int.h"
+
+/* Adds one peer's seed 000 state (plus agentsync's extra fields) to object `o`. */
+static void add_peer(yyjson_mut_doc *d, yyjson_mut_val *o, const ags_peer_state *p)
+{
+	yyjson_mut_obj_add_bool(d, o, "connected", p->connected != 0);
+	yyjson_mut_obj_add_uint(d, o, "syncCount", p->sync_count);
+	yyjson_mut_obj_add_uint(d, o, "errorCount", p->error_count);
+	yyjson_mut_obj_add_real(d, o, "latency", p->latency_ms);
+	yyjson_mut_obj_add_uint(d, o, "lag", p->lag);
+	yyjson_mut_obj_add_strcpy(d, o, "address", p->address);
+	yyjson_mut_obj_add_bool(d, o, "degraded", p->degraded != 0);
+	yyjson_mut_obj_add_uint(d, o, "bytesIn", p->bytes_in);
+	yyjson_mut_obj_add_uint(d, o, "bytesOut", p->bytes_out);
+	yyjson_mut_obj_add_uint(d, o, "ackedSeq", p->acked_seq);
+}
+
+static yyjson_mut_val *peers_obj(yyjson_mut_doc *d, const ags_node_state *st)
+{
+	yyjson_mut_val *peers = yyjson_mut_obj(d);
+	for (size_t i = 0; peers && i < st->n_peers; i++) {
+		yyjson_mut_val *p = yyjson_mut_obj(d);
+		if (!p)
+			return NULL;
+		add_peer(d, p, &st->peers[i]);
+		yyjson_mut_obj_add(peers, yyjson_mut_strcpy(d, st->peers[i].id), p);
+	}
+	return peers;
+}
+
+static int get_state(ags_api *api, struct MHD_Connection *c, ags_node_state **st,
+                     enum MHD_Result *r)
+{
+	int rc = ags_node_get_state(api->node, st);
+	if (rc < 0) {
+		*r = ags_api_reply_error(c, ags_api_status_of(rc), "", (size_t)-1,
+		                         "cannot read the node's state: %s", ags_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+enum MHD_Result ags_api_serve_state(ags_api *api, struct MHD_Connection *c)
+{
+	ags_node_state *st = NULL;
+	enum MHD_Result r;
+	if (get_state(api, c, &st, &r) < 0)
+		return r;
+	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *o = d ? yyjson_mut_obj(d) : NULL;
+	yyjson_mut_val *stats = d ? yyjson_mut_obj(d) : NULL;
+	yyjson_mut_val *store = d ? yyjson_mut_obj(d) : NULL;
+	yyjson_mut_val *peers = d ? peers_obj(d, st) : NULL;
+	if (!o || !stats || !store || !peers) {
+		ags_node_state_del(st);
+		yyjson_mut_doc_free(d);
+		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
+		                           "out of memory");
+	}
+	yyjson_mut_doc_set_root(d, o);
+	yyjson_mut_obj_add_strcpy(d, o, "nodeId", ags_node_id(api->node));
+	yyjson_mut_obj_add_bool(d, o, "running", st->running != 0);
+	yyjson_mut_obj_add_uint(d, o, "connections", st->connections);
+	yyjson_mut_obj_add_uint(d, stats, "totalSyncs", st->stats.total_syncs);
+	yyjson_mut_obj_add_uint(d, stats, "successfulSyncs", st->stats.successful_syncs);
+	yyjson_mut_obj_add_uint(d, stats, "failedSyncs", st->stats.failed_syncs);
+	yyjson_mut_obj_add_real(d, stats, "averageLatency", st->stats.average_latency_ms);
+	yyjson_mut_obj_add_uint(d, stats, "bytesTransferred", st->stats.bytes_transferred);
+	yyjson_mut_obj_add_real(d, stats, "compressionRatio", st->stats.compression_ratio);
+	yyjson_mut_obj_add_val(d, o, "stats", stats);
+	yyjson_mut_obj_add_val(d, o, "peers", peers);
+	yyjson_mut_obj_add_strcpy(d, store, "id", st->store.id);
+	yyjson_mut_obj_add_uint(d, store, "patterns", st->store.patterns);
+	yyjson_mut_obj_add_uint(d, store, "seq", st->store.seq);
+	yyjson_mut_obj_add_strcpy(d, store, "digest", st->store.digest);
+	yyjson_mut_obj_add_val(d, o, "store", store);
+	ags_node_state_del(st);
+	return ags_api_reply_doc(c, MHD_HTTP_OK, d);
+}
+
+enum MHD_Result ags_api_serve_peers(ags_api *api, struct MHD_Connection *c)
+{
+	ags_node_state *st = NULL;
+	enum MHD_Result r;
+	if (get_state(api, c, &st, &r) < 0)
+		return r;
+	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *peers = d ? peers_obj(d, st) : NULL;
+	ags_node_state_del(st);
+	if (!peers) {
+		yyjson_mut_doc_free(d);
+		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
+		                           "out of memory");
+	}
+	yyjson_mut_doc_set_root(d, peers);
+	return ags_api_reply_doc(c, MHD_HTTP_OK, d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Prometheus                                                               */
+/* ------------------------------------------------------------------------ */
+
+struct text {
+	char *s;
+	size_t len, cap;
+	int oom;
+};
+
+static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void emit(struct text *t, const char *fmt, ...)
+{
+	if (t->oom)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		t->oom = 1;
+		return;
+	}
+	if (t->len + (size_t)n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+		while (cap < t->len + (size_t)n + 1)
+			cap *= 2;
+		char *s = realloc(t->s, cap);
+		if (!s) {
+			t->oom = 1;
+			return;
+		}
+		t->s = s;
+		t->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	t->len += (size_t)n;
+}
+
+/* Peer ids are [A-Za-z0-9._-], so they need no escaping inside a label value. */
+enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
+{
+	ags_node_state *st = NULL;
+	enum MHD_Result r;
+	if (get_state(api, c, &st, &r) < 0)
+		return r;
+	uint64_t hist[AGS_API_LATENCY_BUCKETS + 1], count;
+	double sum;
+	pthread_mutex_lock(&api->mu);
+	memcpy(hist, api->hist, sizeof(hist));
+	count = api->hist_count;
+	sum = api->hist_sum;
+	pthread_mutex_unlock(&api->mu);
+
+	struct text t = {0};
+	uint64_t in = 0, out = 0;
+	for (size_t i = 0; i < st->n_peers; i++) {
+		in += st->peers[i].bytes_in;
+		out += st->peers[i].bytes_out;
+	}
+	emit(&t,
+	     "# HELP agentsync_up Whether the node is running.\n# TYPE agentsync_up gauge\n"
+	     "agentsync_up %d\n",
+	     st->running ? 1 : 0);
+	emit(&t,
+	     "# HELP agentsync_patterns Live patterns in the store.\n"
+	     "# TYPE agentsync_patterns gauge\nagentsync_patterns %llu\n",
+	     (unsigned long long)st->store.patterns);
+	emit(&t,
+	     "# HELP agentsync_store_seq Highest change-log sequence of the store.\n"
+	     "# TYPE agentsync_store_seq gauge\nagentsync_store_seq %llu\n",
+	     (unsigned long long)st->store.seq);
+	emit(&t,
+	     "# HELP agentsync_connections Open peer connections.\n"
+	     "# TYPE agentsync_connections gauge\nagentsync_connections %zu\n",
+	     st->connections);
+	emit(&t,
+	     "# HELP agentsync_syncs_total Batches sent, by outcome.\n"
+	     "# TYPE agentsync_syncs_total counter\n"
+	     "agentsync_syncs_total{outcome=\"success\"} %llu\n"
+	     "agentsync_syncs_total{outcome=\"failure\"} %llu\n",
+	     (unsigned long long)st->stats.successful_syncs,
+	     (unsigned long long)st->stats.failed_syncs);
+	emit(&t, "# HELP agentsync_sync_latency_seconds Time from sending a batch to its "
+	         "acknowledgement.\n# TYPE agentsync_sync_latency_seconds histogram\n");
+	uint64_t cum = 0;
+	for (size_t b = 0; b < AGS_API_LATENCY_BUCKETS; b++) {
+		cum += hist[b];
+		emit(&t, "agentsync_sync_latency_seconds_bucket{le=\"%g\"} %llu\n",
+		     ags_api_latency_bounds[b], (unsigned long long)cum);
+	}
+	emit(&t,
+	     "agentsync_sync_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+	     "agentsync_sync_latency_seconds_sum %.6f\n"
+	     "agentsync_sync_latency_seconds_count %llu\n",
+	     (unsigned long long)count, sum, (unsigned long long)count);
+	/* The node reports wire bytes per direction, not per codec: codec="all". */
+	emit(&t,
+	     "# HELP agentsync_bytes_total Wire bytes of sync traffic.\n"
+	     "# TYPE agentsync_bytes_total counter\n"
+	     "agentsync_bytes_total{direction=\"in\",codec=\"all\"} %llu\n"
+	     "agentsync_bytes_total{direction=\"out\",codec=\"all\"} %llu\n",
+	     (unsigned long long)in, (unsigned long long)out);
+	emit(&t,
+	     "# HELP agentsync_compression_ratio Wire bytes / raw bytes of batches sent.\n"
+	     "# TYPE agentsync_compression_ratio gauge\nagentsync_compression_ratio %g\n",
+	     st->stats.compression_ratio);
+	emit(&t, "# HELP agentsync_peer_connected Whether the peer is connected.\n"
+	         "# TYPE agentsync_peer_connected gauge\n");
+	for (size_t i = 0; i < st->n_peers; i++)
+		emit(&t, "agentsync_peer_connected{peer=\"%s\"} %d\n", st->peers[i].id,
+		     st->peers[i].connected ? 1 : 0);
+	emit(&t, "# HELP agentsync_peer_lag Changes not yet acknowledged by the peer.\n"
+	         "# TYPE agentsync_peer_lag gauge\n");
+	for (size_t i = 0; i < st->n_peers; i++)
+		emit(&t, "agentsync_peer_lag{peer=\"%s\"} %llu\n", st->peers[i].id,
+		     (unsigned long long)st->peers[i].lag);
+	emit(&t, "# HELP agentsync_peer_rtt_seconds Smoothed QUIC round-trip time.\n"
+	         "# TYPE agentsync_peer_rtt_seconds gauge\n");
+	for (size_t i = 0; i < st->n_peers; i++)
+		emit(&t, "agentsync_peer_rtt_seconds{peer=\"%s\"} %.6f\n", st->peers[i].id,
+		     st->peers[i].latency_ms / 1000.0);
+	emit(&t, "# HELP agentsync_peer_errors_total Errors seen with the peer.\n"
+	         "# TYPE agentsync_peer_errors_total counter\n");
+	for (size_t i = 0; i < st->n_peers; i++)
+		emit(&t, "agentsync_peer_errors_total{peer=\"%s\"} %llu\n", st->peers[i].id,
+		     (unsigned long long)st->peers[i].error_count);
+	ags_node_state_del(st);
+	if (t.oom) {
+		free(t.s);
+		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
+		                           "out of memory");
+	}
+	return ags_api_reply(c, MHD_HTTP_OK, t.s, t.len,
+	                     "text/plain; version=0.0.4; charset=utf-8");
+}

@@ -1,0 +1,81 @@
+/*
+ * Shared parts of the `agentsync` command-line tool: exit codes, the HTTP
+ * client over libcurl, and the commands (src/agentsync/cmd_*.c).
+ */
+#ifndef AGENTSYNC_CLI_H
+#define AGENTSYNC_CLI_H
+
+#include <stddef.h>
+
+/* Exit codes, as documented in `agentsync --help`. */
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,       /* the request failed, or a local error */
+	EXIT_USAGE = 2,       /* bad command line */
+	EXIT_UNREACHABLE = 3, /* cannot reach the daemon */
+	EXIT_NOT_FOUND = 4,   /* no such pattern or peer */
+	EXIT_REJECTED = 5,    /* put: some records were rejected */
+};
+
+/* Where the daemon is and how to authenticate. */
+struct cli {
+	char base[320];    /* "http://HOST:PORT" */
+	const char *token; /* bearer token, or NULL */
+};
+
+/* A response read whole (at most CLI_BODY_MAX bytes). */
+struct http_resp {
+	long status; /* HTTP status, 0 when no response came */
+	char *body;  /* NUL-terminated, malloc'd (free with http_resp_free) */
+	size_t len;
+};
+
+#define CLI_BODY_MAX (512u * 1024u * 1024u)
+
+/*
+ * Sends one request (body may be NULL) to base + path and reads the answer
+ * into r. Returns EXIT_OK when any HTTP answer came (look at r->status),
+ * EXIT_UNREACHABLE when the daemon cannot be reached, EXIT_ERROR otherwise;
+ * on failure it prints why, prefixed with `what`.
+ */
+int http_request(const struct cli *c, const char *what, const char *method, const char *path,
+                 const char *ctype, const char *body, size_t len, struct http_resp *r);
+
+/*
+ * A GET whose answer is given piece by piece to `sink` (return 0 to go on,
+ * non-zero to stop). `last_event_id` (may be NULL) is sent as Last-Event-ID.
+ * `stop` (may be NULL) is polled about once a second: non-zero aborts. The
+ * status lands in r->status, and r->body gets the body of a non-2xx answer.
+ * Returns as http_request; a transfer stopped by sink or stop is EXIT_OK.
+ */
+int http_stream(const struct cli *c, const char *what, const char *path, const char *last_event_id,
+                int (*sink)(void *ud, const char *data, size_t len), void *ud, volatile int *stop,
+                struct http_resp *r);
+
+void http_resp_free(struct http_resp *r);
+
+/* URL-escapes s (malloc'd result, NULL when out of memory). */
+char *http_escape(const char *s);
+
+/*
+ * For a non-2xx answer: prints "agentsync: WHAT: FIELD: ERROR (HTTP N)" from
+ * the {"error", "field"} body and returns the exit code that fits the status
+ * (EXIT_NOT_FOUND for 404, else EXIT_ERROR).
+ */
+int http_fail(const char *what, const struct http_resp *r);
+
+/* Commands: argv[0] is the command name. Each returns an exit code. */
+int cmd_put(const struct cli *c, int argc, char **argv);
+int cmd_get(const struct cli *c, int argc, char **argv);
+int cmd_list(const struct cli *c, int argc, char **argv);
+int cmd_delete(const struct cli *c, int argc, char **argv);
+int cmd_watch(const struct cli *c, int argc, char **argv);
+int cmd_status(const struct cli *c, int argc, char **argv);
+int cmd_peers(const struct cli *c, int argc, char **argv);
+int cmd_sync(const struct cli *c, int argc, char **argv);
+int cmd_certs(const struct cli *c, int argc, char **argv);
+
+/* Whether argv (after the command) asks for --help / -h. */
+int wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,773 @@
+/*
+ * Black-box tests of agentsyncd, its HTTP API and the agentsync CLI: real
+ * daemons on 127.0.0.1, driven by the CLI and by curl. Tests that need two
+ * daemons syncing are in it_daemon_sync.c.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <yyjson.h>
+
+#include "daemonutil.h"
+#include "testutil.h"
+#include "config.h"
+
+struct fixture {
+	char *dir;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->dir = tu_mkdtemp("itd");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	tu_kill_tracked();
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/*
+ * Writes DIR/NAME.json: node NAME on QUIC port `quic`, API on `api`, data in
+ * DIR/NAME-data, optional token, plus `extra` (more "quic" keys, each with a
+ * leading comma). Returns its path.
+ */
+static char *write_config(const char *dir, const char *name, int quic, int api, const char *token,
+                          const char *extra)
+{
+	char *path = tu_sprintf("%s/%s.json", dir, name);
+	char *tok = token ? tu_sprintf(",\"token\":\"%s\"", token) : strdup("");
+	char *text = tu_sprintf("{\"quic\":{\"nodeId\":\"%s\",\"host\":\"127.0.0.1\",\"port\":%d,"
+	                        "\"dataDir\":\"%s/%s-data\",\"api\":{\"listen\":\"127.0.0.1:%d\"%s}"
+	                        "%s}}\n",
+	                        name, quic, dir, name, api, tok, extra ? extra : "");
+	tu_write_file(path, text);
+	free(text);
+	free(tok);
+	return path;
+}
+
+static int start_with_config(struct tu_daemon *d, const char *dir, const char *name,
+                             const char *config)
+{
+	char *argv[] = {(char *)"--config", (char *)config, NULL};
+	return tu_daemon_start(d, dir, name, NULL, argv);
+}
+
+static void stop_ok(struct tu_daemon *d)
+{
+	int st = tu_daemon_stop(d, SIGTERM);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Writes n patterns id PREFIX1..PREFIXn (from `first`) as NDJSON to DIR/NAME; returns the path. */
+static char *write_patterns(const char *dir, const char *name, const char *prefix, int first, int n)
+{
+	char *path = tu_sprintf("%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = first; i < first + n; i++) {
+		char *id = tu_sprintf("%s%d", prefix, i);
+		char *p = tu_pattern_json(id, "test_execution", i);
+		fprintf(f, "%s\n", p);
+		free(p);
+		free(id);
+	}
+	fclose(f);
+	return path;
+}
+
+/* The JSON of `agentsync status --json`, parsed (aborts the test when that fails). */
+static yyjson_doc *state_of(const struct tu_daemon *d, const char *token)
+{
+	char *out = NULL;
+	int rc = tu_cli(d->api, token, &out, "status", "--json", NULL);
+	if (rc != 0)
+		fail_msg("status failed (%d): %s", rc, out);
+	yyjson_doc *doc = yyjson_read(out, strlen(out), 0);
+	if (!doc)
+		fail_msg("status --json is not JSON: %s", out);
+	free(out);
+	return doc;
+}
+
+static void seed_config_verbatim_starts_and_keeps_retrying(void **state)
+{
+	struct fixture *f = *state;
+	const char *src = getenv("AGS_SOURCE_DIR");
+	char *seed_path = tu_sprintf("%s/tests/data/seed-quic.json", src ? src : "..");
+	char *seed = tu_read_file(seed_path, NULL);
+	assert_non_null(seed);
+
+	/* As it stands, the seed names TLS files that do not exist: refused, naming the key. */
+	char *prog = tu_program("agentsyncd"), *out = NULL;
+	char *check[] = {prog,
+	                 (char *)"--config",
+	                 seed_path,
+	                 (char *)"--node-id",
+	                 (char *)"agent-0",
+	                 (char *)"--check",
+	                 NULL};
+	assert_int_equal(tu_run(check, NULL, NULL, &out), 2);
+	assert_non_null(strstr(out, "quic.tls.cert"));
+	assert_non_null(strstr(out, "/path/to/cert.pem"));
+	free(out);
+
+	/* With its TLS paths pointing at real certificates, it runs as it is. */
+	char *certs = tu_sprintf("%s/certs", f->dir);
+	char *cli = tu_program("agentsync");
+	char *init[] = {cli,   (char *)"certs",   (char *)"init",    (char *)"--dir",
+	                certs, (char *)"--nodes", (char *)"agent-0", NULL};
+	assert_int_equal(tu_run(init, NULL, NULL, NULL), 0);
+	char *cert = tu_sprintf("%s/agent-0.pem", certs),
+	     *key = tu_sprintf("%s/agent-0-key.pem", certs), *ca = tu_sprintf("%s/ca.pem", certs);
+	char *a = tu_replace(seed, "/path/to/cert.pem", cert);
+	char *b = tu_replace(a, "/path/to/key.pem", key);
+	char *c = tu_replace(b, "/path/to/ca.pem", ca);
+	char *config = tu_sprintf("%s/quic.json", f->dir);
+	tu_write_file(config, c);
+
+	char port[16], api[32];
+	snprintf(port, sizeof(port), "%d", tu_free_port(1));
+	snprintf(api, sizeof(api), "127.0.0.1:%d", tu_free_port(0));
+	char *data = tu_sprintf("%s/data", f->dir);
+	/* --host keeps the test on 127.0.0.1; the seed's peers are unreachable from there. */
+	char *argv[] = {(char *)"--config",
+	                config,
+	                (char *)"--node-id",
+	                (char *)"agent-0",
+	                (char *)"--host",
+	                (char *)"127.0.0.1",
+	                (char *)"--port",
+	                port,
+	                (char *)"--api",
+	                api,
+	                (char *)"--data",
+	                data,
+	                NULL};
+	struct tu_daemon d;
+	assert_int_equal(tu_daemon_start(&d, f->dir, "seed", NULL, argv), 0);
+	assert_int_equal(d.quic_port, atoi(port));
+	assert_false(tu_daemon_log_has(&d, "unknown key"));
+
+	/*
+	 * It keeps trying the peers: the first attempt fails (after the QUIC
+	 * handshake timeout, 30 s by default), is logged as a refused connection
+	 * with its reason, and the peers stay configured, to be tried again.
+	 */
+	int failed = 0;
+	for (int i = 0; i < 1200 && !failed; i++) {
+		yyjson_doc *doc = state_of(&d, NULL);
+		yyjson_val *peers = yyjson_obj_get(yyjson_doc_get_root(doc), "peers");
+		yyjson_val *p1 = yyjson_obj_get(peers, "agent-1");
+		yyjson_val *p2 = yyjson_obj_get(peers, "agent-2");
+		assert_non_null(p1);
+		assert_non_null(p2);
+		assert_false(yyjson_get_bool(yyjson_obj_get(p1, "connected")));
+		assert_string_equal(yyjson_get_str(yyjson_obj_get(p2, "address")),
+		                    "192.168.1.11:4433");
+		failed = yyjson_get_uint(yyjson_obj_get(p1, "errorCount")) >= 1;
+		yyjson_doc_free(doc);
+		if (!failed)
+			tu_sleep_ms(50);
+	}
+	assert_true(failed);
+	assert_true(tu_daemon_wait_log(&d, "connection:refused peer=agent-1"));
+	yyjson_doc *after = state_of(&d, NULL);
+	yyjson_val *peers = yyjson_obj_get(yyjson_doc_get_root(after), "peers");
+	assert_non_null(yyjson_obj_get(peers, "agent-1"));
+	assert_non_null(yyjson_obj_get(peers, "agent-2"));
+	yyjson_doc_free(after);
+	char *health = tu_sprintf("http://%s/healthz", d.api);
+	assert_int_equal(tu_curl(NULL, health, NULL), 200);
+	stop_ok(&d);
+	free(health);
+
+	free(data);
+	free(config);
+	free(c);
+	free(b);
+	free(a);
+	free(ca);
+	free(key);
+	free(cert);
+	free(cli);
+	free(certs);
+	free(prog);
+	free(seed);
+	free(seed_path);
+}
+
+/* Runs agentsyncd on `text` as its config; expects exit 2, `path` and `msg` in its output. */
+static void refused(const char *dir, const char *text, const char *path, const char *msg)
+{
+	char *config = tu_sprintf("%s/bad.json", dir);
+	char *data = tu_sprintf("%s/never", dir);
+	char api[32];
+	snprintf(api, sizeof(api), "127.0.0.1:%d", tu_free_port(0));
+	tu_write_file(config, text);
+	char *prog = tu_program("agentsyncd"), *out = NULL;
+	char *argv[] = {prog, (char *)"--config", config, (char *)"--data",
+	                data, (char *)"--api",    api,    NULL};
+	int rc = tu_run(argv, NULL, NULL, &out);
+	if (rc != 2 || !strstr(out, path) || !strstr(out, msg))
+		fail_msg("config %s: expected exit 2 with \"%s\" and \"%s\", got %d:\n%s", text,
+		         path, msg, rc, out);
+	/* Nothing was written before the configuration was found wrong. */
+	struct stat st;
+	assert_int_equal(stat(data, &st), -1);
+	free(out);
+	free(prog);
+	free(data);
+	free(config);
+}
+
+static void bad_configs_are_refused_with_their_path(void **state)
+{
+	struct fixture *f = *state;
+	refused(f->dir, "{\"quic\":{\"nodeId\":\"a\",\"port\":\"4433\"}}", "quic.port",
+	        "must be an integer from 0 to 65535, got \"4433\"");
+	refused(f->dir,
+	        "{\"quic\":{\"nodeId\":\"a\",\"peers\":[{\"id\":\"b\",\"address\":\"127.0.0.1\","
+	        "\"port\":4433},{\"id\":\"c\",\"address\":\"127.0.0.1\",\"port\":70000}]}}",
+	        "quic.peers[1].port", "must be an integer from 1 to 65535, got 70000");
+	refused(f->dir, "{\"quic\":{\"nodeId\":\"a\",\n\"batchSize\":100,}}", "malformed JSON",
+	        "at byte 38 (line 2, column 16)");
+	refused(f->dir, "{\"quic\":{\"port\":4433}}", "quic.nodeId", "required");
+	refused(f->dir,
+	        "{\"quic\":{\"nodeId\":\"a\",\"tls\":{\"cert\":\"/nonexistent/c.pem\",\"key\":"
+	        "\"/nonexistent/k.pem\",\"ca\":\"/nonexistent/ca.pem\"}}}",
+	        "quic.tls.cert", "cannot read \"/nonexistent/c.pem\"");
+	refused(f->dir, "{\"quic\":{\"nodeId\":\"a\",\"log\":{\"level\":\"loud\"}}}",
+	        "quic.log.level", "got \"loud\"");
+	char *missing = tu_sprintf("%s/none.json", f->dir);
+	char *prog = tu_program("agentsyncd"), *out = NULL;
+	char *argv[] = {prog, (char *)"--config", missing, NULL};
+	assert_int_equal(tu_run(argv, NULL, NULL, &out), 2);
+	assert_non_null(strstr(out, "none.json"));
+	assert_non_null(strstr(out, "No such file"));
+	free(out);
+	free(prog);
+	free(missing);
+}
+
+static void unknown_key_is_a_warning(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "w", tu_free_port(1), tu_free_port(0), NULL,
+	                            ",\"foo\":1,\"retry\":{\"jitter\":true}");
+	char *prog = tu_program("agentsyncd"), *out = NULL;
+	char *argv[] = {prog, (char *)"--config", config, (char *)"--check", NULL};
+	assert_int_equal(tu_run(argv, NULL, NULL, &out), 0);
+	assert_non_null(strstr(out, "quic.foo: unknown key, ignored"));
+	assert_non_null(strstr(out, "quic.retry.jitter: unknown key, ignored"));
+	free(out);
+	/* And it runs. */
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "w", config), 0);
+	assert_true(tu_daemon_log_has(&d, "quic.foo: unknown key, ignored"));
+	stop_ok(&d);
+	free(prog);
+	free(config);
+}
+
+static void api_answers_bad_requests(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "api", tu_free_port(1), tu_free_port(0), "t0k3n",
+	                            ",\"limits\":{\"maxPatternBytes\":1024}");
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "api", config), 0);
+	const char *auth = "Authorization: Bearer t0k3n";
+	char *base = tu_sprintf("http://%s", d.api);
+	char *u_state = tu_sprintf("%s/v1/state", base),
+	     *u_pat = tu_sprintf("%s/v1/patterns", base);
+	char *body = NULL;
+
+	/* 401: no token, wrong token; /healthz needs none. */
+	assert_int_equal(tu_curl(&body, u_state, NULL), 401);
+	assert_non_null(strstr(body, "\"field\":\"Authorization\""));
+	assert_non_null(strstr(body, "missing bearer token"));
+	free(body);
+	assert_int_equal(tu_curl(&body, "-H", "Authorization: Bearer nope", u_state, NULL), 401);
+	assert_non_null(strstr(body, "wrong bearer token"));
+	free(body);
+	char *u_health = tu_sprintf("%s/healthz", base);
+	assert_int_equal(tu_curl(&body, u_health, NULL), 200);
+	assert_string_equal(body, "ok\n");
+	free(body);
+	assert_true(tu_daemon_wait_log(&d, "refused GET /v1/state"));
+
+	/* 400: malformed JSON, with its offset. */
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", "{\"id\":", u_pat, NULL), 400);
+	assert_non_null(strstr(body, "malformed JSON at byte 6"));
+	assert_non_null(strstr(body, "\"offset\":6"));
+	free(body);
+	/* 400: a valid document that is not a pattern names the field. */
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary",
+	                         "{\"id\":\"x\",\"agentId\":\"a\",\"type\":\"t\",\"data\":1,"
+	                         "\"metadata\":{\"source\":\"s\",\"tags\":[]},\"timestamp\":1,"
+	                         "\"version\":\"one\"}",
+	                         u_pat, NULL),
+	                 400);
+	assert_non_null(strstr(body, "\"field\":\"version\""));
+	assert_non_null(strstr(body, "\"rejected\":[{\"index\":0,\"id\":\"x\""));
+	free(body);
+	/* 200 with one accepted and one rejected (over limits.maxPatternBytes). */
+	char *good = tu_pattern_json("g1", "t", 1);
+	char big_data[2048];
+	memset(big_data, 'x', sizeof(big_data) - 1);
+	big_data[sizeof(big_data) - 1] = '\0';
+	char *big = tu_sprintf("{\"id\":\"big\",\"agentId\":\"a\",\"type\":\"t\",\"data\":\"%s\","
+	                       "\"metadata\":{\"source\":\"s\",\"tags\":[]},\"timestamp\":1,"
+	                       "\"version\":1}",
+	                       big_data);
+	char *arr = tu_sprintf("[%s,%s]", good, big);
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", arr, u_pat, NULL), 200);
+	assert_non_null(strstr(body, "\"accepted\":[\"g1\"]"));
+	assert_non_null(strstr(body, "\"index\":1,\"id\":\"big\""));
+	free(body);
+
+	/* 413: over the body limit (64 x 1024 bytes), by Content-Length and when streamed. */
+	char *bigfile = tu_sprintf("%s/big.json", f->dir);
+	FILE *bf = fopen(bigfile, "w");
+	for (int i = 0; i < 100 * 1024; i++)
+		fputc(' ', bf);
+	fputs("{}", bf);
+	fclose(bf);
+	char *at = tu_sprintf("@%s", bigfile);
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", at, u_pat, NULL), 413);
+	assert_non_null(strstr(body, "over the limit of 65536 bytes"));
+	free(body);
+	assert_int_equal(tu_curl(&body, "-H", auth, "-H", "Transfer-Encoding: chunked",
+	                         "--data-binary", at, u_pat, NULL),
+	                 413);
+	assert_non_null(strstr(body, "\"error\""));
+	free(body);
+
+	/* 404 and 405. */
+	char *u_nope = tu_sprintf("%s/v1/patterns/nope", base);
+	assert_int_equal(tu_curl(&body, "-H", auth, u_nope, NULL), 404);
+	assert_non_null(strstr(body, "no pattern \\\"nope\\\""));
+	free(body);
+	assert_int_equal(tu_curl(&body, "-H", auth, "-X", "DELETE", u_nope, NULL), 404);
+	free(body);
+	char *u_peer = tu_sprintf("%s/v1/peers/nope", base);
+	assert_int_equal(tu_curl(&body, "-H", auth, "-X", "DELETE", u_peer, NULL), 404);
+	free(body);
+	char *u_other = tu_sprintf("%s/v1/other", base);
+	assert_int_equal(tu_curl(&body, "-H", auth, u_other, NULL), 404);
+	free(body);
+	assert_int_equal(tu_curl(&body, "-H", auth, "-X", "PUT", u_pat, NULL), 405);
+	free(body);
+	/* Peers: 400 names the field, 409 for a duplicate. */
+	char *u_peers = tu_sprintf("%s/v1/peers", base);
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary",
+	                         "{\"id\":\"b\",\"address\":\"127.0.0.1\",\"port\":0}", u_peers,
+	                         NULL),
+	                 400);
+	assert_non_null(strstr(body, "\"field\":\"port\""));
+	free(body);
+	char *peer_b =
+	    tu_sprintf("{\"id\":\"b\",\"address\":\"127.0.0.1\",\"port\":%d}", tu_free_port(1));
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", peer_b, u_peers, NULL), 201);
+	free(body);
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", peer_b, u_peers, NULL), 409);
+	free(body);
+
+	/* The CLI's exit codes. */
+	char *out = NULL;
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "get", "nope", NULL), 4);
+	free(out);
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "delete", "nope", NULL), 4);
+	free(out);
+	assert_int_equal(tu_cli(d.api, "wrong", &out, "status", NULL), 1);
+	assert_non_null(strstr(out, "wrong bearer token"));
+	free(out);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "get", "g1", NULL), 1);
+	free(out);
+	char *mixed = tu_sprintf("%s/mixed.ndjson", f->dir);
+	char *mixed_text = tu_sprintf("%s\n{\"id\":\"bad\"}\n", good);
+	tu_write_file(mixed, mixed_text);
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "put", mixed, NULL), 5);
+	assert_non_null(strstr(out, "accepted 1, rejected 1"));
+	assert_non_null(strstr(out, "rejected #1 id=bad"));
+	free(out);
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "get", "g1", NULL), 0);
+	assert_non_null(strstr(out, "\"id\":\"g1\""));
+	free(out);
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "bogus", NULL), 2);
+	free(out);
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "get", NULL), 2);
+	free(out);
+	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "put", "--help", NULL), 0);
+	assert_non_null(strstr(out, "Usage: agentsync put"));
+	free(out);
+	char unreachable[32];
+	snprintf(unreachable, sizeof(unreachable), "127.0.0.1:%d", tu_free_port(0));
+	assert_int_equal(tu_cli(unreachable, NULL, &out, "status", NULL), 3);
+	free(out);
+
+	stop_ok(&d);
+	free(mixed_text);
+	free(mixed);
+	free(peer_b);
+	free(u_peers);
+	free(u_other);
+	free(u_peer);
+	free(u_nope);
+	free(at);
+	free(bigfile);
+	free(arr);
+	free(big);
+	free(good);
+	free(u_health);
+	free(u_pat);
+	free(u_state);
+	free(base);
+	free(config);
+}
+
+/* The id of the last event line ({"id":N,...}) in `out`, or 0. */
+static unsigned long long last_event_id(const char *out)
+{
+	unsigned long long id = 0;
+	for (const char *p = strstr(out, "{\"id\":"); p; p = strstr(p + 1, "{\"id\":"))
+		if (p == out || p[-1] == '\n')
+			id = strtoull(p + 6, NULL, 10);
+	return id;
+}
+
+struct file_lines {
+	const char *path;
+	const char *needle;
+	size_t want;
+};
+
+static int file_has_lines(void *arg)
+{
+	struct file_lines *w = arg;
+	char *s = tu_read_file(w->path, NULL);
+	size_t n = tu_count_lines_with(s, w->needle);
+	free(s);
+	return n >= w->want;
+}
+
+static void sse_resume_with_last_event_id_loses_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "sse", tu_free_port(1), tu_free_port(0), NULL, NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "sse", config), 0);
+	char *cli = tu_program("agentsync");
+	char *wlog = tu_sprintf("%s/watch1.out", f->dir);
+	char *watch[] = {cli,
+	                 (char *)"--api",
+	                 d.api,
+	                 (char *)"watch",
+	                 (char *)"--type",
+	                 (char *)"pattern:stored",
+	                 NULL};
+	pid_t w = tu_spawn(watch, wlog);
+	tu_track_pid(w);
+
+	/* Probes until the watcher is known to be connected. */
+	int connected = 0;
+	for (int i = 0; i < 200 && !connected; i++) {
+		char *id = tu_sprintf("probe%d", i), *p = tu_pattern_json(id, "probe", i);
+		char *pf = tu_sprintf("%s/probe.json", f->dir), *out = NULL;
+		tu_write_file(pf, p);
+		assert_int_equal(tu_cli(d.api, NULL, &out, "put", pf, NULL), 0);
+		struct file_lines fl = {wlog, "\"type\":\"probe\"", 1};
+		connected = tu_wait_for(file_has_lines, &fl, 20, 50);
+		free(out);
+		free(pf);
+		free(p);
+		free(id);
+	}
+	assert_true(connected);
+
+	char *first = write_patterns(f->dir, "first.ndjson", "p", 1, 5), *out = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", first, NULL), 0);
+	free(out);
+	struct file_lines fl = {wlog, "\"type\":\"test_execution\"", 5};
+	assert_true(tu_wait_for(file_has_lines, &fl, 600, 50));
+	int st = tu_kill_wait(w, SIGTERM);
+	tu_untrack_pid(w);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	char *seen1 = tu_read_file(wlog, NULL);
+	unsigned long long last = last_event_id(seen1);
+	assert_true(last > 0);
+
+	/* Written while nobody watches. */
+	char *second = write_patterns(f->dir, "second.ndjson", "p", 6, 5);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", second, NULL), 0);
+	free(out);
+
+	char last_s[32];
+	snprintf(last_s, sizeof(last_s), "%llu", last);
+	char *seen2 = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &seen2, "watch", "--type", "pattern:stored",
+	                        "--last-event-id", last_s, "--count", "5", NULL),
+	                 0);
+	assert_null(strstr(seen2, "\"type\":\"reset\""));
+	/* Every pattern exactly once across the two streams, in order in the second. */
+	for (int i = 1; i <= 10; i++) {
+		char *needle = tu_sprintf("\"id\":\"p%d\"", i);
+		size_t n = tu_count_lines_with(seen1, needle) + tu_count_lines_with(seen2, needle);
+		if (n != 1)
+			fail_msg("p%d seen %zu times", i, n);
+		free(needle);
+	}
+	assert_true(strstr(seen2, "\"id\":\"p6\"") < strstr(seen2, "\"id\":\"p10\""));
+
+	/* The same through curl: SSE fields, resumed after `last`. */
+	char *url = tu_sprintf("http://%s/v1/events?type=pattern:stored", d.api);
+	char *hdr = tu_sprintf("Last-Event-ID: %s", last_s), *raw = NULL;
+	tu_curl(&raw, "-N", "--max-time", "2", "-H", hdr, url, NULL);
+	assert_int_equal(tu_count_lines_with(raw, "event: pattern:stored"), 5);
+	char *next_id = tu_sprintf("id: %llu\n", last + 1);
+	assert_non_null(strstr(raw, next_id));
+	free(raw);
+
+	/* Further behind than the ring: an explicit reset, then the oldest events. */
+	char *reset = NULL;
+	assert_int_equal(
+	    tu_cli(d.api, NULL, &reset, "watch", "--last-event-id", "1", "--count", "2", NULL), 0);
+	assert_non_null(strstr(reset, "\"type\":\"reset\""));
+	assert_non_null(strstr(reset, "\"reason\":\"behind\""));
+	free(reset);
+	/* A malformed Last-Event-ID is a 400. */
+	assert_int_equal(tu_curl(&raw, "-H", "Last-Event-ID: abc", url, NULL), 400);
+	free(raw);
+
+	stop_ok(&d);
+	free(next_id);
+	free(hdr);
+	free(url);
+	free(seen2);
+	free(seen1);
+	free(second);
+	free(first);
+	free(wlog);
+	free(cli);
+	free(config);
+}
+
+struct peer_wait {
+	const struct tu_daemon *d;
+	const char *needle;
+	int present;
+};
+
+static int peers_match(void *arg)
+{
+	struct peer_wait *w = arg;
+	char *out = NULL;
+	tu_cli(w->d->api, NULL, &out, "peers", "--json", NULL);
+	int has = strstr(out, w->needle) != NULL;
+	free(out);
+	return has == w->present;
+}
+
+static void sighup_picks_up_a_new_peer(void **state)
+{
+	struct fixture *f = *state;
+	int quic = tu_free_port(1), api = tu_free_port(0);
+	char *config = write_config(f->dir, "hup", quic, api, NULL, NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "hup", config), 0);
+	struct peer_wait w = {&d, "\"b\"", 0};
+	assert_true(peers_match(&w));
+
+	char *extra = tu_sprintf(
+	    ",\"peers\":[{\"id\":\"b\",\"address\":\"127.0.0.1\",\"port\":%d}]", tu_free_port(1));
+	free(write_config(f->dir, "hup", quic, api, NULL, extra));
+	kill(d.pid, SIGHUP);
+	w.present = 1;
+	assert_true(tu_wait_for(peers_match, &w, 600, 50));
+	assert_true(tu_daemon_wait_log(&d, "reload: peer b added"));
+
+	/* A broken file on SIGHUP leaves the running configuration in place. */
+	tu_write_file(config, "{\"quic\":{\"nodeId\":\"hup\",\"port\":\"x\"}}");
+	kill(d.pid, SIGHUP);
+	assert_true(tu_daemon_wait_log(&d, "keeping the running configuration"));
+	assert_true(tu_daemon_log_has(&d, "quic.port"));
+	assert_true(peers_match(&w));
+
+	/* Removing it again. */
+	free(write_config(f->dir, "hup", quic, api, NULL, NULL));
+	kill(d.pid, SIGHUP);
+	w.present = 0;
+	assert_true(tu_wait_for(peers_match, &w, 600, 50));
+	stop_ok(&d);
+	free(extra);
+	free(config);
+}
+
+static void restarted_daemon_keeps_its_data(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "rs", tu_free_port(1), tu_free_port(0), NULL, NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "rs", config), 0);
+	char *file = write_patterns(f->dir, "rs.ndjson", "r", 1, 20), *out = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
+	assert_non_null(strstr(out, "accepted 20, rejected 0"));
+	free(out);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "delete", "r20", NULL), 0);
+	free(out);
+	yyjson_doc *before = state_of(&d, NULL);
+	char *digest = strdup(yyjson_get_str(
+	    yyjson_obj_get(yyjson_obj_get(yyjson_doc_get_root(before), "store"), "digest")));
+	stop_ok(&d);
+
+	assert_int_equal(start_with_config(&d, f->dir, "rs2", config), 0);
+	yyjson_doc *after = state_of(&d, NULL);
+	yyjson_val *store = yyjson_obj_get(yyjson_doc_get_root(after), "store");
+	assert_string_equal(yyjson_get_str(yyjson_obj_get(store, "digest")), digest);
+	assert_int_equal(yyjson_get_uint(yyjson_obj_get(store, "patterns")), 19);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "get", "r7", NULL), 0);
+	assert_non_null(strstr(out, "\"n\":7"));
+	free(out);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "get", "r20", NULL), 4);
+	free(out);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "list", "--type", "test_execution", NULL), 0);
+	assert_int_equal(tu_count_lines_with(out, "\"type\":\"test_execution\""), 19);
+	free(out);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "list", "--limit", "5", NULL), 0);
+	assert_int_equal(tu_count_lines_with(out, "\"id\":\"r"), 5);
+	free(out);
+	stop_ok(&d);
+	yyjson_doc_free(after);
+	yyjson_doc_free(before);
+	free(digest);
+	free(file);
+	free(config);
+}
+
+static void no_config_makes_its_own_certificates(void **state)
+{
+	struct fixture *f = *state;
+	char port[16], api[32];
+	snprintf(port, sizeof(port), "%d", tu_free_port(1));
+	snprintf(api, sizeof(api), "127.0.0.1:%d", tu_free_port(0));
+	char *argv[] = {(char *)"--port", port, (char *)"--api", api, NULL};
+	struct tu_daemon d;
+	assert_int_equal(tu_daemon_start(&d, f->dir, "noconf", f->dir, argv), 0);
+	char host[256] = "", id[AGS_NODE_ID_MAX + 1];
+	gethostname(host, sizeof(host) - 1);
+	ags_config_sanitize_id(host, id, sizeof(id));
+	char *node = tu_sprintf("node=%s\n", id);
+	assert_true(tu_file_contains(d.out_path, node));
+	char *ca = tu_sprintf("%s/agentsync-data/certs/ca.pem", f->dir);
+	char *cert = tu_sprintf("%s/agentsync-data/certs/%s.pem", f->dir, id);
+	assert_int_equal(access(ca, R_OK), 0);
+	assert_int_equal(access(cert, R_OK), 0);
+	assert_true(tu_daemon_log_has(&d, "self-signed"));
+	assert_true(tu_daemon_log_has(&d, "rejectUnauthorized is on"));
+	char *out = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &out, "status", NULL), 0);
+	assert_non_null(strstr(out, id));
+	free(out);
+	stop_ok(&d);
+	free(cert);
+	free(ca);
+	free(node);
+}
+
+static void json_log_lines_and_metrics(void **state)
+{
+	struct fixture *f = *state;
+	char *config =
+	    write_config(f->dir, "js", tu_free_port(1), tu_free_port(0), NULL, ",\"zz\":true");
+	char *argv[] = {(char *)"--config", config, (char *)"--log-format", (char *)"json", NULL};
+	struct tu_daemon d;
+	assert_int_equal(tu_daemon_start(&d, f->dir, "js", NULL, argv), 0);
+	char *file = write_patterns(f->dir, "js.ndjson", "m", 1, 3), *out = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
+	free(out);
+	char *url = tu_sprintf("http://%s/metrics", d.api), *metrics = NULL;
+	assert_int_equal(tu_curl(&metrics, url, NULL), 200);
+	assert_non_null(strstr(metrics, "\nagentsync_patterns 3\n"));
+	assert_non_null(strstr(metrics, "agentsync_syncs_total{outcome=\"success\"}"));
+	assert_non_null(strstr(metrics, "agentsync_sync_latency_seconds_bucket{le=\"+Inf\"}"));
+	assert_non_null(strstr(metrics, "agentsync_connections "));
+	free(metrics);
+	yyjson_doc *doc = state_of(&d, NULL);
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	/* Seed 000's getState() shape. */
+	assert_true(yyjson_is_bool(yyjson_obj_get(root, "running")));
+	assert_true(yyjson_is_uint(yyjson_obj_get(root, "connections")));
+	yyjson_val *stats = yyjson_obj_get(root, "stats");
+	static const char *const keys[] = {"totalSyncs",       "successfulSyncs",
+	                                   "failedSyncs",      "averageLatency",
+	                                   "bytesTransferred", "compressionRatio"};
+	for (size_t i = 0; i < 6; i++)
+		assert_non_null(yyjson_obj_get(stats, keys[i]));
+	assert_true(yyjson_is_obj(yyjson_obj_get(root, "peers")));
+	assert_int_equal(yyjson_get_uint(yyjson_obj_get(yyjson_obj_get(root, "store"), "patterns")),
+	                 3);
+	yyjson_doc_free(doc);
+	stop_ok(&d);
+
+	/* Every line of the log is a JSON object with time, level and event. */
+	char *log = tu_read_file(d.err_path, NULL);
+	size_t lines = 0;
+	for (char *line = log; line && *line;) {
+		char *nl = strchr(line, '\n');
+		assert_non_null(nl);
+		yyjson_doc *ld = yyjson_read(line, (size_t)(nl - line), 0);
+		if (!ld)
+			fail_msg("not a JSON log line: %.*s", (int)(nl - line), line);
+		yyjson_val *o = yyjson_doc_get_root(ld);
+		assert_non_null(yyjson_get_str(yyjson_obj_get(o, "time")));
+		assert_non_null(yyjson_get_str(yyjson_obj_get(o, "level")));
+		assert_non_null(yyjson_get_str(yyjson_obj_get(o, "event")));
+		yyjson_doc_free(ld);
+		lines++;
+		line = nl + 1;
+	}
+	assert_true(lines >= 3);
+	assert_non_null(strstr(log, "\"level\":\"warn\""));
+	assert_non_null(strstr(log, "quic.zz: unknown key, ignored"));
+	assert_non_null(strstr(log, "\"event\":\"listening\""));
+	free(log);
+	free(url);
+	free(file);
+	free(config);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(seed_config_verbatim_starts_and_keeps_retrying, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(bad_configs_are_refused_with_their_path, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(unknown_key_is_a_warning, setup, teardown),
+	    cmocka_unit_test_setup_teardown(api_answers_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(sse_resume_with_last_event_id_loses_nothing, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(sighup_picks_up_a_new_peer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(restarted_daemon_keeps_its_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(no_config_makes_its_own_certificates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(json_log_lines_and_metrics, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,355 @@
+/*
+ * Black-box tests of daemons syncing with each other: three agentsyncd on
+ * 127.0.0.1 in a full mesh with certificates from `agentsync certs init`,
+ * driven by the CLI. Events are watched with `agentsync watch`.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <yyjson.h>
+
+#include "daemonutil.h"
+#include "testutil.h"
+
+#define N 3
+
+struct mesh {
+	char *dir;
+	char *config[N];
+	int quic[N], api[N];
+	struct tu_daemon d[N];
+};
+
+static const char *const names[N] = {"a", "b", "c"};
+
+/* Writes node i's config: TLS from DIR/certs, the other nodes as peers, extra keys. */
+static void write_node_config(struct mesh *m, int i, const char *extra)
+{
+	char peers[1024] = "";
+	size_t used = 0;
+	for (int j = 0; j < N; j++) {
+		if (j == i)
+			continue;
+		used += (size_t)snprintf(peers + used, sizeof(peers) - used,
+		                         "%s{\"id\":\"%s\",\"address\":\"127.0.0.1\",\"port\":%d}",
+		                         used ? "," : "", names[j], m->quic[j]);
+	}
+	char *text = tu_sprintf(
+	    "{\"quic\":{\"nodeId\":\"%s\",\"host\":\"127.0.0.1\",\"port\":%d,"
+	    "\"dataDir\":\"%s/%s-data\",\"api\":{\"listen\":\"127.0.0.1:%d\"},"
+	    "\"peers\":[%s],\"retry\":{\"maxAttempts\":100,\"baseDelay\":100,\"maxDelay\":500},"
+	    "\"tls\":{\"cert\":\"%s/certs/%s.pem\",\"key\":\"%s/certs/%s-key.pem\","
+	    "\"ca\":\"%s/certs/ca.pem\",\"rejectUnauthorized\":true}%s}}\n",
+	    names[i], m->quic[i], m->dir, names[i], m->api[i], peers, m->dir, names[i], m->dir,
+	    names[i], m->dir, extra ? extra : "");
+	tu_write_file(m->config[i], text);
+	free(text);
+}
+
+static void start_node(struct mesh *m, int i, const char *logname)
+{
+	char *argv[] = {(char *)"--config", m->config[i], NULL};
+	assert_int_equal(tu_daemon_start(&m->d[i], m->dir, logname, NULL, argv), 0);
+}
+
+static int setup(void **state)
+{
+	struct mesh *m = calloc(1, sizeof(*m));
+	m->dir = tu_mkdtemp("itsync");
+	char *certs = tu_sprintf("%s/certs", m->dir), *cli = tu_program("agentsync");
+	char *init[] = {cli,   (char *)"certs",   (char *)"init",  (char *)"--dir",
+	                certs, (char *)"--nodes", (char *)"a,b,c", NULL};
+	assert_int_equal(tu_run(init, NULL, NULL, NULL), 0);
+	free(cli);
+	free(certs);
+	for (int i = 0; i < N; i++) {
+		m->quic[i] = tu_free_port(1);
+		m->api[i] = tu_free_port(0);
+		m->config[i] = tu_sprintf("%s/%s.json", m->dir, names[i]);
+	}
+	for (int i = 0; i < N; i++)
+		write_node_config(m, i, NULL);
+	*state = m;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct mesh *m = *state;
+	tu_kill_tracked();
+	for (int i = 0; i < N; i++)
+		free(m->config[i]);
+	tu_rmrf(m->dir);
+	free(m->dir);
+	free(m);
+	return 0;
+}
+
+static yyjson_doc *state_of(const struct tu_daemon *d)
+{
+	char *out = NULL;
+	int rc = tu_cli(d->api, NULL, &out, "status", "--json", NULL);
+	if (rc != 0)
+		fail_msg("status failed (%d): %s", rc, out);
+	yyjson_doc *doc = yyjson_read(out, strlen(out), 0);
+	free(out);
+	if (!doc)
+		fail_msg("status --json is not JSON");
+	return doc;
+}
+
+static unsigned long long connections(const struct tu_daemon *d)
+{
+	yyjson_doc *doc = state_of(d);
+	unsigned long long n =
+	    yyjson_get_uint(yyjson_obj_get(yyjson_doc_get_root(doc), "connections"));
+	yyjson_doc_free(doc);
+	return n;
+}
+
+static char *digest_of(const struct tu_daemon *d, unsigned long long *patterns)
+{
+	yyjson_doc *doc = state_of(d);
+	yyjson_val *store = yyjson_obj_get(yyjson_doc_get_root(doc), "store");
+	char *s = strdup(yyjson_get_str(yyjson_obj_get(store, "digest")));
+	if (patterns)
+		*patterns = yyjson_get_uint(yyjson_obj_get(store, "patterns"));
+	yyjson_doc_free(doc);
+	return s;
+}
+
+struct converge {
+	struct mesh *m;
+	int nodes; /* how many of the first nodes to compare */
+	unsigned long long want;
+};
+
+/* Whether the first `nodes` daemons hold `want` patterns with the same digest. */
+static int converged(void *arg)
+{
+	struct converge *c = arg;
+	unsigned long long n0 = 0, n = 0;
+	char *d0 = digest_of(&c->m->d[0], &n0);
+	int same = n0 == c->want;
+	for (int i = 1; i < c->nodes && same; i++) {
+		char *di = digest_of(&c->m->d[i], &n);
+		same = n == c->want && strcmp(d0, di) == 0;
+		free(di);
+	}
+	free(d0);
+	return same;
+}
+
+struct all_connected {
+	struct mesh *m;
+};
+
+static int mesh_up(void *arg)
+{
+	struct mesh *m = ((struct all_connected *)arg)->m;
+	for (int i = 0; i < N; i++)
+		if (connections(&m->d[i]) < N - 1)
+			return 0;
+	return 1;
+}
+
+static char *write_patterns(const char *dir, const char *name, const char *prefix, int first, int n)
+{
+	char *path = tu_sprintf("%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = first; i < first + n; i++) {
+		char *id = tu_sprintf("%s%d", prefix, i);
+		char *p = tu_pattern_json(id, "test_execution", i);
+		fprintf(f, "%s\n", p);
+		free(p);
+		free(id);
+	}
+	fclose(f);
+	return path;
+}
+
+struct file_lines {
+	const char *path;
+	const char *needle;
+	size_t want;
+};
+
+static int file_has_lines(void *arg)
+{
+	struct file_lines *w = arg;
+	char *s = tu_read_file(w->path, NULL);
+	size_t n = tu_count_lines_with(s, w->needle);
+	free(s);
+	return n >= w->want;
+}
+
+static void three_daemons_converge_and_report_events(void **state)
+{
+	struct mesh *m = *state;
+	for (int i = 0; i < N; i++)
+		start_node(m, i, names[i]);
+	struct all_connected ac = {m};
+	assert_true(tu_wait_for(mesh_up, &ac, 1200, 50));
+	assert_true(tu_daemon_wait_log(&m->d[0], "peer:connected peer=b"));
+	assert_true(tu_daemon_wait_log(&m->d[0], "peer:connected peer=c"));
+
+	/* Watchers on b and c, connected before anything is written (probed). */
+	char *cli = tu_program("agentsync");
+	char *wlog[N];
+	pid_t w[N] = {0};
+	for (int i = 1; i < N; i++) {
+		wlog[i] = tu_sprintf("%s/watch-%s.out", m->dir, names[i]);
+		char *argv[] = {cli,
+		                (char *)"--api",
+		                m->d[i].api,
+		                (char *)"watch",
+		                (char *)"--type",
+		                (char *)"pattern:received",
+		                NULL};
+		w[i] = tu_spawn(argv, wlog[i]);
+		tu_track_pid(w[i]);
+	}
+	int ready = 0;
+	for (int k = 0; k < 100 && !ready; k++) {
+		char *id = tu_sprintf("probe%d", k), *p = tu_pattern_json(id, "probe", k);
+		char *pf = tu_sprintf("%s/probe.json", m->dir), *out = NULL;
+		tu_write_file(pf, p);
+		assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", pf, NULL), 0);
+		struct file_lines b = {wlog[1], "\"type\":\"probe\"", 1};
+		struct file_lines c = {wlog[2], "\"type\":\"probe\"", 1};
+		ready = tu_wait_for(file_has_lines, &b, 100, 50) &&
+		        tu_wait_for(file_has_lines, &c, 100, 50);
+		free(out);
+		free(pf);
+		free(p);
+		free(id);
+	}
+	assert_true(ready);
+
+	char *file = write_patterns(m->dir, "p.ndjson", "p", 1, 200), *out = NULL;
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", file, NULL), 0);
+	assert_non_null(strstr(out, "accepted 200, rejected 0"));
+	free(out);
+	for (int i = 1; i < N; i++) {
+		struct file_lines fl = {wlog[i], "\"type\":\"test_execution\"", 200};
+		assert_true(tu_wait_for(file_has_lines, &fl, 1200, 50));
+		char *seen = tu_read_file(wlog[i], NULL);
+		assert_non_null(strstr(seen, "\"sourceId\":\"a\""));
+		free(seen);
+	}
+	unsigned long long probes = 0;
+	char *d0 = digest_of(&m->d[0], &probes);
+	free(d0);
+	struct converge cv = {m, N, probes};
+	assert_true(probes >= 200);
+	assert_true(tu_wait_for(converged, &cv, 1200, 50));
+
+	/* The same digest shows in `agentsync status` of every node. */
+	char *digest = digest_of(&m->d[0], NULL);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(tu_cli(m->d[i].api, NULL, &out, "status", NULL), 0);
+		assert_non_null(strstr(out, digest));
+		free(out);
+	}
+	free(digest);
+
+	/* A delete on b reaches a and c. */
+	assert_int_equal(tu_cli(m->d[1].api, NULL, &out, "delete", "p7", NULL), 0);
+	free(out);
+	cv.want = probes - 1;
+	assert_true(tu_wait_for(converged, &cv, 1200, 50));
+	assert_int_equal(tu_cli(m->d[2].api, NULL, &out, "get", "p7", NULL), 4);
+	free(out);
+
+	for (int i = 1; i < N; i++) {
+		int st = tu_kill_wait(w[i], SIGTERM);
+		tu_untrack_pid(w[i]);
+		assert_true(WIFEXITED(st));
+		free(wlog[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		int st = tu_daemon_stop(&m->d[i], SIGTERM);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	free(file);
+	free(cli);
+}
+
+static void restarted_node_catches_up(void **state)
+{
+	struct mesh *m = *state;
+	for (int i = 0; i < N; i++)
+		start_node(m, i, names[i]);
+	struct all_connected ac = {m};
+	assert_true(tu_wait_for(mesh_up, &ac, 1200, 50));
+	char *one = write_patterns(m->dir, "one.ndjson", "x", 1, 50), *out = NULL;
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", one, NULL), 0);
+	free(out);
+	struct converge cv = {m, N, 50};
+	assert_true(tu_wait_for(converged, &cv, 1200, 50));
+
+	/* c goes away; a gets more; c comes back with its data and catches up. */
+	int st = tu_daemon_stop(&m->d[2], SIGTERM);
+	assert_true(WIFEXITED(st));
+	char *two = write_patterns(m->dir, "two.ndjson", "x", 51, 100);
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", two, NULL), 0);
+	free(out);
+	start_node(m, 2, "c2");
+	cv.want = 150;
+	assert_true(tu_wait_for(converged, &cv, 1200, 50));
+	assert_int_equal(tu_cli(m->d[2].api, NULL, &out, "get", "x150", NULL), 0);
+	free(out);
+	for (int i = 0; i < N; i++)
+		tu_daemon_stop(&m->d[i], SIGTERM);
+	free(two);
+	free(one);
+}
+
+static void foreign_certificate_is_refused_and_logged(void **state)
+{
+	struct mesh *m = *state;
+	start_node(m, 0, "a");
+	/* x trusts a's CA but has a certificate from another CA, and dials a: a refuses it. */
+	char *certs = tu_sprintf("%s/other-certs", m->dir), *cli = tu_program("agentsync");
+	char *init[] = {cli,   (char *)"certs",   (char *)"init", (char *)"--dir",
+	                certs, (char *)"--nodes", (char *)"b",    NULL};
+	assert_int_equal(tu_run(init, NULL, NULL, NULL), 0);
+	char *config = tu_sprintf("%s/x.json", m->dir);
+	char *text = tu_sprintf(
+	    "{\"quic\":{\"nodeId\":\"b\",\"host\":\"127.0.0.1\",\"port\":%d,\"dataDir\":"
+	    "\"%s/x-data\",\"api\":{\"listen\":\"127.0.0.1:%d\"},\"peers\":[{\"id\":\"a\","
+	    "\"address\":\"127.0.0.1\",\"port\":%d}],\"tls\":{\"cert\":\"%s/b.pem\",\"key\":"
+	    "\"%s/b-key.pem\",\"ca\":\"%s/certs/ca.pem\"}}}",
+	    tu_free_port(1), m->dir, tu_free_port(0), m->quic[0], certs, certs, m->dir);
+	tu_write_file(config, text);
+	char *argv[] = {(char *)"--config", config, NULL};
+	struct tu_daemon x;
+	assert_int_equal(tu_daemon_start(&x, m->dir, "x", NULL, argv), 0);
+	assert_true(tu_daemon_wait_log(&m->d[0], "connection:refused"));
+	assert_int_equal(connections(&m->d[0]), 0);
+	tu_daemon_stop(&x, SIGTERM);
+	tu_daemon_stop(&m->d[0], SIGTERM);
+	free(text);
+	free(config);
+	free(cli);
+	free(certs);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(three_daemons_converge_and_report_events, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(restarted_node_catches_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(foreign_certificate_is_refused_and_logged, setup,
+	                                    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

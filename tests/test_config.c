@@ -1,0 +1,508 @@
+/* Unit tests of the daemon's configuration parser (lib/config.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "agentsync/agentsync.h"
+#include "config.h"
+
+/* Parses `json` (with node id "me" unless the text has one), expecting success. */
+static ags_config *parse_ok(const char *json, const ags_config_overrides *ov)
+{
+	ags_config *c = NULL;
+	ags_error err;
+	ags_error_clear(&err);
+	int rc = ags_config_parse(json, strlen(json), ov, &c, &err);
+	if (rc != 0)
+		fail_msg("parse failed (%s): %s: %s", ags_strerror(rc), err.field, err.message);
+	assert_non_null(c);
+	return c;
+}
+
+/* Parses `json`, expecting `code` with err.field == field and `msg` in err.message. */
+static void parse_bad(const char *json, int code, const char *field, const char *msg)
+{
+	ags_config *c = (ags_config *)1;
+	ags_error err;
+	ags_error_clear(&err);
+	int rc = ags_config_parse(json, strlen(json), NULL, &c, &err);
+	if (rc != code || strcmp(err.field, field) != 0 || !strstr(err.message, msg))
+		fail_msg("for %s\n  expected %s at \"%s\" with \"%s\"\n  got %s at \"%s\": %s",
+		         json, ags_strerror(code), field, msg, ags_strerror(rc), err.field,
+		         err.message);
+	assert_null(c);
+	assert_int_equal(err.code, code);
+}
+
+static char *seed_text(void)
+{
+	const char *src = getenv("AGS_SOURCE_DIR");
+	char *path = tu_sprintf("%s/tests/data/seed-quic.json", src ? src : "..");
+	char *s = tu_read_file(path, NULL);
+	if (!s)
+		fail_msg("cannot read %s", path);
+	free(path);
+	return s;
+}
+
+static void seed_config_is_accepted_verbatim(void **state)
+{
+	(void)state;
+	char *json = seed_text();
+	ags_config_overrides ov;
+	ags_config_overrides_init(&ov);
+	ov.node_id = "agent-0";
+	ags_config *c = parse_ok(json, &ov);
+	const ags_node_config *n = &c->node;
+	assert_int_equal(c->n_warnings, 0);
+	assert_int_equal(c->enabled, 1);
+	assert_int_equal(n->port, 4433);
+	assert_string_equal(n->host, "0.0.0.0");
+	assert_string_equal(n->node_id, "agent-0");
+	assert_int_equal(n->n_peers, 2);
+	assert_string_equal(n->peers[0].id, "agent-1");
+	assert_string_equal(n->peers[0].address, "192.168.1.10");
+	assert_int_equal(n->peers[0].port, 4433);
+	assert_int_equal(n->peers[0].priority, 1);
+	assert_string_equal(n->peers[1].id, "agent-2");
+	assert_string_equal(n->peers[1].address, "192.168.1.11");
+	assert_int_equal(n->peers[1].priority, 2);
+	assert_int_equal(n->sync_interval_ms, 1000);
+	assert_int_equal(n->batch_size, 100);
+	assert_int_equal(n->compression, 1);
+	assert_string_equal(n->tls.cert, "/path/to/cert.pem");
+	assert_string_equal(n->tls.key, "/path/to/key.pem");
+	assert_string_equal(n->tls.ca, "/path/to/ca.pem");
+	assert_int_equal(n->tls.reject_unauthorized, 1);
+	assert_int_equal(c->tls_from_file, 1);
+	assert_int_equal(n->retry.max_attempts, 3);
+	assert_int_equal(n->retry.base_delay_ms, 1000);
+	assert_int_equal(n->retry.max_delay_ms, 10000);
+	assert_true(n->retry.backoff_multiplier == 2.0);
+	/* Defaults for what the seed does not say. */
+	assert_string_equal(c->api.listen, AGS_CONFIG_API_LISTEN_DEFAULT);
+	assert_string_equal(c->api.host, "127.0.0.1");
+	assert_int_equal(c->api.port, 7433);
+	assert_null(c->api.token);
+	assert_int_equal(c->log.format, AGS_LOG_FORMAT_TEXT);
+	assert_int_equal(c->log.level, AGS_LOG_INFO);
+	ags_config_del(c);
+	free(json);
+}
+
+static void seed_config_without_node_id_names_the_key(void **state)
+{
+	(void)state;
+	char *json = seed_text();
+	parse_bad(json, AGS_ERR_CONFIG, "quic.nodeId", "required");
+	ags_config *c = NULL;
+	ags_error err;
+	assert_int_equal(ags_config_parse(json, strlen(json), NULL, &c, &err), AGS_ERR_CONFIG);
+	assert_non_null(strstr(err.message, "--node-id"));
+	assert_non_null(strstr(err.message, "host name"));
+	free(json);
+}
+
+static void every_key_is_read(void **state)
+{
+	(void)state;
+	const char *json =
+	    "{\"quic\":{\"enabled\":false,\"port\":0,\"host\":\"::1\",\"nodeId\":\"n1\","
+	    "\"dataDir\":\"d/x\",\"tenant\":\"acme\",\"allow\":[\"a\",\"b.c\"],\"window\":8,"
+	    "\"peers\":[{\"id\":\"p\",\"address\":\"localhost\",\"port\":1}],"
+	    "\"syncInterval\":5,\"batchSize\":7,\"compression\":false,"
+	    "\"tls\":{\"cert\":\"c.pem\",\"key\":\"k.pem\",\"rejectUnauthorized\":false},"
+	    "\"retry\":{\"maxAttempts\":9,\"baseDelay\":10,\"maxDelay\":10,"
+	    "\"backoffMultiplier\":1.5},"
+	    "\"api\":{\"listen\":\"[::1]:0\",\"token\":\"s3cret\"},"
+	    "\"limits\":{\"maxPatternBytes\":4096,\"maxFrameBytes\":8192},"
+	    "\"rateLimit\":{\"patternsPerSecond\":50,\"bytesPerSecond\":1.5e6},"
+	    "\"filter\":{\"types\":[\"t1\"],\"tags\":[\"x\",\"y\"]},"
+	    "\"healthInterval\":1000,\"statelessRetry\":true,\"idleTimeout\":2000,"
+	    "\"keepAlive\":0,\"fsync\":true,\"log\":{\"format\":\"json\",\"level\":\"debug\"},"
+	    "\"hub\":{\"endpoint\":\"quic://hub:4433\"}}}";
+	ags_config *c = parse_ok(json, NULL);
+	const ags_node_config *n = &c->node;
+	assert_int_equal(c->n_warnings, 0); /* hub is reserved: no warning */
+	assert_int_equal(c->enabled, 0);
+	assert_int_equal(n->port, 0);
+	assert_string_equal(n->host, "::1");
+	assert_string_equal(n->node_id, "n1");
+	assert_string_equal(n->data_dir, "d/x");
+	assert_string_equal(n->tenant, "acme");
+	assert_int_equal(n->n_allowed_ids, 2);
+	assert_string_equal(n->allowed_ids[1], "b.c");
+	assert_int_equal(n->window, 8);
+	assert_int_equal(n->n_peers, 1);
+	assert_string_equal(n->peers[0].address, "localhost");
+	assert_int_equal(n->peers[0].priority, 0);
+	assert_int_equal(n->sync_interval_ms, 5);
+	assert_int_equal(n->batch_size, 7);
+	assert_int_equal(n->compression, 0);
+	assert_string_equal(n->tls.cert, "c.pem");
+	assert_null(n->tls.ca);
+	assert_int_equal(n->tls.reject_unauthorized, 0);
+	assert_int_equal(n->retry.max_attempts, 9);
+	assert_true(n->retry.backoff_multiplier == 1.5);
+	assert_string_equal(c->api.listen, "[::1]:0");
+	assert_string_equal(c->api.host, "::1");
+	assert_int_equal(c->api.port, 0);
+	assert_string_equal(c->api.token, "s3cret");
+	assert_int_equal(n->max_pattern_bytes, 4096);
+	assert_int_equal(n->max_frame_bytes, 8192);
+	assert_true(n->rate_patterns_per_s == 50);
+	assert_true(n->rate_bytes_per_s == 1.5e6);
+	assert_int_equal(n->n_filter_types, 1);
+	assert_string_equal(n->filter_types[0], "t1");
+	assert_int_equal(n->n_filter_tags, 2);
+	assert_string_equal(n->filter_tags[1], "y");
+	assert_int_equal(n->health_interval_ms, 1000);
+	assert_int_equal(n->stateless_retry, 1);
+	assert_int_equal(n->idle_timeout_ms, 2000);
+	assert_int_equal(n->keepalive_ms, 0);
+	assert_int_equal(n->fsync_full, 1);
+	assert_int_equal(c->log.format, AGS_LOG_FORMAT_JSON);
+	assert_int_equal(c->log.level, AGS_LOG_DEBUG);
+	ags_config_del(c);
+}
+
+static void unknown_keys_are_warnings(void **state)
+{
+	(void)state;
+	const char *json = "{\"other\":1,\"quic\":{\"nodeId\":\"a\",\"foo\":true,"
+	                   "\"tls\":{\"bar\":1},\"peers\":[{\"id\":\"b\",\"address\":\"x\","
+	                   "\"port\":2,\"weight\":3}]}}";
+	ags_config *c = parse_ok(json, NULL);
+	assert_int_equal(c->n_warnings, 4);
+	assert_string_equal(c->warnings[0], "other: unknown key, ignored");
+	assert_string_equal(c->warnings[1], "quic.foo: unknown key, ignored");
+	assert_string_equal(c->warnings[2], "quic.tls.bar: unknown key, ignored");
+	assert_string_equal(c->warnings[3], "quic.peers[0].weight: unknown key, ignored");
+	ags_config_del(c);
+}
+
+struct bad_case {
+	const char *json;
+	int code;
+	const char *field;
+	const char *msg;
+};
+
+#define Q(body) "{\"quic\":{\"nodeId\":\"me\"," body "}}"
+
+static void every_error_names_its_path(void **state)
+{
+	(void)state;
+	static const struct bad_case cases[] = {
+	    {"[1]", AGS_ERR_CONFIG, "(root)", "must be an object"},
+	    {"{}", AGS_ERR_CONFIG, "quic", "required"},
+	    {"{\"quic\":3}", AGS_ERR_CONFIG, "quic", "must be an object, got 3"},
+	    {"{\"quic\":{},\"quic\":{}}", AGS_ERR_CONFIG, "quic", "duplicate key"},
+	    {Q("\"port\":70000"), AGS_ERR_CONFIG, "quic.port",
+	     "must be an integer from 0 to 65535, got 70000"},
+	    {Q("\"port\":\"4433\""), AGS_ERR_CONFIG, "quic.port", "got \"4433\""},
+	    {Q("\"port\":-1"), AGS_ERR_CONFIG, "quic.port", "got -1"},
+	    {Q("\"port\":1.5"), AGS_ERR_CONFIG, "quic.port", "got 1.5"},
+	    {Q("\"port\":1,\"port\":2"), AGS_ERR_CONFIG, "quic.port", "duplicate key"},
+	    {Q("\"enabled\":1"), AGS_ERR_CONFIG, "quic.enabled", "must be true or false, got 1"},
+	    {Q("\"host\":\"example.com\""), AGS_ERR_CONFIG, "quic.host",
+	     "must be an IPv4 or IPv6 address"},
+	    {Q("\"host\":null"), AGS_ERR_CONFIG, "quic.host", "got null"},
+	    {Q("\"syncInterval\":0"), AGS_ERR_CONFIG, "quic.syncInterval", "from 1 to"},
+	    {Q("\"batchSize\":true"), AGS_ERR_CONFIG, "quic.batchSize", "got true"},
+	    {Q("\"compression\":\"gzip\""), AGS_ERR_CONFIG, "quic.compression", "true or false"},
+	    {Q("\"peers\":{}"), AGS_ERR_CONFIG, "quic.peers", "must be an array of peer objects"},
+	    {Q("\"peers\":[3]"), AGS_ERR_CONFIG, "quic.peers[0]", "must be an object"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"address\":\"x\",\"port\":1},"
+	       "{\"id\":\"b\",\"address\":\"y\",\"port\":70000}]"),
+	     AGS_ERR_CONFIG, "quic.peers[1].port", "must be an integer from 1 to 65535, got 70000"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"address\":\"x\",\"port\":0}]"), AGS_ERR_CONFIG,
+	     "quic.peers[0].port", "from 1 to 65535, got 0"},
+	    {Q("\"peers\":[{\"id\":\"a b\",\"address\":\"x\",\"port\":1}]"), AGS_ERR_CONFIG,
+	     "quic.peers[0].id", "must be an id"},
+	    {Q("\"peers\":[{\"address\":\"x\",\"port\":1}]"), AGS_ERR_CONFIG, "quic.peers[0].id",
+	     "required"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"port\":1}]"), AGS_ERR_CONFIG, "quic.peers[0].address",
+	     "required"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"address\":\"x\"}]"), AGS_ERR_CONFIG,
+	     "quic.peers[0].port", "required"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"address\":\"\",\"port\":1}]"), AGS_ERR_CONFIG,
+	     "quic.peers[0].address", "must not be empty"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"address\":\"x\",\"port\":1,\"priority\":-2}]"),
+	     AGS_ERR_CONFIG, "quic.peers[0].priority", "got -2"},
+	    {Q("\"peers\":[{\"id\":\"a\",\"address\":\"x\",\"port\":1},"
+	       "{\"id\":\"a\",\"address\":\"y\",\"port\":2}]"),
+	     AGS_ERR_CONFIG, "quic.peers[1].id", "duplicate peer id \"a\""},
+	    {Q("\"peers\":[{\"id\":\"me\",\"address\":\"x\",\"port\":1}]"), AGS_ERR_CONFIG,
+	     "quic.peers[0].id", "this node's own id"},
+	    {Q("\"tls\":[]"), AGS_ERR_CONFIG, "quic.tls", "must be an object, got an array"},
+	    {Q("\"tls\":{\"cert\":5}"), AGS_ERR_CONFIG, "quic.tls.cert", "must be a string, got 5"},
+	    {Q("\"tls\":{\"rejectUnauthorized\":\"yes\"}"), AGS_ERR_CONFIG,
+	     "quic.tls.rejectUnauthorized", "true or false"},
+	    {Q("\"tls\":{\"cert\":\"c\",\"ca\":\"a\"}"), AGS_ERR_CONFIG, "quic.tls.key",
+	     "required when tls.cert is set"},
+	    {Q("\"tls\":{\"key\":\"k\"}"), AGS_ERR_CONFIG, "quic.tls.cert", "required"},
+	    {Q("\"tls\":{\"cert\":\"c\",\"key\":\"k\"}"), AGS_ERR_CONFIG, "quic.tls.ca",
+	     "rejectUnauthorized"},
+	    {Q("\"retry\":{\"maxAttempts\":0}"), AGS_ERR_CONFIG, "quic.retry.maxAttempts", "got 0"},
+	    {Q("\"retry\":{\"backoffMultiplier\":0.5}"), AGS_ERR_CONFIG,
+	     "quic.retry.backoffMultiplier", "must be a number from 1 to 1000, got 0.5"},
+	    {Q("\"retry\":{\"baseDelay\":500,\"maxDelay\":100}"), AGS_ERR_CONFIG,
+	     "quic.retry.maxDelay", "at least retry.baseDelay (500), got 100"},
+	    {"{\"quic\":{\"nodeId\":\"-x\"}}", AGS_ERR_CONFIG, "quic.nodeId", "must be an id"},
+	    {"{\"quic\":{\"nodeId\":\"\"}}", AGS_ERR_CONFIG, "quic.nodeId", "must be an id"},
+	    {"{\"quic\":{\"nodeId\":\"a\\u0000b\"}}", AGS_ERR_CONFIG, "quic.nodeId",
+	     "must be an id"},
+	    {Q("\"dataDir\":\"\""), AGS_ERR_CONFIG, "quic.dataDir", "must not be empty"},
+	    {Q("\"dataDir\":\"a\\u0000b\""), AGS_ERR_CONFIG, "quic.dataDir", "NUL"},
+	    {Q("\"tenant\":\"a/b\""), AGS_ERR_CONFIG, "quic.tenant", "must be an id"},
+	    {Q("\"allow\":\"a\""), AGS_ERR_CONFIG, "quic.allow", "must be an array of ids"},
+	    {Q("\"allow\":[\"a\",7]"), AGS_ERR_CONFIG, "quic.allow[1]", "got 7"},
+	    {Q("\"window\":0"), AGS_ERR_CONFIG, "quic.window", "from 1 to 65536"},
+	    {Q("\"api\":{\"listen\":\"7433\"}"), AGS_ERR_CONFIG, "quic.api.listen", "HOST:PORT"},
+	    {Q("\"api\":{\"listen\":\"127.0.0.1:99999\"}"), AGS_ERR_CONFIG, "quic.api.listen",
+	     "got \"127.0.0.1:99999\""},
+	    {Q("\"api\":{\"listen\":\"::1:80\"}"), AGS_ERR_CONFIG, "quic.api.listen", "[::1]"},
+	    {Q("\"api\":{\"token\":\"\"}"), AGS_ERR_CONFIG, "quic.api.token", "must not be empty"},
+	    {Q("\"api\":5"), AGS_ERR_CONFIG, "quic.api", "must be an object"},
+	    {Q("\"limits\":{\"maxPatternBytes\":10}"), AGS_ERR_CONFIG,
+	     "quic.limits.maxPatternBytes", "from 256 to 67108864, got 10"},
+	    {Q("\"limits\":{\"maxPatternBytes\":65536,\"maxFrameBytes\":4096}"), AGS_ERR_CONFIG,
+	     "quic.limits.maxFrameBytes", "at least limits.maxPatternBytes (65536)"},
+	    {Q("\"rateLimit\":{\"bytesPerSecond\":-1}"), AGS_ERR_CONFIG,
+	     "quic.rateLimit.bytesPerSecond", "got -1"},
+	    {Q("\"filter\":{\"types\":[\"\"]}"), AGS_ERR_CONFIG, "quic.filter.types[0]",
+	     "must not be empty"},
+	    {Q("\"filter\":{\"tags\":\"x\"}"), AGS_ERR_CONFIG, "quic.filter.tags",
+	     "array of strings"},
+	    {Q("\"healthInterval\":1"), AGS_ERR_CONFIG, "quic.healthInterval", "from 100"},
+	    {Q("\"statelessRetry\":0"), AGS_ERR_CONFIG, "quic.statelessRetry", "true or false"},
+	    {Q("\"idleTimeout\":\"30s\""), AGS_ERR_CONFIG, "quic.idleTimeout", "got \"30s\""},
+	    {Q("\"keepAlive\":1e3"), AGS_ERR_CONFIG, "quic.keepAlive", "must be an integer"},
+	    {Q("\"fsync\":\"full\""), AGS_ERR_CONFIG, "quic.fsync", "true or false"},
+	    {Q("\"log\":{\"format\":\"xml\"}"), AGS_ERR_CONFIG, "quic.log.format",
+	     "\"text\" or \"json\", got \"xml\""},
+	    {Q("\"log\":{\"level\":\"trace\"}"), AGS_ERR_CONFIG, "quic.log.level", "got \"trace\""},
+	    {Q("\"hub\":true"), AGS_ERR_CONFIG, "quic.hub", "must be an object, got true"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_bad(cases[i].json, cases[i].code, cases[i].field, cases[i].msg);
+}
+
+static void malformed_json_has_its_offset(void **state)
+{
+	(void)state;
+	const char *json = "{\n  \"quic\": {\n    \"port\": 44 33\n  }\n}";
+	ags_config *c = NULL;
+	ags_error err;
+	assert_int_equal(ags_config_parse(json, strlen(json), NULL, &c, &err), AGS_ERR_JSON);
+	assert_null(c);
+	assert_int_equal(err.offset, (size_t)(strstr(json, "33") - json));
+	assert_non_null(strstr(err.message, "line 3"));
+	char *at = tu_sprintf("at byte %zu ", err.offset);
+	assert_non_null(strstr(err.message, at));
+	free(at);
+
+	const char *trailing = "{\"quic\":{\"nodeId\":\"a\",}}";
+	assert_int_equal(ags_config_parse(trailing, strlen(trailing), NULL, &c, &err),
+	                 AGS_ERR_JSON);
+	assert_int_equal(err.offset, 21);
+
+	assert_int_equal(ags_config_parse("", 0, NULL, &c, &err), AGS_ERR_JSON);
+	assert_int_equal(ags_config_parse("{\"quic\":{}} x", 13, NULL, &c, &err), AGS_ERR_JSON);
+	assert_int_equal(err.offset, 12);
+}
+
+static void too_large_is_refused(void **state)
+{
+	(void)state;
+	size_t n = AGS_CONFIG_MAX_BYTES + 1;
+	char *big = malloc(n);
+	memset(big, ' ', n);
+	ags_config *c = NULL;
+	ags_error err;
+	assert_int_equal(ags_config_parse(big, n, NULL, &c, &err), AGS_ERR_TOO_LARGE);
+	assert_null(c);
+	free(big);
+}
+
+static void overrides_replace_and_are_checked(void **state)
+{
+	(void)state;
+	const char *json = Q("\"port\":1000,\"host\":\"0.0.0.0\",\"dataDir\":\"x\"");
+	ags_config_overrides ov;
+	ags_config_overrides_init(&ov);
+	ov.node_id = "other";
+	ov.host = "127.0.0.1";
+	ov.port = 0;
+	ov.data_dir = "/tmp/d";
+	ov.log_format = AGS_LOG_FORMAT_JSON;
+	ov.api_listen = "127.0.0.1:9999";
+	ags_config *c = parse_ok(json, &ov);
+	assert_string_equal(c->api.listen, "127.0.0.1:9999");
+	assert_string_equal(c->api.host, "127.0.0.1");
+	assert_int_equal(c->api.port, 9999);
+	assert_string_equal(c->node.node_id, "other");
+	assert_string_equal(c->node.host, "127.0.0.1");
+	assert_int_equal(c->node.port, 0);
+	assert_string_equal(c->node.data_dir, "/tmp/d");
+	assert_int_equal(c->log.format, AGS_LOG_FORMAT_JSON);
+	ags_config_del(c);
+
+	ags_error err;
+	ags_config_overrides_init(&ov);
+	ov.port = 70000;
+	assert_int_equal(ags_config_parse(json, strlen(json), &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "--port");
+	ags_config_overrides_init(&ov);
+	ov.node_id = "no spaces";
+	assert_int_equal(ags_config_parse(json, strlen(json), &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "--node-id");
+	ags_config_overrides_init(&ov);
+	ov.api_listen = "7433";
+	assert_int_equal(ags_config_parse(json, strlen(json), &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "--api");
+	ags_config_overrides_init(&ov);
+	ov.host = "localhost";
+	assert_int_equal(ags_config_parse(json, strlen(json), &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "--host");
+	/* An override that makes a peer the node itself is caught too. */
+	const char *peers = Q("\"peers\":[{\"id\":\"b\",\"address\":\"x\",\"port\":1}]");
+	ags_config_overrides_init(&ov);
+	ov.node_id = "b";
+	assert_int_equal(ags_config_parse(peers, strlen(peers), &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "quic.peers[0].id");
+}
+
+static void load_reads_files(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("config");
+	char *path = tu_sprintf("%s/quic.json", dir);
+	ags_config *c = NULL;
+	ags_error err;
+	assert_int_equal(ags_config_load(path, NULL, &c, &err), AGS_ERR_NOT_FOUND);
+	assert_non_null(strstr(err.message, "No such file"));
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(Q("\"port\":5555"), f);
+	fclose(f);
+	assert_int_equal(ags_config_load(path, NULL, &c, &err), 0);
+	assert_int_equal(c->node.port, 5555);
+	ags_config_del(c);
+	assert_int_equal(ags_config_load(dir, NULL, &c, &err), AGS_ERR_IO);
+	tu_rmrf(dir);
+	free(path);
+	free(dir);
+}
+
+static void check_files_names_the_key(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("config");
+	char *cert = tu_sprintf("%s/cert.pem", dir);
+	char *file = tu_sprintf("%s/file", dir);
+	FILE *f = fopen(cert, "w");
+	fclose(f);
+	f = fopen(file, "w");
+	fclose(f);
+	char *json = tu_sprintf(
+	    Q("\"tls\":{\"cert\":\"%s\",\"key\":\"%s\",\"ca\":\"%s/none.pem\"}"), cert, cert, dir);
+	ags_config *c = parse_ok(json, NULL);
+	ags_error err;
+	assert_int_equal(ags_config_check_files(c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "quic.tls.ca");
+	assert_non_null(strstr(err.message, "none.pem"));
+	ags_config_set_str(c, &c->node.tls.ca, cert);
+	assert_int_equal(ags_config_check_files(c, &err), 0);
+	ags_config_set_str(c, &c->node.data_dir, file);
+	assert_int_equal(ags_config_check_files(c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "quic.dataDir");
+	ags_config_set_str(c, &c->node.data_dir, dir);
+	assert_int_equal(ags_config_check_files(c, &err), 0);
+	ags_config_del(c);
+	tu_rmrf(dir);
+	free(json);
+	free(file);
+	free(cert);
+	free(dir);
+}
+
+static void default_config_takes_the_host_name(void **state)
+{
+	(void)state;
+	ags_config *c = NULL;
+	ags_error err;
+	assert_int_equal(ags_config_new_default("My_Host.Example.COM", NULL, &c, &err), 0);
+	assert_string_equal(c->node.node_id, "my_host.example.com");
+	assert_string_equal(c->node.data_dir, AGS_CONFIG_DATA_DIR_DEFAULT);
+	assert_int_equal(c->tls_from_file, 0);
+	assert_int_equal(c->node.tls.reject_unauthorized, 1);
+	assert_int_equal(c->n_warnings, 0);
+	ags_config_del(c);
+	ags_config_overrides ov;
+	ags_config_overrides_init(&ov);
+	ov.data_dir = "elsewhere";
+	assert_int_equal(ags_config_new_default(NULL, &ov, &c, &err), 0);
+	assert_true(ags_config_id_valid(c->node.node_id));
+	assert_string_equal(c->node.data_dir, "elsewhere");
+	ags_config_del(c);
+}
+
+static void small_helpers(void **state)
+{
+	(void)state;
+	char out[AGS_NODE_ID_MAX + 1];
+	ags_config_sanitize_id("--a b@c", out, sizeof(out));
+	assert_string_equal(out, "a-b-c");
+	ags_config_sanitize_id("", out, sizeof(out));
+	assert_string_equal(out, "node");
+	char longname[200];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(ags_config_sanitize_id(longname, out, sizeof(out)), AGS_NODE_ID_MAX);
+	assert_true(ags_config_id_valid(out));
+
+	assert_true(ags_config_id_valid("agent-1"));
+	assert_false(ags_config_id_valid(".a"));
+	assert_false(ags_config_id_valid("a:b"));
+	assert_false(ags_config_id_valid(""));
+
+	char host[64];
+	uint16_t port = 0;
+	assert_int_equal(ags_config_split_hostport("127.0.0.1:7433", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 7433);
+	assert_int_equal(ags_config_split_hostport("[::1]:1", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 1);
+	assert_true(ags_config_split_hostport(":80", host, sizeof(host), &port) < 0);
+	assert_true(ags_config_split_hostport("h:", host, sizeof(host), &port) < 0);
+	assert_true(ags_config_split_hostport("h:8a", host, sizeof(host), &port) < 0);
+	assert_true(ags_config_split_hostport("[::1]80", host, sizeof(host), &port) < 0);
+
+	assert_int_equal(ags_config_log_level("warn"), AGS_LOG_WARN);
+	assert_int_equal(ags_config_log_level("WARN"), -1);
+	assert_string_equal(ags_config_log_level_name(AGS_LOG_DEBUG), "DEBUG");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(seed_config_is_accepted_verbatim),
+	    cmocka_unit_test(seed_config_without_node_id_names_the_key),
+	    cmocka_unit_test(every_key_is_read),
+	    cmocka_unit_test(unknown_keys_are_warnings),
+	    cmocka_unit_test(every_error_names_its_path),
+	    cmocka_unit_test(malformed_json_has_its_offset),
+	    cmocka_unit_test(too_large_is_refused),
+	    cmocka_unit_test(overrides_replace_and_are_checked),
+	    cmocka_unit_test(load_reads_files),
+	    cmocka_unit_test(check_files_names_the_key),
+	    cmocka_unit_test(default_config_takes_the_host_name),
+	    cmocka_unit_test(small_helpers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
