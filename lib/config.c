@@ -482,7 +482,7 @@ static int get_list(struct pctx *pc, yyjson_val *v, const char *path, int ids, s
 	yyjson_arr_foreach(v, i, imax, e)
 	{
 		char p[128];
-		snprintf(p, sizeof(p), "%s[%zu]", path, i);
+		snprintf(p, sizeof(p), "%.96s[%zu]", path, i);
 		int rc = ids ? get_id(pc, e, p, &list[i]) : get_str(pc, e, p, min, max, &list[i]);
 		if (rc < 0)
 			return rc;
@@ -512,7 +512,7 @@ static int parse_peers(struct pctx *pc, yyjson_val *v, const char *path)
 	yyjson_arr_foreach(v, i, imax, e)
 	{
 		char p[128];
-		snprintf(p, sizeof(p), "%s[%zu]", path, i);
+		snprintf(p, sizeof(p), "%.96s[%zu]", path, i);
 		if (!yyjson_is_obj(e))
 			return bad(pc, p, e, "must be an object {id, address, port, priority}");
 		int rc = parse_object(pc, e, p, &peer_def, &peers[i]);
