@@ -29,10 +29,11 @@ struct ags_link {
 	struct ags_node *node;
 	struct ags_peer *peer; /* NULL until the peer is known */
 	ags_quic_conn *conn;
-	int64_t sid;     /* the sync stream, or -1 */
-	int outgoing;    /* we dialled it */
-	int established; /* on_connected has fired */
-	int announced;   /* peer:connected was emitted for it */
+	int64_t sid;       /* the sync stream, or -1 */
+	int outgoing;      /* we dialled it */
+	int established;   /* on_connected has fired */
+	int announced;     /* peer:connected was emitted for it */
+	int error_counted; /* on_refused counted this connection's failure already */
 	ags_sync *sync;
 	struct ags_pending *pend_head, *pend_tail;
 	char instance[40]; /* the peer's per-process id, from its HELLO */

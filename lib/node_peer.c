@@ -457,8 +457,10 @@ static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *
 	ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
 	             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
 	ags_node_emit(n, &ev);
-	if (l && l->peer)
+	if (l && l->peer) {
+		l->error_counted = 1;
 		peer_error(n, l->peer, reason);
+	}
 }
 
 static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reason, int by_peer)
@@ -485,7 +487,7 @@ static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reas
 			ags_node_emit(n, &ev);
 			if (code != AGS_APP_NO_ERROR && code != AGS_APP_SHUTTING_DOWN)
 				peer_error(n, p, err);
-		} else if (was_dialing && !l->established) {
+		} else if (was_dialing && !l->established && !l->error_counted) {
 			peer_error(n, p, reason && *reason ? reason : "connection failed");
 		}
 		if ((was_active || was_dialing) && !p->link && !p->dialing)

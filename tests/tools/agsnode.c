@@ -16,7 +16,7 @@
  * Usage: agsnode --id ID --certs DIR --data DIR [--port P] [--peer ID@HOST:PORT]...
  *        [--batch N] [--window N] [--rate-patterns R] [--rate-bytes R]
  *        [--filter-type T]... [--filter-tag T]... [--allow ID]... [--drop-permille N]
- *        [--no-compression] [--quiet-received]
+ *        [--no-compression] [--quiet-received] [--idle-ms MS]
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -180,6 +180,8 @@ int main(int argc, char **argv)
 			cfg.rate_patterns_per_s = atof(v);
 		else if (!strcmp(a, "--rate-bytes"))
 			cfg.rate_bytes_per_s = atof(v);
+		else if (!strcmp(a, "--idle-ms"))
+			cfg.idle_timeout_ms = (uint32_t)atoi(v);
 		else if (!strcmp(a, "--drop-permille"))
 			cfg.test_drop_permille = (unsigned)atoi(v);
 		else if (!strcmp(a, "--filter-type") && nt < 16)
