@@ -27,6 +27,8 @@ static void usage(FILE *f)
 	       "  peers            list peers (also: peers add ID HOST PORT, peers remove ID)\n"
 	       "  sync             send pending changes to the peers now\n"
 	       "  certs init       make a CA and node certificates (local, no daemon)\n"
+	       "  bench            write N generated patterns, report patterns/s to store and to "
+	       "sync\n"
 	       "Run `agentsync COMMAND --help` for a command's options.\n"
 	       "\n"
 	       "Options:\n"
@@ -95,6 +97,7 @@ int main(int argc, char **argv)
 	    {"put", cmd_put},       {"get", cmd_get},     {"list", cmd_list},
 	    {"delete", cmd_delete}, {"watch", cmd_watch}, {"status", cmd_status},
 	    {"peers", cmd_peers},   {"sync", cmd_sync},   {"certs", cmd_certs},
+	    {"bench", cmd_bench},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
 		if (strcmp(argv[i], cmds[k].name) != 0)

@@ -74,6 +74,7 @@ int cmd_status(const struct cli *c, int argc, char **argv);
 int cmd_peers(const struct cli *c, int argc, char **argv);
 int cmd_sync(const struct cli *c, int argc, char **argv);
 int cmd_certs(const struct cli *c, int argc, char **argv);
+int cmd_bench(const struct cli *c, int argc, char **argv);
 
 /* Whether argv (after the command) asks for --help / -h. */
 int wants_help(int argc, char **argv);
