@@ -111,6 +111,12 @@ static unsigned long long connections(const struct tu_daemon *d)
 	return n;
 }
 
+/* tu_wait_for condition: the daemon has at least one connection. */
+static int mesh_up_one(void *arg)
+{
+	return connections(arg) >= 1;
+}
+
 static char *digest_of(const struct tu_daemon *d, unsigned long long *patterns)
 {
 	yyjson_doc *doc = state_of(d);
@@ -311,6 +317,81 @@ static void restarted_node_catches_up(void **state)
 	free(one);
 }
 
+/* Copies file `from` over `to` (the daemon re-reads it on SIGHUP). */
+static void copy_file(const char *from, const char *to)
+{
+	size_t len = 0;
+	char *text = tu_read_file(from, &len);
+	assert_non_null(text);
+	FILE *f = fopen(to, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+	free(text);
+}
+
+static void sighup_rotates_certificates(void **state)
+{
+	struct mesh *m = *state;
+	/* A second CA with certificates for a and b. */
+	char *certs2 = tu_sprintf("%s/certs2", m->dir), *cli = tu_program("agentsync");
+	char *init[] = {cli,    (char *)"certs",   (char *)"init", (char *)"--dir",
+	                certs2, (char *)"--nodes", (char *)"a,b",  NULL};
+	assert_int_equal(tu_run(init, NULL, NULL, NULL), 0);
+	/* b runs on the new CA from the start; a still has the old one, so they refuse each other.
+	 */
+	char *config = tu_sprintf("%s/b2.json", m->dir);
+	char *text = tu_sprintf(
+	    "{\"quic\":{\"nodeId\":\"b\",\"host\":\"127.0.0.1\",\"port\":%d,\"dataDir\":"
+	    "\"%s/b2-data\",\"api\":{\"listen\":\"127.0.0.1:%d\"},\"peers\":[{\"id\":\"a\","
+	    "\"address\":\"127.0.0.1\",\"port\":%d}],\"retry\":{\"maxAttempts\":100,"
+	    "\"baseDelay\":100,\"maxDelay\":300},\"tls\":{\"cert\":\"%s/b.pem\",\"key\":"
+	    "\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"}}}",
+	    m->quic[1], m->dir, m->api[1], m->quic[0], certs2, certs2, certs2);
+	tu_write_file(config, text);
+	/* a's own copy of its files, so replacing them touches no other node. */
+	char *a_cert = tu_sprintf("%s/a-cert.pem", m->dir),
+	     *a_key = tu_sprintf("%s/a-key.pem", m->dir), *a_ca = tu_sprintf("%s/a-ca.pem", m->dir),
+	     *old = tu_sprintf("%s/certs", m->dir);
+	char *p;
+	copy_file(p = tu_sprintf("%s/a.pem", old), a_cert), free(p);
+	copy_file(p = tu_sprintf("%s/a-key.pem", old), a_key), free(p);
+	copy_file(p = tu_sprintf("%s/ca.pem", old), a_ca), free(p);
+	char *extra = tu_sprintf(",\"tls\":{\"cert\":\"%s\",\"key\":\"%s\",\"ca\":\"%s\"}", a_cert,
+	                         a_key, a_ca);
+	char *acfg =
+	    tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"host\":\"127.0.0.1\",\"port\":%d,\"dataDir\":"
+	               "\"%s/a-data\",\"api\":{\"listen\":\"127.0.0.1:%d\"},\"peers\":[]%s}}",
+	               m->quic[0], m->dir, m->api[0], extra);
+	tu_write_file(m->config[0], acfg);
+	start_node(m, 0, "a");
+	char *argv[] = {(char *)"--config", config, NULL};
+	assert_int_equal(tu_daemon_start(&m->d[1], m->dir, "b2", NULL, argv), 0);
+	assert_true(tu_daemon_wait_log(&m->d[0], "connection:refused"));
+	assert_int_equal(connections(&m->d[0]), 0);
+
+	/* Rotate a's certificate, key and CA in place, then SIGHUP: b gets in. */
+	copy_file(p = tu_sprintf("%s/a.pem", certs2), a_cert), free(p);
+	copy_file(p = tu_sprintf("%s/a-key.pem", certs2), a_key), free(p);
+	copy_file(p = tu_sprintf("%s/ca.pem", certs2), a_ca), free(p);
+	kill(m->d[0].pid, SIGHUP);
+	assert_true(tu_daemon_wait_log(&m->d[0], "reloaded"));
+	int up = tu_wait_for(mesh_up_one, &m->d[0], 300, 100);
+	assert_true(up);
+	tu_daemon_stop(&m->d[1], SIGTERM);
+	tu_daemon_stop(&m->d[0], SIGTERM);
+	free(acfg);
+	free(extra);
+	free(a_cert);
+	free(a_key);
+	free(a_ca);
+	free(old);
+	free(text);
+	free(config);
+	free(cli);
+	free(certs2);
+}
+
 static void foreign_certificate_is_refused_and_logged(void **state)
 {
 	struct mesh *m = *state;
@@ -350,6 +431,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(restarted_node_catches_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreign_certificate_is_refused_and_logged, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(sighup_rotates_certificates, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
