@@ -347,7 +347,7 @@ static int parse_del(yyjson_val *d, size_t i, ags_batch_entry *e, ags_error *err
 
 static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *err)
 {
-	yyjson_val *p = NULL, *d = NULL, *nr = NULL, *k;
+	yyjson_val *p = NULL, *d = NULL, *nr = NULL, *vc = NULL, *k;
 	yyjson_obj_iter it;
 
 	memset(e, 0, sizeof(*e));
@@ -358,6 +358,7 @@ static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *e
 		yyjson_val **slot = key_is(k, "p")    ? &p
 		                    : key_is(k, "d")  ? &d
 		                    : key_is(k, "nr") ? &nr
+		                    : key_is(k, "vc") ? &vc
 		                                      : NULL;
 		if (!slot)
 			continue;
@@ -370,12 +371,18 @@ static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *e
 			return entry_fail(err, i, "nr", "must be true or false");
 		e->no_relay = yyjson_get_bool(nr);
 	}
+	if (vc && !yyjson_is_obj(vc))
+		return entry_fail(err, i, "vc", "a vector clock must be an object");
 	if (p && d)
 		return entry_fail(err, i, NULL, "has both \"p\" (put) and \"d\" (delete)");
 	if (!p && !d)
 		return entry_fail(err, i, NULL, "has neither \"p\" (put) nor \"d\" (delete)");
-	if (d)
-		return parse_del(d, i, e, err);
+	if (d) {
+		int rc = parse_del(d, i, e, err);
+		e->vc = vc;
+		return rc;
+	}
+	e->vc = vc;
 	if (!yyjson_is_obj(p))
 		return entry_fail(err, i, "p", "a pattern must be an object");
 	e->kind = AGS_BATCH_PUT;
@@ -648,27 +655,51 @@ static int is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Trims blanks around json; returns whether what is left looks like one JSON object. */
+static int object_text(const char **json, size_t *len)
+{
+	while (*len > 0 && is_blank((*json)[0])) {
+		(*json)++;
+		(*len)--;
+	}
+	while (*len > 0 && is_blank((*json)[*len - 1]))
+		(*len)--;
+	return *len >= 2 && (*json)[0] == '{' && (*json)[*len - 1] == '}';
+}
+
 int ags_batch_encoder_add_put(ags_batch_encoder *e, const char *json, size_t len, int no_relay)
 {
-	if (!e || !json)
+	return ags_batch_encoder_add_put_vc(e, json, len, no_relay, NULL, 0);
+}
+
+int ags_batch_encoder_add_put_vc(ags_batch_encoder *e, const char *json, size_t len, int no_relay,
+                                 const char *vc, size_t vc_len)
+{
+	if (!e || !json || !object_text(&json, &len) || (vc && !object_text(&vc, &vc_len)))
 		return AGS_ERR_INVALID;
-	while (len > 0 && is_blank(json[0])) {
-		json++;
-		len--;
+	static const char open[] = "{\"p\":", vco[] = ",\"vc\":", nr[] = ",\"nr\":true}";
+	const char *parts[5] = {open, json, vco, vc, no_relay ? nr : "}"};
+	size_t lens[5] = {sizeof(open) - 1, len, sizeof(vco) - 1, vc_len,
+	                  no_relay ? sizeof(nr) - 1 : 1};
+	if (!vc) {
+		parts[2] = parts[4];
+		lens[2] = lens[4];
+		return add_entry(e, parts, lens, 3);
 	}
-	while (len > 0 && is_blank(json[len - 1]))
-		len--;
-	if (len < 2 || json[0] != '{' || json[len - 1] != '}')
-		return AGS_ERR_INVALID;
-	static const char open[] = "{\"p\":", nr[] = ",\"nr\":true}";
-	const char *parts[3] = {open, json, no_relay ? nr : "}"};
-	size_t lens[3] = {sizeof(open) - 1, len, no_relay ? sizeof(nr) - 1 : 1};
-	return add_entry(e, parts, lens, 3);
+	return add_entry(e, parts, lens, 5);
 }
 
 int ags_batch_encoder_add_del(ags_batch_encoder *e, const char *id, int64_t version,
                               int64_t timestamp_ms, int no_relay)
 {
+	return ags_batch_encoder_add_del_vc(e, id, version, timestamp_ms, no_relay, NULL, 0);
+}
+
+int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t version,
+                                 int64_t timestamp_ms, int no_relay, const char *vc, size_t vc_len)
+{
+	if (vc && !object_text(&vc, &vc_len))
+		return AGS_ERR_INVALID;
 	if (!e || !id || version < 1 || timestamp_ms < 0)
 		return AGS_ERR_INVALID;
 	size_t id_len = strlen(id);
@@ -693,6 +724,8 @@ int ags_batch_encoder_add_del(ags_batch_encoder *e, const char *id, int64_t vers
 	    !yyjson_mut_obj_add_int(doc, d, "timestamp", timestamp_ms))
 		goto out;
 	if (no_relay && !yyjson_mut_obj_add_true(doc, root, "nr"))
+		goto out;
+	if (vc && !yyjson_mut_obj_add_val(doc, root, "vc", yyjson_mut_rawncpy(doc, vc, vc_len)))
 		goto out;
 	size_t tlen = 0;
 	yyjson_write_err werr;

@@ -21,7 +21,8 @@
  * The raw body is a JSON array of `count` entries, each either
  *   {"p": <pattern object>}                                 a put, or
  *   {"d": {"id": s, "version": n, "timestamp": n}}          a delete (tombstone),
- * optionally with "nr": true (no relay: the receiver must not forward it).
+ * optionally with "nr": true (no relay: the receiver must not forward it) and
+ * "vc": {...} (the change's record clock, an object; see docs/parts/hub.md).
  *
  * This module checks the framing, the codec, the sizes, the checksum and the
  * shape of the entries; it does not validate pattern content (the sync
@@ -108,6 +109,7 @@ typedef struct ags_batch_entry {
 	size_t id_len;
 	int64_t version;   /* DEL: >= 1 */
 	int64_t timestamp; /* DEL: >= 0 */
+	yyjson_val *vc;    /* "vc": the record clock object, not validated; NULL when absent */
 } ags_batch_entry;
 
 /*
@@ -214,6 +216,17 @@ int ags_batch_encoder_add_put(ags_batch_encoder *e, const char *json, size_t len
  */
 int ags_batch_encoder_add_del(ags_batch_encoder *e, const char *id, int64_t version,
                               int64_t timestamp_ms, int no_relay);
+
+/*
+ * add_put and add_del with the change's record clock: `vc` (`vc_len` bytes,
+ * one JSON object such as ags_vclock_to_json writes; spliced in as is) is
+ * written as the entry's "vc" member. vc NULL: none, as add_put / add_del.
+ * Errors: as add_put (AGS_ERR_INVALID also when vc is not an object).
+ */
+int ags_batch_encoder_add_put_vc(ags_batch_encoder *e, const char *json, size_t len, int no_relay,
+                                 const char *vc, size_t vc_len);
+int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t version,
+                                 int64_t timestamp_ms, int no_relay, const char *vc, size_t vc_len);
 
 /* Entries added since begin. */
 size_t ags_batch_encoder_count(const ags_batch_encoder *e);

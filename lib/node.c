@@ -17,6 +17,7 @@
 #include <gnutls/gnutls.h>
 
 #include "error.h"
+#include "hub.h"
 #include "node_int.h"
 #include "store.h"
 #include "sync.h"
@@ -142,7 +143,7 @@ static const char *const *own_list(struct ags_node *n, const char *const *list, 
 	return l;
 }
 
-static int valid_id(const char *id)
+int ags_node_valid_id(const char *id)
 {
 	size_t len = id ? strlen(id) : 0;
 	if (len == 0 || len > AGS_NODE_ID_MAX)
@@ -156,12 +157,54 @@ static int valid_id(const char *id)
 	return 1;
 }
 
+/* A token's sub (the id a node has towards a hub): 1-256 of [A-Za-z0-9._:@-]. */
+static int valid_sub(const char *id)
+{
+	size_t len = id ? strlen(id) : 0;
+	if (len == 0 || len > AGS_JWT_SUB_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || c == ':' || c == '@'))
+			return 0;
+	}
+	return 1;
+}
+
+static int check_hub_config(const ags_node_config *c, ags_error *err)
+{
+	if (c->hub.enabled) {
+		if (!ags_hub_tenant_name_ok(c->tenant ? c->tenant : "default"))
+			return ags_error_set(err, AGS_ERR_CONFIG, "tenant",
+			                     "a hub's tenant must be 1-128 of [A-Za-z0-9._-], not "
+			                     "starting with '.'");
+		if (c->hub.hs256_secret && c->hub.hs256_secret_len < AGS_JWT_HS_SECRET_MIN)
+			return ags_error_set(err, AGS_ERR_CONFIG, "hub.hs256Secret",
+			                     "must be at least %d bytes", AGS_JWT_HS_SECRET_MIN);
+		if (c->hub.n_algorithms && !c->hub.algorithms)
+			return ags_error_set(err, AGS_ERR_CONFIG, "hub.algorithms", "is NULL");
+	}
+	if (c->hub.upstream.endpoint) {
+		char host[256];
+		uint16_t port;
+		if (ags_node_parse_endpoint(c->hub.upstream.endpoint, host, sizeof(host), &port))
+			return ags_error_set(err, AGS_ERR_CONFIG, "hub.upstream.endpoint",
+			                     "must be quic://host:port");
+		if (!c->hub.upstream.token || !*c->hub.upstream.token)
+			return ags_error_set(err, AGS_ERR_CONFIG, "hub.upstream.token",
+			                     "is required with hub.upstream.endpoint");
+	}
+	return 0;
+}
+
 static int check_config(const ags_node_config *c, ags_error *err)
 {
 	if (c->version != AGS_NODE_CONFIG_VERSION)
 		return ags_error_set(err, AGS_ERR_CONFIG, "version",
 		                     "config not initialised with ags_node_config_init");
-	if (!valid_id(c->node_id))
+	/* Towards a hub a node is its token's sub, which allows a few more characters. */
+	if (!ags_node_valid_id(c->node_id) && !(c->hub.upstream.endpoint && valid_sub(c->node_id)))
 		return ags_error_set(err, AGS_ERR_CONFIG, "nodeId",
 		                     "must be 1-%d characters of A-Z a-z 0-9 . _ -",
 		                     AGS_NODE_ID_MAX);
@@ -186,7 +229,7 @@ static int check_config(const ags_node_config *c, ags_error *err)
 	for (size_t i = 0; i < c->n_peers; i++) {
 		char f[48];
 		snprintf(f, sizeof(f), "peers[%zu].id", i);
-		if (!valid_id(c->peers[i].id))
+		if (!ags_node_valid_id(c->peers[i].id))
 			return ags_error_set(err, AGS_ERR_CONFIG, f, "is not a valid node id");
 		if (!c->peers[i].address || !*c->peers[i].address) {
 			snprintf(f, sizeof(f), "peers[%zu].address", i);
@@ -197,7 +240,7 @@ static int check_config(const ags_node_config *c, ags_error *err)
 			return ags_error_set(err, AGS_ERR_CONFIG, f, "must be 1-65535");
 		}
 	}
-	return 0;
+	return check_hub_config(c, err);
 }
 
 AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks *cb,
@@ -228,7 +271,39 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 	c->filter_tags = own_list(n, cfg->filter_tags, cfg->n_filter_tags, &oom);
 	c->peers = NULL;
 	c->n_peers = 0;
+	c->hub.algorithms = own_list(n, cfg->hub.algorithms, cfg->hub.n_algorithms, &oom);
+	c->hub.hs256_secret_file = own(n, cfg->hub.hs256_secret_file);
+	c->hub.rs256_public_key_file = own(n, cfg->hub.rs256_public_key_file);
+	c->hub.es256_public_key_file = own(n, cfg->hub.es256_public_key_file);
+	c->hub.issuer = own(n, cfg->hub.issuer);
+	c->hub.audience = own(n, cfg->hub.audience);
+	c->hub.upstream.endpoint = own(n, cfg->hub.upstream.endpoint);
+	c->hub.upstream.token = own(n, cfg->hub.upstream.token);
+	c->hub.upstream.hub_id = own(n, cfg->hub.upstream.hub_id);
+	c->hub.hs256_secret = NULL;
+	c->hub.hs256_secret_len = 0;
+	if (cfg->hub.hs256_secret && cfg->hub.hs256_secret_len) {
+		/* Kept in `owned` like the strings (it may hold NUL bytes). */
+		char *sec = malloc(cfg->hub.hs256_secret_len);
+		if (!sec || !own(n, "")) {
+			free(sec);
+			goto nomem;
+		}
+		free(n->owned[n->n_owned - 1]);
+		n->owned[n->n_owned - 1] = sec;
+		memcpy(sec, cfg->hub.hs256_secret, cfg->hub.hs256_secret_len);
+		c->hub.hs256_secret = (const uint8_t *)sec;
+		c->hub.hs256_secret_len = cfg->hub.hs256_secret_len;
+	}
 	if (oom || !c->node_id || !c->host || !c->data_dir || !c->tenant)
+		goto nomem;
+	if ((cfg->hub.hs256_secret_file && !c->hub.hs256_secret_file) ||
+	    (cfg->hub.rs256_public_key_file && !c->hub.rs256_public_key_file) ||
+	    (cfg->hub.es256_public_key_file && !c->hub.es256_public_key_file) ||
+	    (cfg->hub.issuer && !c->hub.issuer) || (cfg->hub.audience && !c->hub.audience) ||
+	    (cfg->hub.upstream.endpoint && !c->hub.upstream.endpoint) ||
+	    (cfg->hub.upstream.token && !c->hub.upstream.token) ||
+	    (cfg->hub.upstream.hub_id && !c->hub.upstream.hub_id))
 		goto nomem;
 	snprintf(n->node_id, sizeof(n->node_id), "%s", c->node_id);
 	if (cb) {
@@ -247,6 +322,10 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 		if (!p)
 			goto nomem;
 		p->priority = pc->priority;
+	}
+	if ((rv = ags_node_upstream_init(n, err))) {
+		ags_node_del(n);
+		return rv;
 	}
 	*out = n;
 	return 0;
@@ -285,7 +364,15 @@ static void free_cmd(struct ags_cmd *c)
 {
 	free(c->id);
 	free(c->address);
+	free(c->blob);
 	free(c);
+}
+
+int ags_node_post_sync(struct ags_node *n, struct ags_cmd *c)
+{
+	c->sync = 1;
+	int rv = post(n, c);
+	return rv == 0 || c->done ? c->result : rv;
 }
 
 static int reload_tls_locked(struct ags_node *n, ags_error *err);
@@ -325,6 +412,16 @@ static void run_cmd(struct ags_node *n, struct ags_cmd *c)
 		break;
 	case CMD_RELOAD_TLS:
 		c->result = reload_tls_locked(n, NULL);
+		break;
+	case CMD_HUB_STATS:
+		if (n->hub)
+			ags_hub_fill_stats(n->hub, c->hub_stats);
+		break;
+	case CMD_UP_OP:
+	case CMD_UP_DISCONNECT:
+	case CMD_UP_EXPORT:
+	case CMD_UP_IMPORT:
+		ags_node_upstream_cmd(n, c);
 		break;
 	case CMD_STOP:
 		ags_node_close_all(n);
@@ -448,16 +545,30 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	if (mkdir_p(n->cfg.data_dir) < 0)
 		return ags_error_set(err, AGS_ERR_IO, "dataDir", "cannot create %s: %m",
 		                     n->cfg.data_dir);
-	snprintf(path, sizeof(path), "%s/store.db", n->cfg.data_dir);
+	/* A hub keeps one store per tenant; its own is the one of its tenant. */
+	if (n->cfg.hub.enabled) {
+		if ((rv = ags_hub_tenant_path(n->cfg.data_dir, n->cfg.tenant, path, sizeof(path),
+		                              err)))
+			return rv;
+	} else {
+		snprintf(path, sizeof(path), "%s/store.db", n->cfg.data_dir);
+	}
 	ags_store_opts so = {.fsync_full = n->cfg.fsync_full};
 	if ((rv = ags_store_open(path, &so, &n->store, err)))
 		return rv;
 	if ((rv = ags_store_open(path, &so, &n->rstore, err)))
 		goto fail;
 	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
+	if ((rv = ags_sync_clock_load(n->store, &n->clock))) {
+		rv = ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
+		                   ags_strerror(rv));
+		goto fail;
+	}
 	if ((rv = make_tls(n, &n->tls, err)))
 		goto fail;
-	if (strcmp(ags_tls_ctx_own_id(n->tls), n->node_id) != 0 && n->cfg.tls.reject_unauthorized) {
+	/* An agent may share its client certificate with others: its id is its token's. */
+	if (!n->agent_mode && strcmp(ags_tls_ctx_own_id(n->tls), n->node_id) != 0 &&
+	    n->cfg.tls.reject_unauthorized) {
 		rv = ags_error_set(err, AGS_ERR_CONFIG, "tls.cert",
 		                   "certificate is for '%s' but nodeId is '%s'",
 		                   ags_tls_ctx_own_id(n->tls), n->node_id);
@@ -471,6 +582,9 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
 	for (int i = 0; i < 16; i++)
 		snprintf(n->instance + 2 * i, 3, "%02x", rnd[i]);
+	ags_node_sync_host_init(n);
+	if (n->cfg.hub.enabled && (rv = ags_hub_new(n, &n->hub, err)))
+		goto fail;
 
 	if (uv_loop_init(&n->loop) != 0) {
 		rv = ags_error_set(err, AGS_ERR_IO, NULL, "uv_loop_init failed");
@@ -487,6 +601,8 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	qc.test_drop_permille = n->cfg.test_drop_permille;
 	qc.stream_window = n->cfg.max_frame_bytes + 64 * 1024;
 	qc.conn_window = qc.stream_window * 2;
+	if (n->hub)
+		qc.max_conns = ags_hub_max_conns(n->hub);
 	uint8_t secret[32];
 	if (reset_secret(n, secret) == 0) {
 		qc.static_secret = secret;
@@ -499,7 +615,6 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		goto fail;
 	}
 	n->port = ags_quic_ep_port(n->ep);
-	ags_node_sync_host_init(n);
 	uv_async_init(&n->loop, &n->async, on_async);
 	n->async.data = n;
 	uv_timer_init(&n->loop, &n->tick);
@@ -522,14 +637,19 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		rv = ags_error_set(err, AGS_ERR_IO, NULL, "cannot start the loop thread");
 		goto fail;
 	}
-	ags_node_log(n, AGS_LOG_INFO, "node %s listening on %s:%u (store %s)", n->node_id,
-	             n->cfg.host, n->port, n->store_id);
+	ags_node_log(n, AGS_LOG_INFO, "node %s listening on %s:%u (store %s)%s", n->node_id,
+	             n->cfg.host, n->port, n->store_id,
+	             n->hub ? ", hub mode: agents authenticate with AUTH" : "");
 	/* The first tick dials every configured peer. */
 	uv_async_send(&n->async);
 	return 0;
 fail:
+	ags_hub_del(n->hub);
+	n->hub = NULL;
 	ags_tls_ctx_del(n->tls);
 	n->tls = NULL;
+	ags_vclock_del(n->clock);
+	n->clock = NULL;
 	ags_store_close(n->rstore);
 	n->rstore = NULL;
 	ags_store_close(n->store);
@@ -572,9 +692,15 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 	free(n->retired_tls);
 	n->retired_tls = NULL;
 	n->n_retired_tls = 0;
+	ags_hub_del(n->hub);
+	n->hub = NULL;
 	pthread_mutex_lock(&n->store_mu);
+	ags_sync_cache_free(&n->cache);
 	ags_store_close(n->store);
 	n->store = NULL;
+	ags_vclock_del(n->clock);
+	n->clock = NULL;
+	n->host.clock = NULL;
 	pthread_mutex_unlock(&n->store_mu);
 	pthread_mutex_lock(&n->rstore_mu);
 	ags_store_close(n->rstore);
@@ -618,7 +744,7 @@ AGS_EXPORT const char *ags_node_id(ags_node *n)
 AGS_EXPORT int ags_node_connect_peer(ags_node *n, const char *address, uint16_t port,
                                      const char *id)
 {
-	if (!n || !address || !*address || !port || !valid_id(id))
+	if (!n || !address || !*address || !port || !ags_node_valid_id(id))
 		return AGS_ERR_INVALID;
 	struct ags_cmd *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -735,18 +861,47 @@ static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t c
 	if (!n->started)
 		return ags_error_set(err, AGS_ERR_STATE, NULL, "node not started");
 	ags_change_meta *meta = NULL;
+	ags_change_clock *clocks = calloc(cnt ? cnt : 1, sizeof(*clocks));
+	if (!clocks)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
 	if (scope) {
 		meta = calloc(cnt ? cnt : 1, sizeof(*meta));
-		if (!meta)
+		if (!meta) {
+			free(clocks);
 			return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+		}
 		for (size_t i = 0; i < cnt; i++)
 			meta[i].scope = scope;
 	}
+	int rv;
+	ags_vclock *next = NULL;
+	char *json = NULL;
+	uint64_t tick = 0;
 	pthread_mutex_lock(&n->store_mu);
-	int rv = n->store ? ags_store_apply_batch_ex(n->store, p, meta, cnt, NULL, NULL, res, err)
-	                  : ags_error_set(err, AGS_ERR_STATE, NULL, "node stopped");
+	if (!n->store) {
+		rv = ags_error_set(err, AGS_ERR_STATE, NULL, "node stopped");
+	} else if ((rv = ags_sync_clock_tick(&n->host, n->node_id, &next, &json, &tick))) {
+		rv = ags_error_set(err, rv, NULL, "cannot advance the vector clock: %s",
+		                   ags_strerror(rv));
+	} else {
+		/* One tick per write call: every change of it gets the writer's new counter. */
+		for (size_t i = 0; i < cnt; i++) {
+			clocks[i].writer = n->node_id;
+			clocks[i].tick = tick;
+		}
+		ags_store_kv kv = {AGS_SYNC_CLOCK_KEY, json};
+		rv = ags_store_apply_batch_kv(n->store, p, meta, clocks, cnt, &kv, 1, res, NULL,
+		                              err);
+		if (rv == 0) {
+			ags_sync_clock_commit(&n->host, next);
+			next = NULL;
+		}
+	}
 	pthread_mutex_unlock(&n->store_mu);
+	ags_vclock_del(next);
+	free(json);
 	free(meta);
+	free(clocks);
 	if (rv == 0)
 		wake(n);
 	return rv;
@@ -868,5 +1023,42 @@ AGS_EXPORT void ags_node_state_del(ags_node_state *st)
 	if (!st)
 		return;
 	free(st->peers);
+	free(st);
+}
+
+/* ---- hub ---- */
+
+AGS_EXPORT int ags_node_get_hub_stats(ags_node *n, ags_hub_stats **out)
+{
+	if (!n || !out)
+		return AGS_ERR_INVALID;
+	ags_hub_stats *st = calloc(1, sizeof(*st));
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!st || !c) {
+		free(st);
+		free(c);
+		return AGS_ERR_NOMEM;
+	}
+	c->type = CMD_HUB_STATS;
+	c->hub_stats = st;
+	int rv = ags_node_post_sync(n, c);
+	free_cmd(c);
+	if (rv) {
+		ags_node_hub_stats_del(st);
+		return rv;
+	}
+	if (st->enabled && !st->tenants) {
+		ags_node_hub_stats_del(st);
+		return AGS_ERR_NOMEM;
+	}
+	*out = st;
+	return 0;
+}
+
+AGS_EXPORT void ags_node_hub_stats_del(ags_hub_stats *st)
+{
+	if (!st)
+		return;
+	free(st->tenants);
 	free(st);
 }

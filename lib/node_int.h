@@ -13,9 +13,21 @@
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
 #include "backoff.h"
+#include "jwtauth.h"
 #include "quic.h"
 #include "sync.h"
 #include "tls.h"
+
+struct ags_hub;
+struct ags_hub_tenant;
+struct ags_hub_pre;
+
+/* What a connection is for. */
+enum ags_link_role {
+	AGS_LINK_PEER = 0,     /* a mesh peer */
+	AGS_LINK_AGENT = 1,    /* hub mode: an agent that connected to us (AUTH first) */
+	AGS_LINK_UPSTREAM = 2, /* our connection to a hub (hub.upstream, or an ags_agent) */
+};
 
 /* A frame waiting for room in the transport (the write returned AGS_ERR_AGAIN). */
 struct ags_pending {
@@ -29,14 +41,21 @@ struct ags_link {
 	struct ags_node *node;
 	struct ags_peer *peer; /* NULL until the peer is known */
 	ags_quic_conn *conn;
-	int64_t sid;       /* the sync stream, or -1 */
-	int outgoing;      /* we dialled it */
-	int established;   /* on_connected has fired */
-	int announced;     /* peer:connected was emitted for it */
-	int error_counted; /* on_refused counted this connection's failure already */
+	int64_t sid;     /* the sync stream, or -1 */
+	int outgoing;    /* we dialled it */
+	int established; /* on_connected has fired */
+	int announced;   /* peer:connected was emitted for it */
 	ags_sync *sync;
 	struct ags_pending *pend_head, *pend_tail;
 	char instance[40]; /* the peer's per-process id, from its HELLO */
+	int role;          /* an ags_link_role */
+	/* AGS_LINK_AGENT: before AUTH, its frame reader; after, its tenant and id. */
+	struct ags_hub_pre *pre;
+	struct ags_hub_tenant *tenant;
+	char agent_id[AGS_JWT_SUB_MAX + 1];
+	int refused;          /* refused at AUTH: waiting for the ERROR frame to go out */
+	int error_counted;    /* on_refused counted this connection's failure already */
+	uint64_t close_at_ms; /* refused: close by then even if the ERROR is not acknowledged */
 };
 
 /* A peer: configured (we dial it) or one that dialled us. */
@@ -57,15 +76,56 @@ struct ags_peer {
 	/* Counters of closed sessions, added to the live one. */
 	uint64_t base_acked, base_failed, base_bytes_in, base_bytes_out;
 	uint64_t acked_seq;
+	/* A hub we keep as upstream (hub.upstream or an ags_agent). */
+	int upstream;
+	int id_known;        /* id is the hub's verified id (not a placeholder yet) */
+	int auto_sync;       /* pull after each (re)connection's first push (long-running node) */
+	int sync_state;      /* an ags_up_state */
+	uint64_t pulls_seen; /* the session's pulls_done when our PULL went out */
+	uint64_t base_applied, base_patterns_acked, base_conflicts; /* of closed sessions */
+	uint64_t mark_applied, mark_acked, mark_conflicts;          /* at the last completed sync */
 };
 
-enum ags_cmd_type { CMD_CONNECT, CMD_DISCONNECT, CMD_WAKE, CMD_STATE, CMD_RELOAD_TLS, CMD_STOP };
+/* The upstream's sync: push everything, then PULL, then PULL_DONE. */
+enum ags_up_state { AGS_UP_IDLE = 0, AGS_UP_PUSHING = 1, AGS_UP_PULLING = 2 };
+
+/* What an ags_agent call waits for (one at a time; under cmd_mu). */
+enum ags_up_op_kind { AGS_UP_OP_CONNECT = 1, AGS_UP_OP_SYNC = 2 };
+
+struct ags_up_op {
+	int kind;
+	int active; /* the caller still waits */
+	int done;
+	int result; /* 0 or an AGS_ERR_* */
+	char reason[256];
+	uint64_t pulled, pushed, conflicts;
+	int resumed, early_data;
+	uint64_t started_us;
+	double duration_ms;
+};
+
+enum ags_cmd_type {
+	CMD_CONNECT,
+	CMD_DISCONNECT,
+	CMD_WAKE,
+	CMD_STATE,
+	CMD_RELOAD_TLS,
+	CMD_STOP,
+	CMD_HUB_STATS,
+	CMD_UP_OP,         /* start n->up_op */
+	CMD_UP_DISCONNECT, /* close the upstream connection, stop dialling */
+	CMD_UP_EXPORT,     /* resumption state of the upstream hub */
+	CMD_UP_IMPORT,
+};
 
 struct ags_cmd {
 	int type;
 	char *id, *address;
 	uint16_t port;
 	ags_node_state *state;
+	ags_hub_stats *hub_stats;
+	uint8_t *blob; /* CMD_UP_EXPORT / IMPORT */
+	size_t blob_len;
 	int result;
 	int sync; /* the caller waits for done */
 	int done;
@@ -79,7 +139,7 @@ struct ags_node {
 	size_t n_owned, cap_owned;
 	ags_node_callbacks cb;
 	void *user_data;
-	char node_id[AGS_NODE_ID_MAX + 1];
+	char node_id[AGS_JWT_SUB_MAX + 1];
 	char instance[40];
 
 	int started;
@@ -101,6 +161,14 @@ struct ags_node {
 	uv_timer_t tick;
 	ags_quic_ep *ep;
 	ags_sync_host host;
+	ags_vclock *clock;    /* the store's vector clock (host.clock), under store_mu */
+	ags_sync_cache cache; /* host.cache */
+
+	struct ags_hub *hub;    /* hub mode, or NULL */
+	struct ags_peer *up;    /* the upstream hub, or NULL */
+	int agent_mode;         /* run by an ags_agent: no incoming connections, dial on demand */
+	struct ags_up_op up_op; /* under cmd_mu */
+	int64_t last_sync_ms;   /* wall clock of the last completed upstream sync */
 
 	pthread_mutex_t cmd_mu;
 	pthread_cond_t cmd_cv;
@@ -133,5 +201,43 @@ void ags_node_pump_all(struct ags_node *n);
 void ags_node_fill_state(struct ags_node *n, ags_node_state *st);
 void ags_node_close_all(struct ags_node *n);
 void ags_node_sync_host_init(struct ags_node *n);
+/* Host callbacks shared with the hub's tenant hosts. */
+void ags_node_host_send(void *ud, void *session_ud, uint8_t *frame, size_t len);
+void ags_node_host_log(void *ud, int level, const char *msg);
+/* A new link (outgoing: we dial it); NULL when out of memory. */
+struct ags_link *ags_node_link_new(struct ags_node *n, ags_quic_conn *c, int outgoing);
+/* Counts an error against a peer (events, health). */
+void ags_node_peer_error(struct ags_node *n, struct ags_peer *p, const char *error);
+/* Schedules the next dial of a peer we keep connected (backoff). */
+void ags_node_peer_retry(struct ags_node *n, struct ags_peer *p);
+/* Frees a link that is no longer attached to anything. */
+void ags_node_link_free(struct ags_link *l);
+/* Feeds stream data to a link's sync session, closing it on error. */
+void ags_node_link_data(struct ags_node *n, struct ags_link *l, const uint8_t *data, size_t len);
+/* Whether valid_id() would take id (node ids: 1-64 of [A-Za-z0-9._-]). */
+int ags_node_valid_id(const char *id);
+
+/* node_upstream.c: the upstream hub (loop thread unless said otherwise). */
+/* Parses "quic://host:port" (or "host:port"); host gets at most cap bytes. */
+int ags_node_parse_endpoint(const char *endpoint, char *host, size_t cap, uint16_t *port);
+/* Adds the upstream peer at start (from cfg.hub.upstream). */
+int ags_node_upstream_init(struct ags_node *n, ags_error *err);
+/* Dials the upstream hub (with 0-RTT when it can). */
+void ags_node_upstream_dial(struct ags_node *n, struct ags_peer *p);
+/* The upstream link's session: AUTH + HELLO on its stream. */
+int ags_node_upstream_start(struct ags_node *n, struct ags_link *l);
+/* The upstream's HELLO arrived (host_hello). */
+void ags_node_upstream_ready(struct ags_node *n, struct ags_link *l);
+/* An upstream attempt or connection ended. */
+void ags_node_upstream_closed(struct ags_node *n, struct ags_link *l, uint64_t code,
+                              const char *reason);
+/* Drives the sync state machine (after pumps and acks). */
+void ags_node_upstream_step(struct ags_node *n);
+/* Commands. */
+void ags_node_upstream_cmd(struct ags_node *n, struct ags_cmd *c);
+/* Completes n->up_op (takes cmd_mu). */
+void ags_node_up_op_finish(struct ags_node *n, int result, const char *reason);
+/* Posts a command and waits for it (any thread). Returns its result or AGS_ERR_STATE. */
+int ags_node_post_sync(struct ags_node *n, struct ags_cmd *c);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "frame.h"
+#include "hub.h"
 #include "node_int.h"
 #include "store.h"
 
@@ -115,7 +116,7 @@ static void check_health(struct ags_node *n, struct ags_peer *p)
 	}
 }
 
-static void peer_error(struct ags_node *n, struct ags_peer *p, const char *error)
+void ags_node_peer_error(struct ags_node *n, struct ags_peer *p, const char *error)
 {
 	p->error_count++;
 	p->consecutive_errors++;
@@ -134,7 +135,7 @@ static void peer_ok(struct ags_node *n, struct ags_peer *p)
 	check_health(n, p);
 }
 
-static void schedule_retry(struct ags_node *n, struct ags_peer *p)
+void ags_node_peer_retry(struct ags_node *n, struct ags_peer *p)
 {
 	if (!p->dial)
 		return;
@@ -156,7 +157,7 @@ static void schedule_retry(struct ags_node *n, struct ags_peer *p)
 
 /* ---- links ---- */
 
-static struct ags_link *link_new(struct ags_node *n, ags_quic_conn *c, int outgoing)
+struct ags_link *ags_node_link_new(struct ags_node *n, ags_quic_conn *c, int outgoing)
 {
 	struct ags_link *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -176,6 +177,9 @@ static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags
 		if (p) {
 			p->base_acked += ss.batches_acked;
 			p->base_failed += ss.batches_failed;
+			p->base_applied += ss.patterns_applied;
+			p->base_patterns_acked += ss.patterns_acked;
+			p->base_conflicts += ss.conflicts;
 			if (ss.acked_seq > p->acked_seq)
 				p->acked_seq = ss.acked_seq;
 		}
@@ -212,7 +216,7 @@ static void link_detach(struct ags_link *l)
 	l->peer = NULL;
 }
 
-static void link_free(struct ags_link *l)
+void ags_node_link_free(struct ags_link *l)
 {
 	if (l->sync)
 		ags_sync_del(l->sync);
@@ -248,7 +252,7 @@ static void link_flush(struct ags_link *l)
 	}
 }
 
-static void host_send(void *ud, void *session_ud, uint8_t *frame, size_t len)
+void ags_node_host_send(void *ud, void *session_ud, uint8_t *frame, size_t len)
 {
 	(void)ud;
 	struct ags_link *l = session_ud;
@@ -280,6 +284,13 @@ static void host_send(void *ud, void *session_ud, uint8_t *frame, size_t len)
 static void host_event(void *ud, const ags_event *ev)
 {
 	struct ags_node *n = ud;
+	ags_event e;
+	if (n->hub && !ev->tenant) {
+		/* In hub mode the node's own store is the store of its tenant. */
+		e = *ev;
+		e.tenant = n->cfg.tenant;
+		ev = &e;
+	}
 	if (ev->type == AGS_EV_SYNC_COMPLETED && ev->peer_id) {
 		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
 		if (p)
@@ -303,7 +314,7 @@ static void host_changed(void *ud, void *session_ud)
 	ags_node_pump_all(ud);
 }
 
-static void host_log(void *ud, int level, const char *msg)
+void ags_node_host_log(void *ud, int level, const char *msg)
 {
 	ags_node_log(ud, level, "%s", msg);
 }
@@ -335,6 +346,8 @@ static int host_hello(void *ud, void *session_ud, const char *instance)
 	struct ags_node *n = ud;
 	struct ags_link *l = session_ud;
 	struct ags_peer *p = l->peer;
+	if (l->role == AGS_LINK_AGENT)
+		return n->hub ? ags_hub_hello(n->hub, l, instance) : -1;
 	snprintf(l->instance, sizeof(l->instance), "%s", instance ? instance : "");
 	if (!p)
 		return -1;
@@ -364,7 +377,15 @@ static int host_hello(void *ud, void *session_ud, const char *instance)
 	p->down = 0;
 	peer_ok(n, p);
 	announce(n, l);
+	if (l->role == AGS_LINK_UPSTREAM)
+		ags_node_upstream_ready(n, l);
 	return 0;
+}
+
+static void host_pulled(void *ud, void *session_ud)
+{
+	(void)session_ud;
+	ags_node_upstream_step(ud);
 }
 
 void ags_node_sync_host_init(struct ags_node *n)
@@ -388,22 +409,43 @@ void ags_node_sync_host_init(struct ags_node *n)
 	h->filter_tags = n->cfg.filter_tags;
 	h->n_filter_tags = n->cfg.n_filter_tags;
 	h->ud = n;
-	h->send = host_send;
+	h->send = ags_node_host_send;
 	h->event = host_event;
 	h->changed = host_changed;
 	h->hello = host_hello;
-	h->log = host_log;
+	h->log = ags_node_host_log;
 	h->instance = n->instance;
+	h->clock = n->clock;
+	h->cache = &n->cache;
+	h->pulled = host_pulled;
 }
 
 static int link_start_sync(struct ags_node *n, struct ags_link *l)
 {
+	if (l->role == AGS_LINK_UPSTREAM)
+		return ags_node_upstream_start(n, l);
 	int rv = ags_sync_new(&n->host, l->peer->id, l, &l->sync);
 	if (rv) {
 		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 		return rv;
 	}
 	return 0;
+}
+
+/* Opens the sync stream of an outgoing link and starts its session (again on_writable). */
+static void link_start_stream(struct ags_node *n, struct ags_link *l)
+{
+	int rv = ags_quic_stream_open(l->conn, &l->sid);
+	if (rv == AGS_ERR_AGAIN) {
+		l->sid = -1;
+		return;
+	}
+	if (rv) {
+		l->sid = -1;
+		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "cannot open stream");
+		return;
+	}
+	link_start_sync(n, l);
 }
 
 /* ---- transport callbacks ---- */
@@ -414,12 +456,23 @@ static void q_connected(void *ud, ags_quic_conn *c, const char *peer_id, const c
 	struct ags_link *l = ags_quic_conn_user_data(c);
 	if (!l) {
 		/* Incoming. */
-		l = link_new(n, c, 0);
+		if (n->agent_mode) {
+			ags_quic_conn_close(c, AGS_APP_AUTH_FAILED,
+			                    "this agent accepts no connections");
+			return;
+		}
+		l = ags_node_link_new(n, c, 0);
 		if (!l) {
 			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "out of memory");
 			return;
 		}
 		ags_quic_conn_set_user_data(c, l);
+		l->established = 1;
+		if (n->hub) {
+			/* An agent: who it is comes from its token, not its certificate. */
+			ags_hub_on_connected(n->hub, l);
+			return;
+		}
 		struct ags_peer *p = ags_node_peer_find(n, peer_id);
 		if (!p)
 			p = ags_node_peer_add(n, peer_id, NULL, 0, 0);
@@ -428,6 +481,10 @@ static void q_connected(void *ud, ags_quic_conn *c, const char *peer_id, const c
 			return;
 		}
 		l->peer = p;
+	} else if (l->role == AGS_LINK_UPSTREAM && l->peer && !l->peer->id_known) {
+		/* A hub dialled without an expected id: from now on it is this one. */
+		snprintf(l->peer->id, sizeof(l->peer->id), "%s", peer_id);
+		l->peer->id_known = 1;
 	} else if (l->peer && strcmp(l->peer->id, peer_id) != 0) {
 		/* TLS verified the expected id; this cannot differ. */
 		ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "peer id mismatch");
@@ -435,14 +492,8 @@ static void q_connected(void *ud, ags_quic_conn *c, const char *peer_id, const c
 	}
 	l->established = 1;
 	ags_node_log(n, AGS_LOG_DEBUG, "handshake done with %s at %s", peer_id, addr);
-	if (l->outgoing) {
-		int rv = ags_quic_stream_open(c, &l->sid);
-		if (rv) {
-			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "cannot open stream");
-			return;
-		}
-		link_start_sync(n, l);
-	}
+	if (l->outgoing && l->sid < 0)
+		link_start_stream(n, l);
 }
 
 static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *reason)
@@ -459,7 +510,7 @@ static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *
 	ags_node_emit(n, &ev);
 	if (l && l->peer) {
 		l->error_counted = 1;
-		peer_error(n, l->peer, reason);
+		ags_node_peer_error(n, l->peer, reason);
 	}
 }
 
@@ -469,7 +520,29 @@ static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reas
 	struct ags_link *l = ags_quic_conn_user_data(c);
 	if (!l)
 		return;
+	if (l->role == AGS_LINK_AGENT) {
+		if (n->hub && l->announced) {
+			char err[320];
+			snprintf(err, sizeof(err), "%s (code 0x%llx, by %s)",
+			         reason && *reason ? reason : "closed", (unsigned long long)code,
+			         by_peer ? "agent" : "us");
+			ags_event ev = {.type = AGS_EV_PEER_DISCONNECTED,
+			                .name = ags_event_name(AGS_EV_PEER_DISCONNECTED),
+			                .peer_id = l->agent_id,
+			                .error = err,
+			                .tenant = ags_hub_tenant_name(l->tenant)};
+			ags_node_log(n, AGS_LOG_INFO, "agent %s disconnected: %s", l->agent_id,
+			             err);
+			ags_node_emit(n, &ev);
+		}
+		if (n->hub)
+			ags_hub_on_closed(n->hub, l);
+		ags_node_link_free(l);
+		return;
+	}
 	struct ags_peer *p = l->peer;
+	if (p && p->upstream && (p->link == l || p->dialing == l))
+		ags_node_upstream_closed(n, l, code, reason);
 	if (p) {
 		int was_active = p->link == l;
 		int was_dialing = p->dialing == l;
@@ -486,20 +559,24 @@ static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reas
 			ags_node_log(n, AGS_LOG_INFO, "peer %s disconnected: %s", p->id, err);
 			ags_node_emit(n, &ev);
 			if (code != AGS_APP_NO_ERROR && code != AGS_APP_SHUTTING_DOWN)
-				peer_error(n, p, err);
+				ags_node_peer_error(n, p, err);
 		} else if (was_dialing && !l->established && !l->error_counted) {
-			peer_error(n, p, reason && *reason ? reason : "connection failed");
+			ags_node_peer_error(n, p, reason && *reason ? reason : "connection failed");
 		}
 		if ((was_active || was_dialing) && !p->link && !p->dialing)
-			schedule_retry(n, p);
+			ags_node_peer_retry(n, p);
 	}
-	link_free(l);
+	ags_node_link_free(l);
 }
 
 static void q_stream_open(void *ud, ags_quic_conn *c, int64_t sid)
 {
 	struct ags_node *n = ud;
 	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (l && l->role == AGS_LINK_AGENT && l->sid < 0) {
+		l->sid = sid; /* the session starts once AUTH is accepted */
+		return;
+	}
 	if (!l || l->outgoing || l->sid >= 0 || !l->peer) {
 		ags_quic_stream_reset(c, sid, AGS_APP_PROTOCOL_ERROR);
 		return;
@@ -508,27 +585,44 @@ static void q_stream_open(void *ud, ags_quic_conn *c, int64_t sid)
 	link_start_sync(n, l);
 }
 
+void ags_node_link_data(struct ags_node *n, struct ags_link *l, const uint8_t *data, size_t len)
+{
+	uint64_t code = 0;
+	char reason[200] = "";
+	int rv = ags_sync_on_data(l->sync, data, len, &code, reason, sizeof(reason));
+	if (rv) {
+		const char *who = l->peer ? l->peer->id : l->agent_id[0] ? l->agent_id : "?";
+		ags_node_log(n, AGS_LOG_WARN, "closing connection with %s: %s (%s)", who, reason,
+		             ags_app_error_name(code));
+		if (l->peer)
+			ags_node_peer_error(n, l->peer, reason);
+		ags_quic_conn_close(l->conn, code, reason);
+	}
+}
+
 static void q_stream_data(void *ud, ags_quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
                           int fin)
 {
 	struct ags_node *n = ud;
 	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (l && l->role == AGS_LINK_AGENT && !l->sync && sid == l->sid && n->hub) {
+		size_t used = 0;
+		int rv = ags_hub_preauth(n->hub, l, data, len, &used);
+		if (rv || !l->sync) {
+			ags_quic_stream_consume(c, sid, len);
+			return;
+		}
+		/* AUTH accepted: the rest of this chunk is the session's. */
+		ags_quic_stream_consume(c, sid, used);
+		data += used;
+		len -= used;
+	}
 	if (!l || !l->sync || sid != l->sid) {
 		ags_quic_stream_consume(c, sid, len);
 		return;
 	}
-	uint64_t code = 0;
-	char reason[200] = "";
-	int rv = ags_sync_on_data(l->sync, data, len, &code, reason, sizeof(reason));
+	ags_node_link_data(n, l, data, len);
 	ags_quic_stream_consume(c, sid, len);
-	if (rv) {
-		ags_node_log(n, AGS_LOG_WARN, "closing connection with %s: %s (%s)",
-		             l->peer ? l->peer->id : "?", reason, ags_app_error_name(code));
-		if (l->peer)
-			peer_error(n, l->peer, reason);
-		ags_quic_conn_close(c, code, reason);
-		return;
-	}
 	if (fin)
 		ags_quic_conn_close(c, AGS_APP_NO_ERROR, "stream finished");
 }
@@ -543,13 +637,40 @@ static void q_stream_close(void *ud, ags_quic_conn *c, int64_t sid, uint64_t cod
 
 static void q_writable(void *ud, ags_quic_conn *c)
 {
-	(void)ud;
 	struct ags_link *l = ags_quic_conn_user_data(c);
 	if (l) {
+		if (l->sid < 0 && l->outgoing && l->established)
+			link_start_stream(ud, l);
 		link_flush(l);
 		if (l->sync && !l->pend_head)
 			ags_sync_pump(l->sync, ags_mono_us());
+		if (l->role == AGS_LINK_UPSTREAM)
+			ags_node_upstream_step(ud);
 	}
+}
+
+/* The hub refused our 0-RTT data: the stream and what we wrote are gone; redo after the handshake.
+ */
+static void q_early_rejected(void *ud, ags_quic_conn *c)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = ags_quic_conn_user_data(c);
+	if (!l)
+		return;
+	ags_node_log(n, AGS_LOG_DEBUG, "early data rejected by %s; resending after the handshake",
+	             l->peer ? l->peer->id : "?");
+	if (l->sync) {
+		ags_sync_del(l->sync);
+		l->sync = NULL;
+	}
+	while (l->pend_head) {
+		struct ags_pending *q = l->pend_head;
+		l->pend_head = q->next;
+		free(q->frame);
+		free(q);
+	}
+	l->pend_tail = NULL;
+	l->sid = -1;
 }
 
 const ags_quic_callbacks ags_node_quic_callbacks = {
@@ -561,13 +682,18 @@ const ags_quic_callbacks ags_node_quic_callbacks = {
     .on_stream_data = q_stream_data,
     .on_stream_close = q_stream_close,
     .on_writable = q_writable,
+    .on_early_data_rejected = q_early_rejected,
 };
 
 /* ---- housekeeping ---- */
 
 static void dial(struct ags_node *n, struct ags_peer *p)
 {
-	struct ags_link *l = link_new(n, NULL, 1);
+	if (p->upstream) {
+		ags_node_upstream_dial(n, p);
+		return;
+	}
+	struct ags_link *l = ags_node_link_new(n, NULL, 1);
 	if (!l)
 		return;
 	l->peer = p;
@@ -579,8 +705,8 @@ static void dial(struct ags_node *n, struct ags_peer *p)
 		char msg[320];
 		snprintf(msg, sizeof(msg), "cannot connect to %s:%u: %s", p->address, p->port,
 		         err.message[0] ? err.message : ags_strerror(rv));
-		peer_error(n, p, msg);
-		schedule_retry(n, p);
+		ags_node_peer_error(n, p, msg);
+		ags_node_peer_retry(n, p);
 		return;
 	}
 	p->dialing = l;
@@ -594,6 +720,10 @@ void ags_node_pump_all(struct ags_node *n)
 		if (l && l->sync && !l->pend_head)
 			ags_sync_pump(l->sync, now);
 	}
+	if (n->hub)
+		ags_hub_pump_default(n->hub);
+	if (n->up)
+		ags_node_upstream_step(n);
 }
 
 void ags_node_tick(struct ags_node *n)
@@ -605,6 +735,9 @@ void ags_node_tick(struct ags_node *n)
 			dial(n, p);
 	}
 	ags_node_pump_all(n);
+	int sweep = now >= n->next_sweep_ms;
+	if (n->hub)
+		ags_hub_tick(n->hub, now, sweep);
 	if (now >= n->next_health_ms) {
 		n->next_health_ms = now + n->cfg.health_interval_ms;
 		for (size_t i = 0; i < n->n_peers; i++)
@@ -626,6 +759,8 @@ void ags_node_tick(struct ags_node *n)
 
 void ags_node_close_all(struct ags_node *n)
 {
+	if (n->hub)
+		ags_hub_close_all(n->hub);
 	for (size_t i = 0; i < n->n_peers; i++) {
 		struct ags_peer *p = n->peers[i];
 		if (p->link)

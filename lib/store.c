@@ -18,6 +18,24 @@
 #include "error.h"
 #include "pattern.h"
 #include "store.h"
+#include "vclock.h"
+
+/* Losing versions of conflicts (schema version 2). */
+#define CONFLICTS_SQL                                                                              \
+	"CREATE TABLE conflicts("                                                                  \
+	" cseq INTEGER PRIMARY KEY,"                                                               \
+	" id TEXT NOT NULL,"                                                                       \
+	" at INTEGER NOT NULL,"                                                                    \
+	" winner_version INTEGER NOT NULL,"                                                        \
+	" winner_checksum TEXT NOT NULL,"                                                          \
+	" winner_origin TEXT,"                                                                     \
+	" loser_version INTEGER NOT NULL,"                                                         \
+	" loser_ts INTEGER NOT NULL,"                                                              \
+	" loser_checksum TEXT NOT NULL,"                                                           \
+	" loser_origin TEXT,"                                                                      \
+	" loser_vc TEXT,"                                                                          \
+	" loser_st INTEGER NOT NULL,"                                                              \
+	" loser_body TEXT);"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
@@ -36,13 +54,17 @@ static const char schema_sql[] =
     " scope TEXT,"
     /* type, agentId, tags and priority are read from the body: columns for
      * them cost every apply more than they save the (rarer) queries. */
-    " body TEXT);"
+    " body TEXT,"
+    " vc TEXT);" /* the record's vector clock (JSON object), NULL when none */
     "CREATE UNIQUE INDEX patterns_id ON patterns(id);"
     /* Only live rows that can expire: costs nothing for the others, and makes
      * sweep and count O(expiring rows) instead of a full scan. */
     "CREATE INDEX patterns_expiry ON patterns(expires_at)"
-    " WHERE st = 0 AND expires_at IS NOT NULL;"
+    " WHERE st = 0 AND expires_at IS NOT NULL;" CONFLICTS_SQL
     "INSERT INTO meta(k, v) VALUES('seq', 0), ('live', 0), ('digest', zeroblob(32));";
+
+/* Schema version 1 -> 2: record clocks and the conflicts table. */
+static const char migrate_v2_sql[] = "ALTER TABLE patterns ADD COLUMN vc TEXT;" CONFLICTS_SQL;
 
 /* Live and not past expiresAt at ?2. */
 #define LIVE_AT_2 "st = 0 AND (expires_at IS NULL OR expires_at > ?2)"
@@ -65,23 +87,28 @@ enum stmt_id {
 	ST_NEXT_SEQ,
 	ST_EXPIRED_COUNT,
 	ST_SWEEP,
+	ST_CONFLICT_STORED,
+	ST_CONFLICT_INCOMING,
+	ST_CONFLICTS,
+	ST_CONFLICT_COUNT,
 	ST__COUNT
 };
 
 /* Columns listed by ST_QUERY and ST_CHANGES, in this order. */
-#define ROW_COLS "seq, id, version, ts, st, body, origin, scope"
+#define ROW_COLS "seq, id, version, ts, st, body, origin, scope, vc"
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_HEAD] = "SELECT seq, version, ts, checksum, st, expires_at FROM patterns WHERE id = ?1",
+    [ST_HEAD] = "SELECT seq, version, ts, checksum, st, expires_at, origin, vc FROM patterns"
+                " WHERE id = ?1",
     [ST_INSERT] = "INSERT INTO patterns(seq, id, version, ts, checksum, st, expires_at, origin,"
-                  " scope, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                  " scope, body, vc) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)"
                   " ON CONFLICT(id) DO NOTHING",
-    [ST_REPLACE] =
-        "UPDATE patterns SET seq = ?1, version = ?3, ts = ?4, checksum = ?5, st = ?6,"
-        " expires_at = ?7, origin = ?8, scope = ?9, body = ?10 WHERE seq = ?11 AND id = ?2",
+    [ST_REPLACE] = "UPDATE patterns SET seq = ?1, version = ?3, ts = ?4, checksum = ?5, st = ?6,"
+                   " expires_at = ?7, origin = ?8, scope = ?9, body = ?10, vc = ?12"
+                   " WHERE seq = ?11 AND id = ?2",
     [ST_META_PUT] = "INSERT OR REPLACE INTO meta(k, v) VALUES('seq', ?1), ('digest', ?2),"
                     " ('live', ?3)",
     [ST_STATE_PUT] = "INSERT INTO state(k, v) VALUES(?1, ?2)"
@@ -101,6 +128,21 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SWEEP] = "UPDATE patterns SET st = 2, body = NULL"
                  " WHERE st = 0 AND expires_at IS NOT NULL AND expires_at <= ?1"
                  " RETURNING id, version, checksum",
+    /* The stored row lost: copy it before it is replaced. */
+    [ST_CONFLICT_STORED] =
+        "INSERT INTO conflicts(id, at, winner_version, winner_checksum, winner_origin,"
+        " loser_version, loser_ts, loser_checksum, loser_origin, loser_vc, loser_st, loser_body)"
+        " SELECT id, ?2, ?3, ?4, ?5, version, ts, checksum, origin, vc, st, body"
+        " FROM patterns WHERE seq = ?1",
+    [ST_CONFLICT_INCOMING] =
+        "INSERT INTO conflicts(id, at, winner_version, winner_checksum, winner_origin,"
+        " loser_version, loser_ts, loser_checksum, loser_origin, loser_vc, loser_st, loser_body)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [ST_CONFLICTS] = "SELECT cseq, id, at, winner_version, winner_checksum, winner_origin,"
+                     " loser_version, loser_ts, loser_checksum, loser_origin, loser_vc, loser_st,"
+                     " loser_body FROM conflicts WHERE cseq > ?1 AND (?2 IS NULL OR"
+                     " winner_origin = ?2 OR loser_origin = ?2) ORDER BY cseq",
+    [ST_CONFLICT_COUNT] = "SELECT count(*), coalesce(max(cseq), 0) FROM conflicts",
 };
 
 struct ags_store {
@@ -352,6 +394,12 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 		                  path, ver, AGS_STORE_SCHEMA_VERSION);
 	if (!r && ver == 0)
 		r = create_schema(s, err);
+	if (!r && ver == 1) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", AGS_STORE_SCHEMA_VERSION);
+		if (!(r = exec_sql(s, migrate_v2_sql, err)))
+			r = exec_sql(s, sql, err);
+	}
 	if (!r)
 		r = exec_sql(s, "COMMIT", err);
 	if (r) {
@@ -448,7 +496,16 @@ struct head {
 	int64_t seq, version, ts, expires_at;
 	int st;
 	char checksum[65];
+	char *origin; /* malloc'd, or NULL */
+	char *vc;     /* malloc'd, or NULL */
 };
+
+static void head_clear(struct head *h)
+{
+	free(h->origin);
+	free(h->vc);
+	h->origin = h->vc = NULL;
+}
 
 /*
  * The rule of ags_pattern_compare(), on a stored row (b) and a change (a):
@@ -470,9 +527,9 @@ static int compare_with_row(const ags_pattern *a, const struct head *b)
 	return c > 0 ? 1 : -1;
 }
 
-/* Binds the row of change p (sequence seq, state st) to ST_INSERT or ST_REPLACE. */
+/* Binds the row of change p (sequence seq, state st, clock vc) to ST_INSERT or ST_REPLACE. */
 static void bind_row(sqlite3_stmt *q, const ags_pattern *p, uint64_t seq, int st,
-                     const ags_change_meta *m)
+                     const ags_change_meta *m, const char *vc)
 {
 	int64_t exp = st == AGS_RECORD_TOMBSTONE ? 0 : ags_pattern_expires_at(p);
 	sqlite3_bind_int64(q, 1, (int64_t)seq);
@@ -502,9 +559,22 @@ static void bind_row(sqlite3_stmt *q, const ags_pattern *p, uint64_t seq, int st
 		 * record keeps no content. */
 		sqlite3_bind_null(q, 10);
 	}
+	if (vc)
+		sqlite3_bind_text(q, 12, vc, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 12);
 }
 
-/* Reads what the store holds for id into *h; returns 1 found, 0 not, or a negative SQLite code. */
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(q, i);
+	return t ? strdup(t) : NULL;
+}
+
+/*
+ * Reads what the store holds for id into *h (origin and vc malloc'd: head_clear);
+ * returns 1 found, 0 not, or a negative SQLite code.
+ */
 static int read_head(ags_store *s, const char *id, struct head *h)
 {
 	sqlite3_stmt *q = s->st[ST_HEAD];
@@ -518,7 +588,14 @@ static int read_head(ags_store *s, const char *id, struct head *h)
 		snprintf(h->checksum, sizeof(h->checksum), "%s", cs ? cs : "");
 		h->st = sqlite3_column_int(q, 4);
 		h->expires_at = sqlite3_column_int64(q, 5);
+		h->origin = col_dup(q, 6);
+		h->vc = col_dup(q, 7);
 		found = 1;
+		if ((sqlite3_column_type(q, 6) != SQLITE_NULL && !h->origin) ||
+		    (sqlite3_column_type(q, 7) != SQLITE_NULL && !h->vc)) {
+			head_clear(h);
+			found = -SQLITE_NOMEM;
+		}
 	} else if (rc != SQLITE_DONE) {
 		sqlite3_reset(q);
 		return -rc;
@@ -550,35 +627,169 @@ static int decide(const ags_pattern *p, const struct head *h)
 	               : AGS_APPLY_CONFLICT_LOST;
 }
 
+/*
+ * The record clock a change is stored with: the clock it came with, or for a
+ * local write the stored record's clock with the writer's entry set to its
+ * tick (`stored_vc` may be NULL). *out is malloc'd, or NULL for none.
+ * Returns 0 or AGS_ERR_NOMEM (a stored clock that does not parse is replaced).
+ */
+static int effective_vc(const ags_change_clock *m, const char *stored_vc, char **out)
+{
+	*out = NULL;
+	if (!m || (!m->vc && !m->writer))
+		return 0;
+	if (m->vc) {
+		*out = strdup(m->vc);
+		return *out ? 0 : AGS_ERR_NOMEM;
+	}
+	ags_vclock *v = NULL;
+	int r = stored_vc ? ags_vclock_from_json(stored_vc, strlen(stored_vc), &v, NULL) : 1;
+	if (r == AGS_ERR_NOMEM)
+		return r;
+	if (r && (r = ags_vclock_new(&v)))
+		return r;
+	uint64_t have = 0;
+	ags_vclock_get(v, m->writer, &have);
+	if (have < m->tick && ags_vclock_set(v, m->writer, m->tick) != 0) {
+		/* The record clock is full (AGS_VCLOCK_MAX writers): start it afresh. */
+		ags_vclock_del(v);
+		if ((r = ags_vclock_new(&v)) || (r = ags_vclock_set(v, m->writer, m->tick))) {
+			ags_vclock_del(v);
+			return r == AGS_ERR_NOMEM ? r : 0;
+		}
+	}
+	r = ags_vclock_to_json(v, out, NULL);
+	ags_vclock_del(v);
+	return r;
+}
+
+/* Whether two record clocks (JSON) are concurrent; 0 when either is absent or unreadable. */
+static int clocks_concurrent(const char *a, const char *b)
+{
+	if (!a || !b)
+		return 0;
+	ags_vclock *x = NULL, *y = NULL;
+	int c = 0;
+	if (ags_vclock_from_json(a, strlen(a), &x, NULL) == 0 &&
+	    ags_vclock_from_json(b, strlen(b), &y, NULL) == 0)
+		c = ags_vclock_compare(x, y) == AGS_VC_CONCURRENT;
+	ags_vclock_del(x);
+	ags_vclock_del(y);
+	return c;
+}
+
+/*
+ * Keeps the loser of a conflict between change p (clock vc) and the stored
+ * row h, before the winner is written. Returns a SQLite code.
+ */
+static int record_conflict(ags_store *s, const ags_pattern *p, const ags_change_meta *m,
+                           const char *vc, const struct head *h, int incoming_won, int64_t now,
+                           uint64_t *cseq)
+{
+	sqlite3_stmt *q;
+	int rc;
+	if (incoming_won) {
+		q = s->st[ST_CONFLICT_STORED];
+		sqlite3_bind_int64(q, 1, h->seq);
+		sqlite3_bind_int64(q, 2, now);
+		sqlite3_bind_int64(q, 3, ags_pattern_version(p));
+		sqlite3_bind_text(q, 4, ags_pattern_checksum(p), -1, SQLITE_STATIC);
+		if (m && m->origin)
+			sqlite3_bind_text(q, 5, m->origin, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 5);
+	} else {
+		q = s->st[ST_CONFLICT_INCOMING];
+		sqlite3_bind_text(q, 1, ags_pattern_id(p), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, now);
+		sqlite3_bind_int64(q, 3, h->version);
+		sqlite3_bind_text(q, 4, h->checksum, -1, SQLITE_STATIC);
+		if (h->origin)
+			sqlite3_bind_text(q, 5, h->origin, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 5);
+		sqlite3_bind_int64(q, 6, ags_pattern_version(p));
+		sqlite3_bind_int64(q, 7, ags_pattern_timestamp(p));
+		sqlite3_bind_text(q, 8, ags_pattern_checksum(p), -1, SQLITE_STATIC);
+		if (m && m->origin)
+			sqlite3_bind_text(q, 9, m->origin, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 9);
+		if (vc)
+			sqlite3_bind_text(q, 10, vc, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 10);
+		int st = ags_pattern_is_tombstone(p) ? AGS_RECORD_TOMBSTONE : AGS_RECORD_LIVE;
+		sqlite3_bind_int(q, 11, st);
+		if (st == AGS_RECORD_LIVE) {
+			size_t blen = 0;
+			const char *body = ags_pattern_json(p, &blen);
+			sqlite3_bind_text64(q, 12, body, blen, SQLITE_STATIC, SQLITE_UTF8);
+		} else {
+			sqlite3_bind_null(q, 12);
+		}
+	}
+	rc = step_done(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_OK)
+		*cseq = (uint64_t)sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
 /* Applies one change inside the open transaction. Returns a SQLite code. */
-static int apply_one(ags_store *s, const ags_pattern *p, const ags_change_meta *m, int64_t now,
-                     ags_apply_result *r)
+static int apply_one(ags_store *s, const ags_pattern *p, const ags_change_meta *m,
+                     const ags_change_clock *ck, int64_t now, ags_apply_result *r,
+                     ags_apply_info *info)
 {
 	int st = change_state(p, now);
 	uint64_t seq = s->seq + 1;
 	r->outcome = AGS_APPLY_INSERTED;
 	r->seq = 0;
+	info->conflict = 0;
+	info->conflict_seq = 0;
+	struct head h = {0};
+	char *vc = NULL;
+	if (effective_vc(ck, NULL, &vc))
+		return SQLITE_NOMEM;
 	/* Try the insert first (it does nothing for a known id): a new id then
 	 * costs one statement, and only a known id pays for the lookup. */
 	sqlite3_stmt *q = s->st[ST_INSERT];
-	bind_row(q, p, seq, st, m);
+	bind_row(q, p, seq, st, m, vc);
 	int rc = step_done(q);
 	if (rc != SQLITE_OK)
-		return rc;
-	struct head h = {0};
+		goto out;
 	int found = sqlite3_changes(s->db) == 0;
 	if (found) {
 		int hr = read_head(s, ags_pattern_id(p), &h);
-		if (hr <= 0)
-			return hr < 0 ? -hr : SQLITE_CORRUPT; /* the insert saw the id */
+		if (hr <= 0) {
+			rc = hr < 0 ? -hr : SQLITE_CORRUPT; /* the insert saw the id */
+			goto out;
+		}
+		if (ck && !ck->vc && ck->writer) {
+			/* A local write: its clock follows the stored record's. */
+			free(vc);
+			if (effective_vc(ck, h.vc, &vc)) {
+				rc = SQLITE_NOMEM;
+				goto out_head;
+			}
+		}
 		r->outcome = decide(p, &h);
-		if (r->outcome != AGS_APPLY_UPDATED && r->outcome != AGS_APPLY_CONFLICT_WON)
-			return SQLITE_OK;
+		int won = r->outcome == AGS_APPLY_UPDATED || r->outcome == AGS_APPLY_CONFLICT_WON;
+		if (h.st != AGS_RECORD_EXPIRED &&
+		    (r->outcome == AGS_APPLY_CONFLICT_WON ||
+		     r->outcome == AGS_APPLY_CONFLICT_LOST ||
+		     (r->outcome != AGS_APPLY_DUPLICATE && clocks_concurrent(vc, h.vc)))) {
+			info->conflict = 1;
+			if ((rc = record_conflict(s, p, m, vc, &h, won, now, &info->conflict_seq)))
+				goto out_head;
+		}
+		if (!won)
+			goto out_head;
 		q = s->st[ST_REPLACE];
-		bind_row(q, p, seq, st, m);
+		bind_row(q, p, seq, st, m, vc);
 		sqlite3_bind_int64(q, 11, h.seq);
 		if ((rc = step_done(q)) != SQLITE_OK)
-			return rc;
+			goto out_head;
 	}
 
 	uint8_t t[32];
@@ -595,7 +806,11 @@ static int apply_one(ags_store *s, const ags_pattern *p, const ags_change_meta *
 	}
 	s->seq = seq;
 	r->seq = seq;
-	return SQLITE_OK;
+out_head:
+out:
+	head_clear(&h);
+	free(vc);
+	return rc;
 }
 
 /* Writes seq, digest and live count to the meta table (inside the transaction). */
@@ -657,11 +872,12 @@ static int abort_txn(ags_store *s, int rc, const struct snapshot *sn, ags_error 
 	return r;
 }
 
-int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
-                             size_t n, const char *state_key, const char *state_value,
-                             ags_apply_result *res, ags_error *err)
+int ags_store_apply_batch_kv(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
+                             const ags_change_clock *clocks, size_t n, const ags_store_kv *kv,
+                             size_t n_kv, ags_apply_result *res, ags_apply_info *info,
+                             ags_error *err)
 {
-	if (!s || (n && !p))
+	if (!s || (n && !p) || (n_kv && !kv))
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "store and changes are required");
 	for (size_t i = 0; i < n; i++) {
 		if (!p[i])
@@ -673,11 +889,18 @@ int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ag
 		             !check_str(meta[i].scope, AGS_STORE_META_MAX)))
 			return ags_error_set(err, AGS_ERR_INVALID, NULL,
 			                     "change %zu: origin or scope too long", i);
+		if (clocks && (!check_str(clocks[i].writer, AGS_STORE_META_MAX) ||
+		               !check_str(clocks[i].vc, AGS_STORE_STATE_MAX) ||
+		               (clocks[i].writer && clocks[i].tick == 0)))
+			return ags_error_set(
+			    err, AGS_ERR_INVALID, NULL,
+			    "change %zu: writer or vector clock too long, or tick 0", i);
 	}
-	if (state_value && (!state_key || !check_str(state_value, AGS_STORE_STATE_MAX)))
-		return ags_error_set(err, AGS_ERR_INVALID, NULL,
-		                     "state value without key, or too long");
-	if (n == 0 && !state_key)
+	for (size_t i = 0; i < n_kv; i++)
+		if (!kv[i].key || !check_str(kv[i].value, AGS_STORE_STATE_MAX))
+			return ags_error_set(err, AGS_ERR_INVALID, NULL,
+			                     "state value without key, or too long");
+	if (n == 0 && n_kv == 0)
 		return 0;
 
 	struct snapshot sn;
@@ -688,20 +911,36 @@ int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ag
 		return abort_txn(s, rc, &sn, err);
 	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
 		ags_apply_result tmp;
-		rc = apply_one(s, p[i], meta ? &meta[i] : NULL, now, res ? &res[i] : &tmp);
+		ags_apply_info itmp;
+		rc = apply_one(s, p[i], meta ? &meta[i] : NULL, clocks ? &clocks[i] : NULL, now,
+		               res ? &res[i] : &tmp, info ? &info[i] : &itmp);
 	}
 	if (rc == SQLITE_OK && s->seq != sn.seq)
 		rc = put_meta(s);
-	if (rc == SQLITE_OK && state_key)
-		rc = put_state(s, state_key, state_value);
+	for (size_t i = 0; i < n_kv && rc == SQLITE_OK; i++)
+		rc = put_state(s, kv[i].key, kv[i].value);
 	if (rc == SQLITE_OK)
 		rc = step_done(s->st[ST_COMMIT]);
 	if (rc != SQLITE_OK) {
 		if (res)
 			memset(res, 0, n * sizeof(*res));
+		if (info)
+			memset(info, 0, n * sizeof(*info));
 		return abort_txn(s, rc, &sn, err);
 	}
 	return 0;
+}
+
+int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
+                             size_t n, const char *state_key, const char *state_value,
+                             ags_apply_result *res, ags_error *err)
+{
+	if (state_value && !state_key)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL,
+		                     "state value without key, or too long");
+	ags_store_kv kv = {state_key, state_value};
+	return ags_store_apply_batch_kv(s, p, meta, NULL, n, &kv, state_key ? 1 : 0, res, NULL,
+	                                err);
 }
 
 AGS_EXPORT int ags_store_apply_batch(ags_store *s, const ags_pattern *const *p, size_t n,
@@ -833,6 +1072,7 @@ static int run_listing(ags_store *s, sqlite3_stmt *q, size_t limit, const ags_qu
 		    .seq = (uint64_t)sqlite3_column_int64(q, 0),
 		    .origin = (const char *)sqlite3_column_text(q, 6),
 		    .scope = (const char *)sqlite3_column_text(q, 7),
+		    .vc = (const char *)sqlite3_column_text(q, 8),
 		};
 		r = e->cb_ex ? e->cb_ex(e->user, p, &info) : e->cb(e->user, p, info.seq);
 		ags_pattern_del(p);
@@ -941,12 +1181,19 @@ int ags_store_next_seq(ags_store *s, uint64_t after_seq, uint64_t *out)
 
 int ags_store_head(ags_store *s, const char *id, ags_record_head *out)
 {
+	return ags_store_head_vc(s, id, out, NULL);
+}
+
+int ags_store_head_vc(ags_store *s, const char *id, ags_record_head *out, char **vc)
+{
 	if (!s || !id || !out)
 		return AGS_ERR_INVALID;
+	if (vc)
+		*vc = NULL;
 	struct head h = {0};
 	int found = read_head(s, id, &h);
 	if (found < 0)
-		return store_fail(s, -found, NULL);
+		return found == -SQLITE_NOMEM ? AGS_ERR_NOMEM : store_fail(s, -found, NULL);
 	if (!found)
 		return AGS_ERR_NOT_FOUND;
 	out->seq = (uint64_t)h.seq;
@@ -955,6 +1202,11 @@ int ags_store_head(ags_store *s, const char *id, ags_record_head *out)
 	out->state = h.st;
 	out->expires_at = h.expires_at;
 	memcpy(out->checksum, h.checksum, sizeof(out->checksum));
+	if (vc) {
+		*vc = h.vc;
+		h.vc = NULL;
+	}
+	head_clear(&h);
 	return 0;
 }
 
@@ -1093,6 +1345,82 @@ AGS_EXPORT int ags_store_state_get(ags_store *s, const char *key, char *buf, siz
 		}
 	} else {
 		r = rc == SQLITE_DONE ? AGS_ERR_NOT_FOUND : store_fail(s, rc, NULL);
+	}
+	sqlite3_reset(q);
+	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Conflicts                                                                */
+/* ------------------------------------------------------------------------ */
+
+int ags_store_conflicts(ags_store *s, uint64_t after_cseq, const char *involving, size_t limit,
+                        ags_conflict_cb cb, void *user_data)
+{
+	if (!s || !cb)
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q;
+	int r = take_stmt(s, ST_CONFLICTS, &q);
+	if (r)
+		return r;
+	sqlite3_bind_int64(q, 1, clamp_seq(after_cseq));
+	if (involving)
+		sqlite3_bind_text(q, 2, involving, -1, SQLITE_STATIC);
+	size_t done = 0;
+	int rc = SQLITE_DONE;
+	while ((limit == 0 || done < limit) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(q, 1);
+		ags_pattern *loser = NULL;
+		int st = sqlite3_column_int(q, 11);
+		if (st == AGS_RECORD_TOMBSTONE) {
+			r = ags_pattern_new_tombstone(id ? id : "", sqlite3_column_int64(q, 6),
+			                              sqlite3_column_int64(q, 7), &loser);
+		} else {
+			const char *body = (const char *)sqlite3_column_text(q, 12);
+			r = body ? ags_pattern_parse_trusted(
+			               body, (size_t)sqlite3_column_bytes(q, 12), &loser)
+			         : 0; /* an expired loser keeps no content */
+		}
+		if (r)
+			break;
+		ags_conflict_info c = {
+		    .cseq = (uint64_t)sqlite3_column_int64(q, 0),
+		    .id = id ? id : "",
+		    .at_ms = sqlite3_column_int64(q, 2),
+		    .winner_version = sqlite3_column_int64(q, 3),
+		    .winner_checksum = (const char *)sqlite3_column_text(q, 4),
+		    .winner_origin = (const char *)sqlite3_column_text(q, 5),
+		    .loser_version = sqlite3_column_int64(q, 6),
+		    .loser_checksum = (const char *)sqlite3_column_text(q, 8),
+		    .loser_origin = (const char *)sqlite3_column_text(q, 9),
+		    .loser_vc = (const char *)sqlite3_column_text(q, 10),
+		    .loser = loser,
+		};
+		r = cb(user_data, &c);
+		ags_pattern_del(loser);
+		if (r)
+			break;
+		done++;
+	}
+	if (!r && !(limit && done >= limit) && rc != SQLITE_DONE)
+		r = store_fail(s, rc, NULL);
+	give_stmt(s, ST_CONFLICTS, q);
+	return r;
+}
+
+int ags_store_conflict_count(ags_store *s, uint64_t *count, uint64_t *max_cseq)
+{
+	if (!s)
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q = s->st[ST_CONFLICT_COUNT];
+	int rc = sqlite3_step(q), r = 0;
+	if (rc == SQLITE_ROW) {
+		if (count)
+			*count = (uint64_t)sqlite3_column_int64(q, 0);
+		if (max_cseq)
+			*max_cseq = (uint64_t)sqlite3_column_int64(q, 1);
+	} else {
+		r = store_fail(s, rc, NULL);
 	}
 	sqlite3_reset(q);
 	return r;

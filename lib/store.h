@@ -12,7 +12,7 @@
 #include "agentsync/agentsync.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define AGS_STORE_SCHEMA_VERSION 1
+#define AGS_STORE_SCHEMA_VERSION 2
 
 /* Largest value accepted by ags_store_state_set, in bytes. */
 #define AGS_STORE_STATE_MAX (1024u * 1024u)
@@ -29,6 +29,49 @@ typedef struct ags_change_meta {
 	const char *scope;  /* NULL = every peer; otherwise who may receive it ("" = nobody:
 	                       do not relay). The format is the sync engine's business. */
 } ags_change_meta;
+
+/*
+ * The record clock of a change (strings borrowed for the call only).
+ *
+ * Record clocks (docs/parts/hub.md, "Conflicts"): every row may carry a
+ * vector clock (JSON object text, as ags_vclock_to_json writes it). A
+ * received change brings its clock in `vc`, stored as is. A local write names
+ * its `writer` and the writer's `tick` instead: the row's clock becomes the
+ * stored row's clock with writer's entry raised to tick. When a change and the
+ * stored row of the same id both have clocks and the clocks are concurrent,
+ * or when they have the same version and other content, the two are a
+ * conflict: the store's deterministic rule still picks the winner, and the
+ * loser is kept in the conflicts table (ags_store_conflicts).
+ */
+typedef struct ags_change_clock {
+	const char *vc;     /* The change's record clock (JSON), or NULL for none. */
+	const char *writer; /* A local write: the writer's clock entry (with tick), or NULL. */
+	uint64_t tick;      /* The writer's counter for this write (>= 1). */
+} ags_change_clock;
+
+/* One state key/value written with a batch; value NULL deletes the key. */
+typedef struct ags_store_kv {
+	const char *key;
+	const char *value;
+} ags_store_kv;
+
+/* What applying one change did besides its outcome. */
+typedef struct ags_apply_info {
+	int conflict;          /* the change and the stored version conflicted (see above) */
+	uint64_t conflict_seq; /* the loser's row in the conflicts table, when conflict */
+} ags_apply_info;
+
+/*
+ * ags_store_apply_batch_ex with record clocks (`clocks`: an array of n, or
+ * NULL for none), any number of state keys (`n_kv` of `kv`), all written in
+ * the same transaction as the changes, and per-change `info` (an array of
+ * n, or NULL). With n == 0, only the state is written.
+ * Errors: as ags_store_apply_batch_ex; on failure res and info are zeroed.
+ */
+int ags_store_apply_batch_kv(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
+                             const ags_change_clock *clocks, size_t n, const ags_store_kv *kv,
+                             size_t n_kv, ags_apply_result *res, ags_apply_info *info,
+                             ags_error *err);
 
 /*
  * Like ags_store_apply_batch, plus per-change `meta` (an array of `n`, or NULL for
@@ -51,6 +94,7 @@ typedef struct ags_change_info {
 	uint64_t seq;
 	const char *origin; /* NULL = made locally */
 	const char *scope;  /* NULL = every peer */
+	const char *vc;     /* the record clock (JSON), NULL = none */
 } ags_change_info;
 
 /*
@@ -102,6 +146,13 @@ typedef struct ags_record_head {
 int ags_store_head(ags_store *s, const char *id, ags_record_head *out);
 
 /*
+ * ags_store_head, plus the record clock: *vc (may be NULL) gets a malloc'd
+ * copy of the row's clock JSON, or NULL when it has none.
+ * Errors: as ags_store_head, and AGS_ERR_NOMEM.
+ */
+int ags_store_head_vc(ags_store *s, const char *id, ags_record_head *out, char **vc);
+
+/*
  * Recomputes the digest and the live count from the rows themselves (a full
  * scan), for tests and consistency checks; compare with ags_store_digest and
  * the in-memory count. `digest` and `live` may be NULL.
@@ -114,5 +165,38 @@ int ags_store_verify(ags_store *s, char digest[65], uint64_t *live);
  * by the store, for functions that have no ags_error parameter.
  */
 const char *ags_store_errmsg(const ags_store *s);
+
+/* One row of the conflicts table, as listed by ags_store_conflicts. */
+typedef struct ags_conflict_info {
+	uint64_t cseq; /* its sequence in the conflicts table */
+	const char *id;
+	int64_t at_ms; /* when it was recorded */
+	int64_t winner_version;
+	const char *winner_checksum;
+	const char *winner_origin; /* NULL = written locally */
+	int64_t loser_version;
+	const char *loser_checksum;
+	const char *loser_origin; /* NULL = written locally */
+	const char *loser_vc;     /* NULL = none */
+	const ags_pattern *loser; /* the losing version; NULL when it had expired */
+} ags_conflict_info;
+
+/* Called once per conflict; strings and the pattern are valid during the call only. */
+typedef int (*ags_conflict_cb)(void *user_data, const ags_conflict_info *c);
+
+/*
+ * Lists the conflicts with cseq > after_cseq in order, at most `limit` (0:
+ * all); with `involving` set, only those whose winner or loser came from that
+ * origin. Errors: AGS_ERR_INVALID, AGS_ERR_STORE, AGS_ERR_NOMEM, or the
+ * callback's non-zero value.
+ */
+int ags_store_conflicts(ags_store *s, uint64_t after_cseq, const char *involving, size_t limit,
+                        ags_conflict_cb cb, void *user_data);
+
+/*
+ * Number of rows in the conflicts table and the highest cseq (either may be
+ * NULL). Errors: AGS_ERR_INVALID, AGS_ERR_STORE.
+ */
+int ags_store_conflict_count(ags_store *s, uint64_t *count, uint64_t *max_cseq);
 
 #endif

@@ -2,7 +2,8 @@
  * The sync engine (see sync.h): HELLO exchange, the sender (change log ->
  * filtered, prioritised, compressed batches, windowed and rate limited) and
  * the receiver (checked batch -> validated patterns -> one transaction with
- * the cursor -> ACK).
+ * the cursor and the merged clock -> ACK). The hub protocol (PULL,
+ * PULL_DONE) is in sync_pull.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,68 +15,16 @@
 #include "pattern.h"
 #include "store.h"
 #include "sync.h"
+#include "sync_int.h"
 #include "wire.h"
 
 #define CHUNK_MIN       4096
 #define CHUNK_MAX_BYTES (16u * 1024 * 1024)
 #define CHUNK_FULL      1 /* chunk_add's "stop, the chunk is full" */
 
-/* A batch sent and not yet acknowledged. */
-struct inflight {
-	uint64_t request_id;
-	uint64_t upto_seq;
-	uint32_t count;
-	uint64_t sent_us;
-	char first_id[AGS_PATTERN_ID_MAX + 1];
-	struct inflight *next;
-};
-
-/* A change read from the log, waiting to be batched. */
-struct pending_change {
-	uint64_t seq;
-	int priority;
-	int no_relay;
-	int tombstone;
-	int64_t version, timestamp;
-	char *id;   /* tombstones */
-	char *json; /* puts */
-	size_t len;
-};
-
-struct ags_sync {
-	const ags_sync_host *h;
-	char peer_id[AGS_NODE_ID_MAX + 1];
-	void *sud;
-	ags_frame_reader rd;
-	ags_batch_encoder *enc;
-	char cursor_key[AGS_NODE_ID_MAX + 16];
-
-	int hello_recv;
-	char peer_store[33];
-	int codec;
-	size_t peer_max_frame;
-	uint32_t peer_batch;
-	char **f_types, **f_tags;
-	size_t n_f_types, n_f_tags;
-
-	uint64_t sent_seq;
-	uint64_t next_request;
-	struct inflight *q_head, *q_tail;
-	uint32_t n_inflight;
-	struct pending_change *chunk;
-	size_t chunk_n, chunk_pos, chunk_cap;
-	uint64_t chunk_upto;
-	size_t chunk_bytes;
-	ags_bucket rate_p, rate_b;
-
-	ags_sync_stats st;
-};
-
 /* ---- helpers ---- */
 
-static void slog(ags_sync *s, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void slog(ags_sync *s, int level, const char *fmt, ...)
+void ags_sync_log(ags_sync *s, int level, const char *fmt, ...)
 {
 	if (!s->h->log)
 		return;
@@ -87,8 +36,7 @@ static void slog(ags_sync *s, int level, const char *fmt, ...)
 	s->h->log(s->h->ud, level, buf);
 }
 
-/* Hands a frame built in `b` to the host (which takes the memory). */
-static void send_buf(ags_sync *s, ags_frame_buf *b)
+void ags_sync_send_buf(ags_sync *s, ags_frame_buf *b)
 {
 	if (b->len == 0 || !b->data) {
 		ags_frame_buf_free(b);
@@ -114,7 +62,7 @@ static char **dup_list(const char *const *l, size_t n)
 	return d;
 }
 
-static void emit(ags_sync *s, ags_event *ev)
+void ags_sync_emit(ags_sync *s, ags_event *ev)
 {
 	ev->peer_id = s->peer_id;
 	if (s->h->event)
@@ -159,6 +107,7 @@ static void chunk_clear(ags_sync *s)
 	for (size_t i = 0; i < s->chunk_n; i++) {
 		free(s->chunk[i].id);
 		free(s->chunk[i].json);
+		free(s->chunk[i].vc);
 	}
 	s->chunk_n = s->chunk_pos = 0;
 }
@@ -174,10 +123,21 @@ static void free_list(char **l, size_t n)
 
 int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_ud, ags_sync **out)
 {
+	return ags_sync_new_ex(host, peer_id, NULL, session_ud, out);
+}
+
+int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sync_opts *opts,
+                    void *session_ud, ags_sync **out)
+{
+	int role = opts ? opts->role : AGS_SYNC_ROLE_PEER;
+	if (role == AGS_SYNC_ROLE_UPSTREAM && (!opts->token || !*opts->token))
+		return AGS_ERR_INVALID;
 	ags_sync *s = calloc(1, sizeof(*s));
 	if (!s)
 		return AGS_ERR_NOMEM;
 	s->h = host;
+	s->role = role;
+	s->gate_open = role != AGS_SYNC_ROLE_HUB;
 	s->sud = session_ud;
 	snprintf(s->peer_id, sizeof(s->peer_id), "%s", peer_id);
 	snprintf(s->cursor_key, sizeof(s->cursor_key), "cursor/%s", peer_id);
@@ -228,11 +188,21 @@ int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_u
 	}
 	ags_frame_buf fb;
 	ags_frame_buf_init(&fb, 0);
-	if (ags_wire_hello_encode(&hello, &fb, NULL) != 0) {
+	int erv = 0;
+	/* Towards a hub, AUTH goes first; HELLO follows in the same flight. */
+	if (role == AGS_SYNC_ROLE_UPSTREAM)
+		erv = ags_wire_auth_encode(opts->token, &fb, NULL);
+	if (erv == 0)
+		erv = ags_wire_hello_encode(&hello, &fb, NULL);
+	if (erv != 0) {
 		ags_frame_buf_free(&fb);
+		if (erv == AGS_ERR_INVALID) {
+			ags_sync_del(s);
+			return AGS_ERR_INVALID;
+		}
 		goto fail;
 	}
-	send_buf(s, &fb);
+	ags_sync_send_buf(s, &fb);
 	*out = s;
 	return 0;
 fail:
@@ -240,14 +210,50 @@ fail:
 	return AGS_ERR_NOMEM;
 }
 
+const char *ags_sync_peer_id(const ags_sync *s)
+{
+	return s->peer_id;
+}
+
+struct ags_sync_tail_item {
+	ags_pattern *p;
+	ags_change_info info; /* strings owned: origin, scope, vc */
+};
+
+static void tail_clear(ags_sync_cache *c)
+{
+	for (size_t i = 0; i < c->n_tail; i++) {
+		ags_pattern_del(c->tail[i].p);
+		free((char *)c->tail[i].info.origin);
+		free((char *)c->tail[i].info.scope);
+		free((char *)c->tail[i].info.vc);
+	}
+	c->n_tail = 0;
+	c->tail_valid = 0;
+}
+
+void ags_sync_cache_free(ags_sync_cache *c)
+{
+	if (!c)
+		return;
+	ags_batch_encoder_del(c->enc);
+	c->enc = NULL;
+	tail_clear(c);
+	free(c->tail);
+	c->tail = NULL;
+	c->cap_tail = 0;
+}
+
 void ags_sync_del(ags_sync *s)
 {
 	if (!s)
 		return;
 	ags_frame_reader_free(&s->rd);
-	ags_batch_encoder_del(s->enc);
+	if (!s->enc_shared)
+		ags_batch_encoder_del(s->enc);
+	ags_sync_pull_clear(&s->pull);
 	while (s->q_head) {
-		struct inflight *q = s->q_head;
+		struct ags_sync_inflight *q = s->q_head;
 		s->q_head = q->next;
 		free(q);
 	}
@@ -310,13 +316,13 @@ static int chunk_add(void *ud, const ags_pattern *p, const ags_change_info *info
 		return 0;
 	if (s->chunk_n == s->chunk_cap) {
 		size_t cap = s->chunk_cap ? s->chunk_cap * 2 : 256;
-		struct pending_change *c = realloc(s->chunk, cap * sizeof(*c));
+		struct ags_sync_pending *c = realloc(s->chunk, cap * sizeof(*c));
 		if (!c)
 			return AGS_ERR_NOMEM;
 		s->chunk = c;
 		s->chunk_cap = cap;
 	}
-	struct pending_change *c = &s->chunk[s->chunk_n];
+	struct ags_sync_pending *c = &s->chunk[s->chunk_n];
 	memset(c, 0, sizeof(*c));
 	c->seq = info->seq;
 	c->priority = ags_pattern_priority(p);
@@ -338,19 +344,101 @@ static int chunk_add(void *ud, const ags_pattern *p, const ags_change_info *info
 		c->len = len;
 		s->chunk_bytes += len;
 	}
+	if (info->vc) {
+		c->vc_len = strlen(info->vc);
+		c->vc = malloc(c->vc_len + 1);
+		if (!c->vc) {
+			free(c->id);
+			free(c->json);
+			return AGS_ERR_NOMEM;
+		}
+		memcpy(c->vc, info->vc, c->vc_len + 1);
+		s->chunk_bytes += c->vc_len;
+	}
 	s->chunk_n++;
 	return s->chunk_bytes >= CHUNK_MAX_BYTES ? CHUNK_FULL : 0;
 }
 
 static int by_priority(const void *a, const void *b)
 {
-	const struct pending_change *x = a, *y = b;
+	const struct ags_sync_pending *x = a, *y = b;
 	if (x->priority != y->priority)
 		return y->priority - x->priority; /* higher first */
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Reads the next chunk of the backlog. Returns 0, or an error. */
+static int tail_add(void *ud, const ags_pattern *p, const ags_change_info *info)
+{
+	ags_sync_cache *c = ud;
+	if (c->n_tail == c->cap_tail) {
+		size_t cap = c->cap_tail ? c->cap_tail * 2 : 16;
+		struct ags_sync_tail_item *t = realloc(c->tail, cap * sizeof(*t));
+		if (!t)
+			return AGS_ERR_NOMEM;
+		c->tail = t;
+		c->cap_tail = cap;
+	}
+	struct ags_sync_tail_item *it = &c->tail[c->n_tail];
+	memset(it, 0, sizeof(*it));
+	it->info.seq = info->seq;
+	it->p = ags_pattern_dup(p);
+	if (!it->p || (info->origin && !(it->info.origin = strdup(info->origin))) ||
+	    (info->scope && !(it->info.scope = strdup(info->scope))) ||
+	    (info->vc && !(it->info.vc = strdup(info->vc)))) {
+		ags_pattern_del(it->p);
+		free((char *)it->info.origin);
+		free((char *)it->info.scope);
+		free((char *)it->info.vc);
+		return AGS_ERR_NOMEM;
+	}
+	c->n_tail++;
+	return 0;
+}
+
+/*
+ * Fills the chunk from the host's shared tail when it covers the changes
+ * after sent_seq up to the store's current sequence `head` (reading it once
+ * for every session that is at the same place). Returns 1 when it did, 0
+ * when the caller must read the store, or an error.
+ */
+static int chunk_from_tail(ags_sync *s, uint64_t head)
+{
+	ags_sync_cache *c = s->h->cache;
+	if (!c || head - s->sent_seq > AGS_SYNC_TAIL_MAX)
+		return 0;
+	uint64_t now = ags_mono_us();
+	/* Short-lived on purpose: expiry can take rows out of the log without a new sequence. */
+	if (!c->tail_valid || c->tail_after != s->sent_seq || c->tail_head != head ||
+	    now - c->tail_at_us > 100000) {
+		tail_clear(c);
+		pthread_mutex_lock(s->h->store_mu);
+		int rv =
+		    ags_store_changes_ex(s->h->store, s->sent_seq, AGS_SYNC_TAIL_MAX, tail_add, c);
+		head = ags_store_seq(s->h->store);
+		pthread_mutex_unlock(s->h->store_mu);
+		if (rv) {
+			tail_clear(c);
+			return rv;
+		}
+		c->tail_valid = 1;
+		c->tail_after = s->sent_seq;
+		c->tail_head = head;
+		c->tail_at_us = now;
+	}
+	for (size_t i = 0; i < c->n_tail; i++) {
+		int rv = chunk_add(s, c->tail[i].p, &c->tail[i].info);
+		if (rv == CHUNK_FULL)
+			return 1; /* the rest goes in the next chunk */
+		if (rv)
+			return rv;
+	}
+	/* Everything up to the store's sequence then is covered, listed or not. */
+	if (c->tail_head > s->chunk_upto)
+		s->chunk_upto = c->tail_head;
+	return 1;
+}
+
 static int chunk_load(ags_sync *s)
 {
 	chunk_clear(s);
@@ -362,8 +450,16 @@ static int chunk_load(ags_sync *s)
 		limit = CHUNK_MIN;
 	s->chunk_bytes = 0;
 	pthread_mutex_lock(s->h->store_mu);
-	int rv = ags_store_changes_ex(s->h->store, s->sent_seq, limit, chunk_add, s);
+	uint64_t head = ags_store_seq(s->h->store);
 	pthread_mutex_unlock(s->h->store_mu);
+	int rv = chunk_from_tail(s, head);
+	if (rv == 0) {
+		pthread_mutex_lock(s->h->store_mu);
+		rv = ags_store_changes_ex(s->h->store, s->sent_seq, limit, chunk_add, s);
+		pthread_mutex_unlock(s->h->store_mu);
+	} else if (rv == 1) {
+		rv = 0;
+	}
 	if (rv == CHUNK_FULL)
 		rv = 0;
 	if (rv) {
@@ -385,7 +481,21 @@ static int ensure_encoder(ags_sync *s)
 	memset(&o, 0, sizeof(o));
 	o.max_frame = s->peer_max_frame;
 	o.max_count = s->peer_batch < s->h->batch_size ? s->peer_batch : s->h->batch_size;
-	return ags_batch_encoder_new(&o, &s->enc);
+	ags_sync_cache *c = s->h->cache;
+	if (c && c->enc && c->max_frame == o.max_frame && c->max_count == o.max_count) {
+		s->enc = c->enc;
+		s->enc_shared = 1;
+		return 0;
+	}
+	int rv = ags_batch_encoder_new(&o, &s->enc);
+	if (rv == 0 && c && !c->enc) {
+		/* The first session's limits are the usual ones: share its encoder. */
+		c->enc = s->enc;
+		c->max_frame = o.max_frame;
+		c->max_count = o.max_count;
+		s->enc_shared = 1;
+	}
+	return rv;
 }
 
 /* Builds and sends one batch from the chunk. Returns 0, 1 when rate limited (*wait set). */
@@ -410,27 +520,24 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	if (ensure_encoder(s))
 		return AGS_ERR_NOMEM;
 	ags_batch_encoder_begin(s->enc);
-	struct inflight *q = calloc(1, sizeof(*q));
+	struct ags_sync_inflight *q = calloc(1, sizeof(*q));
 	if (!q)
 		return AGS_ERR_NOMEM;
 	while (s->chunk_pos < s->chunk_n && ags_batch_encoder_count(s->enc) < max_n) {
-		struct pending_change *c = &s->chunk[s->chunk_pos];
+		struct ags_sync_pending *c = &s->chunk[s->chunk_pos];
 		int rv = c->tombstone
-		             ? ags_batch_encoder_add_del(s->enc, c->id, c->version, c->timestamp,
-		                                         c->no_relay)
-		             : ags_batch_encoder_add_put(s->enc, c->json, c->len, c->no_relay);
+		             ? ags_batch_encoder_add_del_vc(s->enc, c->id, c->version, c->timestamp,
+		                                            c->no_relay, c->vc, c->vc_len)
+		             : ags_batch_encoder_add_put_vc(s->enc, c->json, c->len, c->no_relay,
+		                                            c->vc, c->vc_len);
 		if (rv == AGS_ERR_TOO_LARGE && ags_batch_encoder_count(s->enc) > 0)
 			break;
 		if (rv) {
 			/* A single change that does not fit a frame: skip it, loudly. */
-			slog(s, AGS_LOG_ERROR, "change seq %llu cannot be sent to %s: %s",
-			     (unsigned long long)c->seq, s->peer_id, ags_strerror(rv));
+			ags_sync_log(s, AGS_LOG_ERROR, "change seq %llu cannot be sent to %s: %s",
+			             (unsigned long long)c->seq, s->peer_id, ags_strerror(rv));
 			s->chunk_pos++;
 			continue;
-		}
-		if (ags_batch_encoder_count(s->enc) == 1) {
-			if (c->tombstone)
-				snprintf(q->first_id, sizeof(q->first_id), "%s", c->id);
 		}
 		s->chunk_pos++;
 	}
@@ -474,28 +581,60 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	return 0;
 }
 
-uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
+static uint64_t pump(ags_sync *s, uint64_t now_us)
 {
-	if (!s->hello_recv)
+	if (!s->hello_recv || !s->gate_open)
 		return 0;
 	while (s->n_inflight < s->h->window) {
 		if (s->chunk_pos >= s->chunk_n) {
+			/* The store's sequence is in memory: an idle session (most of a
+			 * hub's) needs no query to learn that nothing is new. */
+			pthread_mutex_lock(s->h->store_mu);
+			uint64_t head = ags_store_seq(s->h->store);
+			pthread_mutex_unlock(s->h->store_mu);
+			if (head <= s->sent_seq) {
+				s->caught_up = 1;
+				return 0;
+			}
 			if (chunk_load(s) != 0)
 				return 0;
-			if (s->chunk_upto <= s->sent_seq)
+			if (s->chunk_upto <= s->sent_seq) {
+				s->caught_up = 1;
 				return 0; /* nothing new */
+			}
+			s->caught_up = 0;
 		}
 		uint64_t wait = 0;
 		int rv = send_batch(s, now_us, &wait);
 		if (rv == 1)
 			return wait ? wait : 1000;
 		if (rv < 0) {
-			slog(s, AGS_LOG_ERROR, "sending to %s failed: %s", s->peer_id,
-			     ags_strerror(rv));
+			ags_sync_log(s, AGS_LOG_ERROR, "sending to %s failed: %s", s->peer_id,
+			             ags_strerror(rv));
 			return 0;
 		}
 	}
 	return 0;
+}
+
+uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
+{
+	uint64_t wait = pump(s, now_us);
+	if (s->pull.pending)
+		ags_sync_pull_check(s);
+	return wait;
+}
+
+int ags_sync_push_idle(ags_sync *s)
+{
+	if (!s->hello_recv || s->n_inflight || s->chunk_pos < s->chunk_n)
+		return 0;
+	pthread_mutex_lock(s->h->store_mu);
+	uint64_t head = ags_store_seq(s->h->store), next = 0;
+	int idle = head <= s->sent_seq ||
+	           ags_store_next_seq(s->h->store, s->sent_seq, &next) == AGS_ERR_NOT_FOUND;
+	pthread_mutex_unlock(s->h->store_mu);
+	return idle;
 }
 
 /* ---- receiver ---- */
@@ -519,14 +658,17 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 		return rv;
 	}
 	rv = 0;
+	int hub = s->role == AGS_SYNC_ROLE_HUB;
 	if (strcmp(m.node, s->peer_id) != 0) {
-		*code = AGS_APP_BAD_HELLO;
-		snprintf(reason, cap, "claimed node id '%s' is not the certificate's '%s'", m.node,
-		         s->peer_id);
+		/* At a hub the agent is who its token says (agents may share a certificate). */
+		*code = hub ? AGS_APP_AUTH_FAILED : AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "claimed node id '%s' is not the %s '%s'", m.node,
+		         hub ? "token's sub" : "certificate's", s->peer_id);
 		rv = AGS_ERR_AUTH;
 	} else if (strcmp(m.tenant, s->h->tenant) != 0) {
-		*code = AGS_APP_BAD_HELLO;
-		snprintf(reason, cap, "tenant '%s' is not ours ('%s')", m.tenant, s->h->tenant);
+		*code = hub ? AGS_APP_AUTH_FAILED : AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "tenant '%s' is not %s ('%s')", m.tenant,
+		         hub ? "the token's" : "ours", s->h->tenant);
 		rv = AGS_ERR_AUTH;
 	}
 	if (rv) {
@@ -570,8 +712,8 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 		return AGS_ERR_EXISTS;
 	}
 	s->hello_recv = 1;
-	slog(s, AGS_LOG_DEBUG, "HELLO from %s: resuming our log after %llu, codec %s", s->peer_id,
-	     (unsigned long long)s->sent_seq, ags_codec_name(s->codec));
+	ags_sync_log(s, AGS_LOG_DEBUG, "HELLO from %s: resuming our log after %llu, codec %s",
+	             s->peer_id, (unsigned long long)s->sent_seq, ags_codec_name(s->codec));
 	ags_sync_pump(s, ags_mono_us());
 	return 0;
 }
@@ -581,7 +723,7 @@ static void send_ack(ags_sync *s, const ags_wire_ack *ack, const ags_wire_ack_er
 	ags_frame_buf fb;
 	ags_frame_buf_init(&fb, 0);
 	if (ags_wire_ack_encode(ack, errs, n, &fb, NULL) == 0)
-		send_buf(s, &fb);
+		ags_sync_send_buf(s, &fb);
 	else
 		ags_frame_buf_free(&fb);
 }
@@ -627,8 +769,9 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 		pthread_mutex_lock(s->h->store_mu);
 		ack.seq = ags_store_seq(s->h->store);
 		pthread_mutex_unlock(s->h->store_mu);
-		slog(s, AGS_LOG_WARN, "batch %llu from %s refused: %s%s%s", (unsigned long long)rid,
-		     s->peer_id, err.field, err.field[0] ? ": " : "", err.message);
+		ags_sync_log(s, AGS_LOG_WARN, "batch %llu from %s refused: %s%s%s",
+		             (unsigned long long)rid, s->peer_id, err.field,
+		             err.field[0] ? ": " : "", err.message);
 		send_ack(s, &ack, &e, 1);
 		return 0;
 	}
@@ -636,11 +779,18 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 	ags_pattern **pats = calloc(n ? n : 1, sizeof(*pats));
 	ags_change_meta *meta = calloc(n ? n : 1, sizeof(*meta));
 	ags_apply_result *res = calloc(n ? n : 1, sizeof(*res));
+	ags_apply_info *info = calloc(n ? n : 1, sizeof(*info));
+	ags_change_clock *clocks = calloc(n ? n : 1, sizeof(*clocks));
+	char **vcs = calloc(n ? n : 1, sizeof(*vcs));
+	const char **conflicts = calloc(n ? n : 1, sizeof(*conflicts));
+	ags_vclock *clock = NULL; /* the host's clock merged with the batch's */
+	char *clock_json = NULL;
 	ags_wire_ack_error *errs = calloc(n ? n : 1, sizeof(*errs));
 	char(*err_ids)[AGS_PATTERN_ID_MAX + 1] = calloc(n ? n : 1, sizeof(*err_ids));
 	char(*err_msgs)[AGS_WIRE_TEXT_MAX] = calloc(n ? n : 1, sizeof(*err_msgs));
 	size_t nv = 0, ne = 0;
-	if (!pats || !meta || !res || !errs || !err_ids || !err_msgs) {
+	if (!pats || !meta || !res || !info || !clocks || !vcs || !conflicts || !errs || !err_ids ||
+	    !err_msgs) {
 		rv = AGS_ERR_NOMEM;
 		goto out;
 	}
@@ -660,6 +810,16 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 			if (prv)
 				ags_error_set(&pe, prv, "d", "invalid delete");
 		}
+		if (prv == 0 && e->vc &&
+		    (prv = ags_sync_entry_vc(s, e->vc, &vcs[nv], &clock, &pe)) != 0) {
+			if (prv == AGS_ERR_NOMEM) {
+				ags_pattern_del(p);
+				rv = prv;
+				goto out;
+			}
+			ags_pattern_del(p);
+			p = NULL;
+		}
 		if (prv) {
 			if (e->kind == AGS_BATCH_PUT)
 				id_of(e->pattern, err_ids[ne], sizeof(err_ids[ne]));
@@ -677,33 +837,46 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 		pats[nv] = p;
 		meta[nv].origin = s->peer_id;
 		meta[nv].scope = e->no_relay ? "" : NULL;
+		clocks[nv].vc = vcs[nv];
 		nv++;
 	}
 	char cursor[80];
-	const char *ckey = NULL;
+	ags_store_kv kv[2];
+	size_t n_kv = 0;
 	if (b.hdr.upto_seq) {
 		snprintf(cursor, sizeof(cursor), "%s %llu", s->peer_store,
 		         (unsigned long long)b.hdr.upto_seq);
-		ckey = s->cursor_key;
+		kv[n_kv++] = (ags_store_kv){s->cursor_key, cursor};
+	}
+	if (clock) {
+		if ((rv = ags_vclock_to_json(clock, &clock_json, NULL)))
+			goto out;
+		kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, clock_json};
 	}
 	ags_error ae;
 	ags_error_clear(&ae);
 	pthread_mutex_lock(s->h->store_mu);
-	rv = ags_store_apply_batch_ex(s->h->store, (const ags_pattern *const *)pats, meta, nv, ckey,
-	                              ckey ? cursor : NULL, res, &ae);
+	rv = ags_store_apply_batch_kv(s->h->store, (const ags_pattern *const *)pats, meta, clocks,
+	                              nv, kv, n_kv, res, info, &ae);
 	uint64_t seq = ags_store_seq(s->h->store);
+	if (rv == 0 && clock) {
+		ags_sync_clock_commit(s->h, clock);
+		clock = NULL;
+	}
 	pthread_mutex_unlock(s->h->store_mu);
 	ags_wire_ack ack = {.request_id = b.hdr.request_id, .received_count = n, .seq = seq};
 	if (rv) {
 		/* Nothing applied: one error for the whole batch. */
 		ags_wire_ack_error e = {.pattern_id = "", .error = ae.message, .code = rv};
 		ack.success = 0;
-		slog(s, AGS_LOG_ERROR, "applying batch from %s failed: %s", s->peer_id, ae.message);
+		ags_sync_log(s, AGS_LOG_ERROR, "applying batch from %s failed: %s", s->peer_id,
+		             ae.message);
 		send_ack(s, &ack, &e, 1);
 		rv = 0;
 		goto out;
 	}
 	uint32_t applied = 0;
+	size_t n_conf = 0;
 	for (size_t i = 0; i < nv; i++) {
 		int o = res[i].outcome;
 		if (o == AGS_APPLY_INSERTED || o == AGS_APPLY_UPDATED ||
@@ -714,23 +887,30 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 			                .pattern = pats[i],
 			                .pattern_id = ags_pattern_id(pats[i]),
 			                .source_id = s->peer_id};
-			emit(s, &ev);
+			ags_sync_emit(s, &ev);
 		}
-		if (o == AGS_APPLY_CONFLICT_WON || o == AGS_APPLY_CONFLICT_LOST) {
+		if (info[i].conflict) {
+			int won = o == AGS_APPLY_INSERTED || o == AGS_APPLY_UPDATED ||
+			          o == AGS_APPLY_CONFLICT_WON;
 			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
 			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
 			                .pattern = pats[i],
 			                .pattern_id = ags_pattern_id(pats[i]),
 			                .source_id = s->peer_id,
-			                .error = o == AGS_APPLY_CONFLICT_WON
-			                             ? "incoming version won"
-			                             : "stored version won"};
-			emit(s, &ev);
+			                .error =
+			                    won ? "incoming version won" : "stored version won"};
+			s->st.conflicts++;
+			ags_sync_emit(s, &ev);
+			if (n_conf < AGS_WIRE_CONFLICTS_MAX)
+				conflicts[n_conf++] = ags_pattern_id(pats[i]);
 		}
 	}
+	s->st.patterns_applied += applied;
 	s->st.patterns_received += n;
 	ack.success = ne == 0;
 	ack.applied = applied;
+	ack.conflicts = conflicts;
+	ack.n_conflicts = n_conf;
 	send_ack(s, &ack, errs, ne);
 	if (applied && s->h->changed)
 		s->h->changed(s->h->ud, s->sud);
@@ -740,6 +920,14 @@ out:
 	free(pats);
 	free(meta);
 	free(res);
+	free(info);
+	free(clocks);
+	for (size_t i = 0; vcs && i < n; i++)
+		free(vcs[i]);
+	free(vcs);
+	free(conflicts);
+	ags_vclock_del(clock);
+	free(clock_json);
 	free(errs);
 	free(err_ids);
 	free(err_msgs);
@@ -763,7 +951,7 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 		snprintf(reason, cap, "bad ACK: %s %s", err.field, err.message);
 		return rv;
 	}
-	struct inflight *q = s->q_head, *prev = NULL;
+	struct ags_sync_inflight *q = s->q_head, *prev = NULL;
 	while (q && q->request_id != m.request_id) {
 		prev = q;
 		q = q->next;
@@ -791,23 +979,36 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 		                .name = ags_event_name(AGS_EV_SYNC_FAILED),
 		                .pattern_id = m.errors[i].pattern_id,
 		                .error = m.errors[i].error};
-		emit(s, &ev);
+		ags_sync_emit(s, &ev);
+	}
+	if (s->role == AGS_SYNC_ROLE_UPSTREAM) {
+		/* The hub found these of our changes concurrent with another agent's. */
+		for (size_t i = 0; i < m.n_conflicts; i++) {
+			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
+			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
+			                .pattern_id = m.conflicts[i],
+			                .source_id = s->peer_id,
+			                .error = "the hub reports a conflict"};
+			s->st.conflicts++;
+			ags_sync_emit(s, &ev);
+		}
 	}
 	if (m.success) {
 		s->st.batches_acked++;
+		s->st.patterns_acked += q->count;
 		s->st.latency_sum_ms += latency;
 		ags_event ev = {.type = AGS_EV_SYNC_COMPLETED,
 		                .name = ags_event_name(AGS_EV_SYNC_COMPLETED),
 		                .pattern_count = q->count,
 		                .latency_ms = latency};
-		emit(s, &ev);
+		ags_sync_emit(s, &ev);
 	} else {
 		s->st.batches_failed++;
 		if (m.n_errors == 0) {
 			ags_event ev = {.type = AGS_EV_SYNC_FAILED,
 			                .name = ags_event_name(AGS_EV_SYNC_FAILED),
 			                .error = "batch refused by the peer"};
-			emit(s, &ev);
+			ags_sync_emit(s, &ev);
 		}
 	}
 	free(q);
@@ -821,8 +1022,8 @@ static int on_error_frame(ags_sync *s, const uint8_t *payload, size_t len, uint6
 {
 	ags_wire_error m;
 	if (ags_wire_error_decode(payload, len, &m, NULL) == 0) {
-		slog(s, AGS_LOG_WARN, "%s reports error %s: %s", s->peer_id,
-		     ags_app_error_name(m.code), m.text);
+		ags_sync_log(s, AGS_LOG_WARN, "%s reports error %s: %s", s->peer_id,
+		             ags_app_error_name(m.code), m.text);
 		snprintf(reason, cap, "peer error: %s", m.text);
 		ags_wire_error_free(&m);
 	} else {
@@ -863,6 +1064,42 @@ int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *clo
 			break;
 		case AGS_FRAME_ERROR:
 			rv = on_error_frame(s, f.payload, f.len, close_code, reason, cap);
+			break;
+		case AGS_FRAME_AUTH:
+			if (s->role == AGS_SYNC_ROLE_HUB) {
+				*close_code = AGS_APP_AUTH_FAILED;
+				snprintf(reason, cap,
+				         "a second AUTH is refused: this connection is bound to "
+				         "agent '%s' of tenant '%s'",
+				         s->peer_id, s->h->tenant);
+				rv = AGS_ERR_AUTH;
+			} else {
+				*close_code = AGS_APP_PROTOCOL_ERROR;
+				snprintf(reason, cap,
+				         "unexpected AUTH frame: this node is not a hub");
+				rv = AGS_ERR_PROTO;
+			}
+			break;
+		case AGS_FRAME_PULL:
+			if (s->role == AGS_SYNC_ROLE_HUB) {
+				rv = ags_sync_on_pull(s, f.payload, f.len, close_code, reason, cap);
+			} else {
+				*close_code = AGS_APP_PROTOCOL_ERROR;
+				snprintf(reason, cap,
+				         "unexpected PULL frame: this node is not a hub");
+				rv = AGS_ERR_PROTO;
+			}
+			break;
+		case AGS_FRAME_PULL_DONE:
+			if (s->role == AGS_SYNC_ROLE_UPSTREAM) {
+				rv = ags_sync_on_pull_done(s, f.payload, f.len, close_code, reason,
+				                           cap);
+			} else {
+				*close_code = AGS_APP_PROTOCOL_ERROR;
+				snprintf(reason, cap,
+				         "unexpected PULL_DONE frame: no PULL was sent");
+				rv = AGS_ERR_PROTO;
+			}
 			break;
 		default:
 			*close_code = AGS_APP_UNKNOWN_FRAME;

@@ -26,6 +26,60 @@
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
 #include "backoff.h"
+#include "batch.h"
+#include "vclock.h"
+
+/* State key of a store's vector clock (ags_sync_host.clock), JSON. */
+#define AGS_SYNC_CLOCK_KEY "vclock"
+/* Most conflict ids a hub reports in one PULL_DONE. */
+#define AGS_SYNC_PULL_CONFLICTS_MAX 1000
+
+/* One change of the log, as a cache holds it. */
+struct ags_sync_tail_item;
+
+/*
+ * What the sessions of one host share (they all run on one thread and use it
+ * only inside one call), so that a hub with a thousand agents does not do the
+ * same work a thousand times: one batch encoder (one compression context),
+ * and the tail of the change log last read (at most AGS_SYNC_TAIL_MAX
+ * changes), valid while the store's sequence has not moved: when one change
+ * fans out to every session, the log is read and parsed once.
+ * Zero-initialise; free with ags_sync_cache_free.
+ */
+typedef struct ags_sync_cache {
+	ags_batch_encoder *enc;
+	size_t max_frame, max_count; /* what enc was made for */
+	struct ags_sync_tail_item *tail;
+	size_t n_tail, cap_tail;
+	int tail_valid;
+	uint64_t tail_after, tail_head; /* changes after tail_after, store sequence tail_head */
+	uint64_t tail_at_us;            /* when it was read */
+} ags_sync_cache;
+
+/* Most changes the shared tail holds. */
+#define AGS_SYNC_TAIL_MAX 256
+
+/* Frees what the cache holds and empties it. NULL is a no-op. */
+void ags_sync_cache_free(ags_sync_cache *c);
+
+/* The role of a session (docs/parts/hub.md). */
+enum ags_sync_role {
+	/* Mesh peers: both sides stream their change logs at once. */
+	AGS_SYNC_ROLE_PEER = 0,
+	/* A hub's side of an agent connection (after AUTH): sends nothing until the
+	 * agent's first PULL, answers each PULL with PULL_DONE once it has sent
+	 * everything it held when the PULL came, then stays live; refuses AUTH. */
+	AGS_SYNC_ROLE_HUB = 1,
+	/* An agent's (or a node's) side of a hub connection: AUTH before HELLO,
+	 * PULL on request (ags_sync_pull), merges the hub's clock on PULL_DONE. */
+	AGS_SYNC_ROLE_UPSTREAM = 2,
+};
+
+/* Options of a session. Zero-initialise: a mesh peer. */
+typedef struct ags_sync_opts {
+	int role;          /* an ags_sync_role */
+	const char *token; /* UPSTREAM: the JWT sent in AUTH (copied into the frame at once) */
+} ags_sync_opts;
 
 /* What the node provides to every session. Pointers must outlive the sessions. */
 typedef struct ags_sync_host {
@@ -62,6 +116,17 @@ typedef struct ags_sync_host {
 	void (*log)(void *ud, int level, const char *msg);
 	/* This node's random per-process id, sent in HELLO. */
 	const char *instance;
+	/*
+	 * The store's vector clock (under store_mu), or NULL to keep none: merged
+	 * with the record clock of every change applied from a peer and with a
+	 * hub's clock on PULL_DONE, persisted under AGS_SYNC_CLOCK_KEY in the same
+	 * transaction. Owned by the host's owner (ags_sync_clock_load).
+	 */
+	ags_vclock *clock;
+	/* Shared encoder, or NULL: each session makes its own. */
+	ags_sync_cache *cache;
+	/* UPSTREAM sessions: a PULL_DONE was processed (may be NULL). */
+	void (*pulled)(void *ud, void *session_ud);
 } ags_sync_host;
 
 typedef struct ags_sync ags_sync;
@@ -75,6 +140,10 @@ typedef struct ags_sync_stats {
 	uint64_t raw_bytes_out, wire_bytes_out, wire_bytes_in;
 	double latency_sum_ms; /* over acknowledged batches */
 	int hello_done;
+	uint64_t patterns_acked;   /* entries of our batches the peer acknowledged as a success */
+	uint64_t patterns_applied; /* entries received that changed our store */
+	uint64_t conflicts;        /* conflicts seen by this session (detected or reported) */
+	uint64_t pulls_done;       /* PULL answered (HUB) or PULL_DONE received (UPSTREAM) */
 } ags_sync_stats;
 
 /*
@@ -83,6 +152,16 @@ typedef struct ags_sync_stats {
  * Errors: AGS_ERR_NOMEM.
  */
 int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_ud, ags_sync **out);
+
+/*
+ * ags_sync_new with options (NULL: a mesh peer). An UPSTREAM session sends
+ * AUTH {token} before its HELLO. A HUB session's peer_id is the agent id (the
+ * token's sub): the agent's HELLO must name it and the host's tenant, else
+ * the connection closes with AUTH_FAILED.
+ * Errors: AGS_ERR_INVALID (UPSTREAM without a usable token), AGS_ERR_NOMEM.
+ */
+int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sync_opts *opts,
+                    void *session_ud, ags_sync **out);
 
 /* Frees the session; batches in flight are forgotten (the peer's cursor makes them resend). */
 void ags_sync_del(ags_sync *s);
@@ -106,6 +185,45 @@ void ags_sync_get_stats(const ags_sync *s, ags_sync_stats *out);
 
 /* Changes of ours after the peer's acknowledged cursor that it has not acknowledged. */
 uint64_t ags_sync_lag(ags_sync *s);
+
+/*
+ * UPSTREAM: sends PULL with the host's clock (and where our view of the hub's
+ * conflicts stands). The hub answers with everything we lack, then
+ * PULL_DONE (host->pulled). Errors: AGS_ERR_STATE (not an UPSTREAM session,
+ * or before the hub's HELLO), AGS_ERR_NOMEM.
+ */
+int ags_sync_pull(ags_sync *s);
+
+/*
+ * Whether everything of our log the peer should get is acknowledged: HELLO
+ * done, no batch in flight, nothing left to send.
+ */
+int ags_sync_push_idle(ags_sync *s);
+
+/* The session's peer id (owned by the session). */
+const char *ags_sync_peer_id(const ags_sync *s);
+
+/*
+ * Reads the clock saved in `store` under AGS_SYNC_CLOCK_KEY (an empty clock
+ * when there is none) into *out (the caller's: ags_vclock_del).
+ * Errors: AGS_ERR_STORE, AGS_ERR_NOMEM, AGS_ERR_PROTO (a saved clock that
+ * does not parse).
+ */
+int ags_sync_clock_load(ags_store *store, ags_vclock **out);
+
+/*
+ * For a local write on the host's store (call under store_mu): the clock
+ * after `writer`'s tick in *next (the caller's), its JSON in *json (malloc'd)
+ * and the writer's new counter in *tick. Write the changes with meta.writer =
+ * writer, meta.tick = *tick and the state key AGS_SYNC_CLOCK_KEY = *json in
+ * one transaction, then ags_sync_clock_commit(host, *next).
+ * Errors: AGS_ERR_INVALID (no clock), AGS_ERR_TOO_LARGE, AGS_ERR_NOMEM.
+ */
+int ags_sync_clock_tick(const ags_sync_host *h, const char *writer, ags_vclock **next, char **json,
+                        uint64_t *tick);
+
+/* Makes the host's clock `next` (merged in; call under store_mu) and frees next. */
+void ags_sync_clock_commit(const ags_sync_host *h, ags_vclock *next);
 
 /* Whether a change scope (store meta) lets `peer_id` receive it. */
 int ags_sync_scope_allows(const char *scope, const char *peer_id);

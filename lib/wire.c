@@ -324,7 +324,7 @@ static int dec_list(yyjson_val *obj, const char *key, size_t *n, const char **it
 	yyjson_arr_iter_init(arr, &it);
 	for (size_t i = 0; (v = yyjson_arr_iter_next(&it)); i++) {
 		char p[112];
-		snprintf(p, sizeof(p), "%s[%zu]", path, i);
+		snprintf(p, sizeof(p), "%.80s[%zu]", path, i);
 		if ((rc = dec_str(v, p, 1, AGS_WIRE_FILTER_ITEM_MAX, STR_NO_CTL, &items[i], err)))
 			return rc;
 		*n = i + 1;
@@ -458,6 +458,62 @@ void ags_wire_hello_free(ags_wire_hello *h)
 /* ACK                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Adds member `key`: an array of the `n` pattern ids of `ids` (each 1..256
+ * bytes, at most AGS_WIRE_CONFLICTS_MAX). Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM.
+ */
+static int add_id_list(yyjson_mut_doc *doc, yyjson_mut_val *obj, const char *key,
+                       const char *const *ids, size_t n, ags_error *err)
+{
+	char path[64];
+	if (!ids || n > AGS_WIRE_CONFLICTS_MAX)
+		return ags_error_set(err, AGS_ERR_INVALID, key, "at most %d ids",
+		                     AGS_WIRE_CONFLICTS_MAX);
+	yyjson_mut_val *arr = yyjson_mut_obj_add_arr(doc, obj, key);
+	if (!arr)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s[%zu]", key, i);
+		int rc = enc_str(ids[i], path, 1, AGS_PATTERN_ID_MAX, STR_ANY, err);
+		if (rc)
+			return rc;
+		if (!yyjson_mut_arr_add_str(doc, arr, ids[i]))
+			return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
+/* Decodes an optional array of pattern ids (`v` may be NULL: absent). */
+static int dec_id_list(yyjson_val *v, const char *key, size_t *n, const char ***out, ags_error *err)
+{
+	char path[64];
+	*n = 0;
+	if (!v)
+		return 0;
+	if (!yyjson_is_arr(v))
+		return ags_error_set(err, AGS_ERR_PROTO, key, "must be an array");
+	size_t cnt = yyjson_arr_size(v);
+	if (cnt > AGS_WIRE_CONFLICTS_MAX)
+		return ags_error_set(err, AGS_ERR_TOO_LARGE, key, "%zu ids, over the limit of %d",
+		                     cnt, AGS_WIRE_CONFLICTS_MAX);
+	if (cnt == 0)
+		return 0;
+	*out = calloc(cnt, sizeof(**out));
+	if (!*out)
+		return ags_error_set(err, AGS_ERR_NOMEM, key, "out of memory");
+	yyjson_arr_iter it;
+	yyjson_val *e;
+	yyjson_arr_iter_init(v, &it);
+	for (size_t i = 0; (e = yyjson_arr_iter_next(&it)); i++) {
+		snprintf(path, sizeof(path), "%s[%zu]", key, i);
+		int rc = dec_str(e, path, 1, AGS_PATTERN_ID_MAX, STR_ANY, &(*out)[i], err);
+		if (rc)
+			return rc;
+		*n = i + 1;
+	}
+	return 0;
+}
+
 int ags_wire_ack_encode(const ags_wire_ack *a, const ags_wire_ack_error *errors, size_t n_errors,
                         ags_frame_buf *out, ags_error *err)
 {
@@ -497,6 +553,13 @@ int ags_wire_ack_encode(const ags_wire_ack *a, const ags_wire_ack_error *errors,
 	}
 	if (!yyjson_mut_obj_add_uint(doc, root, "seq", a->seq))
 		goto nomem;
+	if (a->n_conflicts) {
+		rc = add_id_list(doc, root, "conflicts", a->conflicts, a->n_conflicts, err);
+		if (rc) {
+			yyjson_mut_doc_free(doc);
+			return rc;
+		}
+	}
 	return emit(doc, AGS_FRAME_ACK, out, err);
 
 nomem:
@@ -569,7 +632,9 @@ static int ack_fields(yyjson_val *root, size_t max_errors, ags_wire_ack *a, ags_
 			return rc;
 	}
 	a->n_errors = n;
-	return 0;
+	if ((rc = member(root, NULL, "conflicts", 0, &v, err)))
+		return rc;
+	return dec_id_list(v, "conflicts", &a->n_conflicts, &a->conflicts, err);
 }
 
 int ags_wire_ack_decode(const uint8_t *json, size_t len, size_t max_errors, ags_wire_ack *out,
@@ -594,6 +659,7 @@ void ags_wire_ack_free(ags_wire_ack *a)
 	if (!a)
 		return;
 	free(a->errors);
+	free(a->conflicts);
 	yyjson_doc_free(a->doc);
 	memset(a, 0, sizeof(*a));
 }
@@ -692,14 +758,25 @@ void ags_wire_auth_free(ags_wire_auth *a)
 int ags_wire_vclock_encode(uint8_t type, const char *const *agents, const uint64_t *counters,
                            size_t n, ags_frame_buf *out, ags_error *err)
 {
+	ags_wire_vclock v;
+	memset(&v, 0, sizeof(v));
+	v.n = n;
+	v.agents = (const char **)(uintptr_t)agents;
+	v.counters = (uint64_t *)(uintptr_t)counters;
+	return ags_wire_vclock_encode_ex(type, &v, out, err);
+}
+
+int ags_wire_vclock_encode_ex(uint8_t type, const ags_wire_vclock *v, ags_frame_buf *out,
+                              ags_error *err)
+{
 	char path[64];
 	int rc;
 
-	if (!out || (n > 0 && (!agents || !counters)))
+	if (!out || !v || (v->n > 0 && (!v->agents || !v->counters)))
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "NULL argument");
 	if (type != AGS_FRAME_PULL && type != AGS_FRAME_PULL_DONE)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "type must be PULL or PULL_DONE");
-	if (n > AGS_WIRE_VCLOCK_MAX)
+	if (v->n > AGS_WIRE_VCLOCK_MAX)
 		return ags_error_set(err, AGS_ERR_INVALID, "vectorClock", "at most %d entries",
 		                     AGS_WIRE_VCLOCK_MAX);
 	yyjson_mut_val *root, *obj;
@@ -708,21 +785,30 @@ int ags_wire_vclock_encode(uint8_t type, const char *const *agents, const uint64
 		yyjson_mut_doc_free(doc);
 		return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < v->n; i++) {
+		const char *agent = v->agents[i];
 		snprintf(path, sizeof(path), "vectorClock[%zu]", i);
-		if ((rc = enc_str(agents[i], path, 1, AGS_WIRE_NODE_MAX, STR_NO_CTL, err)))
+		if ((rc = enc_str(agent, path, 1, AGS_WIRE_NODE_MAX, STR_NO_CTL, err)))
 			goto fail;
 		/* yyjson's object lookup is by content, so this finds an earlier equal key. */
-		if (yyjson_mut_obj_get(obj, agents[i])) {
+		if (yyjson_mut_obj_get(obj, agent)) {
 			rc = ags_error_set(err, AGS_ERR_INVALID, path,
-			                   "agent \"%s\" is given twice", agents[i]);
+			                   "agent \"%s\" is given twice", agent);
 			goto fail;
 		}
-		if (!yyjson_mut_obj_add_uint(doc, obj, agents[i], counters[i])) {
+		if (!yyjson_mut_obj_add_uint(doc, obj, agent, v->counters[i])) {
 			rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
 			goto fail;
 		}
 	}
+	if (v->has_conflict_seq &&
+	    !yyjson_mut_obj_add_uint(doc, root, "conflictSeq", v->conflict_seq)) {
+		rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
+	if (v->n_conflicts &&
+	    (rc = add_id_list(doc, root, "conflicts", v->conflicts, v->n_conflicts, err)))
+		goto fail;
 	return emit(doc, type, out, err);
 fail:
 	yyjson_mut_doc_free(doc);
@@ -775,7 +861,17 @@ static int vclock_fields(yyjson_val *root, ags_wire_vclock *vc, ags_error *err)
 			return rc;
 		vc->n = i + 1;
 	}
-	return 0;
+	yyjson_val *v;
+	if ((rc = member(root, NULL, "conflictSeq", 0, &v, err)))
+		return rc;
+	if (v) {
+		if ((rc = dec_u64(v, "conflictSeq", 0, UINT64_MAX, &vc->conflict_seq, err)))
+			return rc;
+		vc->has_conflict_seq = 1;
+	}
+	if ((rc = member(root, NULL, "conflicts", 0, &v, err)))
+		return rc;
+	return dec_id_list(v, "conflicts", &vc->n_conflicts, &vc->conflicts, err);
 }
 
 int ags_wire_vclock_decode(const uint8_t *json, size_t len, ags_wire_vclock *out, ags_error *err)
@@ -798,6 +894,7 @@ void ags_wire_vclock_free(ags_wire_vclock *v)
 		return;
 	free(v->agents);
 	free(v->counters);
+	free(v->conflicts);
 	yyjson_doc_free(v->doc);
 	memset(v, 0, sizeof(*v));
 }

@@ -41,6 +41,7 @@
 #define AGS_WIRE_TOKEN_MAX       8192     /* AUTH token */
 #define AGS_WIRE_VCLOCK_MAX      4096     /* entries in a vector clock */
 #define AGS_WIRE_INSTANCE_MAX    64       /* HELLO instance */
+#define AGS_WIRE_CONFLICTS_MAX   10000    /* ids in ACK / PULL_DONE "conflicts" */
 /* Largest QUIC varint, the bound of an application error code. */
 #define AGS_WIRE_APP_CODE_MAX ((UINT64_C(1) << 62) - 1)
 
@@ -108,6 +109,11 @@ typedef struct ags_wire_ack {
 	uint64_t seq;            /* the receiver's store sequence after applying */
 	size_t n_errors;         /* set by decode */
 	ags_wire_ack_error *errors; /* set by decode: owned array, strings in doc */
+	/* Optional "conflicts": ids of entries of the batch that conflicted with the
+	 * receiver's version (hub protocol). Encode: given by the caller (omitted when
+	 * 0); decode: owned array, strings in doc. */
+	size_t n_conflicts;
+	const char **conflicts;
 	yyjson_doc *doc;
 } ags_wire_ack;
 
@@ -177,6 +183,14 @@ typedef struct ags_wire_vclock {
 	size_t n;
 	const char **agents; /* set by decode: owned array, strings in doc */
 	uint64_t *counters;  /* set by decode: owned array */
+	/* Optional "conflictSeq": where the agent's view of the hub's conflicts
+	 * stands (PULL) / up to which conflict this answer reports (PULL_DONE). */
+	int has_conflict_seq;
+	uint64_t conflict_seq;
+	/* Optional "conflicts" (PULL_DONE): ids of records with conflicts that
+	 * involve the agent, at most AGS_WIRE_CONFLICTS_MAX. Decode: owned array. */
+	size_t n_conflicts;
+	const char **conflicts;
 	yyjson_doc *doc;
 } ags_wire_vclock;
 
@@ -187,6 +201,15 @@ typedef struct ags_wire_vclock {
  */
 int ags_wire_vclock_encode(uint8_t type, const char *const *agents, const uint64_t *counters,
                            size_t n, ags_frame_buf *out, ags_error *err);
+
+/*
+ * ags_wire_vclock_encode with the optional members of `v` (its agents,
+ * counters, n, conflict_seq if has_conflict_seq, conflicts; doc ignored).
+ * Errors: as ags_wire_vclock_encode (AGS_ERR_INVALID also for a bad or
+ * over-long conflicts list).
+ */
+int ags_wire_vclock_encode_ex(uint8_t type, const ags_wire_vclock *v, ags_frame_buf *out,
+                              ags_error *err);
 
 /*
  * Decodes a PULL or PULL_DONE payload. On success *out owns its arrays

@@ -734,6 +734,8 @@ static void entries_of_unknown_shape_are_refused(void **state)
 	    {"[{\"p\":[]}]", 1, AGS_ERR_PROTO, "entries[0].p"},
 	    {"[{\"p\":\"{}\"}]", 1, AGS_ERR_PROTO, "entries[0].p"},
 	    {"[{\"p\":{},\"nr\":1}]", 1, AGS_ERR_PROTO, "entries[0].nr"},
+	    {"[{\"p\":{},\"vc\":[]}]", 1, AGS_ERR_PROTO, "entries[0].vc"},
+	    {"[{\"p\":{},\"vc\":{},\"vc\":{}}]", 1, AGS_ERR_PROTO, "entries[0].vc"},
 	    {"[{\"p\":{},\"p\":{}}]", 1, AGS_ERR_PROTO, "entries[0].p"},
 	    {"[{\"d\":\"x\"}]", 1, AGS_ERR_PROTO, "entries[0].d"},
 	    {"[{\"p\":{}},{\"d\":{\"id\":\"\",\"version\":1,\"timestamp\":0}}]", 2, AGS_ERR_PROTO,
@@ -932,6 +934,37 @@ static void encoder_is_reusable(void **state)
 	ags_batch_encoder_del(e);
 }
 
+static void record_clocks_travel_with_entries(void **state)
+{
+	(void)state;
+	ags_batch_encoder *e = new_encoder(NULL);
+	const uint8_t *frame;
+	size_t flen, n;
+	ags_batch b;
+	ags_batch_encoder_begin(e);
+	char *p = pattern_json("v1", 1, "clock", &n);
+	const char *vc = "{\"agent-1\":3,\"agent-2\":1}";
+	assert_int_equal(ags_batch_encoder_add_put_vc(e, p, n, 1, vc, strlen(vc)), 0);
+	assert_int_equal(ags_batch_encoder_add_del_vc(e, "gone", 2, 5, 0, vc, strlen(vc)), 0);
+	assert_int_equal(ags_batch_encoder_add_put_vc(e, p, n, 0, NULL, 0), 0);
+	assert_int_equal(ags_batch_encoder_add_put_vc(e, p, n, 0, "[1]", 3), AGS_ERR_INVALID);
+	free(p);
+	assert_int_equal(
+	    ags_batch_encoder_finish(e, 1, 0, 0, SOURCE, AGS_CODEC_ZSTD, &frame, &flen, NULL), 0);
+	assert_int_equal(decode_frame(frame, flen, NULL, &b, NULL), 0);
+	assert_int_equal(b.n_entries, 3);
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(b.entries[i].vc);
+		assert_true(yyjson_is_obj(b.entries[i].vc));
+		assert_int_equal(yyjson_get_uint(yyjson_obj_get(b.entries[i].vc, "agent-1")), 3);
+	}
+	assert_true(b.entries[0].no_relay);
+	assert_int_equal(b.entries[1].kind, AGS_BATCH_DEL);
+	assert_null(b.entries[2].vc);
+	ags_batch_free(&b);
+	ags_batch_encoder_del(e);
+}
+
 static void codec_names(void **state)
 {
 	(void)state;
@@ -960,6 +993,7 @@ int main(void)
 	    cmocka_unit_test(header_fields_are_checked),
 	    cmocka_unit_test(encoder_limits_and_misuse),
 	    cmocka_unit_test(encoder_is_reusable),
+	    cmocka_unit_test(record_clocks_travel_with_entries),
 	    cmocka_unit_test(codec_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1030,6 +1030,128 @@ static void large_batch_is_one_transaction(void **state)
 	free(p);
 }
 
+/* Applies one change with a record clock (`vc` JSON, or writer/tick), consuming it. */
+static int apply_vc(ags_store *s, ags_pattern *p, const char *origin, const char *vc,
+                    const char *writer, uint64_t tick, ags_apply_info *info)
+{
+	const ags_pattern *pp = p;
+	ags_change_meta m = {origin, NULL};
+	ags_change_clock ck = {.vc = vc, .writer = writer, .tick = tick};
+	ags_apply_result r;
+	ags_error err;
+	int rc = ags_store_apply_batch_kv(s, &pp, &m, &ck, 1, NULL, 0, &r, info, &err);
+	ags_pattern_del(p);
+	if (rc)
+		fail_msg("apply: %s", err.message);
+	return r.outcome;
+}
+
+static int list_one(void *ud, const ags_conflict_info *c)
+{
+	ags_conflict_info *out = ud;
+	*out = *c;
+	/* Only the scalar fields outlive the call. */
+	out->id = NULL;
+	out->winner_checksum = out->winner_origin = out->loser_checksum = out->loser_origin = NULL;
+	out->loser_vc = NULL;
+	assert_non_null(c->loser);
+	assert_string_equal(ags_pattern_id(c->loser), "r");
+	return 0;
+}
+
+static void record_clocks_detect_concurrent_writes(void **state)
+{
+	fx *f = *state;
+	ags_apply_info info;
+	ags_record_head h;
+	char *vc = NULL;
+	/* A local write: the writer's tick makes the record clock. */
+	assert_int_equal(apply_vc(f->s, mk("r", 1, 10, "1"), NULL, NULL, "a", 4, &info),
+	                 AGS_APPLY_INSERTED);
+	assert_false(info.conflict);
+	assert_int_equal(ags_store_head_vc(f->s, "r", &h, &vc), 0);
+	assert_string_equal(vc, "{\"a\":4}");
+	free(vc);
+	/* A later local write by b follows what is stored. */
+	assert_int_equal(apply_vc(f->s, mk("r", 2, 20, "2"), NULL, NULL, "b", 1, &info),
+	                 AGS_APPLY_UPDATED);
+	assert_false(info.conflict);
+	assert_int_equal(ags_store_head_vc(f->s, "r", &h, &vc), 0);
+	assert_string_equal(vc, "{\"a\":4,\"b\":1}");
+	free(vc);
+	/* A received change that saw only a's write is concurrent: a conflict, though its
+	 * version is higher and so it wins. The stored version is kept as the loser. */
+	assert_int_equal(
+	    apply_vc(f->s, mk("r", 3, 5, "3"), "peer-c", "{\"a\":4,\"c\":1}", NULL, 0, &info),
+	    AGS_APPLY_UPDATED);
+	assert_true(info.conflict);
+	uint64_t n = 0, max = 0;
+	assert_int_equal(ags_store_conflict_count(f->s, &n, &max), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(max, info.conflict_seq);
+	ags_conflict_info c;
+	assert_int_equal(ags_store_conflicts(f->s, 0, NULL, 0, list_one, &c), 0);
+	assert_int_equal(c.loser_version, 2);
+	assert_int_equal(c.winner_version, 3);
+	/* One that follows the stored clock is no conflict; a duplicate neither. */
+	assert_int_equal(
+	    apply_vc(f->s, mk("r", 4, 5, "4"), "peer-c", "{\"a\":4,\"c\":2}", NULL, 0, &info),
+	    AGS_APPLY_UPDATED);
+	assert_false(info.conflict);
+	assert_int_equal(apply_vc(f->s, mk("r", 4, 5, "4"), "peer-d", "{\"d\":1}", NULL, 0, &info),
+	                 AGS_APPLY_DUPLICATE);
+	assert_false(info.conflict);
+	/* Concurrent and older: stale, still a conflict, the incoming one is the loser. */
+	assert_int_equal(
+	    apply_vc(f->s, mk("r", 1, 5, "\"old\""), "peer-d", "{\"d\":1}", NULL, 0, &info),
+	    AGS_APPLY_STALE);
+	assert_true(info.conflict);
+	/* Listing by origin: peer-d is in one, peer-c in one (winner), nobody else. */
+	n = 0;
+	assert_int_equal(ags_store_conflicts(f->s, 0, "peer-d", 0, list_one, &c), 0);
+	assert_int_equal(c.loser_version, 1);
+	assert_int_equal(ags_store_conflict_count(f->s, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	/* Without clocks, same version and other content is a conflict as before. */
+	assert_int_equal(apply1(f->s, mk("s", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply_vc(f->s, mk("s", 1, 2, "2"), NULL, NULL, NULL, 0, &info),
+	                 AGS_APPLY_CONFLICT_WON);
+	assert_true(info.conflict);
+}
+
+static void version_1_store_is_migrated(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(apply1(f->s, mk("old", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	ags_store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "ALTER TABLE patterns DROP COLUMN vc; DROP TABLE conflicts;"
+	                              " PRAGMA user_version = 1",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	f->s = open_at(f->path);
+	ags_pattern *p = NULL;
+	assert_int_equal(ags_store_get(f->s, "old", &p), 0);
+	ags_pattern_del(p);
+	ags_apply_info info;
+	assert_int_equal(apply_vc(f->s, mk("old", 2, 1, "2"), "x", "{\"x\":1}", NULL, 0, &info),
+	                 AGS_APPLY_UPDATED);
+	uint64_t n = 1;
+	assert_int_equal(ags_store_conflict_count(f->s, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), AGS_STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1060,6 +1182,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(failed_batch_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refused_apply_fails_cleanly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(large_batch_is_one_transaction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(record_clocks_detect_concurrent_writes, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(version_1_store_is_migrated, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ struct side {
 	ags_sync_host host;
 	ags_sync *sync;
 	ags_frame_buf out; /* frames sent, not yet delivered */
-	int received, conflicts, completed, failed, changed;
+	int received, conflicts, completed, failed, changed, pulled;
 	char last_failed[256];
 };
 
@@ -66,6 +66,12 @@ static void h_changed(void *ud, void *sud)
 	((struct side *)ud)->changed++;
 }
 
+static void h_pulled(void *ud, void *sud)
+{
+	(void)sud;
+	((struct side *)ud)->pulled++;
+}
+
 static const char *types_wanted[] = {"coverage_gap"};
 
 static void side_init(struct side *s, const char *dir, const char *id, int filter)
@@ -97,6 +103,7 @@ static void side_init(struct side *s, const char *dir, const char *id, int filte
 	h->send = h_send;
 	h->event = h_event;
 	h->changed = h_changed;
+	h->pulled = h_pulled;
 }
 
 static void side_connect(struct side *s, const char *peer)
@@ -533,6 +540,184 @@ static void hello_must_name_the_certificate_id(void **state)
 	ags_frame_buf_free(&fb);
 }
 
+/* ---- the hub protocol ---- */
+
+/* Writes `n` patterns as local writes of `writer` at counter `tick` (record clocks). */
+static void put_ticked(struct side *s, const char *prefix, int n, int64_t version,
+                       const char *writer, uint64_t tick)
+{
+	for (int i = 0; i < n; i++) {
+		char id[64];
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		ags_pattern *p = pat(id, version, "test_execution", 0);
+		ags_change_clock ck = {.writer = writer, .tick = tick};
+		const ags_pattern *pp = p;
+		assert_int_equal(ags_store_apply_batch_kv(s->store, &pp, NULL, &ck, 1, NULL, 0,
+		                                          NULL, NULL, NULL),
+		                 0);
+		ags_pattern_del(p);
+	}
+}
+
+/* Drops the first frame of what `s` sent (an AUTH the hub layer reads itself). */
+static void drop_first_frame(struct side *s)
+{
+	assert_true(s->out.len >= AGS_FRAME_HEADER_LEN);
+	assert_int_equal(s->out.data[0], AGS_FRAME_AUTH);
+	size_t len =
+	    AGS_FRAME_HEADER_LEN + ((size_t)s->out.data[4] << 24 | (size_t)s->out.data[5] << 16 |
+	                            (size_t)s->out.data[6] << 8 | s->out.data[7]);
+	memmove(s->out.data, s->out.data + len, s->out.len - len);
+	s->out.len -= len;
+}
+
+static void hub_sends_after_pull_and_answers_with_pull_done(void **state)
+{
+	struct env *e = *state;
+	ags_vclock *ca = NULL, *cb = NULL;
+	assert_int_equal(ags_vclock_new(&ca), 0);
+	assert_int_equal(ags_vclock_new(&cb), 0);
+	e->a.host.clock = ca; /* a: the agent */
+	e->b.host.clock = cb; /* b: the hub's tenant */
+	put_ticked(&e->b, "h", 120, 1, "other-agent", 7);
+	put_ticked(&e->a, "mine", 5, 1, "a", 1);
+	ags_sync_opts up = {.role = AGS_SYNC_ROLE_UPSTREAM, .token = "x.y.z"};
+	ags_sync_opts hub = {.role = AGS_SYNC_ROLE_HUB};
+	assert_int_equal(ags_sync_new_ex(&e->a.host, "b", &up, &e->a, &e->a.sync), 0);
+	drop_first_frame(&e->a);
+	assert_int_equal(ags_sync_new_ex(&e->b.host, "a", &hub, &e->b, &e->b.sync), 0);
+	settle(&e->a, &e->b);
+	/* The agent pushed; the hub sent nothing before the agent's PULL. */
+	assert_int_equal(e->b.received, 5);
+	assert_int_equal(e->a.received, 0);
+	assert_true(ags_sync_push_idle(e->a.sync));
+	uint64_t v = 0;
+	assert_int_equal(ags_vclock_get(cb, "a", &v), 0);
+	assert_int_equal(v, 1); /* the hub merged the record clocks it applied */
+	assert_int_equal(ags_sync_pull(e->b.sync), AGS_ERR_STATE); /* only agents pull */
+	assert_int_equal(ags_sync_pull(e->a.sync), 0);
+	settle(&e->a, &e->b);
+	assert_int_equal(e->a.received, 120);
+	assert_int_equal(e->a.pulled, 1);
+	/* PULL_DONE carried the hub's clock: merged into the agent's. */
+	assert_int_equal(ags_vclock_get(ca, "other-agent", &v), 0);
+	assert_int_equal(v, 7);
+	char *saved = NULL;
+	ags_record_head h;
+	assert_int_equal(ags_store_head_vc(e->a.store, "h-3", &h, &saved), 0);
+	assert_string_equal(saved, "{\"other-agent\":7}");
+	free(saved);
+	assert_same_store(&e->a, &e->b);
+	/* Live from now on: a new change reaches the agent without another PULL. */
+	put_ticked(&e->b, "late", 1, 1, "other-agent", 8);
+	settle(&e->a, &e->b);
+	assert_int_equal(e->a.received, 121);
+	assert_int_equal(e->a.pulled, 1);
+	/* A second AUTH on the hub's session is refused. */
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	assert_int_equal(ags_wire_auth_encode("x.y.z", &fb, NULL), 0);
+	uint64_t code = 0;
+	char reason[256] = "";
+	assert_int_equal(
+	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)),
+	    AGS_ERR_AUTH);
+	assert_int_equal(code, AGS_APP_AUTH_FAILED);
+	assert_non_null(strstr(reason, "second AUTH"));
+	ags_frame_buf_free(&fb);
+	ags_sync_del(e->a.sync);
+	ags_sync_del(e->b.sync);
+	e->a.sync = e->b.sync = NULL;
+	e->a.host.clock = e->b.host.clock = NULL;
+	ags_vclock_del(ca);
+	ags_vclock_del(cb);
+}
+
+static void bad_record_clock_refuses_its_entry(void **state)
+{
+	struct env *e = *state;
+	connect_b_only(e);
+	ags_batch_encoder *enc = NULL;
+	assert_int_equal(ags_batch_encoder_new(NULL, &enc), 0);
+	ags_batch_encoder_begin(enc);
+	const char *vcs[] = {"{\"a\":1}", "{\"a\":-1}", "{\"\":1}", "{}"};
+	for (int i = 0; i < 4; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "v%d", i);
+		ags_pattern *p = pat(id, 1, "test_execution", 0);
+		size_t len;
+		const char *j = ags_pattern_json(p, &len);
+		assert_int_equal(
+		    ags_batch_encoder_add_put_vc(enc, j, len, 0, vcs[i], strlen(vcs[i])), 0);
+		ags_pattern_del(p);
+	}
+	const uint8_t *f;
+	size_t flen;
+	assert_int_equal(
+	    ags_batch_encoder_finish(enc, 9, 1, 0, "a", AGS_CODEC_NONE, &f, &flen, NULL), 0);
+	uint64_t code;
+	char reason[256];
+	assert_int_equal(ags_sync_on_data(e->b.sync, f, flen, &code, reason, sizeof(reason)), 0);
+	ags_batch_encoder_del(enc);
+	ags_wire_ack ack;
+	last_ack(e, &ack);
+	assert_false(ack.success);
+	assert_true(ack.applied == 2);
+	assert_int_equal(ack.n_errors, 2);
+	assert_string_equal(ack.errors[0].pattern_id, "v1");
+	assert_non_null(strstr(ack.errors[0].error, "vc"));
+	assert_string_equal(ack.errors[1].pattern_id, "v2");
+	ags_wire_ack_free(&ack);
+	/* The good clock is stored with its record; {} means none. */
+	char *vc = NULL;
+	ags_record_head h;
+	assert_int_equal(ags_store_head_vc(e->b.store, "v0", &h, &vc), 0);
+	assert_string_equal(vc, "{\"a\":1}");
+	free(vc);
+	assert_int_equal(ags_store_head_vc(e->b.store, "v3", &h, &vc), 0);
+	assert_null(vc);
+}
+
+static int count_conflict(void *ud, const ags_conflict_info *c)
+{
+	int *n = ud;
+	(*n)++;
+	assert_string_equal(c->id, "x-0");
+	return 0;
+}
+
+static void concurrent_record_clocks_are_conflicts(void **state)
+{
+	struct env *e = *state;
+	/* Both sides had x-0 from writer w at 1, then each updated it without the other:
+	 * versions 2 and 3, so no same-version tie, yet the clocks are concurrent. */
+	put_ticked(&e->a, "x", 1, 1, "w", 1);
+	put_ticked(&e->b, "x", 1, 1, "w", 1);
+	put_ticked(&e->a, "x", 1, 2, "a", 1);
+	put_ticked(&e->b, "x", 1, 3, "b", 1);
+	/* And y-0: b's update follows a's write (b saw it), so it is no conflict. */
+	put_ticked(&e->a, "y", 1, 1, "a", 2);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	put_ticked(&e->b, "y", 1, 2, "b", 2);
+	settle(&e->a, &e->b);
+	assert_same_store(&e->a, &e->b);
+	assert_int_equal(e->a.conflicts, 1);
+	assert_int_equal(e->b.conflicts, 1);
+	int n = 0;
+	assert_int_equal(ags_store_conflicts(e->a.store, 0, NULL, 0, count_conflict, &n), 0);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(ags_store_conflicts(e->b.store, 0, NULL, 0, count_conflict, &n), 0);
+	assert_int_equal(n, 1);
+	/* Version 3 wins everywhere; each side keeps the loser. */
+	ags_pattern *p = NULL;
+	assert_int_equal(ags_store_get(e->a.store, "x-0", &p), 0);
+	assert_int_equal(ags_pattern_version(p), 3);
+	ags_pattern_del(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +734,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(wrong_checksum_is_refused_whole, setup, teardown),
 	    cmocka_unit_test_setup_teardown(framing_violations_close_with_a_code, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hello_must_name_the_certificate_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(hub_sends_after_pull_and_answers_with_pull_done, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(concurrent_record_clocks_are_conflicts, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(bad_record_clock_refuses_its_entry, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

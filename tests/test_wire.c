@@ -586,6 +586,98 @@ static void vector_clock_round_trip_and_validation(void **state)
 	free(big);
 }
 
+static void hub_optional_members_round_trip(void **state)
+{
+	(void)state;
+	ags_frame_buf b;
+	ags_error err;
+	size_t len;
+	ags_frame_buf_init(&b, 0);
+
+	/* ACK "conflicts". */
+	const char *ids[] = {"rec-1", "ключ"};
+	ags_wire_ack a = {.request_id = 5,
+	                  .success = 1,
+	                  .received_count = 2,
+	                  .applied = 1,
+	                  .seq = 9,
+	                  .n_conflicts = 2,
+	                  .conflicts = ids};
+	ags_wire_ack d;
+	assert_int_equal(ags_wire_ack_encode(&a, NULL, 0, &b, &err), 0);
+	const uint8_t *p = only_frame(&b, AGS_FRAME_ACK, &len);
+	assert_int_equal(ags_wire_ack_decode(p, len, 0, &d, &err), 0);
+	assert_int_equal(d.n_conflicts, 2);
+	assert_string_equal(d.conflicts[0], "rec-1");
+	assert_string_equal(d.conflicts[1], "ключ");
+	ags_wire_ack_free(&d);
+	const char *bad_ids[] = {""};
+	a.conflicts = bad_ids;
+	a.n_conflicts = 1;
+	ags_frame_buf_reset(&b);
+	assert_int_equal(ags_wire_ack_encode(&a, NULL, 0, &b, &err), AGS_ERR_INVALID);
+	assert_string_equal(err.field, "conflicts[0]");
+
+	/* PULL_DONE "conflictSeq" and "conflicts". */
+	const char *agents[] = {"a1", "a2"};
+	uint64_t counters[] = {3, 4};
+	ags_wire_vclock v = {.n = 2,
+	                     .agents = agents,
+	                     .counters = counters,
+	                     .has_conflict_seq = 1,
+	                     .conflict_seq = 77,
+	                     .n_conflicts = 2,
+	                     .conflicts = ids};
+	ags_wire_vclock dv;
+	ags_frame_buf_reset(&b);
+	assert_int_equal(ags_wire_vclock_encode_ex(AGS_FRAME_PULL_DONE, &v, &b, &err), 0);
+	p = only_frame(&b, AGS_FRAME_PULL_DONE, &len);
+	assert_int_equal(ags_wire_vclock_decode(p, len, &dv, &err), 0);
+	assert_int_equal(dv.n, 2);
+	assert_true(dv.has_conflict_seq);
+	assert_int_equal(dv.conflict_seq, 77);
+	assert_int_equal(dv.n_conflicts, 2);
+	assert_string_equal(dv.conflicts[1], "ключ");
+	ags_wire_vclock_free(&dv);
+	/* Absent, they stay absent. */
+	ags_frame_buf_reset(&b);
+	assert_int_equal(ags_wire_vclock_encode(AGS_FRAME_PULL, agents, counters, 2, &b, &err), 0);
+	p = only_frame(&b, AGS_FRAME_PULL, &len);
+	assert_int_equal(ags_wire_vclock_decode(p, len, &dv, &err), 0);
+	assert_false(dv.has_conflict_seq);
+	assert_int_equal(dv.n_conflicts, 0);
+	ags_wire_vclock_free(&dv);
+	ags_frame_buf_free(&b);
+
+	static const struct {
+		const char *json;
+		int rc;
+		const char *field;
+	} cases[] = {
+	    {"{\"vectorClock\":{},\"conflictSeq\":-1}", AGS_ERR_PROTO, "conflictSeq"},
+	    {"{\"vectorClock\":{},\"conflictSeq\":1,\"conflictSeq\":2}", AGS_ERR_PROTO,
+	     "conflictSeq"},
+	    {"{\"vectorClock\":{},\"conflicts\":{}}", AGS_ERR_PROTO, "conflicts"},
+	    {"{\"vectorClock\":{},\"conflicts\":[1]}", AGS_ERR_PROTO, "conflicts[0]"},
+	    {"{\"vectorClock\":{},\"conflicts\":[\"\"]}", AGS_ERR_PROTO, "conflicts[0]"},
+	    {"{\"vectorClock\":{},\"conflicts\":[\"a\"],\"conflictSeq\":0}", 0, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = ags_wire_vclock_decode((const uint8_t *)cases[i].json,
+		                                strlen(cases[i].json), &dv, &err);
+		assert_int_equal(rc, cases[i].rc);
+		if (rc)
+			assert_string_equal(err.field, cases[i].field);
+		ags_wire_vclock_free(&dv);
+	}
+	const char *ack_bad = "{\"requestId\":1,\"success\":true,\"receivedCount\":1,"
+	                      "\"applied\":1,\"errors\":[],\"seq\":1,\"conflicts\":\"x\"}";
+	assert_int_equal(
+	    ags_wire_ack_decode((const uint8_t *)ack_bad, strlen(ack_bad), 0, &d, &err),
+	    AGS_ERR_PROTO);
+	assert_string_equal(err.field, "conflicts");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +691,7 @@ int main(void)
 	    cmocka_unit_test(error_round_trip_and_validation),
 	    cmocka_unit_test(auth_round_trip_and_validation),
 	    cmocka_unit_test(vector_clock_round_trip_and_validation),
+	    cmocka_unit_test(hub_optional_members_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

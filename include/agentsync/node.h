@@ -72,7 +72,7 @@ typedef struct ags_node_config {
 		double backoff_multiplier; /* default 2 */
 	} retry;
 
-	uint32_t health_interval_ms;  /* default 30000 */
+	uint32_t health_interval_ms;   /* default 30000 */
 	uint32_t degrade_after_errors; /* default 5 */
 	uint32_t idle_timeout_ms;      /* default 30000 */
 	uint32_t keepalive_ms;         /* default 10000 */
@@ -89,12 +89,53 @@ typedef struct ags_node_config {
 	const char *const *filter_tags;
 	size_t n_filter_tags;
 
-	size_t max_pattern_bytes; /* default AGS_PATTERN_MAX_BYTES_DEFAULT */
-	size_t max_frame_bytes;   /* default 16 MiB */
-	int fsync_full;           /* store durability, see ags_store_opts */
+	size_t max_pattern_bytes;   /* default AGS_PATTERN_MAX_BYTES_DEFAULT */
+	size_t max_frame_bytes;     /* default 16 MiB */
+	int fsync_full;             /* store durability, see ags_store_opts */
 	uint32_t sweep_interval_ms; /* expiry sweep; default 60000 */
 
 	unsigned test_drop_permille; /* TEST ONLY: drop this many per mille of received datagrams */
+
+	/*
+	 * Federation hub (seed 004; docs/parts/hub.md). With `enabled`, the node
+	 * serves agents: each connects with mutual TLS (any certificate the CA
+	 * vouches for; agents may share one), sends AUTH {token} first, and is
+	 * bound to the token's tenant for the life of the connection. Each tenant
+	 * has its own store (dataDir/tenants/<tenant>/store.db); the node's own
+	 * store is the one of `tenant`. Strings and the secret are copied.
+	 */
+	struct {
+		int enabled;
+		/* Allowed JWT algorithms ("HS256", "RS256", "ES256"); NULL/0: every
+		 * algorithm a key is configured for. */
+		const char *const *algorithms;
+		size_t n_algorithms;
+		const uint8_t *hs256_secret; /* HS256 secret, at least 32 bytes, or NULL */
+		size_t hs256_secret_len;
+		const char
+		    *hs256_secret_file; /* or a file holding it (one final newline dropped) */
+		const char *rs256_public_key_file; /* PEM RSA public key (>= 2048 bits), or NULL */
+		const char *es256_public_key_file; /* PEM EC P-256 public key, or NULL */
+		const char *issuer;                /* required "iss", or NULL: not checked */
+		const char *audience;              /* required in "aud", or NULL: not checked */
+		int64_t skew_s;                    /* exp/nbf skew; 0: 30 s; negative: none */
+		uint32_t max_agents;               /* agent connections at once; default 10000 */
+		uint32_t max_tenants;              /* tenants with an open store; default 1000 */
+		/*
+		 * Keep a hub as this node's upstream (any node, hub or not): the node
+		 * dials it, sends AUTH {token} and HELLO, pushes its log, pulls
+		 * everything it lacks, then stays connected, pushing and receiving
+		 * live; it redials with the retry schedule. The token's sub must be
+		 * node_id and its tenant `tenant`; node_id may then be any valid sub
+		 * (1-256 bytes of [A-Za-z0-9._:@-]).
+		 */
+		struct {
+			const char *endpoint; /* "quic://host:port" (port default 4433), or NULL */
+			const char *token;    /* the JWT */
+			const char
+			    *hub_id; /* the hub certificate's id, or NULL: any the CA vouches for */
+		} upstream;
+	} hub;
 } ags_node_config;
 
 #define AGS_NODE_CONFIG_VERSION 1
@@ -104,16 +145,16 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg);
 
 /* Event types, with seed 000's names (ags_event_name). */
 typedef enum ags_event_type {
-	AGS_EV_PEER_CONNECTED = 1,     /* "peer:connected" {peer_id, address} */
-	AGS_EV_PEER_DISCONNECTED,      /* "peer:disconnected" {peer_id, error} */
-	AGS_EV_PEER_ERROR,             /* "peer:error" {peer_id, error} */
-	AGS_EV_PEER_HEALTH_DEGRADED,   /* "peer:health:degraded" {peer_id, state} */
-	AGS_EV_PEER_HEALTH_RECOVERED,  /* "peer:health:recovered" {peer_id, state} */
-	AGS_EV_SYNC_COMPLETED,         /* "sync:completed" {peer_id, pattern_count, latency_ms} */
-	AGS_EV_SYNC_FAILED,            /* "sync:failed" {peer_id, pattern_id, error} */
-	AGS_EV_PATTERN_RECEIVED,       /* "pattern:received" {pattern, source_id} */
-	AGS_EV_CONNECTION_REFUSED,     /* "connection:refused" {address, error} */
-	AGS_EV_PATTERN_CONFLICT,       /* "pattern:conflict" {pattern, source_id, error} */
+	AGS_EV_PEER_CONNECTED = 1,    /* "peer:connected" {peer_id, address} */
+	AGS_EV_PEER_DISCONNECTED,     /* "peer:disconnected" {peer_id, error} */
+	AGS_EV_PEER_ERROR,            /* "peer:error" {peer_id, error} */
+	AGS_EV_PEER_HEALTH_DEGRADED,  /* "peer:health:degraded" {peer_id, state} */
+	AGS_EV_PEER_HEALTH_RECOVERED, /* "peer:health:recovered" {peer_id, state} */
+	AGS_EV_SYNC_COMPLETED,        /* "sync:completed" {peer_id, pattern_count, latency_ms} */
+	AGS_EV_SYNC_FAILED,           /* "sync:failed" {peer_id, pattern_id, error} */
+	AGS_EV_PATTERN_RECEIVED,      /* "pattern:received" {pattern, source_id} */
+	AGS_EV_CONNECTION_REFUSED,    /* "connection:refused" {address, error} */
+	AGS_EV_PATTERN_CONFLICT,      /* "pattern:conflict" {pattern, source_id, error} */
 } ags_event_type;
 
 /* An event. Pointers are valid only during the callback. */
@@ -129,6 +170,7 @@ typedef struct ags_event {
 	const char *source_id;      /* node the pattern came from, or NULL */
 	uint32_t pattern_count;
 	double latency_ms;
+	const char *tenant; /* hub mode: the tenant the event belongs to, or NULL */
 } ags_event;
 
 /* Returns seed 000's name of an event type ("peer:connected", ...). */
@@ -151,7 +193,7 @@ typedef struct ags_node_callbacks {
  * Errors: AGS_ERR_INVALID, AGS_ERR_CONFIG (err names the field), AGS_ERR_NOMEM.
  */
 AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks *cb,
-			    void *user_data, ags_node **out, ags_error *err);
+                            void *user_data, ags_node **out, ags_error *err);
 
 /*
  * Opens the store, loads TLS credentials, binds the UDP socket, starts the
@@ -183,7 +225,7 @@ AGS_EXPORT const char *ags_node_id(ags_node *node);
  * Errors: AGS_ERR_INVALID, AGS_ERR_EXISTS (already a peer), AGS_ERR_STATE.
  */
 AGS_EXPORT int ags_node_connect_peer(ags_node *node, const char *address, uint16_t port,
-				     const char *id);
+                                     const char *id);
 
 /* Closes the connection to peer `id` and forgets it. Errors: AGS_ERR_NOT_FOUND. */
 AGS_EXPORT int ags_node_disconnect_peer(ags_node *node, const char *id);
@@ -196,19 +238,19 @@ AGS_EXPORT int ags_node_disconnect_peer(ags_node *node, const char *id);
  * Errors: AGS_ERR_STATE (not started), AGS_ERR_STORE, AGS_ERR_INVALID.
  */
 AGS_EXPORT int ags_node_sync_pattern(ags_node *node, const ags_pattern *p,
-				     const char *const *peer_ids, size_t n_peer_ids,
-				     ags_apply_result *res, ags_error *err);
+                                     const char *const *peer_ids, size_t n_peer_ids,
+                                     ags_apply_result *res, ags_error *err);
 
 /* Batched form of ags_node_sync_pattern to every peer: one transaction. */
-AGS_EXPORT int ags_node_sync_patterns(ags_node *node, const ags_pattern *const *p, size_t n,
-				      ags_apply_result *res, ags_error *err);
+AGS_EXPORT int ags_node_sync_patterns(ags_node *node, const ags_pattern *const *p, size_t cnt,
+                                      ags_apply_result *res, ags_error *err);
 
 /*
  * Deletes record `id`: writes a tombstone one version above the stored one
  * and syncs it. Errors: AGS_ERR_NOT_FOUND, AGS_ERR_STORE, AGS_ERR_STATE.
  */
 AGS_EXPORT int ags_node_delete(ags_node *node, const char *id, ags_apply_result *res,
-			       ags_error *err);
+                               ags_error *err);
 
 /*
  * Reloads the TLS certificate, key and CA from the configured files (seed
@@ -225,19 +267,19 @@ AGS_EXPORT int ags_node_sync_now(ags_node *node);
 AGS_EXPORT int ags_node_get(ags_node *node, const char *id, ags_pattern **out);
 /* See ags_store_query. The callback runs on the calling thread. */
 AGS_EXPORT int ags_node_query(ags_node *node, const ags_query *q, ags_pattern_cb cb,
-			      void *user_data);
+                              void *user_data);
 
 typedef struct ags_peer_state {
 	char id[AGS_NODE_ID_MAX + 1];
 	char address[80]; /* "host:port" */
 	int connected;
 	int degraded;
-	uint64_t sync_count;  /* batches acknowledged by the peer */
+	uint64_t sync_count; /* batches acknowledged by the peer */
 	uint64_t error_count;
-	double latency_ms;    /* smoothed RTT from QUIC */
-	uint64_t lag;         /* changes not yet acknowledged by the peer */
+	double latency_ms; /* smoothed RTT from QUIC */
+	uint64_t lag;      /* changes not yet acknowledged by the peer */
 	uint64_t bytes_in, bytes_out;
-	uint64_t acked_seq;   /* our change-log sequence the peer has acknowledged */
+	uint64_t acked_seq; /* our change-log sequence the peer has acknowledged */
 } ags_peer_state;
 
 typedef struct ags_node_state {
@@ -257,6 +299,36 @@ typedef struct ags_node_state {
 		char digest[65];
 	} store;
 } ags_node_state;
+
+/* One tenant of a hub (ags_node_get_hub_stats). */
+typedef struct ags_hub_tenant_stats {
+	char tenant[129];
+	size_t agents_connected;   /* authenticated agent connections now */
+	uint64_t patterns;         /* live records in the tenant's store */
+	uint64_t changes;          /* the tenant store's change-log sequence (changes stored) */
+	uint64_t changes_received; /* changes from agents that altered the store, since start */
+	uint64_t conflicts;        /* rows in the tenant's conflicts table */
+	char digest[65];           /* the tenant store's digest */
+} ags_hub_tenant_stats;
+
+/* A hub's per-tenant state, for /v1/state and /metrics. */
+typedef struct ags_hub_stats {
+	int enabled;                   /* hub mode is on */
+	size_t agents_connected;       /* over all tenants */
+	uint64_t auth_ok;              /* AUTHs accepted since start */
+	uint64_t auth_refused;         /* connections refused before or at AUTH since start */
+	ags_hub_tenant_stats *tenants; /* tenants with an open store, by name */
+	size_t n_tenants;
+} ags_hub_stats;
+
+/*
+ * A snapshot of the hub's tenants (enabled 0 and no tenants when hub mode
+ * is off); free with ags_node_hub_stats_del. Tenants are opened when their
+ * first agent connects (and the node's own tenant at start).
+ * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_STATE (not started).
+ */
+AGS_EXPORT int ags_node_get_hub_stats(ags_node *node, ags_hub_stats **out);
+AGS_EXPORT void ags_node_hub_stats_del(ags_hub_stats *st);
 
 /* A snapshot of the node's state; free with ags_node_state_del. Errors: AGS_ERR_NOMEM. */
 AGS_EXPORT int ags_node_get_state(ags_node *node, ags_node_state **out);

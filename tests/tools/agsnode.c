@@ -51,10 +51,10 @@ static void on_event(ags_node *n, const ags_event *ev, void *ud)
 	(void)ud;
 	if (quiet_received && ev->type == AGS_EV_PATTERN_RECEIVED)
 		return;
-	out("event %s peer=%s address=%s pattern=%s source=%s count=%u error=%s\n", ev->name,
-	    ev->peer_id ? ev->peer_id : "-", ev->address ? ev->address : "-",
+	out("event %s peer=%s address=%s pattern=%s source=%s count=%u error=%s tenant=%s\n",
+	    ev->name, ev->peer_id ? ev->peer_id : "-", ev->address ? ev->address : "-",
 	    ev->pattern_id ? ev->pattern_id : "-", ev->source_id ? ev->source_id : "-",
-	    ev->pattern_count, ev->error ? ev->error : "-");
+	    ev->pattern_count, ev->error ? ev->error : "-", ev->tenant ? ev->tenant : "-");
 }
 
 static void on_log(ags_node *n, int level, const char *msg, void *ud)
@@ -113,6 +113,44 @@ static void print_state(ags_node *n)
 	ags_node_state_del(st);
 }
 
+static void print_hub(ags_node *n)
+{
+	ags_hub_stats *st = NULL;
+	if (ags_node_get_hub_stats(n, &st) != 0) {
+		out("hub error\n");
+		return;
+	}
+	char tenants[16384] = "";
+	size_t off = 0;
+	for (size_t i = 0; i < st->n_tenants && off < sizeof(tenants) - 512; i++) {
+		ags_hub_tenant_stats *t = &st->tenants[i];
+		off += (size_t)snprintf(tenants + off, sizeof(tenants) - off,
+		                        "%s\"%s\":{\"agents\":%zu,\"patterns\":%" PRIu64
+		                        ",\"changes\":%" PRIu64 ",\"received\":%" PRIu64
+		                        ",\"conflicts\":%" PRIu64 ",\"digest\":\"%s\"}",
+		                        i ? "," : "", t->tenant, t->agents_connected, t->patterns,
+		                        t->changes, t->changes_received, t->conflicts, t->digest);
+	}
+	out("hub {\"enabled\":%s,\"agents\":%zu,\"authOk\":%" PRIu64 ",\"authRefused\":%" PRIu64
+	    ",\"tenants\":{%s}}\n",
+	    st->enabled ? "true" : "false", st->agents_connected, st->auth_ok, st->auth_refused,
+	    tenants);
+	ags_node_hub_stats_del(st);
+}
+
+static char *read_small_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, 16384);
+	size_t n = buf ? fread(buf, 1, 16383, f) : 0;
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return buf;
+}
+
 static void cmd_put(ags_node *n, long count, const char *prefix, const char *type, int prio,
                     const char *tag)
 {
@@ -147,8 +185,9 @@ int main(int argc, char **argv)
 	ags_peer_config peers[32];
 	char *peer_bufs[32];
 	size_t np = 0;
-	const char *types[16], *tags[16], *allow[32];
-	size_t nt = 0, ng = 0, na = 0;
+	const char *types[16], *tags[16], *allow[32], *algs[4];
+	size_t nt = 0, ng = 0, na = 0, nalg = 0;
+	char *up_token = NULL;
 	const char *certs = NULL;
 	cfg.port = 0;
 	cfg.retry.base_delay_ms = 200;
@@ -160,7 +199,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!v && strcmp(a, "--no-compression") && strcmp(a, "--quiet-received")) {
+		if (!v && strcmp(a, "--no-compression") && strcmp(a, "--quiet-received") &&
+		    strcmp(a, "--hub")) {
 			fprintf(stderr, "agsnode: %s needs a value\n", a);
 			return 2;
 		}
@@ -190,7 +230,33 @@ int main(int argc, char **argv)
 			tags[ng++] = v;
 		else if (!strcmp(a, "--allow") && na < 32)
 			allow[na++] = v;
-		else if (!strcmp(a, "--no-compression")) {
+		else if (!strcmp(a, "--tenant"))
+			cfg.tenant = v;
+		else if (!strcmp(a, "--jwt-secret-file"))
+			cfg.hub.hs256_secret_file = v;
+		else if (!strcmp(a, "--jwt-rs-key"))
+			cfg.hub.rs256_public_key_file = v;
+		else if (!strcmp(a, "--jwt-es-key"))
+			cfg.hub.es256_public_key_file = v;
+		else if (!strcmp(a, "--jwt-alg") && nalg < 4)
+			algs[nalg++] = v;
+		else if (!strcmp(a, "--issuer"))
+			cfg.hub.issuer = v;
+		else if (!strcmp(a, "--audience"))
+			cfg.hub.audience = v;
+		else if (!strcmp(a, "--max-agents"))
+			cfg.hub.max_agents = (uint32_t)atoi(v);
+		else if (!strcmp(a, "--upstream"))
+			cfg.hub.upstream.endpoint = v;
+		else if (!strcmp(a, "--hub-id"))
+			cfg.hub.upstream.hub_id = v;
+		else if (!strcmp(a, "--upstream-token-file")) {
+			up_token = read_small_file(v);
+			cfg.hub.upstream.token = up_token;
+		} else if (!strcmp(a, "--hub")) {
+			cfg.hub.enabled = 1;
+			i--;
+		} else if (!strcmp(a, "--no-compression")) {
 			cfg.compression = 0;
 			i--;
 		} else if (!strcmp(a, "--quiet-received")) {
@@ -232,6 +298,8 @@ int main(int argc, char **argv)
 	cfg.n_filter_tags = ng;
 	cfg.allowed_ids = allow;
 	cfg.n_allowed_ids = na;
+	cfg.hub.algorithms = algs;
+	cfg.hub.n_algorithms = nalg;
 	signal(SIGPIPE, SIG_IGN);
 
 	ags_node_callbacks cb = {AGS_NODE_CALLBACKS_VERSION, on_event, on_log};
@@ -280,6 +348,8 @@ int main(int argc, char **argv)
 			out("disconnect %s\n", rv ? ags_strerror(rv) : "ok");
 		} else if (!strcmp(a, "state")) {
 			print_state(n);
+		} else if (!strcmp(a, "hub")) {
+			print_hub(n);
 		} else if (!strcmp(a, "quit")) {
 			break;
 		} else if (a[0]) {
@@ -289,6 +359,7 @@ int main(int argc, char **argv)
 	ags_node_del(n);
 	for (size_t i = 0; i < np; i++)
 		free(peer_bufs[i]);
+	free(up_token);
 	out("bye\n");
 	return 0;
 }
