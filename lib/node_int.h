@@ -45,6 +45,7 @@ struct ags_link {
 	int outgoing;    /* we dialled it */
 	int established; /* on_connected has fired */
 	int announced;   /* peer:connected was emitted for it */
+	int early;       /* its session started before the handshake, from the peer's resume hint */
 	ags_sync *sync;
 	struct ags_pending *pend_head, *pend_tail;
 	char instance[40]; /* the peer's per-process id, from its HELLO */
@@ -84,6 +85,7 @@ struct ags_peer {
 	uint64_t pulls_seen; /* the session's pulls_done when our PULL went out */
 	uint64_t base_applied, base_patterns_acked, base_conflicts; /* of closed sessions */
 	uint64_t mark_applied, mark_acked, mark_conflicts;          /* at the last completed sync */
+	ags_sync_resume resume; /* what the last session learned: lets a redial send in 0-RTT */
 };
 
 /* The upstream's sync: push everything, then PULL, then PULL_DONE. */

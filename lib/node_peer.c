@@ -74,6 +74,7 @@ void ags_node_peer_remove(struct ags_node *n, struct ags_peer *p)
 			break;
 		}
 	}
+	ags_sync_resume_free(&p->resume);
 	free(p->address);
 	free(p);
 }
@@ -206,6 +207,8 @@ static void link_detach(struct ags_link *l)
 		return;
 	peer_absorb_stats(l->node, p, l);
 	if (l->sync) {
+		if (p->link == l)
+			ags_sync_resume_save(l->sync, &p->resume);
 		ags_sync_del(l->sync);
 		l->sync = NULL;
 	}
@@ -424,7 +427,9 @@ static int link_start_sync(struct ags_node *n, struct ags_link *l)
 {
 	if (l->role == AGS_LINK_UPSTREAM)
 		return ags_node_upstream_start(n, l);
-	int rv = ags_sync_new(&n->host, l->peer->id, l, &l->sync);
+	ags_sync_opts o = {.role = AGS_SYNC_ROLE_PEER,
+	                   .resume = l->early ? &l->peer->resume : NULL};
+	int rv = ags_sync_new_ex(&n->host, l->peer->id, &o, l, &l->sync);
 	if (rv) {
 		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 		return rv;
@@ -657,8 +662,9 @@ static void q_early_rejected(void *ud, ags_quic_conn *c)
 	struct ags_link *l = ags_quic_conn_user_data(c);
 	if (!l)
 		return;
-	ags_node_log(n, AGS_LOG_DEBUG, "early data rejected by %s; resending after the handshake",
+	ags_node_log(n, AGS_LOG_INFO, "early data rejected by %s; resending after the handshake",
 	             l->peer ? l->peer->id : "?");
+	l->early = 0;
 	if (l->sync) {
 		ags_sync_del(l->sync);
 		l->sync = NULL;
@@ -710,6 +716,18 @@ static void dial(struct ags_node *n, struct ags_peer *p)
 		return;
 	}
 	p->dialing = l;
+	ags_quic_info qi;
+	ags_quic_conn_info(l->conn, &qi);
+	if (qi.early_data_possible && p->resume.valid) {
+		/* A resumed session: HELLO and the first batches go in 0-RTT (they are
+		 * idempotent, and never move the peer's cursor before its HELLO). */
+		l->early = 1;
+		link_start_stream(n, l);
+		if (l->sync)
+			ags_sync_pump(l->sync, ags_mono_us());
+		ags_node_log(n, AGS_LOG_INFO, "resuming with %s in 0-RTT from its cursor %llu",
+		             p->id, (unsigned long long)p->resume.acked_seq);
+	}
 }
 
 void ags_node_pump_all(struct ags_node *n)
@@ -717,6 +735,10 @@ void ags_node_pump_all(struct ags_node *n)
 	uint64_t now = ags_mono_us();
 	for (size_t i = 0; i < n->n_peers; i++) {
 		struct ags_link *l = n->peers[i]->link;
+		if (l && l->sync && !l->pend_head)
+			ags_sync_pump(l->sync, now);
+		/* A resumed connection still in its handshake sends in 0-RTT. */
+		l = n->peers[i]->dialing;
 		if (l && l->sync && !l->pend_head)
 			ags_sync_pump(l->sync, now);
 	}

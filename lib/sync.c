@@ -203,11 +203,62 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 		goto fail;
 	}
 	ags_sync_send_buf(s, &fb);
+	const ags_sync_resume *r = opts ? opts->resume : NULL;
+	if (role == AGS_SYNC_ROLE_PEER && r && r->valid) {
+		/* 0-RTT: send from where the peer stood last time, before its HELLO. */
+		snprintf(s->peer_store, sizeof(s->peer_store), "%s", r->peer_store);
+		s->codec = host->compression ? r->codec : AGS_CODEC_NONE;
+		s->peer_max_frame = r->max_frame;
+		s->peer_batch = r->batch_size;
+		s->f_types = dup_list((const char *const *)r->types, r->n_types);
+		s->f_tags = dup_list((const char *const *)r->tags, r->n_tags);
+		if (!s->f_types || !s->f_tags)
+			goto fail;
+		s->n_f_types = r->n_types;
+		s->n_f_tags = r->n_tags;
+		s->sent_seq = s->st.acked_seq = s->early_from = r->acked_seq;
+		s->early = 1;
+	}
 	*out = s;
 	return 0;
 fail:
 	ags_sync_del(s);
 	return AGS_ERR_NOMEM;
+}
+
+void ags_sync_resume_free(ags_sync_resume *r)
+{
+	for (size_t i = 0; i < r->n_types; i++)
+		free(r->types[i]);
+	for (size_t i = 0; i < r->n_tags; i++)
+		free(r->tags[i]);
+	free(r->types);
+	free(r->tags);
+	memset(r, 0, sizeof(*r));
+}
+
+void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r)
+{
+	if (s->role != AGS_SYNC_ROLE_PEER || !s->hello_recv)
+		return;
+	char **types = dup_list((const char *const *)s->f_types, s->n_f_types);
+	char **tags = dup_list((const char *const *)s->f_tags, s->n_f_tags);
+	if (!types || !tags) {
+		free(types);
+		free(tags);
+		return;
+	}
+	ags_sync_resume_free(r);
+	r->valid = 1;
+	snprintf(r->peer_store, sizeof(r->peer_store), "%s", s->peer_store);
+	r->acked_seq = s->st.acked_seq;
+	r->codec = s->codec;
+	r->max_frame = (uint32_t)s->peer_max_frame;
+	r->batch_size = s->peer_batch;
+	r->types = types;
+	r->n_types = s->n_f_types;
+	r->tags = tags;
+	r->n_tags = s->n_f_tags;
 }
 
 const char *ags_sync_peer_id(const ags_sync *s)
@@ -544,7 +595,11 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	uint32_t count = (uint32_t)ags_batch_encoder_count(s->enc);
 	int last = s->chunk_pos >= s->chunk_n;
 	q->request_id = s->next_request++;
-	q->upto_seq = last ? s->chunk_upto : 0;
+	/* Batches sent before the peer's HELLO never move its cursor (see ags_sync_resume). */
+	int early = s->early && !s->hello_recv;
+	q->upto_seq = last && !early ? s->chunk_upto : 0;
+	if (early)
+		s->st.early_batches++;
 	q->count = count;
 	q->sent_us = now;
 	const uint8_t *frame = NULL;
@@ -583,8 +638,18 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 
 static uint64_t pump(ags_sync *s, uint64_t now_us)
 {
-	if (!s->hello_recv || !s->gate_open)
+	if ((!s->hello_recv && !s->early) || !s->gate_open)
 		return 0;
+	if (s->cursor_owed && s->hello_recv && s->chunk_pos >= s->chunk_n &&
+	    s->n_inflight < s->h->window) {
+		/* The 0-RTT hint held: tell the peer its cursor now covers the early batches. */
+		uint64_t wait = 0;
+		s->cursor_owed = 0;
+		chunk_clear(s);
+		s->chunk_upto = s->sent_seq;
+		if (send_batch(s, now_us, &wait) < 0)
+			return 0;
+	}
 	while (s->n_inflight < s->h->window) {
 		if (s->chunk_pos >= s->chunk_n) {
 			/* The store's sequence is in memory: an idle session (most of a
@@ -686,11 +751,32 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 			s->codec = AGS_CODEC_GZIP;
 	}
 	/* Resume where the peer's durable copy of our log stands (same store only). */
-	if (m.has_cursor && strcmp(m.cursor_store, s->h->store_id) == 0)
-		s->sent_seq = m.cursor_seq;
-	else
-		s->sent_seq = 0;
-	s->st.acked_seq = s->sent_seq;
+	uint64_t cursor =
+	    m.has_cursor && strcmp(m.cursor_store, s->h->store_id) == 0 ? m.cursor_seq : 0;
+	if (s->early && cursor == s->early_from) {
+		/* The 0-RTT hint held: go on from where the early batches got to. */
+		if (s->sent_seq > cursor)
+			s->cursor_owed = 1;
+		ags_sync_log(s, AGS_LOG_INFO,
+		             "0-RTT hint for %s held: %llu batches went before its HELLO",
+		             s->peer_id, (unsigned long long)s->st.early_batches);
+	} else {
+		if (s->early) {
+			ags_sync_log(
+			    s, AGS_LOG_INFO,
+			    "0-RTT hint for %s was stale (cursor %llu, assumed %llu): rewinding",
+			    s->peer_id, (unsigned long long)cursor,
+			    (unsigned long long)s->early_from);
+			chunk_clear(s);
+		}
+		s->sent_seq = cursor;
+	}
+	s->early = 0;
+	s->st.acked_seq = cursor;
+	free_list(s->f_types, s->n_f_types);
+	free_list(s->f_tags, s->n_f_tags);
+	s->f_types = s->f_tags = NULL;
+	s->n_f_types = s->n_f_tags = 0;
 	if (m.has_filter) {
 		s->f_types = dup_list(m.types, m.n_types);
 		s->f_tags = dup_list(m.tags, m.n_tags);

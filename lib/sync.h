@@ -76,9 +76,32 @@ enum ags_sync_role {
 };
 
 /* Options of a session. Zero-initialise: a mesh peer. */
+/*
+ * What a session learned about its peer, kept by the node for the next
+ * connection to it. With it, a resumed connection's first batches can go in
+ * 0-RTT, before the peer's HELLO arrives: they start at the cursor the peer
+ * last acknowledged and carry uptoSeq 0, so they never move the peer's
+ * cursor on an assumption; the peer's HELLO then confirms the hint (and a
+ * count-0 batch carries the cursor) or the sender rewinds to the real cursor.
+ */
+typedef struct ags_sync_resume {
+	int valid;
+	char peer_store[33];
+	uint64_t acked_seq; /* the peer durably held our log up to here */
+	int codec;
+	uint32_t max_frame, batch_size;
+	char **types, **tags; /* the peer's filter */
+	size_t n_types, n_tags;
+} ags_sync_resume;
+
+/* Frees what a hint holds and marks it invalid. */
+void ags_sync_resume_free(ags_sync_resume *r);
+
 typedef struct ags_sync_opts {
 	int role;          /* an ags_sync_role */
 	const char *token; /* UPSTREAM: the JWT sent in AUTH (copied into the frame at once) */
+	/* PEER: a hint from the last session with this peer; sending starts before its HELLO. */
+	const ags_sync_resume *resume;
 } ags_sync_opts;
 
 /* What the node provides to every session. Pointers must outlive the sessions. */
@@ -131,6 +154,13 @@ typedef struct ags_sync_host {
 
 typedef struct ags_sync ags_sync;
 
+/*
+ * Copies what session `s` knows of its peer into *r, replacing what r held.
+ * Leaves r as it was when no HELLO came or the session is not a peer session.
+ */
+void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r);
+
+
 /* Session counters, for the node's state. */
 typedef struct ags_sync_stats {
 	uint64_t batches_acked;  /* our batches the peer acknowledged (syncCount) */
@@ -144,6 +174,7 @@ typedef struct ags_sync_stats {
 	uint64_t patterns_applied; /* entries received that changed our store */
 	uint64_t conflicts;        /* conflicts seen by this session (detected or reported) */
 	uint64_t pulls_done;       /* PULL answered (HUB) or PULL_DONE received (UPSTREAM) */
+	uint64_t early_batches;    /* batches sent before the peer's HELLO (0-RTT resumption) */
 } ags_sync_stats;
 
 /*

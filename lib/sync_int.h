@@ -65,8 +65,11 @@ struct ags_sync {
 	char **f_types, **f_tags;
 	size_t n_f_types, n_f_tags;
 
-	int gate_open; /* HUB: the agent has pulled, changes may flow */
-	int caught_up; /* the last look at the log found nothing new to send */
+	int gate_open;       /* HUB: the agent has pulled, changes may flow */
+	int early;           /* sending from a resume hint, the peer's HELLO not yet here */
+	uint64_t early_from; /* the cursor the hint assumed */
+	int cursor_owed;     /* the hint held: a count-0 batch must carry the cursor */
+	int caught_up;       /* the last look at the log found nothing new to send */
 	uint64_t sent_seq;
 	uint64_t next_request;
 	struct ags_sync_inflight *q_head, *q_tail;

@@ -174,6 +174,39 @@ static void unreachable_peer_degrades_then_recovers(void **state)
 	free(pb);
 }
 
+static void resumed_connection_sends_its_first_batches_in_0rtt(void **state)
+{
+	struct env *e = *state;
+	int port = tu_free_port(1);
+	char *ps = tu_sprintf("%d", port);
+	const char *bx[] = {"--port", ps, NULL};
+	np_node *b = start(e, "b", bx);
+	char *pb = tu_sprintf("b@127.0.0.1:%d", port);
+	const char *ax[] = {"--peer", pb, NULL};
+	np_node *a = start(e, "a", ax);
+	assert_true(np_wait(a, "event peer:connected peer=b", 300));
+	np_cmd(a, "put 10 first");
+	assert_true(np_wait_patterns(b, 10, 300));
+	/* b drops a; a keeps b as a peer, holds a session ticket and dials again. */
+	np_cmd(b, "disconnect a");
+	assert_true(np_wait(a, "event peer:disconnected peer=b", 300));
+	np_cmd(a, "put 5 late");
+	assert_true(np_wait(a, "put ok 5", 300));
+	assert_true(np_wait(a, "resuming with b in 0-RTT", 300));
+	assert_true(np_wait_patterns(b, 15, 300));
+	/* b's HELLO confirmed where a assumed b stood, so nothing was resent from the start. */
+	assert_true(np_wait(a, "0-RTT hint for b held", 300));
+	assert_false(np_has(a, "was stale"));
+	/* The early batches were counted, and a later write still syncs. */
+	assert_false(np_has(a, "0-RTT hint for b held: 0 batches"));
+	np_cmd(a, "put 3 after");
+	assert_true(np_wait_patterns(b, 18, 300));
+	np_quit(a);
+	np_quit(b);
+	free(ps);
+	free(pb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -181,6 +214,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(unreachable_peer_degrades_then_recovers, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(resumed_connection_sends_its_first_batches_in_0rtt,
+	                                    setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -291,6 +291,92 @@ static void a_wiped_receiver_gets_everything_again(void **state)
 	assert_int_equal(e->b.received, 120);
 }
 
+/* Starts a's session with a resume hint (as a 0-RTT redial does) and b's normally. */
+static void connect_resumed(struct env *e, const ags_sync_resume *hint)
+{
+	ags_sync_opts o = {.role = AGS_SYNC_ROLE_PEER, .resume = hint};
+	assert_int_equal(ags_sync_new_ex(&e->a.host, "b", &o, &e->a, &e->a.sync), 0);
+	side_connect(&e->b, "a");
+}
+
+static void resumed_session_sends_before_hello_and_finishes_the_cursor(void **state)
+{
+	struct env *e = *state;
+	put_many(&e->a, "a", 100, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	ags_sync_resume hint;
+	memset(&hint, 0, sizeof(hint));
+	ags_sync_resume_save(e->a.sync, &hint);
+	assert_true(hint.valid);
+	assert_true(hint.acked_seq == ags_store_seq(e->a.store));
+	ags_sync_del(e->a.sync);
+	ags_sync_del(e->b.sync);
+	e->a.sync = e->b.sync = NULL;
+
+	put_many(&e->a, "late", 30, "test_execution", 0);
+	connect_resumed(e, &hint);
+	/* Before b's HELLO reaches a, a already sends the 30 new changes. */
+	ags_sync_pump(e->a.sync, 0);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.early_batches, 1);
+	assert_int_equal(st.patterns_sent, 30);
+	deliver(&e->a, &e->b);
+	assert_int_equal(e->b.received, 130);
+	/* The early batch did not move b's cursor (it carried uptoSeq 0)... */
+	char cur[128];
+	assert_int_equal(ags_store_state_get(e->b.store, "cursor/a", cur, sizeof(cur)), 0);
+	assert_non_null(strstr(cur, " 100"));
+	settle(&e->a, &e->b);
+	/* ...the count-0 batch after b's HELLO did, and nothing was sent twice. */
+	assert_int_equal(ags_store_state_get(e->b.store, "cursor/a", cur, sizeof(cur)), 0);
+	char want[64];
+	snprintf(want, sizeof(want), " %llu", (unsigned long long)ags_store_seq(e->a.store));
+	assert_non_null(strstr(cur, want));
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_sent, 30);
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
+	assert_same_store(&e->a, &e->b);
+	ags_sync_resume_free(&hint);
+}
+
+static void stale_resume_hint_rewinds_and_loses_nothing(void **state)
+{
+	struct env *e = *state;
+	put_many(&e->a, "a", 100, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	ags_sync_resume hint;
+	memset(&hint, 0, sizeof(hint));
+	ags_sync_resume_save(e->a.sync, &hint);
+	ags_sync_del(e->a.sync);
+	e->a.sync = NULL;
+	/* b is wiped: its cursor is gone, the hint is wrong. */
+	side_free(&e->b);
+	char *path = tu_sprintf("%s/b.db", e->dir), *wal = tu_sprintf("%s/b.db-wal", e->dir);
+	unlink(path);
+	unlink(wal);
+	free(path);
+	free(wal);
+	side_init(&e->b, e->dir, "b", 0);
+	put_many(&e->a, "late", 20, "test_execution", 0);
+	connect_resumed(e, &hint);
+	ags_sync_pump(e->a.sync, 0);
+	deliver(&e->a, &e->b); /* the early batch: 20 changes, no cursor */
+	char cur[128];
+	assert_int_equal(ags_store_state_get(e->b.store, "cursor/a", cur, sizeof(cur)),
+	                 AGS_ERR_NOT_FOUND);
+	settle(&e->a, &e->b); /* b's HELLO names no cursor: a rewinds to the start */
+	assert_same_store(&e->a, &e->b);
+	uint64_t n;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 120);
+	ags_sync_resume_free(&hint);
+}
+
 static void filter_sends_only_what_was_asked(void **state)
 {
 	struct env *e = *state;
@@ -723,6 +809,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(both_sides_converge_and_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reconnect_resumes_from_the_durable_cursor, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        resumed_session_sends_before_hello_and_finishes_the_cursor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stale_resume_hint_rewinds_and_loses_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_wiped_receiver_gets_everything_again, setup,
 	                                    teardown),
