@@ -88,7 +88,8 @@ void ags_api_del(ags_api *api);
  * The JSON of a node event, seed 000's shape with camelCase keys:
  * {"id":N (omitted when 0),"type":"peer:connected","time":ms,"peerId":..,
  * "address":..,"error":..,"state":{..},"pattern":{..},"patternId":..,
- * "sourceId":..,"patternCount":n,"latency":ms}; absent fields are left out.
+ * "sourceId":..,"patternCount":n,"latency":ms,"tenant":..}; absent fields
+ * are left out ("tenant" is set by a hub for its tenants' events).
  * Returns a malloc'd NUL-terminated string (*len its length, len may be
  * NULL), or NULL when out of memory.
  */

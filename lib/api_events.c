@@ -75,6 +75,7 @@ char *ags_api_event_json(const ags_event *ev, uint64_t id, int64_t time_ms, size
 	}
 	add_str(d, o, "patternId", ev->pattern_id);
 	add_str(d, o, "sourceId", ev->source_id);
+	add_str(d, o, "tenant", ev->tenant);
 	if (ev->type == AGS_EV_SYNC_COMPLETED || ev->pattern_count)
 		yyjson_mut_obj_add_uint(d, o, "patternCount", ev->pattern_count);
 	if (ev->type == AGS_EV_SYNC_COMPLETED || ev->latency_ms > 0)

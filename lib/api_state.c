@@ -1,6 +1,6 @@
 /*
- * GET /v1/state (seed 000's getState() as JSON), GET /v1/peers, and
- * GET /metrics (Prometheus text format).
+ * GET /v1/state (seed 000's getState() as JSON, plus the hub's tenants in
+ * hub mode), GET /v1/peers, and GET /metrics (Prometheus text format).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,18 +51,75 @@ static int get_state(ags_api *api, struct MHD_Connection *c, ags_node_state **st
 	return 0;
 }
 
+/*
+ * The hub's statistics, or NULL when hub mode is off (or the node is not
+ * running). Returns AGS_ERR_NOMEM only when the answer cannot be made.
+ */
+static int get_hub(ags_api *api, ags_hub_stats **out)
+{
+	*out = NULL;
+	int rc = ags_node_get_hub_stats(api->node, out);
+	if (rc == AGS_ERR_NOMEM)
+		return rc;
+	if (rc < 0 || !(*out)->enabled) {
+		ags_node_hub_stats_del(rc < 0 ? NULL : *out);
+		*out = NULL;
+	}
+	return 0;
+}
+
+/*
+ * "hub": {"enabled": false}, or with hub mode on {enabled, agentsConnected,
+ * authOk, authRefused, tenants: [{tenant, agentsConnected, patterns, changes,
+ * changesReceived, conflicts, digest}]}.
+ */
+static yyjson_mut_val *hub_obj(yyjson_mut_doc *d, const ags_hub_stats *hs)
+{
+	yyjson_mut_val *o = yyjson_mut_obj(d);
+	if (!o)
+		return NULL;
+	yyjson_mut_obj_add_bool(d, o, "enabled", hs != NULL);
+	if (!hs)
+		return o;
+	yyjson_mut_val *tenants = yyjson_mut_arr(d);
+	if (!tenants)
+		return NULL;
+	yyjson_mut_obj_add_uint(d, o, "agentsConnected", hs->agents_connected);
+	yyjson_mut_obj_add_uint(d, o, "authOk", hs->auth_ok);
+	yyjson_mut_obj_add_uint(d, o, "authRefused", hs->auth_refused);
+	for (size_t i = 0; i < hs->n_tenants; i++) {
+		const ags_hub_tenant_stats *t = &hs->tenants[i];
+		yyjson_mut_val *to = yyjson_mut_arr_add_obj(d, tenants);
+		if (!to)
+			return NULL;
+		yyjson_mut_obj_add_strcpy(d, to, "tenant", t->tenant);
+		yyjson_mut_obj_add_uint(d, to, "agentsConnected", t->agents_connected);
+		yyjson_mut_obj_add_uint(d, to, "patterns", t->patterns);
+		yyjson_mut_obj_add_uint(d, to, "changes", t->changes);
+		yyjson_mut_obj_add_uint(d, to, "changesReceived", t->changes_received);
+		yyjson_mut_obj_add_uint(d, to, "conflicts", t->conflicts);
+		yyjson_mut_obj_add_strcpy(d, to, "digest", t->digest);
+	}
+	yyjson_mut_obj_add_val(d, o, "tenants", tenants);
+	return o;
+}
+
 enum MHD_Result ags_api_serve_state(ags_api *api, struct MHD_Connection *c)
 {
 	ags_node_state *st = NULL;
+	ags_hub_stats *hs = NULL;
 	enum MHD_Result r;
 	if (get_state(api, c, &st, &r) < 0)
 		return r;
+	int hrc = get_hub(api, &hs);
 	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
 	yyjson_mut_val *o = d ? yyjson_mut_obj(d) : NULL;
 	yyjson_mut_val *stats = d ? yyjson_mut_obj(d) : NULL;
 	yyjson_mut_val *store = d ? yyjson_mut_obj(d) : NULL;
 	yyjson_mut_val *peers = d ? peers_obj(d, st) : NULL;
-	if (!o || !stats || !store || !peers) {
+	yyjson_mut_val *hub = d && hrc == 0 ? hub_obj(d, hs) : NULL;
+	ags_node_hub_stats_del(hs);
+	if (!o || !stats || !store || !peers || !hub) {
 		ags_node_state_del(st);
 		yyjson_mut_doc_free(d);
 		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
@@ -85,6 +142,7 @@ enum MHD_Result ags_api_serve_state(ags_api *api, struct MHD_Connection *c)
 	yyjson_mut_obj_add_uint(d, store, "seq", st->store.seq);
 	yyjson_mut_obj_add_strcpy(d, store, "digest", st->store.digest);
 	yyjson_mut_obj_add_val(d, o, "store", store);
+	yyjson_mut_obj_add_val(d, o, "hub", hub);
 	ags_node_state_del(st);
 	return ags_api_reply_doc(c, MHD_HTTP_OK, d);
 }
@@ -149,13 +207,57 @@ static void emit(struct text *t, const char *fmt, ...)
 	t->len += (size_t)n;
 }
 
+/*
+ * The hub's series, per tenant. Tenant names are [A-Za-z0-9._-] (the hub
+ * refuses others), so they need no escaping inside a label value.
+ */
+static void emit_hub(struct text *t, const ags_hub_stats *hs)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} series[] = {
+	    {"agentsync_hub_agents_connected", "gauge", "Authenticated agent connections now."},
+	    {"agentsync_hub_patterns", "gauge", "Live patterns in the tenant's store."},
+	    {"agentsync_hub_changes", "gauge", "Change-log sequence of the tenant's store."},
+	    {"agentsync_hub_changes_received_total", "counter",
+	     "Changes from agents that altered the tenant's store, since start."},
+	    {"agentsync_hub_conflicts", "gauge", "Rows in the tenant's conflicts table."},
+	};
+	for (size_t s = 0; s < sizeof(series) / sizeof(series[0]); s++) {
+		emit(t, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help,
+		     series[s].name, series[s].type);
+		for (size_t i = 0; i < hs->n_tenants; i++) {
+			const ags_hub_tenant_stats *ts = &hs->tenants[i];
+			uint64_t v = s == 0   ? (uint64_t)ts->agents_connected
+			             : s == 1 ? ts->patterns
+			             : s == 2 ? ts->changes
+			             : s == 3 ? ts->changes_received
+			                      : ts->conflicts;
+			emit(t, "%s{tenant=\"%s\"} %llu\n", series[s].name, ts->tenant,
+			     (unsigned long long)v);
+		}
+	}
+	emit(t,
+	     "# HELP agentsync_hub_auth_total Agent authentications since start, by outcome.\n"
+	     "# TYPE agentsync_hub_auth_total counter\n"
+	     "agentsync_hub_auth_total{outcome=\"ok\"} %llu\n"
+	     "agentsync_hub_auth_total{outcome=\"refused\"} %llu\n",
+	     (unsigned long long)hs->auth_ok, (unsigned long long)hs->auth_refused);
+}
+
 /* Peer ids are [A-Za-z0-9._-], so they need no escaping inside a label value. */
 enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 {
 	ags_node_state *st = NULL;
+	ags_hub_stats *hs = NULL;
 	enum MHD_Result r;
 	if (get_state(api, c, &st, &r) < 0)
 		return r;
+	if (get_hub(api, &hs) < 0) {
+		ags_node_state_del(st);
+		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
+		                           "out of memory");
+	}
 	uint64_t hist[AGS_API_LATENCY_BUCKETS + 1], count;
 	double sum;
 	pthread_mutex_lock(&api->mu);
@@ -237,6 +339,9 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_errors_total{peer=\"%s\"} %llu\n", st->peers[i].id,
 		     (unsigned long long)st->peers[i].error_count);
+	if (hs)
+		emit_hub(&t, hs);
+	ags_node_hub_stats_del(hs);
 	ags_node_state_del(st);
 	if (t.oom) {
 		free(t.s);

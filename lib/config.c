@@ -38,7 +38,9 @@ enum kind {
 	K_LISTEN,  /* api.listen */
 	K_LOGFMT,  /* log.format */
 	K_LOGLVL,  /* log.level */
-	K_RESERVED /* an object accepted and ignored (quic.hub) */
+	K_ALGS,    /* hub.algorithms: a non-empty array of JWT algorithm names */
+	K_SKEW,    /* hub.skewSeconds: int64_t, 0 in the file meaning none (-1) */
+	K_ENDPOINT /* hub.upstream.endpoint: "quic://HOST[:PORT]" */
 };
 
 struct obj_def;
@@ -110,6 +112,29 @@ static const struct key_def log_keys[] = {
 };
 static const struct obj_def log_def = DEF(log_keys);
 
+static const struct key_def upstream_keys[] = {
+    {"endpoint", K_ENDPOINT, OFF(node.hub.upstream.endpoint), 0, 0, 0, NULL},
+    {"token", K_STR, OFF(node.hub.upstream.token), 0, 1, AGS_CONFIG_TOKEN_MAX, NULL},
+    {"tokenFile", K_STR, OFF(hub_token_file), 0, 1, 4096, NULL},
+    {"hubId", K_ID, OFF(node.hub.upstream.hub_id), 0, 0, 0, NULL},
+};
+static const struct obj_def upstream_def = DEF(upstream_keys);
+
+static const struct key_def hub_keys[] = {
+    {"enabled", K_BOOL, OFF(node.hub.enabled), 0, 0, 1, NULL},
+    {"algorithms", K_ALGS, OFF(node.hub.algorithms), OFF(node.hub.n_algorithms), 0, 0, NULL},
+    {"hs256SecretFile", K_STR, OFF(node.hub.hs256_secret_file), 0, 1, 4096, NULL},
+    {"rs256PublicKeyFile", K_STR, OFF(node.hub.rs256_public_key_file), 0, 1, 4096, NULL},
+    {"es256PublicKeyFile", K_STR, OFF(node.hub.es256_public_key_file), 0, 1, 4096, NULL},
+    {"issuer", K_STR, OFF(node.hub.issuer), 0, 1, 1024, NULL},
+    {"audience", K_STR, OFF(node.hub.audience), 0, 1, 1024, NULL},
+    {"skewSeconds", K_SKEW, OFF(node.hub.skew_s), 0, 0, 86400, NULL},
+    {"maxAgents", K_U32, OFF(node.hub.max_agents), 0, 1, 1000000, NULL},
+    {"maxTenants", K_U32, OFF(node.hub.max_tenants), 0, 1, 100000, NULL},
+    {"upstream", K_OBJ, 0, 0, 0, 0, &upstream_def},
+};
+static const struct obj_def hub_def = DEF(hub_keys);
+
 static const struct key_def quic_keys[] = {
     /* Seed 000. */
     {"enabled", K_BOOL, OFF(enabled), 0, 0, 1, NULL},
@@ -137,7 +162,7 @@ static const struct key_def quic_keys[] = {
     {"keepAlive", K_U32, OFF(node.keepalive_ms), 0, 0, MS_MAX, NULL},
     {"fsync", K_BOOL, OFF(node.fsync_full), 0, 0, 1, NULL},
     {"log", K_OBJ, 0, 0, 0, 0, &log_def},
-    {"hub", K_RESERVED, 0, 0, 0, 0, NULL},
+    {"hub", K_OBJ, 0, 0, 0, 0, &hub_def},
 };
 static const struct obj_def quic_def = DEF(quic_keys);
 
@@ -221,6 +246,7 @@ void ags_config_overrides_init(ags_config_overrides *ov)
 	memset(ov, 0, sizeof(*ov));
 	ov->port = -1;
 	ov->log_format = -1;
+	ov->hub = -1;
 }
 
 int ags_config_new(ags_config **out)
@@ -492,6 +518,41 @@ static int get_list(struct pctx *pc, yyjson_val *v, const char *path, int ids, s
 	return 0;
 }
 
+/* hub.algorithms: a non-empty array of "HS256", "RS256", "ES256", each at most once. */
+static int get_algs(struct pctx *pc, yyjson_val *v, const char *path, const char *const **out,
+                    size_t *n_out)
+{
+	static const char *const names[] = {"HS256", "RS256", "ES256"};
+	if (!yyjson_is_arr(v) || yyjson_arr_size(v) == 0)
+		return bad(pc, path, v,
+		           "must be a non-empty array of \"HS256\", \"RS256\" and \"ES256\"");
+	size_t n = yyjson_arr_size(v);
+	if (n > 3)
+		return bad(pc, path, NULL, "must name each algorithm at most once, got %zu", n);
+	const char **list = own(pc->c, calloc(n, sizeof(*list)));
+	if (!list)
+		return ags_error_set(pc->err, AGS_ERR_NOMEM, path, NULL);
+	size_t i, imax;
+	yyjson_val *e;
+	yyjson_arr_foreach(v, i, imax, e)
+	{
+		char p[128];
+		snprintf(p, sizeof(p), "%.96s[%zu]", path, i);
+		size_t k = 0;
+		while (k < 3 && !(yyjson_is_str(e) && yyjson_equals_str(e, names[k])))
+			k++;
+		if (k == 3)
+			return bad(pc, p, e, "must be \"HS256\", \"RS256\" or \"ES256\"");
+		for (size_t j = 0; j < i; j++)
+			if (list[j] == names[k])
+				return bad(pc, p, e, "is listed twice");
+		list[i] = names[k];
+	}
+	*out = list;
+	*n_out = n;
+	return 0;
+}
+
 static int parse_object(struct pctx *pc, yyjson_val *obj, const char *path,
                         const struct obj_def *def, void *base);
 
@@ -617,10 +678,22 @@ static int parse_value(struct pctx *pc, yyjson_val *v, const char *path, const s
 		*(int *)slot = level;
 		return 0;
 	}
-	case K_RESERVED:
-		if (!yyjson_is_obj(v))
-			return bad(pc, path, v, "must be an object");
+	case K_ALGS:
+		return get_algs(pc, v, path, (const char *const **)slot,
+		                (size_t *)((char *)base + def->off_n));
+	case K_SKEW:
+		rc = get_int(pc, v, path, def->min, def->max, &x);
+		if (rc < 0)
+			return rc;
+		/* The node reads 0 as "the default"; in the file 0 means no skew at all. */
+		*(int64_t *)slot = x ? x : -1;
 		return 0;
+	case K_ENDPOINT:
+		if (!yyjson_is_str(v) || !ags_config_endpoint_valid(yyjson_get_str(v)))
+			return bad(pc, path, v,
+			           "must be \"quic://HOST:PORT\" (\"quic://[::1]:PORT\" for IPv6; "
+			           "the port defaults to 4433)");
+		return get_str(pc, v, path, 1, 4096, (const char **)slot);
 	default:
 		return ags_error_set(pc->err, AGS_ERR_INTERNAL, path, "unknown key kind");
 	}
@@ -702,6 +775,8 @@ static int apply_overrides(ags_config *c, const ags_config_overrides *ov, ags_er
 	}
 	if (ov->log_format >= 0)
 		c->log.format = ov->log_format;
+	if (ov->hub > 0)
+		c->node.hub.enabled = 1;
 	if (ov->api_listen) {
 		if (ags_config_split_hostport(ov->api_listen, c->api.host, sizeof(c->api.host),
 		                              &c->api.port) < 0)
@@ -757,6 +832,9 @@ static int check_whole(ags_config *c, ags_error *err)
 		return ags_error_set(err, AGS_ERR_CONFIG, "quic.tls.ca",
 		                     "required when tls.rejectUnauthorized is true (the CA that "
 		                     "signs the peers' certificates)");
+	int rc = ags_config_check_hub(c, err);
+	if (rc < 0)
+		return rc;
 	c->tls_from_file = n->tls.cert != NULL;
 	return 0;
 }
@@ -926,6 +1004,9 @@ int ags_config_new_default(const char *hostname, const ags_config_overrides *ov,
 	rc = apply_overrides(c, ov, err);
 	if (rc < 0)
 		goto fail;
+	rc = ags_config_check_hub(c, err);
+	if (rc < 0)
+		goto fail;
 	c->tls_from_file = 0;
 	*out = c;
 	return 0;
@@ -962,5 +1043,5 @@ int ags_config_check_files(const ags_config *c, ags_error *err)
 	if (c->node.data_dir && stat(c->node.data_dir, &st) == 0 && !S_ISDIR(st.st_mode))
 		return ags_error_set(err, AGS_ERR_CONFIG, "quic.dataDir",
 		                     "\"%.120s\" exists and is not a directory", c->node.data_dir);
-	return 0;
+	return ags_config_check_hub_files(c, err);
 }

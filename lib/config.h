@@ -8,7 +8,8 @@
  * every string and array the node config points to, so it must outlive any
  * use of `node` (ags_node_new() copies what it needs).
  *
- * Paths in the file (tls.cert, tls.key, tls.ca, dataDir) are used as written:
+ * Paths in the file (tls.cert, tls.key, tls.ca, dataDir, the hub's key and
+ * token files) are used as written:
  * a relative path is relative to the daemon's working directory, not to the
  * directory of the config file (as in seed 000, where the file is read from
  * the project directory).
@@ -41,6 +42,9 @@
 /* Data directory when neither the file nor the command line names one. */
 #define AGS_CONFIG_DATA_DIR_DEFAULT "./agentsync-data"
 
+/* Longest JWT accepted in quic.hub.upstream.token or its tokenFile (AGS_JWT_MAX_BYTES). */
+#define AGS_CONFIG_TOKEN_MAX 8192
+
 /* Most peers a file may list. */
 #define AGS_CONFIG_MAX_PEERS 1024
 
@@ -67,6 +71,12 @@ typedef struct ags_config {
 		int level;  /* AGS_LOG_ERROR .. AGS_LOG_DEBUG (default AGS_LOG_INFO) */
 	} log;
 
+	/*
+	 * quic.hub.upstream.tokenFile, or NULL. ags_config_load_files() reads it
+	 * into node.hub.upstream.token.
+	 */
+	const char *hub_token_file;
+
 	/* Warnings found while parsing ("quic.foo: unknown key, ignored"), owned by the config. */
 	char **warnings;
 	size_t n_warnings;
@@ -88,6 +98,7 @@ typedef struct ags_config_overrides {
 	int port;               /* --port, 0-65535, or -1 */
 	int log_format;         /* --log-format, an ags_log_format, or -1 */
 	const char *api_listen; /* --api, "HOST:PORT" */
+	int hub; /* --hub: 1 turns hub mode on (quic.hub.enabled); -1 keeps the file's */
 } ags_config_overrides;
 
 /* Sets every override to "none". */
@@ -109,8 +120,9 @@ void ags_config_del(ags_config *c);
  * be NUL-terminated), applies `ov` (may be NULL), and checks the result:
  * quic.nodeId is required (a file must name its node; only agentsyncd with
  * no config at all takes the id from the host name), peer ids are unique
- * and differ from nodeId, retry.maxDelay >= retry.baseDelay, and
- * limits.maxFrameBytes >= limits.maxPatternBytes.
+ * and differ from nodeId, retry.maxDelay >= retry.baseDelay,
+ * limits.maxFrameBytes >= limits.maxPatternBytes, and the hub's settings
+ * fit together (ags_config_check_hub).
  *
  * On success *out owns a new configuration (free with ags_config_del) whose
  * `warnings` list unknown keys; on failure *out is NULL.
@@ -137,18 +149,58 @@ int ags_config_load(const char *path, const ags_config_overrides *ov, ags_config
  * means gethostname()), unless ov->node_id is set, and data in
  * AGS_CONFIG_DATA_DIR_DEFAULT unless ov->data_dir is set. tls_from_file is
  * 0: the caller makes a self-signed CA and certificate.
- * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_CONFIG (bad override).
+ * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_CONFIG (bad override, or
+ * --hub without a key: see ags_config_check_hub).
  */
 int ags_config_new_default(const char *hostname, const ags_config_overrides *ov, ags_config **out,
                            ags_error *err);
 
 /*
  * Checks what can be checked on disk without writing anything: that the TLS
- * files named by the config can be read, and that dataDir, when it exists, is
- * a directory. err->field is the config path at fault ("quic.tls.cert").
- * Errors: AGS_ERR_CONFIG.
+ * files named by the config can be read, that dataDir, when it exists, is
+ * a directory, and in hub mode that the key files can be read and hold
+ * usable keys (ags_config_check_hub_files). err->field is the config path
+ * at fault ("quic.tls.cert").
+ * Errors: AGS_ERR_CONFIG, AGS_ERR_NOMEM.
  */
 int ags_config_check_files(const ags_config *c, ags_error *err);
+
+/*
+ * Reads what the configuration names but the node wants as contents: the
+ * upstream token from quic.hub.upstream.tokenFile (trailing white space
+ * dropped; 1 to AGS_CONFIG_TOKEN_MAX bytes without control characters) into
+ * node.hub.upstream.token. A no-op when no file is named.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_CONFIG (err->field is the path:
+ * unreadable, empty, too long, bad characters), AGS_ERR_NOMEM.
+ */
+int ags_config_load_files(ags_config *c, ags_error *err);
+
+/*
+ * The hub checks that need several keys (lib/config_hub.c; part of
+ * ags_config_parse): in hub mode (quic.hub.enabled or --hub) every
+ * algorithm in hub.algorithms has its key file, or, without that list, at
+ * least one key file is named; hub.upstream has an endpoint exactly when it
+ * has a token or tokenFile, and not both of those.
+ * Errors: AGS_ERR_CONFIG (err->field is the JSON path).
+ */
+int ags_config_check_hub(const ags_config *c, ags_error *err);
+
+/*
+ * In hub mode, reads the key files (each at most 1 MiB) and checks the keys
+ * the allowed algorithms need with ags_jwt_config_check: an HS256 secret of
+ * at least 32 bytes (one final newline dropped, as the hub does), an RSA
+ * public key of at least 2048 bits, an EC P-256 public key. Also checks
+ * that hub.upstream.tokenFile can be read. A no-op outside hub mode except
+ * for the token file.
+ * Errors: AGS_ERR_CONFIG (err->field the key's JSON path), AGS_ERR_NOMEM.
+ */
+int ags_config_check_hub_files(const ags_config *c, ags_error *err);
+
+/*
+ * Whether `s` is "quic://HOST[:PORT]" with a non-empty host (IPv6 in
+ * brackets) and a port from 1 to 65535 when given.
+ */
+int ags_config_endpoint_valid(const char *s);
 
 /*
  * Sets the string at `*slot` (which must be a `const char *` inside c, such

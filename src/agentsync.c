@@ -1,6 +1,8 @@
 /*
  * agentsync: the command-line tool over agentsyncd's local HTTP API
- * (commands in src/agentsync/). See docs/parts/daemon.md.
+ * (commands in src/agentsync/), plus the commands of an ephemeral agent of
+ * a federation hub (sync --hub, agent, token), which need no daemon. See
+ * docs/parts/daemon.md and docs/parts/hub-daemon.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,8 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f, "Usage: agentsync [--api HOST:PORT] [--token T] COMMAND [ARGS]\n"
-	       "Talks to a running agentsyncd through its HTTP API.\n"
+	       "Talks to a running agentsyncd through its HTTP API, or is an agent of a\n"
+	       "federation hub (sync --hub, agent, token: no daemon involved).\n"
 	       "\n"
 	       "Commands:\n"
 	       "  put [FILE|-]     store patterns (JSON object, array or NDJSON)\n"
@@ -26,6 +29,10 @@ static void usage(FILE *f)
 	       "  status [--json]  node, store, statistics and peers\n"
 	       "  peers            list peers (also: peers add ID HOST PORT, peers remove ID)\n"
 	       "  sync             send pending changes to the peers now\n"
+	       "  sync --hub URL   sync an agent with a federation hub once (seed 004)\n"
+	       "  agent SUB        an agent's store: put (pushed by the next sync --hub), get,\n"
+	       "                   status; agent sync = sync --hub\n"
+	       "  token            make a JWT for an agent (HS256 secret, or RS256/ES256 key)\n"
 	       "  certs init       make a CA and node certificates (local, no daemon)\n"
 	       "  bench            write N generated patterns, report patterns/s to store and to "
 	       "sync\n"
@@ -97,7 +104,7 @@ int main(int argc, char **argv)
 	    {"put", cmd_put},       {"get", cmd_get},     {"list", cmd_list},
 	    {"delete", cmd_delete}, {"watch", cmd_watch}, {"status", cmd_status},
 	    {"peers", cmd_peers},   {"sync", cmd_sync},   {"certs", cmd_certs},
-	    {"bench", cmd_bench},
+	    {"bench", cmd_bench},   {"agent", cmd_agent}, {"token", cmd_token},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
 		if (strcmp(argv[i], cmds[k].name) != 0)

@@ -6,7 +6,9 @@
  * "listening quic=HOST:PORT api=HOST:PORT node=ID" on stdout once ready, and
  * runs until SIGTERM or SIGINT. SIGHUP re-reads the configuration: peers are
  * added and removed, the API token and log settings change, and the TLS
- * files are re-read. See docs/parts/daemon.md.
+ * files are re-read. See docs/parts/daemon.md. With --hub (or
+ * quic.hub.enabled) the node is a federation hub serving agents (seed 004;
+ * docs/parts/hub-daemon.md).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -50,7 +52,8 @@ static void usage(FILE *f)
 	           "  --log-format F     text or json (replaces quic.log.format)\n"
 	           "  --log-level L      error, warn, info or debug (replaces quic.log.level)\n"
 	           "  --check            validate the configuration and exit\n"
-	           "  --hub              run as a federation hub (not available in this version)\n"
+	           "  --hub              run as a federation hub for agents (replaces\n"
+	           "                     quic.hub.enabled; needs a key in quic.hub)\n"
 	           "  -h, --help         this help\n"
 	           "  --version          print the version\n"
 	           "\n"
@@ -101,6 +104,8 @@ static int load_config(struct daemon *d, ags_config **out)
 		rc = ags_config_new_default(NULL, &d->ov, out, &err);
 	if (rc == 0)
 		rc = ags_config_check_files(*out, &err);
+	if (rc == 0)
+		rc = ags_config_load_files(*out, &err);
 	if (rc < 0) {
 		log_config_error(d->config_path, &err);
 		ags_config_del(*out);
@@ -184,6 +189,33 @@ static void host_port(char *out, size_t cap, const char *host, unsigned port)
 		snprintf(out, cap, "%s:%u", host, port);
 }
 
+/* Says how the hub authenticates agents and where its tenants live. */
+static void log_hub_mode(const ags_config *c)
+{
+	const ags_node_config *n = &c->node;
+	char algs[64] = "";
+	size_t used = 0;
+	if (n->hub.n_algorithms) {
+		for (size_t i = 0; i < n->hub.n_algorithms; i++)
+			used += (size_t)snprintf(algs + used, sizeof(algs) - used, "%s%s",
+			                         i ? "," : "", n->hub.algorithms[i]);
+	} else {
+		const char *names[] = {n->hub.hs256_secret_file ? "HS256" : NULL,
+		                       n->hub.rs256_public_key_file ? "RS256" : NULL,
+		                       n->hub.es256_public_key_file ? "ES256" : NULL};
+		for (size_t i = 0; i < 3; i++)
+			if (names[i])
+				used += (size_t)snprintf(algs + used, sizeof(algs) - used, "%s%s",
+				                         used ? "," : "", names[i]);
+	}
+	dlog(AGS_LOG_INFO, "daemon",
+	     "hub mode: agents authenticate with %s tokens%s%s%s%s; tenant stores in "
+	     "%s/tenants (own tenant %s)",
+	     algs, n->hub.issuer ? ", issuer " : "", n->hub.issuer ? n->hub.issuer : "",
+	     n->hub.audience ? ", audience " : "", n->hub.audience ? n->hub.audience : "",
+	     n->data_dir, n->tenant ? n->tenant : "default");
+}
+
 static int start(struct daemon *d)
 {
 	ags_config *c = d->cfg;
@@ -226,8 +258,16 @@ static int start(struct daemon *d)
 	char quic[300], api[300];
 	host_port(quic, sizeof(quic), c->node.host, ags_node_port(d->node));
 	host_port(api, sizeof(api), c->api.host, ags_api_port(d->api));
-	const char *kv[] = {"quic", quic, "api", api, "node", c->node.node_id};
-	dlog_kv(AGS_LOG_INFO, "listening", kv, 3);
+	if (c->node.hub.enabled)
+		log_hub_mode(c);
+	if (c->node.hub.upstream.endpoint)
+		dlog(AGS_LOG_INFO, "daemon", "upstream hub %s (tenant %s)",
+		     c->node.hub.upstream.endpoint, c->node.tenant ? c->node.tenant : "default");
+	const char *kv[] = {"quic", quic,
+	                    "api",  api,
+	                    "node", c->node.node_id,
+	                    "mode", c->node.hub.enabled ? "hub" : NULL};
+	dlog_kv(AGS_LOG_INFO, "listening", kv, 4);
 	printf("listening quic=%s api=%s node=%s\n", quic, api, c->node.node_id);
 	fflush(stdout);
 	return 0;
@@ -252,6 +292,26 @@ static void needs_restart(const char *key, int changed)
 	if (changed)
 		dlog(AGS_LOG_WARN, "config", "reload: %s changed: it takes effect after a restart",
 		     key);
+}
+
+/* Whether any hub setting differs (they are read when the node starts). */
+static int hub_changed(const ags_node_config *a, const ags_node_config *b)
+{
+	if (a->hub.enabled != b->hub.enabled || a->hub.n_algorithms != b->hub.n_algorithms ||
+	    a->hub.skew_s != b->hub.skew_s || a->hub.max_agents != b->hub.max_agents ||
+	    a->hub.max_tenants != b->hub.max_tenants)
+		return 1;
+	for (size_t i = 0; i < a->hub.n_algorithms; i++)
+		if (!same_str(a->hub.algorithms[i], b->hub.algorithms[i]))
+			return 1;
+	return !same_str(a->hub.hs256_secret_file, b->hub.hs256_secret_file) ||
+	       !same_str(a->hub.rs256_public_key_file, b->hub.rs256_public_key_file) ||
+	       !same_str(a->hub.es256_public_key_file, b->hub.es256_public_key_file) ||
+	       !same_str(a->hub.issuer, b->hub.issuer) ||
+	       !same_str(a->hub.audience, b->hub.audience) ||
+	       !same_str(a->hub.upstream.endpoint, b->hub.upstream.endpoint) ||
+	       !same_str(a->hub.upstream.token, b->hub.upstream.token) ||
+	       !same_str(a->hub.upstream.hub_id, b->hub.upstream.hub_id);
 }
 
 /* SIGHUP: re-reads the configuration and applies what can change while running. */
@@ -301,6 +361,7 @@ static void reload(struct daemon *d)
 		needs_restart("quic.dataDir", !same_str(a->data_dir, b->data_dir));
 		needs_restart("quic.tenant", !same_str(a->tenant, b->tenant));
 		needs_restart("quic.api.listen", !same_str(o->api.listen, n->api.listen));
+		needs_restart("quic.hub", hub_changed(a, b));
 		needs_restart("quic.tls (file names)",
 		              n->tls_from_file && (!same_str(a->tls.cert, b->tls.cert) ||
 		                                   !same_str(a->tls.key, b->tls.key) ||
@@ -341,7 +402,7 @@ int main(int argc, char **argv)
 	struct daemon d = {0};
 	ags_config_overrides_init(&d.ov);
 	d.log_level_override = -1;
-	int check = 0, hub = 0;
+	int check = 0;
 	enum {
 		O_CONFIG = 256,
 		O_NODE,
@@ -428,7 +489,7 @@ int main(int argc, char **argv)
 			check = 1;
 			break;
 		case O_HUB:
-			hub = 1;
+			d.ov.hub = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -448,10 +509,6 @@ int main(int argc, char **argv)
 	}
 	dlog_setup(d.ov.log_format >= 0 ? d.ov.log_format : AGS_LOG_FORMAT_TEXT,
 	           d.log_level_override >= 0 ? d.log_level_override : AGS_LOG_INFO);
-	if (hub) {
-		dlog(AGS_LOG_ERROR, "daemon", "--hub: hub mode is not available in this version");
-		return EXIT_USAGE;
-	}
 	if (!d.config_path && access(AGS_CONFIG_SEED_PATH, F_OK) == 0)
 		d.config_path = AGS_CONFIG_SEED_PATH;
 
@@ -470,8 +527,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.cfg->n_warnings; i++)
 		dlog(AGS_LOG_WARN, "config", "%s: %s", d.config_path, d.cfg->warnings[i]);
 	if (check) {
-		dlog(AGS_LOG_INFO, "config", "%s: valid (node %s)",
-		     d.config_path ? d.config_path : "(no config file)", d.cfg->node.node_id);
+		dlog(AGS_LOG_INFO, "config", "%s: valid (node %s%s)",
+		     d.config_path ? d.config_path : "(no config file)", d.cfg->node.node_id,
+		     d.cfg->node.hub.enabled ? ", hub mode" : "");
 		ags_config_del(d.cfg);
 		return 0;
 	}

@@ -4,6 +4,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+
+#include "daemonutil.h"
 #include "testutil.h"
 #include "agentsync/agentsync.h"
 #include "config.h"
@@ -122,10 +126,10 @@ static void every_key_is_read(void **state)
 	    "\"filter\":{\"types\":[\"t1\"],\"tags\":[\"x\",\"y\"]},"
 	    "\"healthInterval\":1000,\"statelessRetry\":true,\"idleTimeout\":2000,"
 	    "\"keepAlive\":0,\"fsync\":true,\"log\":{\"format\":\"json\",\"level\":\"debug\"},"
-	    "\"hub\":{\"endpoint\":\"quic://hub:4433\"}}}";
+	    "\"hub\":{\"enabled\":false}}}";
 	ags_config *c = parse_ok(json, NULL);
 	const ags_node_config *n = &c->node;
-	assert_int_equal(c->n_warnings, 0); /* hub is reserved: no warning */
+	assert_int_equal(c->n_warnings, 0);
 	assert_int_equal(c->enabled, 0);
 	assert_int_equal(n->port, 0);
 	assert_string_equal(n->host, "::1");
@@ -286,9 +290,307 @@ static void every_error_names_its_path(void **state)
 	     "\"text\" or \"json\", got \"xml\""},
 	    {Q("\"log\":{\"level\":\"trace\"}"), AGS_ERR_CONFIG, "quic.log.level", "got \"trace\""},
 	    {Q("\"hub\":true"), AGS_ERR_CONFIG, "quic.hub", "must be an object, got true"},
+	    {Q("\"hub\":{\"enabled\":\"yes\"}"), AGS_ERR_CONFIG, "quic.hub.enabled",
+	     "must be true or false, got \"yes\""},
+	    {Q("\"hub\":{\"algorithms\":\"HS256\"}"), AGS_ERR_CONFIG, "quic.hub.algorithms",
+	     "must be a non-empty array"},
+	    {Q("\"hub\":{\"algorithms\":[]}"), AGS_ERR_CONFIG, "quic.hub.algorithms",
+	     "non-empty array of \"HS256\", \"RS256\" and \"ES256\", got an array"},
+	    {Q("\"hub\":{\"algorithms\":[\"HS256\",\"none\"]}"), AGS_ERR_CONFIG,
+	     "quic.hub.algorithms[1]", "must be \"HS256\", \"RS256\" or \"ES256\", got \"none\""},
+	    {Q("\"hub\":{\"algorithms\":[\"hs256\"]}"), AGS_ERR_CONFIG, "quic.hub.algorithms[0]",
+	     "got \"hs256\""},
+	    {Q("\"hub\":{\"algorithms\":[\"ES256\",\"ES256\"]}"), AGS_ERR_CONFIG,
+	     "quic.hub.algorithms[1]", "is listed twice"},
+	    {Q("\"hub\":{\"algorithms\":[\"HS256\",\"RS256\",\"ES256\",\"HS256\"]}"),
+	     AGS_ERR_CONFIG, "quic.hub.algorithms", "at most once, got 4"},
+	    {Q("\"hub\":{\"hs256SecretFile\":\"\"}"), AGS_ERR_CONFIG, "quic.hub.hs256SecretFile",
+	     "must not be empty"},
+	    {Q("\"hub\":{\"rs256PublicKeyFile\":7}"), AGS_ERR_CONFIG, "quic.hub.rs256PublicKeyFile",
+	     "must be a string, got 7"},
+	    {Q("\"hub\":{\"es256PublicKeyFile\":null}"), AGS_ERR_CONFIG,
+	     "quic.hub.es256PublicKeyFile", "got null"},
+	    {Q("\"hub\":{\"issuer\":[\"a\"]}"), AGS_ERR_CONFIG, "quic.hub.issuer",
+	     "must be a string, got an array"},
+	    {Q("\"hub\":{\"audience\":\"\"}"), AGS_ERR_CONFIG, "quic.hub.audience",
+	     "must not be empty"},
+	    {Q("\"hub\":{\"skewSeconds\":-5}"), AGS_ERR_CONFIG, "quic.hub.skewSeconds",
+	     "must be an integer from 0 to 86400, got -5"},
+	    {Q("\"hub\":{\"skewSeconds\":1.5}"), AGS_ERR_CONFIG, "quic.hub.skewSeconds", "got 1.5"},
+	    {Q("\"hub\":{\"maxAgents\":0}"), AGS_ERR_CONFIG, "quic.hub.maxAgents",
+	     "from 1 to 1000000, got 0"},
+	    {Q("\"hub\":{\"maxTenants\":\"10\"}"), AGS_ERR_CONFIG, "quic.hub.maxTenants",
+	     "got \"10\""},
+	    {Q("\"hub\":{\"enabled\":true,\"enabled\":true}"), AGS_ERR_CONFIG, "quic.hub.enabled",
+	     "duplicate key"},
+	    {Q("\"hub\":{\"enabled\":true}"), AGS_ERR_CONFIG, "quic.hub",
+	     "needs a key to verify the agents' tokens"},
+	    {Q("\"hub\":{\"enabled\":true,\"algorithms\":[\"HS256\",\"RS256\"],"
+	       "\"hs256SecretFile\":\"s\"}"),
+	     AGS_ERR_CONFIG, "quic.hub.rs256PublicKeyFile",
+	     "required in hub mode: quic.hub.algorithms allows RS256"},
+	    {Q("\"hub\":{\"enabled\":true,\"algorithms\":[\"ES256\"],"
+	       "\"hs256SecretFile\":\"s\"}"),
+	     AGS_ERR_CONFIG, "quic.hub.es256PublicKeyFile", "allows ES256"},
+	    {Q("\"hub\":{\"upstream\":5}"), AGS_ERR_CONFIG, "quic.hub.upstream",
+	     "must be an object, got 5"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"http://h:1\",\"token\":\"t\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.endpoint",
+	     "must be \"quic://HOST:PORT\" (\"quic://[::1]:PORT\" for IPv6; the port defaults to "
+	     "4433), got \"http://h:1\""},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h:0\",\"token\":\"t\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.endpoint", "got \"quic://h:0\""},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://:4433\",\"token\":\"t\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.endpoint", "quic://HOST:PORT"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://::1:4433\",\"token\":\"t\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.endpoint", "[::1]"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h:1/x\",\"token\":\"t\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.endpoint", "quic://HOST:PORT"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h:1\"}}"), AGS_ERR_CONFIG,
+	     "quic.hub.upstream.token", "required with upstream.endpoint"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h:1\",\"token\":\"t\","
+	       "\"tokenFile\":\"f\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.tokenFile", "not both"},
+	    {Q("\"hub\":{\"upstream\":{\"token\":\"t\"}}"), AGS_ERR_CONFIG,
+	     "quic.hub.upstream.endpoint", "required when upstream.token is set"},
+	    {Q("\"hub\":{\"upstream\":{\"hubId\":\"h\"}}"), AGS_ERR_CONFIG,
+	     "quic.hub.upstream.endpoint", "required when upstream.hubId is set"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h\",\"token\":\"t\","
+	       "\"hubId\":\"a b\"}}"),
+	     AGS_ERR_CONFIG, "quic.hub.upstream.hubId", "must be an id"},
+	    {Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h\",\"token\":\"\"}}"), AGS_ERR_CONFIG,
+	     "quic.hub.upstream.token", "must not be empty"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		parse_bad(cases[i].json, cases[i].code, cases[i].field, cases[i].msg);
+}
+
+static void hub_keys_map_to_the_node_config(void **state)
+{
+	(void)state;
+	const char *json =
+	    Q("\"tenant\":\"acme\",\"hub\":{\"enabled\":true,\"algorithms\":[\"ES256\",\"HS256\"],"
+	      "\"hs256SecretFile\":\"keys/secret\",\"rs256PublicKeyFile\":\"keys/rs.pem\","
+	      "\"es256PublicKeyFile\":\"keys/es.pem\",\"issuer\":\"https://issuer\","
+	      "\"audience\":\"hub\",\"skewSeconds\":120,\"maxAgents\":500,\"maxTenants\":7,"
+	      "\"foo\":1,\"upstream\":{\"endpoint\":\"quic://[::1]:5000\",\"token\":\"a.b.c\","
+	      "\"hubId\":\"hub-0\",\"bar\":true}}");
+	ags_config *c = parse_ok(json, NULL);
+	const ags_node_config *n = &c->node;
+	assert_int_equal(n->hub.enabled, 1);
+	assert_int_equal(n->hub.n_algorithms, 2);
+	assert_string_equal(n->hub.algorithms[0], "ES256");
+	assert_string_equal(n->hub.algorithms[1], "HS256");
+	assert_string_equal(n->hub.hs256_secret_file, "keys/secret");
+	assert_null(n->hub.hs256_secret);
+	assert_string_equal(n->hub.rs256_public_key_file, "keys/rs.pem");
+	assert_string_equal(n->hub.es256_public_key_file, "keys/es.pem");
+	assert_string_equal(n->hub.issuer, "https://issuer");
+	assert_string_equal(n->hub.audience, "hub");
+	assert_int_equal(n->hub.skew_s, 120);
+	assert_int_equal(n->hub.max_agents, 500);
+	assert_int_equal(n->hub.max_tenants, 7);
+	assert_string_equal(n->hub.upstream.endpoint, "quic://[::1]:5000");
+	assert_string_equal(n->hub.upstream.token, "a.b.c");
+	assert_string_equal(n->hub.upstream.hub_id, "hub-0");
+	assert_null(c->hub_token_file);
+	/* Unknown keys inside hub warn with their path. */
+	assert_int_equal(c->n_warnings, 2);
+	assert_string_equal(c->warnings[0], "quic.hub.foo: unknown key, ignored");
+	assert_string_equal(c->warnings[1], "quic.hub.upstream.bar: unknown key, ignored");
+	ags_config_del(c);
+
+	/* Defaults: hub mode off, the node's defaults untouched. */
+	c = parse_ok(Q("\"port\":1"), NULL);
+	assert_int_equal(c->node.hub.enabled, 0);
+	assert_int_equal(c->node.hub.n_algorithms, 0);
+	assert_int_equal(c->node.hub.skew_s, 0);
+	assert_int_equal(c->node.hub.max_agents, 0);
+	assert_null(c->node.hub.upstream.endpoint);
+	ags_config_del(c);
+
+	/* skewSeconds 0 means no skew at all (-1 for the node, whose 0 is "30 s"). */
+	c = parse_ok(Q("\"hub\":{\"skewSeconds\":0}"), NULL);
+	assert_int_equal(c->node.hub.skew_s, -1);
+	ags_config_del(c);
+
+	/* An upstream with a token file; no port means 4433. */
+	c = parse_ok(Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://hub.example\","
+	               "\"tokenFile\":\"tok\"}}"),
+	             NULL);
+	assert_string_equal(c->hub_token_file, "tok");
+	assert_null(c->node.hub.upstream.token);
+	ags_config_del(c);
+
+	/* One key and no algorithm list: the algorithms are the keys'. */
+	c = parse_ok(Q("\"hub\":{\"enabled\":true,\"es256PublicKeyFile\":\"e.pem\"}"), NULL);
+	assert_int_equal(c->node.hub.n_algorithms, 0);
+	ags_config_del(c);
+
+	assert_true(ags_config_endpoint_valid("quic://127.0.0.1:4433"));
+	assert_true(ags_config_endpoint_valid("quic://[::1]"));
+	assert_true(ags_config_endpoint_valid("quic://h.example:65535"));
+	assert_false(ags_config_endpoint_valid("quic://h:65536"));
+	assert_false(ags_config_endpoint_valid("quic://h:"));
+	assert_false(ags_config_endpoint_valid("quic://[]:1"));
+	assert_false(ags_config_endpoint_valid("quic://[::1]x"));
+	assert_false(ags_config_endpoint_valid("h:1"));
+	assert_false(ags_config_endpoint_valid("quic://a b:1"));
+}
+
+static void hub_override_needs_a_key(void **state)
+{
+	(void)state;
+	ags_config_overrides ov;
+	ags_config_overrides_init(&ov);
+	assert_int_equal(ov.hub, -1);
+	ov.hub = 1;
+	ags_config *c = NULL;
+	ags_error err;
+	const char *nokey = Q("\"port\":1");
+	assert_int_equal(ags_config_parse(nokey, strlen(nokey), &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_null(c);
+	assert_string_equal(err.field, "quic.hub");
+	assert_non_null(strstr(err.message, "--hub"));
+	const char *key = Q("\"hub\":{\"hs256SecretFile\":\"s\"}");
+	c = parse_ok(key, &ov);
+	assert_int_equal(c->node.hub.enabled, 1);
+	ags_config_del(c);
+	/* Without --hub the same file is a plain node. */
+	c = parse_ok(key, NULL);
+	assert_int_equal(c->node.hub.enabled, 0);
+	ags_config_del(c);
+	/* No config at all with --hub: there is no key to verify tokens with. */
+	assert_int_equal(ags_config_new_default("h", &ov, &c, &err), AGS_ERR_CONFIG);
+	assert_null(c);
+	assert_string_equal(err.field, "quic.hub");
+}
+
+/* An EC P-256 public key in PEM, made with GnuTLS. */
+static char *ec_public_pem(void)
+{
+	gnutls_privkey_t priv;
+	gnutls_pubkey_t pub;
+	gnutls_datum_t out;
+	assert_int_equal(gnutls_privkey_init(&priv), 0);
+	assert_int_equal(gnutls_privkey_generate(priv, GNUTLS_PK_ECDSA,
+	                                         GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+	                                         0),
+	                 0);
+	assert_int_equal(gnutls_pubkey_init(&pub), 0);
+	assert_int_equal(gnutls_pubkey_import_privkey(pub, priv, 0, 0), 0);
+	assert_int_equal(gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_PEM, &out), 0);
+	char *pem = strndup((const char *)out.data, out.size);
+	gnutls_free(out.data);
+	gnutls_pubkey_deinit(pub);
+	gnutls_privkey_deinit(priv);
+	return pem;
+}
+
+/* Parses `json` (with DIR replaced by dir), then expects check_files to give code at field. */
+static void hub_files_case(const char *dir, const char *json, int code, const char *field,
+                           const char *msg)
+{
+	char *text = tu_replace(json, "DIR", dir);
+	ags_config *c = parse_ok(text, NULL);
+	ags_error err;
+	ags_error_clear(&err);
+	int rc = ags_config_check_files(c, &err);
+	if (rc != code || (code && (strcmp(err.field, field) != 0 || !strstr(err.message, msg))))
+		fail_msg("for %s\n  expected %s at \"%s\" with \"%s\"\n  got %s at \"%s\": %s",
+		         text, ags_strerror(code), field, msg, ags_strerror(rc), err.field,
+		         err.message);
+	ags_config_del(c);
+	free(text);
+}
+
+static void hub_key_files_are_checked(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("config-hub");
+	char *p = tu_sprintf("%s/good-secret", dir);
+	tu_write_file(p, "0123456789abcdef0123456789abcdef\n");
+	free(p);
+	p = tu_sprintf("%s/short-secret", dir);
+	/* 31 bytes and a newline: the newline is not part of the secret. */
+	tu_write_file(p, "0123456789abcdef0123456789abcde\n");
+	free(p);
+	p = tu_sprintf("%s/es.pem", dir);
+	char *pem = ec_public_pem();
+	tu_write_file(p, pem);
+	free(pem);
+	free(p);
+	p = tu_sprintf("%s/garbage.pem", dir);
+	tu_write_file(p, "not a key\n");
+	free(p);
+
+	hub_files_case(dir, Q("\"hub\":{\"enabled\":true,\"hs256SecretFile\":\"DIR/good-secret\"}"),
+	               0, NULL, NULL);
+	hub_files_case(dir,
+	               Q("\"hub\":{\"enabled\":true,\"hs256SecretFile\":\"DIR/short-secret\"}"),
+	               AGS_ERR_CONFIG, "quic.hub.hs256SecretFile", "at least 32 bytes");
+	hub_files_case(dir, Q("\"hub\":{\"enabled\":true,\"hs256SecretFile\":\"DIR/none\"}"),
+	               AGS_ERR_CONFIG, "quic.hub.hs256SecretFile", "No such file");
+	hub_files_case(dir, Q("\"hub\":{\"enabled\":true,\"es256PublicKeyFile\":\"DIR/es.pem\"}"),
+	               0, NULL, NULL);
+	hub_files_case(dir,
+	               Q("\"hub\":{\"enabled\":true,\"algorithms\":[\"RS256\"],"
+	                 "\"rs256PublicKeyFile\":\"DIR/es.pem\"}"),
+	               AGS_ERR_CONFIG, "quic.hub.rs256PublicKeyFile",
+	               "RS256 needs an RSA key of at least 2048 bits");
+	hub_files_case(dir,
+	               Q("\"hub\":{\"enabled\":true,\"es256PublicKeyFile\":\"DIR/garbage.pem\"}"),
+	               AGS_ERR_CONFIG, "quic.hub.es256PublicKeyFile", "not a PEM public key");
+	/* Keys of algorithms not allowed are still read (the hub reads them), not checked. */
+	hub_files_case(dir,
+	               Q("\"hub\":{\"enabled\":true,\"algorithms\":[\"HS256\"],"
+	                 "\"hs256SecretFile\":\"DIR/good-secret\","
+	                 "\"es256PublicKeyFile\":\"DIR/garbage.pem\"}"),
+	               0, NULL, NULL);
+	/* Outside hub mode the keys are not looked at. */
+	hub_files_case(dir, Q("\"hub\":{\"hs256SecretFile\":\"DIR/none\"}"), 0, NULL, NULL);
+	hub_files_case(dir,
+	               Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h\","
+	                 "\"tokenFile\":\"DIR/none\"}}"),
+	               AGS_ERR_CONFIG, "quic.hub.upstream.tokenFile", "cannot read");
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static void upstream_token_file_is_read(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("config-tok");
+	char *tok = tu_sprintf("%s/token", dir);
+	char *json = tu_sprintf(
+	    Q("\"hub\":{\"upstream\":{\"endpoint\":\"quic://h\",\"tokenFile\":\"%s\"}}"), tok);
+	ags_config *c = parse_ok(json, NULL);
+	ags_error err;
+	tu_write_file(tok, "aaa.bbb.ccc\r\n\n");
+	assert_int_equal(ags_config_load_files(c, &err), 0);
+	assert_string_equal(c->node.hub.upstream.token, "aaa.bbb.ccc");
+	ags_config_del(c);
+
+	c = parse_ok(json, NULL);
+	tu_write_file(tok, " \n");
+	assert_int_equal(ags_config_load_files(c, &err), AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "quic.hub.upstream.tokenFile");
+	assert_non_null(strstr(err.message, "holds no token"));
+	tu_write_file(tok, "aaa bbb\n");
+	assert_int_equal(ags_config_load_files(c, &err), AGS_ERR_CONFIG);
+	assert_non_null(strstr(err.message, "at byte 3"));
+	assert_null(c->node.hub.upstream.token);
+	ags_config_del(c);
+
+	/* No file named: nothing to do. */
+	c = parse_ok(Q("\"port\":1"), NULL);
+	assert_int_equal(ags_config_load_files(c, &err), 0);
+	assert_null(c->node.hub.upstream.token);
+	ags_config_del(c);
+	tu_rmrf(dir);
+	free(json);
+	free(tok);
+	free(dir);
 }
 
 static void malformed_json_has_its_offset(void **state)
@@ -496,6 +798,10 @@ int main(void)
 	    cmocka_unit_test(every_key_is_read),
 	    cmocka_unit_test(unknown_keys_are_warnings),
 	    cmocka_unit_test(every_error_names_its_path),
+	    cmocka_unit_test(hub_keys_map_to_the_node_config),
+	    cmocka_unit_test(hub_override_needs_a_key),
+	    cmocka_unit_test(hub_key_files_are_checked),
+	    cmocka_unit_test(upstream_token_file_is_read),
 	    cmocka_unit_test(malformed_json_has_its_offset),
 	    cmocka_unit_test(too_large_is_refused),
 	    cmocka_unit_test(overrides_replace_and_are_checked),

@@ -64,6 +64,13 @@ char *http_escape(const char *s);
  */
 int http_fail(const char *what, const struct http_resp *r);
 
+/*
+ * Reads FILE (standard input when NULL or "-") whole into a NUL-terminated
+ * malloc'd buffer. Returns EXIT_OK, or EXIT_ERROR after printing why,
+ * prefixed with `what`.
+ */
+int cli_read_input(const char *what, const char *file, char **out, size_t *len);
+
 /* Commands: argv[0] is the command name. Each returns an exit code. */
 int cmd_put(const struct cli *c, int argc, char **argv);
 int cmd_get(const struct cli *c, int argc, char **argv);
@@ -75,6 +82,14 @@ int cmd_peers(const struct cli *c, int argc, char **argv);
 int cmd_sync(const struct cli *c, int argc, char **argv);
 int cmd_certs(const struct cli *c, int argc, char **argv);
 int cmd_bench(const struct cli *c, int argc, char **argv);
+int cmd_agent(const struct cli *c, int argc, char **argv); /* agent put|sync|get|status */
+int cmd_token(const struct cli *c, int argc, char **argv);
+
+/*
+ * `agentsync sync --hub ...` (cmd_sync hands over when it sees --hub): one
+ * sync of an ephemeral agent with a federation hub. argv[0] is "sync".
+ */
+int cmd_hub_sync(int argc, char **argv);
 
 /* Whether argv (after the command) asks for --help / -h. */
 int wants_help(int argc, char **argv);

@@ -47,11 +47,11 @@ static void put_usage(FILE *f)
 	        "Exit status: 0 all accepted, 5 some rejected, 1 error, 3 daemon unreachable.\n");
 }
 
-static int read_input(const char *file, char **out, size_t *len)
+int cli_read_input(const char *what, const char *file, char **out, size_t *len)
 {
 	FILE *f = (!file || strcmp(file, "-") == 0) ? stdin : fopen(file, "rb");
 	if (!f) {
-		fprintf(stderr, "agentsync: put: cannot open %s: %m\n", file);
+		fprintf(stderr, "agentsync: %s: cannot open %s: %m\n", what, file);
 		return EXIT_ERROR;
 	}
 	size_t cap = 1 << 16, n = 0;
@@ -77,7 +77,8 @@ static int read_input(const char *file, char **out, size_t *len)
 		fclose(f);
 	if (bad) {
 		free(buf);
-		fprintf(stderr, "agentsync: put: cannot read %s\n", file ? file : "standard input");
+		fprintf(stderr, "agentsync: %s: cannot read %s\n", what,
+		        file ? file : "standard input");
 		return EXIT_ERROR;
 	}
 	buf[n] = '\0';
@@ -270,7 +271,7 @@ int cmd_put(const struct cli *c, int argc, char **argv)
 	p.name = file && strcmp(file, "-") != 0 ? file : "standard input";
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = read_input(file, &buf, &len);
+	int rc = cli_read_input("put", file, &buf, &len);
 	if (rc != EXIT_OK)
 		return rc;
 	size_t s = 0;

@@ -185,7 +185,8 @@ int cmd_list(const struct cli *c, int argc, char **argv)
 static const char status_help[] =
     "Usage: agentsync status [--json]\n"
     "Shows the node: its store (patterns, sequence, digest), sync statistics and one\n"
-    "row per peer. Two nodes in sync show the same digest.\n"
+    "row per peer (and, for a hub, one row per tenant). Two nodes in sync show the\n"
+    "same digest.\n"
     "  --json   the daemon's GET /v1/state answer as it is\n";
 
 static double num(yyjson_val *o, const char *k)
@@ -220,6 +221,26 @@ static void print_peers(yyjson_val *peers)
 	}
 	if (yyjson_obj_size(peers) == 0)
 		printf("(no peers)\n");
+}
+
+/* The hub's tenants, when the node is a hub. */
+static void print_hub(yyjson_val *hub)
+{
+	if (!yyjson_get_bool(yyjson_obj_get(hub, "enabled")))
+		return;
+	printf("\nhub         %llu agent%s connected, %llu authenticated, %llu refused\n",
+	       uns(hub, "agentsConnected"), uns(hub, "agentsConnected") == 1 ? "" : "s",
+	       uns(hub, "authOk"), uns(hub, "authRefused"));
+	printf("%-24s %7s %9s %9s %9s %9s %-16s\n", "TENANT", "AGENTS", "PATTERNS", "CHANGES",
+	       "RECEIVED", "CONFLICTS", "DIGEST");
+	size_t i, imax;
+	yyjson_val *t;
+	yyjson_arr_foreach(yyjson_obj_get(hub, "tenants"), i, imax, t)
+	{
+		printf("%-24s %7llu %9llu %9llu %9llu %9llu %.16s\n", str(t, "tenant"),
+		       uns(t, "agentsConnected"), uns(t, "patterns"), uns(t, "changes"),
+		       uns(t, "changesReceived"), uns(t, "conflicts"), str(t, "digest"));
+	}
 }
 
 /* GETs `path` and parses it as JSON. Returns an exit code; *doc set on EXIT_OK. */
@@ -274,6 +295,7 @@ int cmd_status(const struct cli *c, int argc, char **argv)
 		       uns(stats, "bytesTransferred"), num(stats, "compressionRatio"));
 		printf("\n");
 		print_peers(yyjson_obj_get(st, "peers"));
+		print_hub(yyjson_obj_get(st, "hub"));
 	}
 	yyjson_doc_free(doc);
 	http_resp_free(&r);
@@ -358,11 +380,29 @@ int cmd_peers(const struct cli *c, int argc, char **argv)
 /* sync, certs                                                              */
 /* ------------------------------------------------------------------------ */
 
-static const char sync_help[] = "Usage: agentsync sync\n"
-                                "Asks the node to send pending changes to every peer now.\n";
+static const char sync_help[] =
+    "Usage: agentsync sync\n"
+    "       agentsync sync --hub quic://HOST:PORT (--token T | --token-file F) ...\n"
+    "Without --hub: asks the node (through its API) to send pending changes to every\n"
+    "peer now. With --hub: runs one sync of an agent with a federation hub, no daemon\n"
+    "involved (see agentsync sync --hub X --help).\n";
+
+/* Whether argv asks for the agent's sync with a hub (--hub or --hub=...). */
+static int has_hub(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
+		if (strcmp(argv[i], "--hub") == 0 || strncmp(argv[i], "--hub=", 6) == 0)
+			return 1;
+	}
+	return 0;
+}
 
 int cmd_sync(const struct cli *c, int argc, char **argv)
 {
+	if (has_hub(argc, argv))
+		return cmd_hub_sync(argc, argv);
 	if (wants_help(argc, argv)) {
 		fputs(sync_help, stdout);
 		return EXIT_OK;

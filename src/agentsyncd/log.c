@@ -197,6 +197,7 @@ void dlog_event(const ags_event *ev)
 	    "latency", latency[0] ? latency : NULL,
 	    "error",   ev->error,
 	    "state",   ev->state,
+	    "tenant",  ev->tenant,
 	};
 	const char *name = ev->name ? ev->name : ags_event_name(ev->type);
 	dlog_kv(level, name ? name : "event", kv, sizeof(kv) / sizeof(kv[0]) / 2);
