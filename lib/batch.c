@@ -11,6 +11,7 @@
 #include <zstd_errors.h>
 
 #include "batch.h"
+#include "delta.h"
 #include "error.h"
 
 #define SHA256_LEN 32
@@ -345,9 +346,89 @@ static int parse_del(yyjson_val *d, size_t i, ags_batch_entry *e, ags_error *err
 	return 0;
 }
 
-static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *err)
+static int hex64_ok(const char *s, size_t n)
 {
-	yyjson_val *p = NULL, *d = NULL, *nr = NULL, *vc = NULL, *k;
+	if (n != 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int parse_delta(yyjson_val *x, size_t i, size_t max_raw, ags_batch_entry *e, ags_error *err)
+{
+	yyjson_val *id = NULL, *ver = NULL, *base = NULL, *delta = NULL, *size = NULL, *k;
+	yyjson_val *bv = NULL, *bc = NULL;
+	yyjson_obj_iter it;
+
+	if (!yyjson_is_obj(x))
+		return entry_fail(err, i, "x", "a delta must be an object");
+	yyjson_obj_iter_init(x, &it);
+	while ((k = yyjson_obj_iter_next(&it))) {
+		yyjson_val **slot = key_is(k, "id")        ? &id
+		                    : key_is(k, "version") ? &ver
+		                    : key_is(k, "base")    ? &base
+		                    : key_is(k, "delta")   ? &delta
+		                    : key_is(k, "size")    ? &size
+		                                           : NULL;
+		if (!slot)
+			continue;
+		if (*slot)
+			return entry_fail(err, i, "x", "a member is given twice");
+		*slot = yyjson_obj_iter_get_val(k);
+	}
+	if (!id || !yyjson_is_str(id))
+		return entry_fail(err, i, "x.id", "must be a string");
+	e->id = yyjson_get_str(id);
+	e->id_len = yyjson_get_len(id);
+	if (e->id_len == 0 || e->id_len > AGS_PATTERN_ID_MAX)
+		return entry_fail(err, i, "x.id", "must be 1-256 bytes");
+	if (memchr(e->id, '\0', e->id_len))
+		return entry_fail(err, i, "x.id", "must not contain NUL");
+	if (!ver || get_i64(ver, 2, &e->version))
+		return entry_fail(err, i, "x.version", "must be an integer >= 2");
+	if (!base || !yyjson_is_obj(base))
+		return entry_fail(err, i, "x.base", "must be an object");
+	yyjson_obj_iter_init(base, &it);
+	while ((k = yyjson_obj_iter_next(&it))) {
+		yyjson_val **slot = key_is(k, "version") ? &bv : key_is(k, "checksum") ? &bc : NULL;
+		if (!slot)
+			continue;
+		if (*slot)
+			return entry_fail(err, i, "x.base", "a member is given twice");
+		*slot = yyjson_obj_iter_get_val(k);
+	}
+	if (!bv || get_i64(bv, 1, &e->base_version) || e->base_version >= e->version)
+		return entry_fail(err, i, "x.base.version",
+		                  "must be an integer >= 1 and lower than x.version");
+	if (!bc || !yyjson_is_str(bc) || !hex64_ok(yyjson_get_str(bc), yyjson_get_len(bc)))
+		return entry_fail(err, i, "x.base.checksum", "must be 64 lowercase hex digits");
+	e->base_checksum = yyjson_get_str(bc);
+	int64_t sz = 0;
+	if (!size || get_i64(size, 1, &sz))
+		return entry_fail(err, i, "x.size", "must be an integer >= 1");
+	if ((uint64_t)sz > max_raw || (uint64_t)sz > AGS_DELTA_SIZE_MAX) {
+		char field[64];
+		snprintf(field, sizeof(field), "entries[%zu].x.size", i);
+		return ags_error_set(err, AGS_ERR_TOO_LARGE, field,
+		                     "a delta of %lld bytes, over the limit of %zu", (long long)sz,
+		                     max_raw < AGS_DELTA_SIZE_MAX ? max_raw
+		                                                  : (size_t)AGS_DELTA_SIZE_MAX);
+	}
+	e->size = (size_t)sz;
+	if (!delta || !yyjson_is_str(delta) ||
+	    !ags_delta_b64_ok(yyjson_get_str(delta), yyjson_get_len(delta)))
+		return entry_fail(err, i, "x.delta", "must be padded base64 text");
+	e->delta = yyjson_get_str(delta);
+	e->delta_len = yyjson_get_len(delta);
+	e->kind = AGS_BATCH_DELTA;
+	return 0;
+}
+
+static int parse_entry(yyjson_val *v, size_t i, size_t max_raw, ags_batch_entry *e, ags_error *err)
+{
+	yyjson_val *p = NULL, *d = NULL, *x = NULL, *nr = NULL, *vc = NULL, *k;
 	yyjson_obj_iter it;
 
 	memset(e, 0, sizeof(*e));
@@ -357,6 +438,7 @@ static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *e
 	while ((k = yyjson_obj_iter_next(&it))) {
 		yyjson_val **slot = key_is(k, "p")    ? &p
 		                    : key_is(k, "d")  ? &d
+		                    : key_is(k, "x")  ? &x
 		                    : key_is(k, "nr") ? &nr
 		                    : key_is(k, "vc") ? &vc
 		                                      : NULL;
@@ -373,10 +455,18 @@ static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *e
 	}
 	if (vc && !yyjson_is_obj(vc))
 		return entry_fail(err, i, "vc", "a vector clock must be an object");
-	if (p && d)
-		return entry_fail(err, i, NULL, "has both \"p\" (put) and \"d\" (delete)");
-	if (!p && !d)
-		return entry_fail(err, i, NULL, "has neither \"p\" (put) nor \"d\" (delete)");
+	if ((p != NULL) + (d != NULL) + (x != NULL) > 1)
+		return entry_fail(
+		    err, i, NULL,
+		    "has more than one of \"p\" (put), \"d\" (delete), \"x\" (delta)");
+	if (!p && !d && !x)
+		return entry_fail(err, i, NULL,
+		                  "has none of \"p\" (put), \"d\" (delete), \"x\" (delta)");
+	if (x) {
+		int rc = parse_delta(x, i, max_raw, e, err);
+		e->vc = vc;
+		return rc;
+	}
 	if (d) {
 		int rc = parse_del(d, i, e, err);
 		e->vc = vc;
@@ -390,7 +480,8 @@ static int parse_entry(yyjson_val *v, size_t i, ags_batch_entry *e, ags_error *e
 	return 0;
 }
 
-static int parse_body(const uint8_t *raw, size_t raw_len, ags_batch *b, ags_error *err)
+static int parse_body(const uint8_t *raw, size_t raw_len, size_t max_raw, ags_batch *b,
+                      ags_error *err)
 {
 	yyjson_read_err rerr;
 	b->doc = yyjson_read_opts((char *)(uintptr_t)raw, raw_len, YYJSON_READ_NOFLAG, NULL, &rerr);
@@ -422,7 +513,7 @@ static int parse_body(const uint8_t *raw, size_t raw_len, ags_batch *b, ags_erro
 	yyjson_arr_iter_init(root, &it);
 	yyjson_val *v;
 	for (size_t i = 0; (v = yyjson_arr_iter_next(&it)); i++) {
-		int rc = parse_entry(v, i, &b->entries[i], err);
+		int rc = parse_entry(v, i, max_raw, &b->entries[i], err);
 		if (rc)
 			return rc;
 	}
@@ -491,7 +582,7 @@ int ags_batch_decode(const uint8_t *payload, size_t len, const ags_batch_limits 
 		                   "SHA-256 of the raw body does not match the header");
 		goto fail;
 	}
-	if ((rc = parse_body(plain, raw_len, out, err)))
+	if ((rc = parse_body(plain, raw_len, l.max_raw, out, err)))
 		goto fail;
 	free(raw);
 	out->wire_len = len;
@@ -732,6 +823,65 @@ int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t v
 	text = yyjson_mut_write_opts(doc, YYJSON_WRITE_NOFLAG, NULL, &tlen, &werr);
 	if (!text) {
 		/* The writer refuses invalid UTF-8 in the id. */
+		rc = werr.code == YYJSON_WRITE_ERROR_MEMORY_ALLOCATION ? AGS_ERR_NOMEM
+		                                                       : AGS_ERR_INVALID;
+		goto out;
+	}
+	const char *parts[1] = {text};
+	size_t lens[1] = {tlen};
+	rc = add_entry(e, parts, lens, 1);
+out:
+	free(text);
+	yyjson_mut_doc_free(doc);
+	return rc;
+}
+
+int ags_batch_encoder_add_delta(ags_batch_encoder *e, const char *id, int64_t version,
+                                int64_t base_version, const char *base_checksum, const char *delta,
+                                size_t delta_len, size_t size, int no_relay, const char *vc,
+                                size_t vc_len)
+{
+	if (vc && !object_text(&vc, &vc_len))
+		return AGS_ERR_INVALID;
+	if (!e || !id || !base_checksum || !delta || base_version < 1 || version <= base_version ||
+	    size == 0 || size > AGS_DELTA_SIZE_MAX || !ags_delta_b64_ok(delta, delta_len) ||
+	    !hex64_ok(base_checksum, strlen(base_checksum)))
+		return AGS_ERR_INVALID;
+	size_t id_len = strlen(id);
+	if (id_len == 0 || id_len > AGS_PATTERN_ID_MAX)
+		return AGS_ERR_INVALID;
+	if (e->state != ENC_OPEN)
+		return AGS_ERR_STATE;
+
+	yyjson_mut_doc *doc = yyjson_mut_doc_new(NULL);
+	if (!doc)
+		return AGS_ERR_NOMEM;
+	int rc = AGS_ERR_NOMEM;
+	char *text = NULL;
+	yyjson_mut_val *root = yyjson_mut_obj(doc);
+	yyjson_mut_val *x = yyjson_mut_obj(doc);
+	yyjson_mut_val *base = yyjson_mut_obj(doc);
+	if (!root || !x || !base)
+		goto out;
+	yyjson_mut_doc_set_root(doc, root);
+	/* The delta text is base64: referenced, not copied. */
+	if (!yyjson_mut_obj_add_val(doc, root, "x", x) ||
+	    !yyjson_mut_obj_add_strn(doc, x, "id", id, id_len) ||
+	    !yyjson_mut_obj_add_int(doc, x, "version", version) ||
+	    !yyjson_mut_obj_add_val(doc, x, "base", base) ||
+	    !yyjson_mut_obj_add_int(doc, base, "version", base_version) ||
+	    !yyjson_mut_obj_add_str(doc, base, "checksum", base_checksum) ||
+	    !yyjson_mut_obj_add_strn(doc, x, "delta", delta, delta_len) ||
+	    !yyjson_mut_obj_add_uint(doc, x, "size", size))
+		goto out;
+	if (no_relay && !yyjson_mut_obj_add_true(doc, root, "nr"))
+		goto out;
+	if (vc && !yyjson_mut_obj_add_val(doc, root, "vc", yyjson_mut_rawncpy(doc, vc, vc_len)))
+		goto out;
+	size_t tlen = 0;
+	yyjson_write_err werr;
+	text = yyjson_mut_write_opts(doc, YYJSON_WRITE_NOFLAG, NULL, &tlen, &werr);
+	if (!text) {
 		rc = werr.code == YYJSON_WRITE_ERROR_MEMORY_ALLOCATION ? AGS_ERR_NOMEM
 		                                                       : AGS_ERR_INVALID;
 		goto out;

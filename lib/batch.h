@@ -20,7 +20,11 @@
  *
  * The raw body is a JSON array of `count` entries, each either
  *   {"p": <pattern object>}                                 a put, or
- *   {"d": {"id": s, "version": n, "timestamp": n}}          a delete (tombstone),
+ *   {"d": {"id": s, "version": n, "timestamp": n}}          a delete (tombstone), or
+ *   {"x": {"id": s, "version": n, "base": {"version": n, "checksum": "64hex"},
+ *          "delta": "base64", "size": n}}                   a delta (lib/delta.h):
+ *   the new version `version` of pattern `id`, whose full JSON is `size` bytes,
+ *   as a zstd frame compressed with the JSON of the base version as dictionary;
  * optionally with "nr": true (no relay: the receiver must not forward it) and
  * "vc": {...} (the change's record clock, an object; see docs/parts/hub.md).
  *
@@ -98,18 +102,25 @@ typedef struct ags_batch_limits {
 typedef enum ags_batch_kind {
 	AGS_BATCH_PUT = 1,
 	AGS_BATCH_DEL = 2,
+	AGS_BATCH_DELTA = 3,
 } ags_batch_kind;
 
 /* One decoded entry. Pointers are owned by the batch (its yyjson document). */
 typedef struct ags_batch_entry {
-	int kind;            /* AGS_BATCH_PUT or AGS_BATCH_DEL */
+	int kind;            /* AGS_BATCH_PUT, AGS_BATCH_DEL or AGS_BATCH_DELTA */
 	int no_relay;        /* "nr": true */
 	yyjson_val *pattern; /* PUT: the pattern object, not validated; NULL for DEL */
-	const char *id;      /* DEL: the id (1..256 bytes, no NUL inside); NULL for PUT */
+	const char *id;      /* DEL, DELTA: the id (1..256 bytes, no NUL inside); NULL for PUT */
 	size_t id_len;
-	int64_t version;   /* DEL: >= 1 */
-	int64_t timestamp; /* DEL: >= 0 */
-	yyjson_val *vc;    /* "vc": the record clock object, not validated; NULL when absent */
+	int64_t version;      /* DEL, DELTA: >= 1 */
+	int64_t timestamp;    /* DEL: >= 0 */
+	yyjson_val *vc;       /* "vc": the record clock object, not validated; NULL when absent */
+	int64_t base_version; /* DELTA: base.version, >= 1 and < version */
+	const char *base_checksum; /* DELTA: base.checksum, 64 lowercase hex */
+	const char *delta;         /* DELTA: the base64 text (checked syntax only) */
+	size_t delta_len;
+	size_t
+	    size; /* DELTA: bytes of the full pattern JSON, 1..min(max_raw, AGS_DELTA_SIZE_MAX) */
 } ags_batch_entry;
 
 /*
@@ -227,6 +238,19 @@ int ags_batch_encoder_add_put_vc(ags_batch_encoder *e, const char *json, size_t 
                                  const char *vc, size_t vc_len);
 int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t version,
                                  int64_t timestamp_ms, int no_relay, const char *vc, size_t vc_len);
+
+/*
+ * Adds a delta entry: the new version `version` of `id` (NUL-terminated,
+ * 1..256 bytes), whose full JSON is `size` bytes, as base64 text `delta`
+ * (`delta_len` bytes, as ags_delta_make writes) against the base version
+ * `base_version` (< version) with checksum `base_checksum` (64 hex). `vc` as
+ * for add_put_vc (NULL: none).
+ * Errors: as add_put (AGS_ERR_INVALID for any argument out of range).
+ */
+int ags_batch_encoder_add_delta(ags_batch_encoder *e, const char *id, int64_t version,
+                                int64_t base_version, const char *base_checksum, const char *delta,
+                                size_t delta_len, size_t size, int no_relay, const char *vc,
+                                size_t vc_len);
 
 /* Entries added since begin. */
 size_t ags_batch_encoder_count(const ags_batch_encoder *e);

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "agentsync/agentsync.h"
+#include "delta.h"
 #include "error.h"
 #include "pattern.h"
 #include "store.h"
@@ -36,6 +37,15 @@
 	" loser_vc TEXT,"                                                                          \
 	" loser_st INTEGER NOT NULL,"                                                              \
 	" loser_body TEXT);"
+
+/* The version a large record's last update replaced, a delta base (schema version 3). */
+#define PREV_SQL                                                                                   \
+	"CREATE TABLE prev("                                                                       \
+	" id TEXT PRIMARY KEY,"                                                                    \
+	" version INTEGER NOT NULL,"                                                               \
+	" checksum TEXT NOT NULL,"                                                                 \
+	" seq INTEGER NOT NULL,"                                                                   \
+	" body TEXT NOT NULL) WITHOUT ROWID;"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
@@ -60,11 +70,13 @@ static const char schema_sql[] =
     /* Only live rows that can expire: costs nothing for the others, and makes
      * sweep and count O(expiring rows) instead of a full scan. */
     "CREATE INDEX patterns_expiry ON patterns(expires_at)"
-    " WHERE st = 0 AND expires_at IS NOT NULL;" CONFLICTS_SQL
+    " WHERE st = 0 AND expires_at IS NOT NULL;" CONFLICTS_SQL PREV_SQL
     "INSERT INTO meta(k, v) VALUES('seq', 0), ('live', 0), ('digest', zeroblob(32));";
 
 /* Schema version 1 -> 2: record clocks and the conflicts table. */
 static const char migrate_v2_sql[] = "ALTER TABLE patterns ADD COLUMN vc TEXT;" CONFLICTS_SQL;
+/* Schema version 2 -> 3: delta bases. */
+static const char migrate_v3_sql[] = PREV_SQL;
 
 /* Live and not past expiresAt at ?2. */
 #define LIVE_AT_2 "st = 0 AND (expires_at IS NULL OR expires_at > ?2)"
@@ -91,6 +103,10 @@ enum stmt_id {
 	ST_CONFLICT_INCOMING,
 	ST_CONFLICTS,
 	ST_CONFLICT_COUNT,
+	ST_PREV_SAVE,
+	ST_PREV_DEL,
+	ST_PREV_GET,
+	ST_PREV_SWEEP,
 	ST__COUNT
 };
 
@@ -143,6 +159,14 @@ static const char *const stmt_sql[ST__COUNT] = {
                      " loser_body FROM conflicts WHERE cseq > ?1 AND (?2 IS NULL OR"
                      " winner_origin = ?2 OR loser_origin = ?2) ORDER BY cseq",
     [ST_CONFLICT_COUNT] = "SELECT count(*), coalesce(max(cseq), 0) FROM conflicts",
+    /* The live row at ?1 is about to be replaced: keep it when large enough. */
+    [ST_PREV_SAVE] = "INSERT OR REPLACE INTO prev(id, version, checksum, seq, body)"
+                     " SELECT id, version, checksum, seq, body FROM patterns"
+                     " WHERE seq = ?1 AND st = 0 AND body IS NOT NULL"
+                     " AND length(CAST(body AS BLOB)) >= ?2",
+    [ST_PREV_DEL] = "DELETE FROM prev WHERE id = ?1",
+    [ST_PREV_GET] = "SELECT version, checksum, seq, body FROM prev WHERE id = ?1",
+    [ST_PREV_SWEEP] = "DELETE FROM prev WHERE id IN (SELECT id FROM patterns WHERE st != 0)",
 };
 
 struct ags_store {
@@ -394,10 +418,14 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 		                  path, ver, AGS_STORE_SCHEMA_VERSION);
 	if (!r && ver == 0)
 		r = create_schema(s, err);
-	if (!r && ver == 1) {
+	if (!r && (ver == 1 || ver == 2)) {
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", AGS_STORE_SCHEMA_VERSION);
-		if (!(r = exec_sql(s, migrate_v2_sql, err)))
+		if (ver == 1)
+			r = exec_sql(s, migrate_v2_sql, err);
+		if (!r)
+			r = exec_sql(s, migrate_v3_sql, err);
+		if (!r)
 			r = exec_sql(s, sql, err);
 	}
 	if (!r)
@@ -736,6 +764,30 @@ static int record_conflict(ags_store *s, const ags_pattern *p, const ags_change_
 	return rc;
 }
 
+/*
+ * Before the stored row h is replaced by change p (stored in state st): keeps
+ * h as p's delta base when both are live and h is large, else forgets any
+ * base of that id. Returns a SQLite code.
+ */
+static int keep_prev(ags_store *s, const ags_pattern *p, const struct head *h, int st)
+{
+	sqlite3_stmt *q;
+	if (st == AGS_RECORD_LIVE && h->st == AGS_RECORD_LIVE) {
+		q = s->st[ST_PREV_SAVE];
+		sqlite3_bind_int64(q, 1, h->seq);
+		sqlite3_bind_int64(q, 2, AGS_DELTA_MIN_BYTES);
+		int rc = step_done(q);
+		sqlite3_clear_bindings(q);
+		if (rc != SQLITE_OK || sqlite3_changes(s->db) > 0)
+			return rc;
+	}
+	q = s->st[ST_PREV_DEL];
+	sqlite3_bind_text(q, 1, ags_pattern_id(p), -1, SQLITE_STATIC);
+	int rc = step_done(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
 /* Applies one change inside the open transaction. Returns a SQLite code. */
 static int apply_one(ags_store *s, const ags_pattern *p, const ags_change_meta *m,
                      const ags_change_clock *ck, int64_t now, ags_apply_result *r,
@@ -784,6 +836,8 @@ static int apply_one(ags_store *s, const ags_pattern *p, const ags_change_meta *
 				goto out_head;
 		}
 		if (!won)
+			goto out_head;
+		if ((rc = keep_prev(s, p, &h, st)) != SQLITE_OK)
 			goto out_head;
 		q = s->st[ST_REPLACE];
 		bind_row(q, p, seq, st, m, vc);
@@ -1306,6 +1360,8 @@ AGS_EXPORT int ags_store_sweep(ags_store *s, int64_t now_ms, uint64_t *purged)
 	rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	if (rc == SQLITE_OK && n)
 		rc = put_meta(s);
+	if (rc == SQLITE_OK && n)
+		rc = step_done(s->st[ST_PREV_SWEEP]); /* expired records keep no delta base */
 	if (rc == SQLITE_OK)
 		rc = step_done(s->st[ST_COMMIT]);
 	if (rc != SQLITE_OK)
@@ -1419,6 +1475,40 @@ int ags_store_conflict_count(ags_store *s, uint64_t *count, uint64_t *max_cseq)
 			*count = (uint64_t)sqlite3_column_int64(q, 0);
 		if (max_cseq)
 			*max_cseq = (uint64_t)sqlite3_column_int64(q, 1);
+	} else {
+		r = store_fail(s, rc, NULL);
+	}
+	sqlite3_reset(q);
+	return r;
+}
+
+int ags_store_prev_get(ags_store *s, const char *id, int64_t *version, char checksum[65],
+                       uint64_t *seq, char **body, size_t *len)
+{
+	if (!s || !id || !version || !checksum || !seq || !body || !len)
+		return AGS_ERR_INVALID;
+	*body = NULL;
+	*len = 0;
+	sqlite3_stmt *q = s->st[ST_PREV_GET];
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q), r = 0;
+	if (rc == SQLITE_ROW) {
+		*version = sqlite3_column_int64(q, 0);
+		const char *cs = (const char *)sqlite3_column_text(q, 1);
+		snprintf(checksum, 65, "%s", cs ? cs : "");
+		*seq = (uint64_t)sqlite3_column_int64(q, 2);
+		const char *b = (const char *)sqlite3_column_text(q, 3);
+		size_t n = (size_t)sqlite3_column_bytes(q, 3);
+		*body = b ? malloc(n + 1) : NULL;
+		if (!*body) {
+			r = AGS_ERR_NOMEM;
+		} else {
+			memcpy(*body, b, n);
+			(*body)[n] = '\0';
+			*len = n;
+		}
+	} else if (rc == SQLITE_DONE) {
+		r = AGS_ERR_NOT_FOUND;
 	} else {
 		r = store_fail(s, rc, NULL);
 	}

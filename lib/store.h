@@ -12,7 +12,7 @@
 #include "agentsync/agentsync.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define AGS_STORE_SCHEMA_VERSION 2
+#define AGS_STORE_SCHEMA_VERSION 3
 
 /* Largest value accepted by ags_store_state_set, in bytes. */
 #define AGS_STORE_STATE_MAX (1024u * 1024u)
@@ -198,5 +198,20 @@ int ags_store_conflicts(ags_store *s, uint64_t after_cseq, const char *involving
  * NULL). Errors: AGS_ERR_INVALID, AGS_ERR_STORE.
  */
 int ags_store_conflict_count(ags_store *s, uint64_t *count, uint64_t *max_cseq);
+
+/*
+ * The delta base kept for `id` (docs/PROTOCOL.md, "Delta sync"): when an
+ * apply replaces a live record whose stored JSON is at least
+ * AGS_DELTA_MIN_BYTES (lib/delta.h) with a newer live version, the replaced
+ * version is kept in the same transaction (one per id; the next update
+ * overwrites it; a delete, an expiry or an update from a small record drops
+ * it). Gives its version, checksum, the sequence it had in the change log
+ * (*seq), and its JSON in *body (malloc'd, NUL-terminated; the caller
+ * frees it) of *len bytes.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_NOT_FOUND (no base kept), AGS_ERR_STORE,
+ * AGS_ERR_NOMEM.
+ */
+int ags_store_prev_get(ags_store *s, const char *id, int64_t *version, char checksum[65],
+                       uint64_t *seq, char **body, size_t *len);
 
 #endif

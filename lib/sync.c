@@ -192,6 +192,7 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 	/* Towards a hub, AUTH goes first; HELLO follows in the same flight. */
 	if (role == AGS_SYNC_ROLE_UPSTREAM)
 		erv = ags_wire_auth_encode(opts->token, &fb, NULL);
+	hello.delta = ags_sync_delta_enabled(s);
 	if (erv == 0)
 		erv = ags_wire_hello_encode(&hello, &fb, NULL);
 	if (erv != 0) {
@@ -306,8 +307,10 @@ void ags_sync_del(ags_sync *s)
 	while (s->q_head) {
 		struct ags_sync_inflight *q = s->q_head;
 		s->q_head = q->next;
+		ags_sync_inflight_clear(q);
 		free(q);
 	}
+	ags_sync_delta_free(s);
 	chunk_clear(s);
 	free(s->chunk);
 	free_list(s->f_types, s->n_f_types);
@@ -380,17 +383,19 @@ static int chunk_add(void *ud, const ags_pattern *p, const ags_change_info *info
 	c->no_relay = info->scope != NULL;
 	c->version = ags_pattern_version(p);
 	c->timestamp = ags_pattern_timestamp(p);
+	c->id = strdup(ags_pattern_id(p));
+	if (!c->id)
+		return AGS_ERR_NOMEM;
 	if (ags_pattern_is_tombstone(p)) {
 		c->tombstone = 1;
-		c->id = strdup(ags_pattern_id(p));
-		if (!c->id)
-			return AGS_ERR_NOMEM;
 	} else {
 		size_t len = 0;
 		const char *j = ags_pattern_json(p, &len);
 		c->json = malloc(len);
-		if (!c->json)
+		if (!c->json) {
+			free(c->id);
 			return AGS_ERR_NOMEM;
+		}
 		memcpy(c->json, j, len);
 		c->len = len;
 		s->chunk_bytes += len;
@@ -574,13 +579,29 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	struct ags_sync_inflight *q = calloc(1, sizeof(*q));
 	if (!q)
 		return AGS_ERR_NOMEM;
+	q->acked_at_send = s->st.acked_seq;
+	size_t start_pos = s->chunk_pos;
 	while (s->chunk_pos < s->chunk_n && ags_batch_encoder_count(s->enc) < max_n) {
 		struct ags_sync_pending *c = &s->chunk[s->chunk_pos];
-		int rv = c->tombstone
-		             ? ags_batch_encoder_add_del_vc(s->enc, c->id, c->version, c->timestamp,
-		                                            c->no_relay, c->vc, c->vc_len)
-		             : ags_batch_encoder_add_put_vc(s->enc, c->json, c->len, c->no_relay,
-		                                            c->vc, c->vc_len);
+		int rv = c->tombstone ? 0 : ags_sync_delta_add(s, c, q);
+		if (rv == 1) {
+			s->chunk_pos++;
+			continue;
+		}
+		if (rv == 0)
+			rv = c->tombstone
+			         ? ags_batch_encoder_add_del_vc(s->enc, c->id, c->version,
+			                                        c->timestamp, c->no_relay, c->vc,
+			                                        c->vc_len)
+			         : ags_batch_encoder_add_put_vc(s->enc, c->json, c->len,
+			                                        c->no_relay, c->vc, c->vc_len);
+		if (rv == AGS_ERR_NOMEM) {
+			/* Nothing of this batch went: the next try starts it again. */
+			s->chunk_pos = start_pos;
+			ags_sync_inflight_clear(q);
+			free(q);
+			return rv;
+		}
 		if (rv == AGS_ERR_TOO_LARGE && ags_batch_encoder_count(s->enc) > 0)
 			break;
 		if (rv) {
@@ -592,7 +613,6 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 		}
 		s->chunk_pos++;
 	}
-	uint32_t count = (uint32_t)ags_batch_encoder_count(s->enc);
 	int last = s->chunk_pos >= s->chunk_n;
 	q->request_id = s->next_request++;
 	/* Batches sent before the peer's HELLO never move its cursor (see ags_sync_resume). */
@@ -600,6 +620,28 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	q->upto_seq = last && !early ? s->chunk_upto : 0;
 	if (early)
 		s->st.early_batches++;
+	int rv = ags_sync_batch_send(s, q, now);
+	if (rv)
+		return rv;
+	if (last) {
+		s->sent_seq = s->chunk_upto;
+		chunk_clear(s);
+	}
+	return 0;
+}
+
+void ags_sync_inflight_clear(struct ags_sync_inflight *q)
+{
+	for (size_t i = 0; i < q->n_deltas; i++)
+		free(q->deltas[i].id);
+	free(q->deltas);
+	q->deltas = NULL;
+	q->n_deltas = 0;
+}
+
+int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now)
+{
+	uint32_t count = (uint32_t)ags_batch_encoder_count(s->enc);
 	q->count = count;
 	q->sent_us = now;
 	const uint8_t *frame = NULL;
@@ -607,14 +649,11 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	ags_batch_stats bs;
 	int rv = ags_batch_encoder_finish(s->enc, q->request_id, ags_now_ms(), q->upto_seq,
 	                                  s->h->node_id, s->codec, &frame, &flen, &bs);
-	if (rv) {
-		free(q);
-		return rv;
-	}
-	uint8_t *copy = malloc(flen);
+	uint8_t *copy = rv ? NULL : malloc(flen);
 	if (!copy) {
+		ags_sync_inflight_clear(q);
 		free(q);
-		return AGS_ERR_NOMEM;
+		return rv ? rv : AGS_ERR_NOMEM;
 	}
 	memcpy(copy, frame, flen);
 	s->h->send(s->h->ud, s->sud, copy, flen);
@@ -629,10 +668,6 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 		s->q_head = q;
 	s->q_tail = q;
 	s->n_inflight++;
-	if (last) {
-		s->sent_seq = s->chunk_upto;
-		chunk_clear(s);
-	}
 	return 0;
 }
 
@@ -649,6 +684,17 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 		s->chunk_upto = s->sent_seq;
 		if (send_batch(s, now_us, &wait) < 0)
 			return 0;
+	}
+	while (s->n_resend && s->n_inflight < s->h->window) {
+		/* Refused deltas go again whole, ahead of the rest of the log. */
+		int rv = ags_sync_delta_resend(s, now_us);
+		if (rv < 0) {
+			ags_sync_log(s, AGS_LOG_ERROR, "resending to %s failed: %s", s->peer_id,
+			             ags_strerror(rv));
+			return 0;
+		}
+		if (rv == 0)
+			break;
 	}
 	while (s->n_inflight < s->h->window) {
 		if (s->chunk_pos >= s->chunk_n) {
@@ -692,7 +738,7 @@ uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
 
 int ags_sync_push_idle(ags_sync *s)
 {
-	if (!s->hello_recv || s->n_inflight || s->chunk_pos < s->chunk_n)
+	if (!s->hello_recv || s->n_inflight || s->chunk_pos < s->chunk_n || s->n_resend)
 		return 0;
 	pthread_mutex_lock(s->h->store_mu);
 	uint64_t head = ags_store_seq(s->h->store), next = 0;
@@ -789,6 +835,7 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 		s->n_f_types = m.n_types;
 		s->n_f_tags = m.n_tags;
 	}
+	s->peer_delta = m.delta;
 	char instance[40];
 	snprintf(instance, sizeof(instance), "%s", m.instance ? m.instance : "");
 	ags_wire_hello_free(&m);
@@ -874,9 +921,11 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 	ags_wire_ack_error *errs = calloc(n ? n : 1, sizeof(*errs));
 	char(*err_ids)[AGS_PATTERN_ID_MAX + 1] = calloc(n ? n : 1, sizeof(*err_ids));
 	char(*err_msgs)[AGS_WIRE_TEXT_MAX] = calloc(n ? n : 1, sizeof(*err_msgs));
-	size_t nv = 0, ne = 0;
+	const char **refused = calloc(n ? n : 1, sizeof(*refused)); /* deltas to get whole */
+	const char **ok_ids = calloc(n ? n : 1, sizeof(*ok_ids));
+	size_t nv = 0, ne = 0, n_ref = 0;
 	if (!pats || !meta || !res || !info || !clocks || !vcs || !conflicts || !errs || !err_ids ||
-	    !err_msgs) {
+	    !err_msgs || !refused || !ok_ids) {
 		rv = AGS_ERR_NOMEM;
 		goto out;
 	}
@@ -889,6 +938,12 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 		int prv;
 		if (e->kind == AGS_BATCH_PUT) {
 			prv = ags_pattern_from_val(e->pattern, &po, &p, &pe);
+		} else if (e->kind == AGS_BATCH_DELTA) {
+			prv = ags_sync_delta_rebuild(s, e, &po, &p, &pe);
+			if (prv == AGS_ERR_NOMEM) {
+				rv = prv;
+				goto out;
+			}
 		} else {
 			char id[AGS_PATTERN_ID_MAX + 1];
 			snprintf(id, sizeof(id), "%.*s", (int)e->id_len, e->id);
@@ -917,6 +972,8 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 			errs[ne].pattern_id = err_ids[ne];
 			errs[ne].error = err_msgs[ne];
 			errs[ne].code = prv;
+			if (e->kind == AGS_BATCH_DELTA && prv == AGS_ERR_NOT_FOUND)
+				refused[n_ref++] = err_ids[ne];
 			ne++;
 			continue;
 		}
@@ -929,11 +986,19 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 	char cursor[80];
 	ags_store_kv kv[2];
 	size_t n_kv = 0;
-	if (b.hdr.upto_seq) {
+	for (size_t i = 0; i < nv; i++)
+		ok_ids[i] = ags_pattern_id(pats[i]);
+	/* While a refused delta waits to come whole, the cursor must not pass it. */
+	uint64_t upto = 0;
+	rv = ags_sync_delta_hold(s, ok_ids, nv, refused, n_ref, b.hdr.upto_seq, &upto);
+	if (rv < 0)
+		goto out;
+	if (rv == 1 && upto) {
 		snprintf(cursor, sizeof(cursor), "%s %llu", s->peer_store,
-		         (unsigned long long)b.hdr.upto_seq);
+		         (unsigned long long)upto);
 		kv[n_kv++] = (ags_store_kv){s->cursor_key, cursor};
 	}
+	rv = 0;
 	if (clock) {
 		if ((rv = ags_vclock_to_json(clock, &clock_json, NULL)))
 			goto out;
@@ -1017,6 +1082,8 @@ out:
 	free(errs);
 	free(err_ids);
 	free(err_msgs);
+	free(refused);
+	free(ok_ids);
 	ags_batch_free(&b);
 	if (rv) {
 		*code = AGS_APP_INTERNAL_ERROR;
@@ -1060,7 +1127,13 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 	double latency = (double)(now - q->sent_us) / 1000.0;
 	if (q->upto_seq > s->st.acked_seq)
 		s->st.acked_seq = q->upto_seq;
+	size_t n_resent = 0;
 	for (size_t i = 0; i < m.n_errors; i++) {
+		int rr = ags_sync_delta_refused(s, q, m.errors[i].pattern_id, m.errors[i].code);
+		if (rr != 0) {
+			n_resent++; /* it goes again whole: not a failure */
+			continue;
+		}
 		ags_event ev = {.type = AGS_EV_SYNC_FAILED,
 		                .name = ags_event_name(AGS_EV_SYNC_FAILED),
 		                .pattern_id = m.errors[i].pattern_id,
@@ -1079,7 +1152,7 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 			ags_sync_emit(s, &ev);
 		}
 	}
-	if (m.success) {
+	if (m.success || (m.n_errors > 0 && n_resent == m.n_errors)) {
 		s->st.batches_acked++;
 		s->st.patterns_acked += q->count;
 		s->st.latency_sum_ms += latency;
@@ -1097,6 +1170,7 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 			ags_sync_emit(s, &ev);
 		}
 	}
+	ags_sync_inflight_clear(q);
 	free(q);
 	ags_wire_ack_free(&m);
 	ags_sync_pump(s, now);

@@ -150,6 +150,8 @@ typedef struct ags_sync_host {
 	ags_sync_cache *cache;
 	/* UPSTREAM sessions: a PULL_DONE was processed (may be NULL). */
 	void (*pulled)(void *ud, void *session_ud);
+	/* Non-zero: neither advertise nor send deltas (docs/PROTOCOL.md, "Delta sync"). */
+	int no_delta;
 } ags_sync_host;
 
 typedef struct ags_sync ags_sync;
@@ -160,7 +162,6 @@ typedef struct ags_sync ags_sync;
  */
 void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r);
 
-
 /* Session counters, for the node's state. */
 typedef struct ags_sync_stats {
 	uint64_t batches_acked;  /* our batches the peer acknowledged (syncCount) */
@@ -170,11 +171,14 @@ typedef struct ags_sync_stats {
 	uint64_t raw_bytes_out, wire_bytes_out, wire_bytes_in;
 	double latency_sum_ms; /* over acknowledged batches */
 	int hello_done;
-	uint64_t patterns_acked;   /* entries of our batches the peer acknowledged as a success */
-	uint64_t patterns_applied; /* entries received that changed our store */
-	uint64_t conflicts;        /* conflicts seen by this session (detected or reported) */
-	uint64_t pulls_done;       /* PULL answered (HUB) or PULL_DONE received (UPSTREAM) */
-	uint64_t early_batches;    /* batches sent before the peer's HELLO (0-RTT resumption) */
+	uint64_t patterns_acked;    /* entries of our batches the peer acknowledged as a success */
+	uint64_t patterns_applied;  /* entries received that changed our store */
+	uint64_t conflicts;         /* conflicts seen by this session (detected or reported) */
+	uint64_t pulls_done;        /* PULL answered (HUB) or PULL_DONE received (UPSTREAM) */
+	uint64_t early_batches;     /* batches sent before the peer's HELLO (0-RTT resumption) */
+	uint64_t patterns_delta;    /* entries sent as a delta (docs/PROTOCOL.md, "Delta sync") */
+	uint64_t delta_bytes_saved; /* bytes of raw body those deltas saved over full records */
+	uint64_t delta_resent;      /* refused deltas resent whole */
 } ags_sync_stats;
 
 /*

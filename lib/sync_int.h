@@ -20,8 +20,22 @@ struct ags_sync_inflight {
 	uint64_t upto_seq;
 	uint32_t count;
 	uint64_t sent_us;
+	uint64_t acked_at_send; /* the peer's acknowledged cursor when it went */
+	/* Entries of the batch sent as deltas (lib/sync_delta.c): resent whole if refused. */
+	struct ags_sync_delta_sent *deltas;
+	size_t n_deltas;
 	struct ags_sync_inflight *next;
 };
+
+/* A change sent as a delta, or one to resend whole. */
+struct ags_sync_delta_sent {
+	char *id;
+	int64_t version;
+	int no_relay;
+};
+
+/* Most ids a session keeps to resend whole, or holds the cursor for. */
+#define AGS_SYNC_RESEND_MAX 256
 
 /* A change read from the log, waiting to be batched. */
 struct ags_sync_pending {
@@ -30,7 +44,7 @@ struct ags_sync_pending {
 	int no_relay;
 	int tombstone;
 	int64_t version, timestamp;
-	char *id;   /* tombstones */
+	char *id;
 	char *json; /* puts */
 	size_t len;
 	char *vc; /* the record clock, or NULL */
@@ -82,6 +96,18 @@ struct ags_sync {
 
 	struct ags_sync_pull_req pull;
 
+	/* Delta sync (lib/sync_delta.c). Sender: */
+	int peer_delta;                     /* the peer's HELLO said "delta": true */
+	int delta_off;                      /* stopped for this session (resend overflow) */
+	struct ags_sync_delta_sent *resend; /* refused deltas to resend whole */
+	size_t n_resend;
+	/* Receiver: ids whose delta we refused; the cursor is not saved until the
+	 * sender has resent them all (hold_all: never again in this session). */
+	char **held;
+	size_t n_held;
+	int hold_all;
+	uint64_t held_upto; /* the highest uptoSeq received while holding */
+
 	ags_sync_stats st;
 };
 
@@ -119,5 +145,61 @@ void ags_sync_pull_clear(struct ags_sync_pull_req *p);
  * (err names the reason), AGS_ERR_TOO_LARGE, AGS_ERR_NOMEM.
  */
 int ags_sync_entry_vc(ags_sync *s, yyjson_val *vc, char **out, ags_vclock **acc, ags_error *err);
+
+/* ---- delta sync (lib/sync_delta.c) ---- */
+
+/*
+ * Finishes the batch in s->enc as request q->request_id with uptoSeq `upto`,
+ * hands it to the host and queues q as in flight (the session takes q, also
+ * on failure). Returns 0 or an error.
+ */
+int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now);
+
+/* Frees what a batch in flight holds besides itself. */
+void ags_sync_inflight_clear(struct ags_sync_inflight *q);
+
+/* Frees the session's delta state. */
+void ags_sync_delta_free(ags_sync *s);
+
+/* Whether this session advertises and sends deltas (a mesh peer, not disabled by the host). */
+int ags_sync_delta_enabled(const ags_sync *s);
+
+/*
+ * Sender: adds pending change c to the open batch as a delta when that pays
+ * (see docs/PROTOCOL.md, "Delta sync") and records it in q. Returns 1 when
+ * added, 0 when the caller must add the full record, or an encoder error
+ * (AGS_ERR_TOO_LARGE: the batch is full).
+ */
+int ags_sync_delta_add(ags_sync *s, const struct ags_sync_pending *c, struct ags_sync_inflight *q);
+
+/*
+ * Sender: an ACK of batch q refused entry `id` with `code`. Returns 1 when it
+ * was a delta that will be resent whole (no failure to report), else 0.
+ */
+int ags_sync_delta_refused(ags_sync *s, struct ags_sync_inflight *q, const char *id, int code);
+
+/*
+ * Sender: sends one batch of the records to resend whole, when there are
+ * any and the window allows. Returns 1 when a batch went, 0 when none, or an error.
+ */
+int ags_sync_delta_resend(ags_sync *s, uint64_t now);
+
+/*
+ * Receiver: rebuilds the pattern of delta entry e against our stored
+ * version. On success *out owns it. Errors: AGS_ERR_NOMEM, or
+ * AGS_ERR_NOT_FOUND for everything else (err says why: the base is not held,
+ * the delta does not decode, the result is not the promised pattern).
+ */
+int ags_sync_delta_rebuild(ags_sync *s, const ags_batch_entry *e, const ags_pattern_opts *po,
+                           ags_pattern **out, ags_error *err);
+
+/*
+ * Receiver: before applying a batch. `ok` (n_ok ids) are the entries that
+ * will be applied, `refused` (n_ref ids) the deltas refused. Returns whether
+ * the batch may save the peer's cursor, and in *upto the cursor to save
+ * (the batch's, or a higher one held back earlier). Errors: AGS_ERR_NOMEM.
+ */
+int ags_sync_delta_hold(ags_sync *s, const char *const *ok, size_t n_ok, const char *const *refused,
+                        size_t n_ref, uint64_t batch_upto, uint64_t *upto);
 
 #endif

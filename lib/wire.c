@@ -295,6 +295,8 @@ int ags_wire_hello_encode(const ags_wire_hello *h, ags_frame_buf *out, ags_error
 	}
 	if (h->instance && !yyjson_mut_obj_add_str(doc, root, "instance", h->instance))
 		goto nomem_doc;
+	if (h->delta && !yyjson_mut_obj_add_bool(doc, root, "delta", true))
+		goto nomem_doc;
 	return emit(doc, AGS_FRAME_HELLO, out, err);
 
 nomem_doc:
@@ -429,6 +431,11 @@ static int hello_fields(yyjson_val *root, ags_wire_hello *h, ags_error *err)
 	if (v &&
 	    (rc = dec_str(v, "instance", 1, AGS_WIRE_INSTANCE_MAX, STR_NO_CTL, &h->instance, err)))
 		return rc;
+	if ((rc = member(root, NULL, "delta", 0, &v, err)))
+		return rc;
+	if (v && !yyjson_is_bool(v))
+		return ags_error_set(err, AGS_ERR_PROTO, "delta", "must be true or false");
+	h->delta = v && yyjson_is_true(v);
 	return 0;
 }
 

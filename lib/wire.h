@@ -68,6 +68,9 @@ typedef struct ags_wire_hello {
 	 * characters), new at every start, so a peer can tell a restarted node's connection
 	 * from a stale one. NULL when absent. */
 	const char *instance;
+	/* Optional "delta": true when the sender accepts delta entries in batches
+	 * (see PROTOCOL.md, delta sync). Encoded only when set. */
+	int delta;
 	yyjson_doc *doc; /* set by decode: owns the strings */
 } ags_wire_hello;
 
@@ -83,7 +86,7 @@ int ags_wire_hello_encode(const ags_wire_hello *h, ags_frame_buf *out, ags_error
  * AGS_ERR_PROTO, an integer other than AGS_PROTO_VERSION is
  * AGS_ERR_UNSUPPORTED (answer ERROR and close with VERSION_MISMATCH).
  * Required: proto, node, tenant, store, codecs, maxFrame, batchSize;
- * optional: cursor {store, seq}, filter {types?, tags?}, instance.
+ * optional: cursor {store, seq}, filter {types?, tags?}, instance, delta.
  * On success *out owns its strings (ags_wire_hello_free).
  * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_JSON (err->offset),
  * AGS_ERR_UNSUPPORTED, AGS_ERR_PROTO (err->field names the field; close with BAD_HELLO).

@@ -1129,7 +1129,7 @@ static void version_1_store_is_migrated(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 	                              "ALTER TABLE patterns DROP COLUMN vc; DROP TABLE conflicts;"
-	                              " PRAGMA user_version = 1",
+	                              " DROP TABLE prev; PRAGMA user_version = 1",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
@@ -1150,6 +1150,148 @@ static void version_1_store_is_migrated(void **state)
 	assert_int_equal(sqlite3_column_int(st, 0), AGS_STORE_SCHEMA_VERSION);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* A pattern whose JSON is about `n` bytes of content plus `mark`. */
+static ags_pattern *mk_big(const char *id, int64_t version, size_t n, const char *mark)
+{
+	char *fill = malloc(n + 1);
+	memset(fill, 'z', n);
+	fill[n] = '\0';
+	char *data = tu_sprintf("{\"fill\":\"%s\",\"mark\":\"%s\"}", fill, mark);
+	ags_pattern *p = mk(id, version, version, data);
+	free(data);
+	free(fill);
+	return p;
+}
+
+static int prev_of(ags_store *s, const char *id, int64_t *version, uint64_t *seq, char **body)
+{
+	char cs[65];
+	size_t len = 0;
+	*body = NULL;
+	int r = ags_store_prev_get(s, id, version, cs, seq, body, &len);
+	if (r == 0)
+		assert_int_equal(strlen(cs), 64);
+	return r;
+}
+
+static void previous_version_of_large_records_is_kept(void **state)
+{
+	fx *f = *state;
+	int64_t v = 0;
+	uint64_t seq = 0, seq1 = 0;
+	char *body = NULL;
+	/* Small records keep nothing. */
+	assert_int_equal(apply1(f->s, mk("small", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mk("small", 2, 2, "2"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "small", &v, &seq, &body), AGS_ERR_NOT_FOUND);
+	/* A large record's replaced version is kept, with its sequence. */
+	ags_pattern *p1 = mk_big("big", 1, 3000, "one");
+	size_t l1 = 0;
+	char *j1 = strdup(ags_pattern_json(p1, &l1));
+	char cs1[65];
+	snprintf(cs1, sizeof(cs1), "%s", ags_pattern_checksum(p1));
+	assert_int_equal(apply1(f->s, p1, &seq1), AGS_APPLY_INSERTED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), AGS_ERR_NOT_FOUND);
+	assert_int_equal(apply1(f->s, mk_big("big", 2, 3000, "two"), NULL), AGS_APPLY_UPDATED);
+	char cs[65];
+	size_t len = 0;
+	assert_int_equal(ags_store_prev_get(f->s, "big", &v, cs, &seq, &body, &len), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(seq, seq1);
+	assert_string_equal(cs, cs1);
+	assert_int_equal(len, l1);
+	assert_memory_equal(body, j1, l1);
+	free(body);
+	/* A stale change keeps the base as it was; the next update overwrites it. */
+	assert_int_equal(apply1(f->s, mk_big("big", 1, 3000, "old"), NULL), AGS_APPLY_STALE);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	assert_int_equal(v, 1);
+	free(body);
+	assert_int_equal(apply1(f->s, mk_big("big", 3, 3000, "three"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	assert_int_equal(v, 2);
+	assert_non_null(strstr(body, "two"));
+	free(body);
+	/* Kept across a reopen. */
+	ags_store_close(f->s);
+	f->s = open_at(f->path);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	assert_int_equal(v, 2);
+	free(body);
+	/* Replacing a small version drops it; so does a delete. */
+	assert_int_equal(apply1(f->s, mk("big", 4, 4, "4"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	assert_int_equal(v, 3);
+	free(body);
+	assert_int_equal(apply1(f->s, mk_big("big", 5, 3000, "five"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), AGS_ERR_NOT_FOUND);
+	assert_int_equal(apply1(f->s, mk_big("big", 6, 3000, "six"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	assert_int_equal(v, 5);
+	free(body);
+	assert_int_equal(apply1(f->s, tomb("big", 7, 7), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), AGS_ERR_NOT_FOUND);
+	free(j1);
+}
+
+static void version_2_store_is_migrated_to_delta_bases(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(apply1(f->s, mk_big("big", 1, 3000, "one"), NULL), AGS_APPLY_INSERTED);
+	ags_store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "DROP TABLE prev; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	f->s = open_at(f->path);
+	int64_t v = 0;
+	uint64_t seq = 0;
+	char *body = NULL;
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), AGS_ERR_NOT_FOUND);
+	assert_int_equal(apply1(f->s, mk_big("big", 2, 3000, "two"), NULL), AGS_APPLY_UPDATED);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	assert_int_equal(v, 1);
+	free(body);
+	ags_store_close(f->s);
+	f->s = open_at(f->path);
+	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
+	free(body);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void expired_records_keep_no_delta_base(void **state)
+{
+	fx *f = *state;
+	int64_t now = ags_now_ms();
+	char *fill = malloc(3001);
+	memset(fill, 'z', 3000);
+	fill[3000] = '\0';
+	char *data = tu_sprintf("{\"fill\":\"%s\"}", fill);
+	assert_int_equal(apply1(f->s, mkfull("e", 1, 1, "t", "a", "[]", data, now + 3600000), NULL),
+	                 AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mkfull("e", 2, 2, "t", "a", "[]", data, now + 3600000), NULL),
+	                 AGS_APPLY_UPDATED);
+	free(data);
+	free(fill);
+	int64_t v = 0;
+	uint64_t seq = 0, purged = 0;
+	char *body = NULL;
+	assert_int_equal(prev_of(f->s, "e", &v, &seq, &body), 0);
+	free(body);
+	assert_int_equal(ags_store_sweep(f->s, now + 7200000, &purged), 0);
+	assert_int_equal(purged, 1);
+	assert_int_equal(prev_of(f->s, "e", &v, &seq, &body), AGS_ERR_NOT_FOUND);
 }
 
 int main(void)
@@ -1176,6 +1318,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(query_filters_and_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(identity_and_counters_persist, setup, teardown),
 	    cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(previous_version_of_large_records_is_kept, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(version_2_store_is_migrated_to_delta_bases, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(expired_records_keep_no_delta_base, setup, teardown),
 	    cmocka_unit_test_setup_teardown(state_get_set, setup, teardown),
 	    cmocka_unit_test_setup_teardown(apply_ex_stores_meta_and_state_atomically, setup,
 	                                    teardown),

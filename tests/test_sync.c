@@ -804,6 +804,158 @@ static void concurrent_record_clocks_are_conflicts(void **state)
 	ags_pattern_del(p);
 }
 
+/* A ~20 KB pattern of hard-to-compress text; `mark` is the one field that changes. */
+static ags_pattern *big_pat(const char *id, int64_t version, const char *mark)
+{
+	enum { FILL = 20000 };
+	char *fill = malloc(FILL + 1);
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (size_t i = 0; i < FILL; i++) {
+		x = x * 6364136223846793005u + 1442695040888963407u;
+		fill[i] = "0123456789abcdefghijklmnopqrstuv"[(x >> 40) & 31];
+	}
+	fill[FILL] = '\0';
+	char *json = tu_sprintf("{\"id\":\"%s\",\"agentId\":\"a1\",\"type\":\"doc\","
+	                        "\"data\":{\"fill\":\"%s\",\"mark\":\"%s\"},"
+	                        "\"metadata\":{\"source\":\"t\",\"tags\":[\"x\"]},"
+	                        "\"timestamp\":%lld,\"version\":%lld}",
+	                        id, fill, mark, (long long)(1000 + version), (long long)version);
+	free(fill);
+	ags_pattern *p = NULL;
+	ags_error err;
+	if (ags_pattern_parse(json, strlen(json), NULL, &p, &err))
+		fail_msg("parse: %s", err.message);
+	free(json);
+	return p;
+}
+
+static uint64_t put_big(struct side *s, const char *id, int64_t version, const char *mark)
+{
+	ags_pattern *p = big_pat(id, version, mark);
+	ags_apply_result r;
+	assert_int_equal(ags_store_apply(s->store, p, &r, NULL), 0);
+	assert_int_equal(r.outcome, version == 1 ? AGS_APPLY_INSERTED : AGS_APPLY_UPDATED);
+	ags_pattern_del(p);
+	return r.seq;
+}
+
+static void large_update_goes_as_a_delta(void **state)
+{
+	struct env *e = *state;
+	put_big(&e->a, "big", 1, "one");
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	assert_same_store(&e->a, &e->b);
+	ags_sync_stats st1, st2;
+	ags_sync_get_stats(e->a.sync, &st1);
+	assert_int_equal(st1.patterns_delta, 0);
+	/* b acknowledged version 1: version 2 goes as a delta against it. */
+	put_big(&e->a, "big", 2, "two");
+	settle(&e->a, &e->b);
+	ags_sync_get_stats(e->a.sync, &st2);
+	assert_int_equal(st2.patterns_delta, 1);
+	assert_int_equal(st2.delta_resent, 0);
+	assert_true(st2.delta_bytes_saved > 15000);
+	uint64_t full = st1.wire_bytes_out, delta = st2.wire_bytes_out - st1.wire_bytes_out;
+	print_message("full record %llu wire bytes, delta %llu\n", (unsigned long long)full,
+	              (unsigned long long)delta);
+	assert_true(delta * 10 < full);
+	assert_same_store(&e->a, &e->b);
+	assert_int_equal(e->b.received, 2);
+	assert_int_equal(e->a.failed, 0);
+	ags_pattern *p = NULL;
+	assert_int_equal(ags_store_get(e->b.store, "big", &p), 0);
+	assert_int_equal(ags_pattern_version(p), 2);
+	ags_pattern_del(p);
+}
+
+static void cursor_of(struct side *s, const char *peer, char *buf, size_t cap)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "cursor/%s", peer);
+	assert_int_equal(ags_store_state_get(s->store, key, buf, cap), 0);
+}
+
+/*
+ * b claims (by its cursor) to hold a's log up to version 1 of "big" but holds
+ * `b_has` instead (nothing, or a conflicting version 1): the delta is refused,
+ * b's cursor stays before it, a resends the record whole, and both converge.
+ */
+static void refused_delta_case(struct env *e, const char *b_has)
+{
+	uint64_t seq1 = put_big(&e->a, "big", 1, "one");
+	uint64_t seq2 = put_big(&e->a, "big", 2, "two");
+	if (b_has) {
+		ags_pattern *p = big_pat("big", 1, b_has);
+		assert_int_equal(ags_store_apply(e->b.store, p, NULL, NULL), 0);
+		ags_pattern_del(p);
+	}
+	char cur[128];
+	snprintf(cur, sizeof(cur), "%s %llu", ags_store_id(e->a.store), (unsigned long long)seq1);
+	assert_int_equal(ags_store_state_set(e->b.store, "cursor/a", cur), 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	/* HELLOs both ways; a then sends the delta; b refuses it. */
+	deliver(&e->a, &e->b);
+	deliver(&e->b, &e->a);
+	assert_true(e->a.out.len > 0);
+	deliver(&e->a, &e->b);
+	char now[128];
+	cursor_of(&e->b, "a", now, sizeof(now));
+	assert_string_equal(now, cur); /* not past the refused delta */
+	settle(&e->a, &e->b);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_delta, 1);
+	assert_int_equal(st.delta_resent, 1);
+	assert_int_equal(e->a.failed, 0);
+	assert_same_store(&e->a, &e->b);
+	ags_pattern *p = NULL;
+	assert_int_equal(ags_store_get(e->b.store, "big", &p), 0);
+	assert_int_equal(ags_pattern_version(p), 2);
+	ags_pattern_del(p);
+	/* Once the record came whole, the cursor moved on. */
+	cursor_of(&e->b, "a", now, sizeof(now));
+	assert_true(strstr(now, ags_store_id(e->a.store)) == now);
+	assert_true(strtoull(now + 33, NULL, 10) >= seq2);
+}
+
+static void delta_without_the_base_is_resent_whole(void **state)
+{
+	refused_delta_case(*state, NULL);
+}
+
+static void delta_against_a_conflicting_base_is_resent_whole(void **state)
+{
+	refused_delta_case(*state, "conflicting");
+}
+
+static void peer_without_delta_gets_full_records(void **state)
+{
+	struct env *e = *state;
+	e->b.host.no_delta = 1; /* b's HELLO lacks "delta" */
+	put_big(&e->a, "big", 1, "one");
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	put_big(&e->a, "big", 2, "two");
+	settle(&e->a, &e->b);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_delta, 0);
+	assert_int_equal(st.patterns_sent, 2);
+	assert_same_store(&e->a, &e->b);
+	/* b, which may not send deltas, sends a's peer full records too. */
+	put_big(&e->b, "fromb", 1, "one");
+	settle(&e->a, &e->b);
+	put_big(&e->b, "fromb", 2, "two");
+	settle(&e->a, &e->b);
+	ags_sync_get_stats(e->b.sync, &st);
+	assert_int_equal(st.patterns_delta, 0);
+	assert_same_store(&e->a, &e->b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -829,6 +981,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(concurrent_record_clocks_are_conflicts, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(bad_record_clock_refuses_its_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(large_update_goes_as_a_delta, setup, teardown),
+	    cmocka_unit_test_setup_teardown(delta_without_the_base_is_resent_whole, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(delta_against_a_conflicting_base_is_resent_whole, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(peer_without_delta_gets_full_records, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,7 @@ static void full_hello(ags_wire_hello *h)
 	h->n_tags = 3;
 	memcpy(h->tags, tags, sizeof(tags));
 	h->instance = "0123456789abcdef0123456789abcdef";
+	h->delta = 1;
 }
 
 static void hello_round_trip(void **state)
@@ -77,6 +78,7 @@ static void hello_round_trip(void **state)
 	assert_int_equal(d.n_tags, 3);
 	assert_string_equal(d.tags[2], "認証");
 	assert_string_equal(d.instance, h.instance);
+	assert_true(d.delta);
 	static const char order[] = "\"codecs\":[\"zstd\",\"gzip\"]";
 	assert_non_null(memmem(p, len, order, sizeof(order) - 1));
 	ags_wire_hello_free(&d);
@@ -90,10 +92,12 @@ static void hello_round_trip(void **state)
 	h.cursor_seq = 0;
 	h.codecs = 0;
 	h.instance = NULL;
+	h.delta = 0;
 	assert_int_equal(ags_wire_hello_encode(&h, &b, &err), 0);
 	p = only_frame(&b, AGS_FRAME_HELLO, &len);
 	assert_int_equal(ags_wire_hello_decode(p, len, &d, &err), 0);
 	assert_null(d.instance);
+	assert_false(d.delta);
 	assert_false(d.has_filter);
 	assert_int_equal(d.n_types, 0);
 	assert_true(d.has_cursor);
