@@ -1181,15 +1181,19 @@ static int on_error_frame(ags_sync *s, const uint8_t *payload, size_t len, uint6
                           char *reason, size_t cap)
 {
 	ags_wire_error m;
+	*code = AGS_APP_NO_ERROR;
 	if (ags_wire_error_decode(payload, len, &m, NULL) == 0) {
 		ags_sync_log(s, AGS_LOG_WARN, "%s reports error %s: %s", s->peer_id,
 		             ags_app_error_name(m.code), m.text);
 		snprintf(reason, cap, "peer error: %s", m.text);
+		/* Close with the peer's own code, so what it meant (e.g. AUTH_FAILED) reaches
+		 * whoever waits on this connection. */
+		if (strcmp(ags_app_error_name(m.code), "UNKNOWN") != 0)
+			*code = m.code;
 		ags_wire_error_free(&m);
 	} else {
 		snprintf(reason, cap, "peer sent an unreadable ERROR");
 	}
-	*code = AGS_APP_NO_ERROR;
 	return AGS_ERR_CLOSED;
 }
 

@@ -17,6 +17,7 @@
 #include <yyjson.h>
 
 #include "agentproc.h"
+#include "agentsync/agentsync.h"
 #include "daemonutil.h"
 #include "testutil.h"
 
@@ -376,6 +377,8 @@ static void bad_token_is_refused_with_its_reason(void **state)
 	yyjson_val *r = yyjson_doc_get_root(doc);
 	assert_false(yyjson_get_bool(yyjson_obj_get(r, "ok")));
 	assert_string_equal(yyjson_get_str(yyjson_obj_get(r, "stage")), "connect");
+	/* The agent API reports it as an authentication refusal (AGS_ERR_AUTH). */
+	assert_string_equal(yyjson_get_str(yyjson_obj_get(r, "error")), ags_strerror(AGS_ERR_AUTH));
 	assert_non_null(strstr(yyjson_get_str(yyjson_obj_get(r, "message")), "bad signature"));
 	yyjson_doc_free(doc);
 	free(out);
