@@ -57,7 +57,8 @@ double ags_bucket_available(ags_bucket *b, uint64_t now_us)
 	if (b->rate <= 0)
 		return 1e18;
 	if (now_us > b->last_us) {
-		b->tokens = fmin(b->burst, b->tokens + b->rate * (double)(now_us - b->last_us) / 1e6);
+		b->tokens =
+		    fmin(b->burst, b->tokens + b->rate * (double)(now_us - b->last_us) / 1e6);
 		b->last_us = now_us;
 	}
 	return b->tokens;

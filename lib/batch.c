@@ -311,6 +311,21 @@ static int entry_fail(ags_error *err, size_t i, const char *sub, const char *msg
 	return ags_error_set(err, AGS_ERR_PROTO, field, "%s", msg);
 }
 
+/* Checks an entry's id (`field` names it: "d.id", "x.id") and stores it in e. */
+static int parse_entry_id(yyjson_val *id, size_t i, const char *field, ags_batch_entry *e,
+                          ags_error *err)
+{
+	if (!id || !yyjson_is_str(id))
+		return entry_fail(err, i, field, "must be a string");
+	e->id = yyjson_get_str(id);
+	e->id_len = yyjson_get_len(id);
+	if (e->id_len == 0 || e->id_len > AGS_PATTERN_ID_MAX)
+		return entry_fail(err, i, field, "must be 1-256 bytes");
+	if (memchr(e->id, '\0', e->id_len))
+		return entry_fail(err, i, field, "must not contain NUL");
+	return 0;
+}
+
 static int parse_del(yyjson_val *d, size_t i, ags_batch_entry *e, ags_error *err)
 {
 	yyjson_val *id = NULL, *ver = NULL, *ts = NULL, *k;
@@ -330,14 +345,9 @@ static int parse_del(yyjson_val *d, size_t i, ags_batch_entry *e, ags_error *err
 			return entry_fail(err, i, "d", "a member is given twice");
 		*slot = yyjson_obj_iter_get_val(k);
 	}
-	if (!id || !yyjson_is_str(id))
-		return entry_fail(err, i, "d.id", "must be a string");
-	e->id = yyjson_get_str(id);
-	e->id_len = yyjson_get_len(id);
-	if (e->id_len == 0 || e->id_len > AGS_PATTERN_ID_MAX)
-		return entry_fail(err, i, "d.id", "must be 1-256 bytes");
-	if (memchr(e->id, '\0', e->id_len))
-		return entry_fail(err, i, "d.id", "must not contain NUL");
+	int rc = parse_entry_id(id, i, "d.id", e, err);
+	if (rc)
+		return rc;
 	if (!ver || get_i64(ver, 1, &e->version))
 		return entry_fail(err, i, "d.version", "must be an integer >= 1");
 	if (!ts || get_i64(ts, 0, &e->timestamp))
@@ -378,14 +388,9 @@ static int parse_delta(yyjson_val *x, size_t i, size_t max_raw, ags_batch_entry 
 			return entry_fail(err, i, "x", "a member is given twice");
 		*slot = yyjson_obj_iter_get_val(k);
 	}
-	if (!id || !yyjson_is_str(id))
-		return entry_fail(err, i, "x.id", "must be a string");
-	e->id = yyjson_get_str(id);
-	e->id_len = yyjson_get_len(id);
-	if (e->id_len == 0 || e->id_len > AGS_PATTERN_ID_MAX)
-		return entry_fail(err, i, "x.id", "must be 1-256 bytes");
-	if (memchr(e->id, '\0', e->id_len))
-		return entry_fail(err, i, "x.id", "must not contain NUL");
+	int rc = parse_entry_id(id, i, "x.id", e, err);
+	if (rc)
+		return rc;
 	if (!ver || get_i64(ver, 2, &e->version))
 		return entry_fail(err, i, "x.version", "must be an integer >= 2");
 	if (!base || !yyjson_is_obj(base))

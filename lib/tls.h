@@ -32,9 +32,9 @@
 #define AGS_ALPN "agentsync/1"
 
 typedef struct ags_tls_config {
-	const char *cert_file; /* PEM certificate chain of this node */
-	const char *key_file;  /* PEM private key of this node */
-	const char *ca_file;   /* PEM CA certificate(s) peers must chain to */
+	const char *cert_file;   /* PEM certificate chain of this node */
+	const char *key_file;    /* PEM private key of this node */
+	const char *ca_file;     /* PEM CA certificate(s) peers must chain to */
 	int reject_unauthorized; /* 1 (default): verify peers; 0: encrypt only */
 	/* Peer ids allowed to connect (server side), or NULL/0 for any id the CA vouches for. */
 	const char *const *allowed_ids;
@@ -45,7 +45,8 @@ typedef struct ags_tls_config {
 	size_t n_pins;
 	/* Write TLS secrets here in NSS key log format, or NULL (SSLKEYLOGFILE is ignored). */
 	const char *keylog_file;
-	/* ALPN to offer as a client; NULL means AGS_ALPN. For tests of refusal only. "" offers none. */
+	/* ALPN to offer as a client; NULL means AGS_ALPN. For tests of refusal only. "" offers
+	 * none. */
 	const char *client_alpn;
 	/* Client side: present no certificate (tests of refusal only). */
 	int client_no_cert;
@@ -77,8 +78,8 @@ const char *ags_tls_ctx_own_id(const ags_tls_ctx *ctx);
  * returns it (as ngtcp2_crypto_gnutls needs).
  * Errors: AGS_ERR_NOMEM, AGS_ERR_TLS.
  */
-int ags_tls_session_server(ags_tls_ctx *ctx, ngtcp2_crypto_conn_ref *ref,
-			   gnutls_session_t *out, ags_error *err);
+int ags_tls_session_server(ags_tls_ctx *ctx, ngtcp2_crypto_conn_ref *ref, gnutls_session_t *out,
+                           ags_error *err);
 
 /*
  * Makes a client-side session that expects the server to be `expected_id`
@@ -88,7 +89,7 @@ int ags_tls_session_server(ags_tls_ctx *ctx, ngtcp2_crypto_conn_ref *ref,
  * Errors: AGS_ERR_NOMEM, AGS_ERR_TLS.
  */
 int ags_tls_session_client(ags_tls_ctx *ctx, ngtcp2_crypto_conn_ref *ref, const char *expected_id,
-			   const gnutls_datum_t *ticket, gnutls_session_t *out, ags_error *err);
+                           const gnutls_datum_t *ticket, gnutls_session_t *out, ags_error *err);
 
 /*
  * After the handshake: the peer's verified id (copied into buf), or the
