@@ -240,17 +240,20 @@ static int inflate_gzip(const uint8_t *src, size_t src_len, uint8_t *dst, size_t
 
 /* Decompresses zstd frames into dst, which has room for raw_len + 1 bytes. */
 static int inflate_zstd(const uint8_t *src, size_t src_len, uint8_t *dst, size_t raw_len,
-                        ags_error *err)
+                        ZSTD_DCtx *reuse, ags_error *err)
 {
 	/* Only standard frames: legacy (pre-1.0) formats are not part of the protocol. */
 	if (src_len < 4 || get_be(src, 4) != 0x28b52ffdu)
 		return ags_error_set(err, AGS_ERR_COMPRESS, "batch.body",
 		                     "zstd body does not start with a Zstandard frame");
-	ZSTD_DCtx *d = ZSTD_createDCtx();
+	ZSTD_DCtx *d = reuse ? reuse : ZSTD_createDCtx();
 	if (!d)
 		return ags_error_set(err, AGS_ERR_NOMEM, "batch.body", "ZSTD_createDCtx failed");
+	if (reuse)
+		ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
 	size_t r = ZSTD_decompressDCtx(d, dst, raw_len + 1, src, src_len);
-	ZSTD_freeDCtx(d);
+	if (!reuse)
+		ZSTD_freeDCtx(d);
 	if (ZSTD_isError(r)) {
 		if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall)
 			return ags_error_set(
@@ -529,7 +532,8 @@ static int parse_body(const uint8_t *raw, size_t raw_len, size_t max_raw, ags_ba
 int ags_batch_decode(const uint8_t *payload, size_t len, const ags_batch_limits *lim,
                      ags_batch *out, ags_error *err)
 {
-	ags_batch_limits l = {AGS_BATCH_MAX_RAW_DEFAULT, AGS_BATCH_MAX_COUNT_DEFAULT};
+	ags_batch_limits l = {.max_raw = AGS_BATCH_MAX_RAW_DEFAULT,
+	                      .max_count = AGS_BATCH_MAX_COUNT_DEFAULT};
 	uint8_t *raw = NULL;
 	int rc;
 
@@ -570,7 +574,8 @@ int ags_batch_decode(const uint8_t *payload, size_t len, const ags_batch_limits 
 		if (out->hdr.codec == AGS_CODEC_GZIP)
 			rc = inflate_gzip(body, body_len, raw, raw_len, err);
 		else
-			rc = inflate_zstd(body, body_len, raw, raw_len, err);
+			rc = inflate_zstd(body, body_len, raw, raw_len,
+			                  lim ? (ZSTD_DCtx *)lim->zstd_dctx : NULL, err);
 		if (rc)
 			goto fail;
 		plain = raw;

@@ -97,6 +97,9 @@ int ags_batch_header_write(const ags_batch_header *h, ags_frame_buf *out);
 typedef struct ags_batch_limits {
 	size_t max_raw;   /* largest rawLen accepted; default AGS_BATCH_MAX_RAW_DEFAULT */
 	size_t max_count; /* most entries accepted; default AGS_BATCH_MAX_COUNT_DEFAULT */
+	/* Optional ZSTD_DCtx (from <zstd.h>) to reuse across batches instead of making one per
+	 * batch; owned by the caller, used from one thread at a time. NULL: one per call. */
+	void *zstd_dctx;
 } ags_batch_limits;
 
 typedef enum ags_batch_kind {

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zstd.h>
+
 #include "batch.h"
 #include "error.h"
 #include "frame.h"
@@ -300,6 +302,7 @@ void ags_sync_del(ags_sync *s)
 {
 	if (!s)
 		return;
+	ZSTD_freeDCtx(s->dctx);
 	ags_frame_reader_free(&s->rd);
 	if (!s->enc_shared)
 		ags_batch_encoder_del(s->enc);
@@ -883,7 +886,10 @@ static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 	s->st.wire_bytes_in += len + AGS_FRAME_HEADER_LEN;
 	ags_batch b;
 	memset(&b, 0, sizeof(b));
-	ags_batch_limits lim = {.max_raw = s->h->max_frame * 8, .max_count = 10000};
+	if (!s->dctx)
+		s->dctx = ZSTD_createDCtx(); /* NULL is fine: the decoder then makes its own */
+	ags_batch_limits lim = {
+	    .max_raw = s->h->max_frame * 8, .max_count = 10000, .zstd_dctx = s->dctx};
 	ags_error err;
 	ags_error_clear(&err);
 	int rv = ags_batch_decode(payload, len, &lim, &b, &err);

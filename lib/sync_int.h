@@ -68,6 +68,7 @@ struct ags_sync {
 	void *sud;
 	ags_frame_reader rd;
 	ags_batch_encoder *enc; /* own, or the host cache's when enc_shared */
+	void *dctx; /* ZSTD_DCtx reused for every batch this session receives, or NULL */
 	int enc_shared;
 	char cursor_key[AGS_WIRE_NODE_MAX + 16];
 

@@ -649,6 +649,40 @@ static void decompression_bomb_is_refused(int codec)
 	free(bomb);
 }
 
+/* One caller-owned ZSTD_DCtx serves many batches, a refused bomb in between included. */
+static void reused_zstd_context_decodes_batch_after_batch(void **state)
+{
+	(void)state;
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	assert_non_null(d);
+	ags_batch_limits lim = {.zstd_dctx = d};
+	ags_frame_buf good, bomb;
+	standard_payload(AGS_CODEC_ZSTD, &good);
+	size_t blen;
+	uint8_t *bbody = zstd_bomb(&blen);
+	bomb_payload(&bomb, AGS_CODEC_ZSTD, bbody, blen, 1000);
+	ags_batch b;
+	ags_error err;
+	/* What a decode with a context of its own gives. */
+	assert_int_equal(ags_batch_decode(good.data, good.len, NULL, &b, &err), 0);
+	size_t want = b.n_entries;
+	assert_true(want > 0);
+	ags_batch_free(&b);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(ags_batch_decode(good.data, good.len, &lim, &b, &err), 0);
+		assert_int_equal(b.n_entries, want);
+		ags_batch_free(&b);
+		assert_int_equal(ags_batch_decode(bomb.data, bomb.len, &lim, &b, &err),
+		                 AGS_ERR_COMPRESS);
+	}
+	assert_int_equal(ags_batch_decode(good.data, good.len, &lim, &b, &err), 0);
+	ags_batch_free(&b);
+	free(bbody);
+	ags_frame_buf_free(&good);
+	ags_frame_buf_free(&bomb);
+	ZSTD_freeDCtx(d);
+}
+
 static void zstd_bomb_is_refused(void **state)
 {
 	(void)state;
@@ -1134,6 +1168,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    /* The bombs first, while the process's peak RSS is still low. */
 	    cmocka_unit_test(zstd_bomb_is_refused),
+	    cmocka_unit_test(reused_zstd_context_decodes_batch_after_batch),
 	    cmocka_unit_test(gzip_bomb_is_refused),
 	    cmocka_unit_test(round_trip_with_each_codec),
 	    cmocka_unit_test(empty_batch_round_trips),
