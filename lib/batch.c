@@ -796,6 +796,32 @@ int ags_batch_encoder_add_del(ags_batch_encoder *e, const char *id, int64_t vers
 	return ags_batch_encoder_add_del_vc(e, id, version, timestamp_ms, no_relay, NULL, 0);
 }
 
+/*
+ * Finishes an entry built as a yyjson document (a delete or a delta):
+ * adds "nr" and "vc" to `root`, writes it and appends it to the batch.
+ * The caller still frees doc. Errors: as add_entry, AGS_ERR_INVALID when
+ * the writer refuses the text (invalid UTF-8 in an id), AGS_ERR_NOMEM.
+ */
+static int add_doc_entry(ags_batch_encoder *e, yyjson_mut_doc *doc, yyjson_mut_val *root,
+                         int no_relay, const char *vc, size_t vc_len)
+{
+	if (no_relay && !yyjson_mut_obj_add_true(doc, root, "nr"))
+		return AGS_ERR_NOMEM;
+	if (vc && !yyjson_mut_obj_add_val(doc, root, "vc", yyjson_mut_rawncpy(doc, vc, vc_len)))
+		return AGS_ERR_NOMEM;
+	size_t tlen = 0;
+	yyjson_write_err werr;
+	char *text = yyjson_mut_write_opts(doc, YYJSON_WRITE_NOFLAG, NULL, &tlen, &werr);
+	if (!text)
+		return werr.code == YYJSON_WRITE_ERROR_MEMORY_ALLOCATION ? AGS_ERR_NOMEM
+		                                                         : AGS_ERR_INVALID;
+	const char *parts[1] = {text};
+	size_t lens[1] = {tlen};
+	int rc = add_entry(e, parts, lens, 1);
+	free(text);
+	return rc;
+}
+
 int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t version,
                                  int64_t timestamp_ms, int no_relay, const char *vc, size_t vc_len)
 {
@@ -813,7 +839,6 @@ int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t v
 	if (!doc)
 		return AGS_ERR_NOMEM;
 	int rc = AGS_ERR_NOMEM;
-	char *text = NULL;
 	yyjson_mut_val *root = yyjson_mut_obj(doc);
 	yyjson_mut_val *d = yyjson_mut_obj(doc);
 	if (!root || !d)
@@ -824,24 +849,8 @@ int ags_batch_encoder_add_del_vc(ags_batch_encoder *e, const char *id, int64_t v
 	    !yyjson_mut_obj_add_int(doc, d, "version", version) ||
 	    !yyjson_mut_obj_add_int(doc, d, "timestamp", timestamp_ms))
 		goto out;
-	if (no_relay && !yyjson_mut_obj_add_true(doc, root, "nr"))
-		goto out;
-	if (vc && !yyjson_mut_obj_add_val(doc, root, "vc", yyjson_mut_rawncpy(doc, vc, vc_len)))
-		goto out;
-	size_t tlen = 0;
-	yyjson_write_err werr;
-	text = yyjson_mut_write_opts(doc, YYJSON_WRITE_NOFLAG, NULL, &tlen, &werr);
-	if (!text) {
-		/* The writer refuses invalid UTF-8 in the id. */
-		rc = werr.code == YYJSON_WRITE_ERROR_MEMORY_ALLOCATION ? AGS_ERR_NOMEM
-		                                                       : AGS_ERR_INVALID;
-		goto out;
-	}
-	const char *parts[1] = {text};
-	size_t lens[1] = {tlen};
-	rc = add_entry(e, parts, lens, 1);
+	rc = add_doc_entry(e, doc, root, no_relay, vc, vc_len);
 out:
-	free(text);
 	yyjson_mut_doc_free(doc);
 	return rc;
 }
@@ -867,7 +876,6 @@ int ags_batch_encoder_add_delta(ags_batch_encoder *e, const char *id, int64_t ve
 	if (!doc)
 		return AGS_ERR_NOMEM;
 	int rc = AGS_ERR_NOMEM;
-	char *text = NULL;
 	yyjson_mut_val *root = yyjson_mut_obj(doc);
 	yyjson_mut_val *x = yyjson_mut_obj(doc);
 	yyjson_mut_val *base = yyjson_mut_obj(doc);
@@ -884,23 +892,8 @@ int ags_batch_encoder_add_delta(ags_batch_encoder *e, const char *id, int64_t ve
 	    !yyjson_mut_obj_add_strn(doc, x, "delta", delta, delta_len) ||
 	    !yyjson_mut_obj_add_uint(doc, x, "size", size))
 		goto out;
-	if (no_relay && !yyjson_mut_obj_add_true(doc, root, "nr"))
-		goto out;
-	if (vc && !yyjson_mut_obj_add_val(doc, root, "vc", yyjson_mut_rawncpy(doc, vc, vc_len)))
-		goto out;
-	size_t tlen = 0;
-	yyjson_write_err werr;
-	text = yyjson_mut_write_opts(doc, YYJSON_WRITE_NOFLAG, NULL, &tlen, &werr);
-	if (!text) {
-		rc = werr.code == YYJSON_WRITE_ERROR_MEMORY_ALLOCATION ? AGS_ERR_NOMEM
-		                                                       : AGS_ERR_INVALID;
-		goto out;
-	}
-	const char *parts[1] = {text};
-	size_t lens[1] = {tlen};
-	rc = add_entry(e, parts, lens, 1);
+	rc = add_doc_entry(e, doc, root, no_relay, vc, vc_len);
 out:
-	free(text);
 	yyjson_mut_doc_free(doc);
 	return rc;
 }

@@ -443,7 +443,7 @@ static void state_and_metrics_show_the_tenants(void **state)
 	                      "--data",           w2data,  "--certs",      f->certs,
 	                      "--cert-name",      "agent", "--timeout-ms", "60000",
 	                      "--quiet-received", NULL};
-	np_node *w2 = ap_start("agsagent", "w2", args);
+	np_node *w2 = np_start_prog("agsagent", "w2", args);
 	char *r = ap_ask(w2, "connect", "connect ", 1200);
 	assert_non_null(r);
 	assert_non_null(strstr(r, "connect ok"));

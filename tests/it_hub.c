@@ -198,7 +198,7 @@ static np_node *start_agent_v(struct env *e, np_node *hub, const char *name, con
 	                      "60000",
 	                      verbose ? NULL : "--quiet-received",
 	                      NULL};
-	np_node *a = ap_start("agsagent", name, args);
+	np_node *a = np_start_prog("agsagent", name, args);
 	free(tf);
 	free(data);
 	free(ep);

@@ -53,6 +53,11 @@ static void *reader_main(void *arg)
 
 np_node *np_start(const char *id, const char *const *args)
 {
+	return np_start_prog("agsnode", id, args);
+}
+
+np_node *np_start_prog(const char *prog_name, const char *id, const char *const *args)
+{
 	np_node *n = calloc(1, sizeof(*n));
 	assert_non_null(n);
 	snprintf(n->id, sizeof(n->id), "%s", id);
@@ -60,7 +65,7 @@ np_node *np_start(const char *id, const char *const *args)
 	int in[2], outp[2];
 	assert_int_equal(pipe(in), 0);
 	assert_int_equal(pipe(outp), 0);
-	char *prog = tu_program("agsnode");
+	char *prog = tu_program(prog_name);
 	const char *argv[64];
 	size_t k = 0;
 	argv[k++] = prog;
@@ -87,7 +92,7 @@ np_node *np_start(const char *id, const char *const *args)
 	pthread_create(&n->reader, NULL, reader_main, n);
 	if (!np_wait(n, "ready id=", 300)) {
 		char *o = np_output(n);
-		fail_msg("agsnode %s did not start:\n%s", id, o ? o : "");
+		fail_msg("%s %s did not start:\n%s", prog_name, id, o ? o : "");
 	}
 	pthread_mutex_lock(&n->mu);
 	const char *p = strstr(n->buf, "ready id=");

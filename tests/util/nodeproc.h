@@ -44,6 +44,9 @@ void np_certs(const char *dir, const char *const *ids, size_t n);
  */
 np_node *np_start(const char *id, const char *const *args);
 
+/* The same for another test tool `prog_name` (e.g. "agsagent") printing a "ready id=" line. */
+np_node *np_start_prog(const char *prog_name, const char *id, const char *const *args);
+
 /* Writes a command line (a newline is added). */
 void np_cmd(np_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
