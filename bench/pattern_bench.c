@@ -1,17 +1,34 @@
 /*
- * Pattern codec throughput: parses N generated seed-like patterns of about
- * 450 bytes (parse + validate + canonical form + SHA-256 checksum) and prints
+ * Pattern codec throughput, three ways a node meets a pattern:
+ *
+ *   parse     ags_pattern_parse of N seed-like patterns of about 450 bytes
+ *             (JSON text in; parse + validate + canonical form + SHA-256);
+ *   from_val  ags_pattern_from_val on the elements of one parsed array of
+ *             sync_bench-shaped patterns (~465 bytes), as a receiving node
+ *             does with the patterns of a batch;
+ *   trusted   ags_pattern_parse_trusted of stored forms, as the store does
+ *             when it reads rows back.
+ *
+ * Prints one line:
  *
  *   pattern_bench patterns=N seconds=S patterns_per_s=R bytes_avg=B
+ *       from_val_per_s=R2 from_val_bytes_avg=B2 trusted_per_s=R3
  *
- * Usage: pattern_bench [N] (default 200000).
+ * (seconds and patterns_per_s are for parse). Usage: pattern_bench [N]
+ * (default 200000; each of the three runs N patterns). PB_ONLY=parse,
+ * from_val or trusted in the environment runs only that one (for profiles
+ * and instruction counts; the others print 0).
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <yyjson.h>
+
 #include "agentsync/agentsync.h"
+#include "pattern.h"
 
 #define RING 1024
 
@@ -40,21 +57,47 @@ static int make_pattern(char *buf, size_t cap, unsigned i)
 	    1 + i % 10, 1760000000000ull + i * 1000ull, 1730000000000ull + i, 1 + i % 5);
 }
 
-int main(int argc, char **argv)
+/*
+ * Writes pattern number i in sync_bench's shape, as a sender puts it on the
+ * wire: its stored form, so canonical with metadata.checksum inside.
+ */
+static int make_wire(char *buf, size_t cap, unsigned i)
 {
-	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
+	char json[1024];
+	int len = snprintf(
+	    json, sizeof(json),
+	    "{\"id\":\"bench-%08u\",\"agentId\":\"test-generator\",\"type\":\"test_execution\","
+	    "\"data\":{\"testCase\":\"UserLogin-%u\",\"result\":\"passed\",\"duration\":%u,"
+	    "\"errors\":[],\"file\":\"src/auth/login.test.ts\",\"assertions\":17,"
+	    "\"coverage\":{\"lines\":87.5,\"branches\":71.25,\"functions\":92.1},"
+	    "\"env\":{\"node\":\"20.11\",\"os\":\"linux\"}},"
+	    "\"metadata\":{\"source\":\"test-generator\",\"tags\":[\"unit\",\"auth\",\"login\"],"
+	    "\"priority\":%u},\"timestamp\":%" PRId64 ",\"version\":1}",
+	    i, i, 100 + i % 900, 1 + i % 10, (int64_t)1761100000000 + i);
+	ags_pattern *p;
+	ags_error err;
+	if (ags_pattern_parse(json, (size_t)len, NULL, &p, &err) != 0) {
+		fprintf(stderr, "pattern_bench: wire pattern %u: %s: %s\n", i, err.field,
+		        err.message);
+		exit(1);
+	}
+	size_t n;
+	const char *s = ags_pattern_json(p, &n);
+	len = snprintf(buf, cap, "%.*s", (int)n, s);
+	ags_pattern_del(p);
+	return len;
+}
+
+static double bench_parse(long n, size_t *bytes_avg)
+{
 	static char bufs[RING][768];
 	size_t lens[RING], total = 0;
 
-	if (n <= 0) {
-		fprintf(stderr, "usage: pattern_bench [N]\n");
-		return 2;
-	}
 	for (unsigned i = 0; i < RING; i++) {
 		lens[i] = (size_t)make_pattern(bufs[i], sizeof(bufs[i]), i);
 		total += lens[i];
 	}
-
+	*bytes_avg = total / RING;
 	double t0 = now_s();
 	for (long i = 0; i < n; i++) {
 		ags_pattern *p;
@@ -63,12 +106,90 @@ int main(int argc, char **argv)
 		if (ags_pattern_parse(bufs[r], lens[r], NULL, &p, &err) != 0) {
 			fprintf(stderr, "pattern_bench: pattern %u: %s: %s\n", r, err.field,
 			        err.message);
-			return 1;
+			exit(1);
+		}
+		ags_pattern_del(p);
+	}
+	return now_s() - t0;
+}
+
+/* Returns the seconds for n from_val calls; *trusted_s gets those for nt trusted parses. */
+static double bench_from_val(long n, long nt, size_t *bytes_avg, double *trusted_s)
+{
+	static char bufs[RING][1024];
+	size_t lens[RING], total = 0, cap = RING * 1024 + 2, pos = 0;
+	char *arr = malloc(cap);
+
+	if (!arr)
+		exit(1);
+	arr[pos++] = '[';
+	for (unsigned i = 0; i < RING; i++) {
+		lens[i] = (size_t)make_wire(bufs[i], sizeof(bufs[i]), i);
+		total += lens[i];
+		if (i)
+			arr[pos++] = ',';
+		memcpy(arr + pos, bufs[i], lens[i]);
+		pos += lens[i];
+	}
+	arr[pos++] = ']';
+	*bytes_avg = total / RING;
+	yyjson_doc *doc = yyjson_read(arr, pos, 0);
+	if (!doc || yyjson_arr_size(yyjson_doc_get_root(doc)) != RING)
+		exit(1);
+	yyjson_val *vals[RING];
+	yyjson_arr_iter it = yyjson_arr_iter_with(yyjson_doc_get_root(doc));
+	for (unsigned i = 0; i < RING; i++)
+		vals[i] = yyjson_arr_iter_next(&it);
+
+	double t0 = now_s();
+	for (long i = 0; i < n; i++) {
+		ags_pattern *p;
+		ags_error err;
+		unsigned r = (unsigned)(i % RING);
+		if (ags_pattern_from_val(vals[r], NULL, &p, &err) != 0) {
+			fprintf(stderr, "pattern_bench: from_val %u: %s: %s\n", r, err.field,
+			        err.message);
+			exit(1);
 		}
 		ags_pattern_del(p);
 	}
 	double s = now_s() - t0;
-	printf("pattern_bench patterns=%ld seconds=%.3f patterns_per_s=%.0f bytes_avg=%zu\n", n, s,
-	       (double)n / s, total / RING);
+
+	t0 = now_s();
+	for (long i = 0; i < nt; i++) {
+		ags_pattern *p;
+		unsigned r = (unsigned)(i % RING);
+		if (ags_pattern_parse_trusted(bufs[r], lens[r], &p) != 0) {
+			fprintf(stderr, "pattern_bench: trusted %u failed\n", r);
+			exit(1);
+		}
+		ags_pattern_del(p);
+	}
+	*trusted_s = now_s() - t0;
+	yyjson_doc_free(doc);
+	free(arr);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
+	size_t parse_bytes, val_bytes;
+	double trusted_s;
+
+	if (n <= 0) {
+		fprintf(stderr, "usage: pattern_bench [N]\n");
+		return 2;
+	}
+	const char *only = getenv("PB_ONLY");
+	long np = !only || !strcmp(only, "parse") ? n : 0;
+	long nv = !only || !strcmp(only, "from_val") ? n : 0;
+	long nt = !only || !strcmp(only, "trusted") ? n : 0;
+	double s = bench_parse(np, &parse_bytes);
+	double vs = bench_from_val(nv, nt, &val_bytes, &trusted_s);
+	printf("pattern_bench patterns=%ld seconds=%.3f patterns_per_s=%.0f bytes_avg=%zu "
+	       "from_val_per_s=%.0f from_val_bytes_avg=%zu trusted_per_s=%.0f\n",
+	       np, s, (double)np / s, parse_bytes, (double)nv / vs, val_bytes,
+	       (double)nt / trusted_s);
 	return 0;
 }

@@ -11,7 +11,8 @@
  * B runs in a forked child and reports "held N at <monotonic us>" through a
  * pipe when its store reaches the count, so nothing polls another process.
  * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW in the environment
- * override batchSize and the window of unacknowledged batches.
+ * override batchSize and the window of unacknowledged batches; SB_ONLY=w1, w2
+ * or w3 runs one workload (w2 runs after a W1 of N patterns), for profiles.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -103,11 +104,17 @@ static void run_b(uint16_t a_port, uint64_t want, int fd)
 	int len = snprintf(line, sizeof(line), "started %" PRIu64 "\n", t0);
 	if (write(fd, line, (size_t)len) < 0)
 		_exit(1);
+	uint64_t next_mark = want / 10;
 	for (;;) {
 		ags_node_state *st = NULL;
 		if (ags_node_get_state(n, &st) == 0) {
 			uint64_t have = st->store.patterns;
 			ags_node_state_del(st);
+			if (getenv("SB_TRACE") && have >= next_mark && next_mark < want) {
+				fprintf(stderr, "b holds %" PRIu64 " at %" PRIu64 "\n", have,
+				        mono_us());
+				next_mark += want / 10;
+			}
 			if (have >= want) {
 				len = snprintf(line, sizeof(line), "held %" PRIu64 " %" PRIu64 "\n",
 				               have, mono_us());
@@ -247,17 +254,12 @@ static uint64_t read_held(FILE *f)
 	exit(1);
 }
 
-int main(int argc, char **argv)
+/* W1 on a fresh pair; returns A with B (pid *b, pipe *from) still running. */
+static ags_node *w1(long n, pid_t *b, FILE **from)
 {
-	long n = argc > 1 ? atol(argv[1]) : 100000;
-	long w2n = argc > 2 ? atol(argv[2]) : 2000;
-	signal(SIGPIPE, SIG_IGN);
-
-	/* W1 */
 	run_tag("w1");
 	ags_node *a = start_a();
-	FILE *from = NULL;
-	pid_t b = spawn_b(ags_node_port(a), (uint64_t)n, &from);
+	*b = spawn_b(ags_node_port(a), (uint64_t)n, from);
 	pthread_mutex_lock(&mu);
 	while (!connected)
 		pthread_cond_wait(&cv, &mu);
@@ -266,7 +268,9 @@ int main(int argc, char **argv)
 	uint64_t t0 = mono_us();
 	give(a, ps, n);
 	uint64_t tgive = mono_us();
-	uint64_t t1 = read_held(from);
+	if (getenv("SB_TRACE"))
+		fprintf(stderr, "start %" PRIu64 " given %" PRIu64 "\n", t0, tgive);
+	uint64_t t1 = read_held(*from);
 	double secs = (double)(t1 - t0) / 1e6;
 	ags_node_state *st = NULL;
 	ags_node_get_state(a, &st);
@@ -277,9 +281,15 @@ int main(int argc, char **argv)
 	    st ? st->stats.compression_ratio : 0.0);
 	ags_node_state_del(st);
 	release(ps, n);
+	return a;
+}
 
-	/* W2 on the same pair. */
+/* W2 on the pair W1 left. */
+static void w2(ags_node *a, long w2n)
+{
 	uint64_t *lat = calloc((size_t)w2n, sizeof(*lat));
+	if (!lat)
+		exit(1);
 	for (long i = 0; i < w2n; i++) {
 		ags_pattern *p = make("w2", i);
 		pthread_mutex_lock(&mu);
@@ -298,27 +308,26 @@ int main(int argc, char **argv)
 	printf("sync_bench W2 round_trips=%ld p50_us=%" PRIu64 " p99_us=%" PRIu64 "\n", w2n,
 	       lat[w2n / 2], lat[(w2n * 99) / 100]);
 	free(lat);
-	kill(b, SIGKILL);
-	waitpid(b, NULL, 0);
-	fclose(from);
-	ags_node_del(a);
-	cleanup();
+}
 
-	/* W3: B offline while A takes N. */
+/* W3: B offline while A takes N. */
+static void w3(long n)
+{
 	run_tag("w3");
-	a = start_a();
-	ps = prepare("w3", n);
+	ags_node *a = start_a();
+	ags_pattern **ps = prepare("w3", n);
 	give(a, ps, n);
 	release(ps, n);
-	b = spawn_b(ags_node_port(a), (uint64_t)n, &from);
+	FILE *from = NULL;
+	pid_t b = spawn_b(ags_node_port(a), (uint64_t)n, &from);
 	char line[256];
 	unsigned long long started = 0;
 	if (!fgets(line, sizeof(line), from) || sscanf(line, "started %llu", &started) != 1) {
 		fprintf(stderr, "b did not start\n");
-		return 1;
+		exit(1);
 	}
-	t1 = read_held(from);
-	secs = (double)(t1 - started) / 1e6;
+	uint64_t t1 = read_held(from);
+	double secs = (double)(t1 - started) / 1e6;
 	printf("sync_bench W3 patterns=%ld catchup_seconds=%.3f patterns_per_s=%.0f\n", n, secs,
 	       (double)n / secs);
 	kill(b, SIGKILL);
@@ -326,5 +335,32 @@ int main(int argc, char **argv)
 	fclose(from);
 	ags_node_del(a);
 	cleanup();
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 100000;
+	long w2n = argc > 2 ? atol(argv[2]) : 2000;
+	const char *only = getenv("SB_ONLY");
+	signal(SIGPIPE, SIG_IGN);
+	if (n < 1) {
+		fprintf(stderr, "usage: sync_bench [N >= 1] [W2 count]\n");
+		return 2;
+	}
+
+	if (!only || strcmp(only, "w1") == 0 || strcmp(only, "w2") == 0) {
+		pid_t b;
+		FILE *from = NULL;
+		ags_node *a = w1(n, &b, &from);
+		if ((!only || strcmp(only, "w2") == 0) && w2n > 0)
+			w2(a, w2n);
+		kill(b, SIGKILL);
+		waitpid(b, NULL, 0);
+		fclose(from);
+		ags_node_del(a);
+		cleanup();
+	}
+	if (!only || strcmp(only, "w3") == 0)
+		w3(n);
 	return 0;
 }

@@ -312,6 +312,9 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 	n->user_data = user_data;
 	pthread_mutex_init(&n->store_mu, NULL);
 	pthread_mutex_init(&n->rstore_mu, NULL);
+	pthread_mutex_init(&n->apply_mu, NULL);
+	pthread_cond_init(&n->apply_cv, NULL);
+	pthread_cond_init(&n->apply_space, NULL);
 	pthread_mutex_init(&n->cmd_mu, NULL);
 	pthread_cond_init(&n->cmd_cv, NULL);
 	for (size_t i = 0; i < cfg->n_peers; i++) {
@@ -425,6 +428,7 @@ static void run_cmd(struct ags_node *n, struct ags_cmd *c)
 		break;
 	case CMD_STOP:
 		ags_node_close_all(n);
+		ags_node_apply_close(n);
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
 		break;
@@ -558,6 +562,8 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		return rv;
 	if ((rv = ags_store_open(path, &so, &n->rstore, err)))
 		goto fail;
+	if ((rv = ags_store_open(path, &so, &n->lstore, err)))
+		goto fail;
 	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
 	if ((rv = ags_sync_clock_load(n->store, &n->clock))) {
 		rv = ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
@@ -617,6 +623,10 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	n->port = ags_quic_ep_port(n->ep);
 	uv_async_init(&n->loop, &n->async, on_async);
 	n->async.data = n;
+	if (!n->hub && (rv = ags_node_apply_start(n)) != 0)
+		ags_node_log(n, AGS_LOG_WARN,
+		             "no applier thread (%s): batches are written on the loop",
+		             ags_strerror(rv));
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
@@ -632,7 +642,9 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		n->ep = NULL;
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
+		ags_node_apply_close(n);
 		uv_run(&n->loop, UV_RUN_DEFAULT);
+		ags_node_apply_stop(n);
 		uv_loop_close(&n->loop);
 		rv = ags_error_set(err, AGS_ERR_IO, NULL, "cannot start the loop thread");
 		goto fail;
@@ -650,6 +662,8 @@ fail:
 	n->tls = NULL;
 	ags_vclock_del(n->clock);
 	n->clock = NULL;
+	ags_store_close(n->lstore);
+	n->lstore = NULL;
 	ags_store_close(n->rstore);
 	n->rstore = NULL;
 	ags_store_close(n->store);
@@ -668,6 +682,7 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 	if (post(n, c) != 0)
 		free_cmd(c);
 	uv_thread_join(&n->thread);
+	ags_node_apply_stop(n);
 	pthread_mutex_lock(&n->cmd_mu);
 	n->running = 0;
 	/* Commands that raced with the stop: complete them as refused. */
@@ -702,6 +717,8 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 	n->clock = NULL;
 	n->host.clock = NULL;
 	pthread_mutex_unlock(&n->store_mu);
+	ags_store_close(n->lstore);
+	n->lstore = NULL;
 	pthread_mutex_lock(&n->rstore_mu);
 	ags_store_close(n->rstore);
 	n->rstore = NULL;
@@ -724,6 +741,9 @@ AGS_EXPORT void ags_node_del(ags_node *n)
 	free(n->owned);
 	pthread_mutex_destroy(&n->store_mu);
 	pthread_mutex_destroy(&n->rstore_mu);
+	pthread_mutex_destroy(&n->apply_mu);
+	pthread_cond_destroy(&n->apply_cv);
+	pthread_cond_destroy(&n->apply_space);
 	pthread_mutex_destroy(&n->cmd_mu);
 	pthread_cond_destroy(&n->cmd_cv);
 	free(n);
@@ -899,6 +919,7 @@ static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t c
 	}
 	pthread_mutex_unlock(&n->store_mu);
 	ags_vclock_del(next);
+
 	free(json);
 	free(meta);
 	free(clocks);

@@ -151,6 +151,7 @@ struct ags_node {
 	ags_store *store; /* written by the loop thread and by API callers, under store_mu */
 	pthread_mutex_t store_mu;
 	ags_store *rstore; /* reads from API callers, under rstore_mu */
+	ags_store *lstore; /* the loop thread's change-log reads for sending (no lock) */
 	pthread_mutex_t rstore_mu;
 	char store_id[33];
 
@@ -165,6 +166,17 @@ struct ags_node {
 	ags_sync_host host;
 	ags_vclock *clock;    /* the store's vector clock (host.clock), under store_mu */
 	ags_sync_cache cache; /* host.cache */
+
+	/* The applier (lib/node_apply.c): batches from peers are written on a
+	 * thread of their own while the loop validates the next ones. */
+	pthread_t apply_thread;
+	pthread_mutex_t apply_mu;
+	pthread_cond_t apply_cv, apply_space;
+	size_t apply_queued; /* jobs in apply_head's list, under apply_mu */
+	struct ags_sync_job *apply_head, *apply_tail; /* to apply, under apply_mu */
+	struct ags_sync_job *done_head, *done_tail;   /* applied, to finish on the loop */
+	int apply_running, apply_stop, apply_closed;  /* under apply_mu */
+	uv_async_t apply_async;
 
 	struct ags_hub *hub;    /* hub mode, or NULL */
 	struct ags_peer *up;    /* the upstream hub, or NULL */
@@ -191,6 +203,20 @@ void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
 uint64_t ags_node_now_ms(void);
+
+/*
+ * node_apply.c: the applier. ags_node_apply_start (before the loop thread
+ * runs) starts its thread and sets host.submit; ags_node_apply_close (on the
+ * loop thread, when it stops) closes its wake-up handle; ags_node_apply_stop
+ * (after the loop thread ended) writes what is queued and frees the jobs of
+ * the sessions closed meanwhile. Start returns 0 or an AGS_ERR_* code (the
+ * node then applies on the loop thread).
+ */
+int ags_node_apply_start(struct ags_node *n);
+void ags_node_apply_close(struct ags_node *n);
+void ags_node_apply_stop(struct ags_node *n);
+/* Loop thread: finishes (ACK, events) the jobs the applier has written. */
+void ags_node_apply_deliver(void *n);
 
 /* node_peer.c: loop-thread side. */
 extern const ags_quic_callbacks ags_node_quic_callbacks;

@@ -16,6 +16,14 @@
 #include "node_int.h"
 #include "store.h"
 
+/*
+ * How long a batch that only moves a peer's cursor over changes it does not
+ * get (what came from it) waits for one with content to carry it: a node
+ * that receives a stream does not answer every batch with one of its own.
+ * The node's tick (50 ms) sends it when due.
+ */
+#define CURSOR_DELAY_US 100000
+
 /* ---- peers ---- */
 
 struct ags_peer *ags_node_peer_find(struct ags_node *n, const char *id)
@@ -397,6 +405,8 @@ void ags_node_sync_host_init(struct ags_node *n)
 	memset(h, 0, sizeof(*h));
 	h->store = n->store;
 	h->store_mu = &n->store_mu;
+	h->log_store = n->lstore;
+	h->cursor_delay_us = CURSOR_DELAY_US;
 	h->node_id = n->node_id;
 	h->store_id = n->store_id;
 	h->tenant = n->cfg.tenant;
@@ -689,6 +699,7 @@ const ags_quic_callbacks ags_node_quic_callbacks = {
     .on_stream_close = q_stream_close,
     .on_writable = q_writable,
     .on_early_data_rejected = q_early_rejected,
+    .on_read_pause = ags_node_apply_deliver,
 };
 
 /* ---- housekeeping ---- */

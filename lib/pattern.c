@@ -160,30 +160,67 @@ static int check_int(yyjson_val *v, const char *field, int64_t min, int64_t max,
 	return 0;
 }
 
-/* Whether s is `len` hexadecimal digits. */
-static int is_hex(const char *s, size_t len)
+/* Whether s is HEX_LEN hexadecimal digits. */
+static int is_hex(const char *s)
 {
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-			return 0;
+	/*
+	 * Without branches (a checksum's digits are random, so a branch on
+	 * "digit or letter" is mispredicted half the time), over a fixed
+	 * length the compiler vectorises.
+	 */
+	unsigned char bad = 0;
+	for (size_t i = 0; i < HEX_LEN; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bad |= (unsigned char)(c - '0') > 9 && (unsigned char)((c | 0x20) - 'a') > 5;
 	}
-	return 1;
+	return !bad;
 }
+
+/*
+ * Finds, in one pass over object `obj`, the first member named by each of
+ * the `n` names (lens[i] bytes each): out[i] is its value, or NULL. The same
+ * members yyjson_obj_get() would find, without a scan per name.
+ */
+static void obj_pick(yyjson_val *obj, const char *const *names, const size_t *lens, size_t n,
+                     yyjson_val **out)
+{
+	yyjson_obj_iter it = yyjson_obj_iter_with(obj);
+	yyjson_val *k;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	while ((k = yyjson_obj_iter_next(&it))) {
+		const char *ks = yyjson_get_str(k);
+		size_t kl = yyjson_get_len(k);
+		for (size_t i = 0; i < n; i++) {
+			if (kl == lens[i] && ks[0] == names[i][0] && !out[i] &&
+			    memcmp(ks, names[i], kl) == 0) {
+				out[i] = yyjson_obj_iter_get_val(k);
+				break;
+			}
+		}
+	}
+}
+
+/* The members of metadata that check_metadata reads, in obj_pick order. */
+enum { MD_SOURCE, MD_TAGS, MD_PRIORITY, MD_EXPIRES_AT, MD_CHECKSUM, MD_N };
 
 /* Validates metadata (an object) into f. */
 static int check_metadata(yyjson_val *md, struct fields *f, ags_error *err)
 {
+	static const char *const names[MD_N] = {"source", "tags", "priority", "expiresAt",
+	                                        "checksum"};
+	static const size_t lens[MD_N] = {6, 4, 8, 9, 8};
+	yyjson_val *m[MD_N], *v;
 	char buf[64];
 	int rc;
-	yyjson_val *v;
 
-	rc = check_str(yyjson_obj_get(md, "source"), "metadata.source", 0, SIZE_MAX, &f->source,
-	               err);
+	obj_pick(md, names, lens, MD_N, m);
+	rc = check_str(m[MD_SOURCE], "metadata.source", 0, SIZE_MAX, &f->source, err);
 	if (rc)
 		return rc;
 
-	v = yyjson_obj_get(md, "tags");
+	v = m[MD_TAGS];
 	if (!v)
 		return missing(err, "metadata.tags");
 	if (!yyjson_is_arr(v))
@@ -203,7 +240,7 @@ static int check_metadata(yyjson_val *md, struct fields *f, ags_error *err)
 	}
 	f->tags = v;
 
-	v = yyjson_obj_get(md, "priority");
+	v = m[MD_PRIORITY];
 	if (v) {
 		int64_t pr;
 		rc = check_int(v, "metadata.priority", 1, 10, &pr, err);
@@ -211,16 +248,15 @@ static int check_metadata(yyjson_val *md, struct fields *f, ags_error *err)
 			return rc;
 		f->priority = (int)pr;
 	}
-	v = yyjson_obj_get(md, "expiresAt");
+	v = m[MD_EXPIRES_AT];
 	if (v) {
 		rc = check_int(v, "metadata.expiresAt", 0, INT64_MAX, &f->expires_at, err);
 		if (rc)
 			return rc;
 	}
-	v = yyjson_obj_get(md, "checksum");
+	v = m[MD_CHECKSUM];
 	if (v) {
-		if (!yyjson_is_str(v) || yyjson_get_len(v) != HEX_LEN ||
-		    !is_hex(yyjson_get_str(v), HEX_LEN))
+		if (!yyjson_is_str(v) || yyjson_get_len(v) != HEX_LEN || !is_hex(yyjson_get_str(v)))
 			return ags_error_set(err, AGS_ERR_PATTERN, "metadata.checksum",
 			                     "must be 64 hexadecimal digits (a SHA-256), got %s",
 			                     yyjson_is_str(v) ? "other text"
@@ -272,35 +308,42 @@ static int check_tombstone(yyjson_val *root, struct fields *f, ags_error *err)
 	return rc;
 }
 
+/* The top-level members check_fields reads, in obj_pick order. */
+enum { F_ID, F_AGENT_ID, F_TYPE, F_DATA, F_METADATA, F_TIMESTAMP, F_VERSION, F_DELETED, F_N };
+
 /*
  * Validates the fields of a pattern or tombstone (not depth, duplicate keys
  * or the checksum value: the canonical writer checks those) into f.
  */
 static int check_fields(yyjson_val *root, struct fields *f, ags_error *err)
 {
+	static const char *const names[F_N] = {"id",       "agentId",   "type",    "data",
+	                                       "metadata", "timestamp", "version", "deleted"};
+	static const size_t lens[F_N] = {2, 7, 4, 4, 8, 9, 7, 7};
+	yyjson_val *m[F_N], *v;
 	char buf[64];
-	yyjson_val *v;
 	int rc;
 
 	memset(f, 0, sizeof(*f));
 	if (!yyjson_is_obj(root))
 		return ags_error_set(err, AGS_ERR_PATTERN, "", "must be a JSON object, got %s",
 		                     describe(root, buf, sizeof(buf)));
-	if (yyjson_obj_get(root, "deleted"))
+	obj_pick(root, names, lens, F_N, m);
+	if (m[F_DELETED])
 		return check_tombstone(root, f, err);
 
-	rc = check_str(yyjson_obj_get(root, "id"), "id", 1, AGS_PATTERN_ID_MAX, &f->id, err);
+	rc = check_str(m[F_ID], "id", 1, AGS_PATTERN_ID_MAX, &f->id, err);
 	if (rc)
 		return rc;
-	rc = check_str(yyjson_obj_get(root, "agentId"), "agentId", 0, SIZE_MAX, &f->agent_id, err);
+	rc = check_str(m[F_AGENT_ID], "agentId", 0, SIZE_MAX, &f->agent_id, err);
 	if (rc)
 		return rc;
-	rc = check_str(yyjson_obj_get(root, "type"), "type", 0, SIZE_MAX, &f->type, err);
+	rc = check_str(m[F_TYPE], "type", 0, SIZE_MAX, &f->type, err);
 	if (rc)
 		return rc;
-	if (!yyjson_obj_get(root, "data"))
+	if (!m[F_DATA])
 		return missing(err, "data");
-	v = yyjson_obj_get(root, "metadata");
+	v = m[F_METADATA];
 	if (!v)
 		return missing(err, "metadata");
 	if (!yyjson_is_obj(v))
@@ -309,12 +352,10 @@ static int check_fields(yyjson_val *root, struct fields *f, ags_error *err)
 	rc = check_metadata(v, f, err);
 	if (rc)
 		return rc;
-	rc = check_int(yyjson_obj_get(root, "timestamp"), "timestamp", 0, INT64_MAX, &f->timestamp,
-	               err);
+	rc = check_int(m[F_TIMESTAMP], "timestamp", 0, INT64_MAX, &f->timestamp, err);
 	if (rc)
 		return rc;
-	return check_int(yyjson_obj_get(root, "version"), "version", 1, INT64_MAX, &f->version,
-	                 err);
+	return check_int(m[F_VERSION], "version", 1, INT64_MAX, &f->version, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -350,9 +391,12 @@ struct canon {
 	struct member m_inline[48];
 };
 
-static int member_cmp(const struct member *a, const struct member *b)
+static inline int member_cmp(const struct member *a, const struct member *b)
 {
 	size_t n = a->klen < b->klen ? a->klen : b->klen;
+	/* Keys mostly differ in their first byte: no call to memcmp then. */
+	if (n && a->k[0] != b->k[0])
+		return (unsigned char)a->k[0] - (unsigned char)b->k[0];
 	int r = memcmp(a->k, b->k, n);
 	if (r)
 		return r;
@@ -617,12 +661,363 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Canonical writer, shortcut for input that is canonical already          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Patterns a node passes on are in their stored form, which is canonical:
+ * every key sorted. For those, yyjson writes each top-level value as it is
+ * and the mutable document is not needed. Anything else (unsorted keys,
+ * duplicates, too deep, values yyjson cannot write) takes the writer above,
+ * which also produces every error.
+ */
+
+/*
+ * An output buffer, inline first, that also serves as yyjson's allocator:
+ * the allocation it lends is its own free tail, so yyjson writes a value in
+ * place and nothing is copied. `max` bounds its capacity.
+ */
+struct obuf {
+	char *p;
+	size_t len, cap, max;
+	int lent; /* the tail is lent to yyjson */
+	char inl[2048];
+};
+
+static void obuf_init(struct obuf *b, size_t max)
+{
+	b->p = b->inl;
+	b->len = 0;
+	b->cap = sizeof(b->inl);
+	b->max = max;
+	b->lent = 0;
+}
+
+static void obuf_free(struct obuf *b)
+{
+	if (b->p != b->inl)
+		free(b->p);
+}
+
+/* Grows b to hold n more bytes after len, keeping all cap bytes; 0 or -1. */
+static int obuf_grow(struct obuf *b, size_t n)
+{
+	if (n > b->max - b->len)
+		return -1;
+	size_t cap = b->cap * 2;
+	if (cap - b->len < n)
+		cap = b->len + n;
+	if (cap > b->max)
+		cap = b->max;
+	char *p;
+	if (b->p == b->inl) {
+		p = malloc(cap);
+		if (p)
+			memcpy(p, b->inl, b->cap);
+	} else {
+		p = realloc(b->p, cap);
+	}
+	if (!p)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* Makes room for n more bytes after len; 0 or -1. */
+static inline int obuf_reserve(struct obuf *b, size_t n)
+{
+	return b->cap - b->len >= n ? 0 : obuf_grow(b, n);
+}
+
+static int obuf_add(struct obuf *b, const char *s, size_t n)
+{
+	if (obuf_reserve(b, n))
+		return -1;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return 0;
+}
+
+static void *obuf_alc_malloc(void *ctx, size_t size)
+{
+	struct obuf *b = ctx;
+	if (b->lent || obuf_reserve(b, size))
+		return NULL;
+	b->lent = 1;
+	return b->p + b->len;
+}
+
+static void *obuf_alc_realloc(void *ctx, void *ptr, size_t old_size, size_t size)
+{
+	struct obuf *b = ctx;
+	(void)old_size;
+	if (!b->lent || ptr != b->p + b->len || obuf_reserve(b, size))
+		return NULL;
+	return b->p + b->len;
+}
+
+static void obuf_alc_free(void *ctx, void *ptr)
+{
+	struct obuf *b = ctx;
+	(void)ptr;
+	b->lent = 0;
+}
+
+/* Appends v as yyjson writes it (compact, no flags); 0 or -1. */
+static int obuf_write(struct obuf *b, yyjson_val *v)
+{
+	const yyjson_alc alc = {obuf_alc_malloc, obuf_alc_realloc, obuf_alc_free, b};
+	size_t n = 0;
+	char *s = yyjson_val_write_opts(v, YYJSON_WRITE_NOFLAG, &alc, &n, NULL);
+	b->lent = 0;
+	if (!s)
+		return -1;
+	if (s != b->p + b->len)
+		return -1; /* cannot happen: the only memory it can get is the tail */
+	b->len += n;
+	return 0;
+}
+
+/*
+ * Appends string value or key v. yyjson copies a string marked
+ * YYJSON_SUBTYPE_NOESC between quotes as it is (is_canonical has made sure
+ * that this is what canon_write would write), so this does the same; it
+ * writes any other string itself.
+ */
+static int obuf_str(struct obuf *b, yyjson_val *v)
+{
+	if (!(yyjson_get_subtype(v) & YYJSON_SUBTYPE_NOESC))
+		return obuf_write(b, v);
+	const char *s = yyjson_get_str(v);
+	size_t n = yyjson_get_len(v);
+	if (obuf_reserve(b, n + 2))
+		return -1;
+	b->p[b->len] = '"';
+	memcpy(b->p + b->len + 1, s, n);
+	b->p[b->len + 1 + n] = '"';
+	b->len += n + 2;
+	return 0;
+}
+
+/* Whether any of the n bytes at s is not ASCII. */
+static inline int has_high_byte(const char *s, size_t n)
+{
+	/* A word at a time, the last one overlapping: most strings are short. */
+	uint64_t acc = 0, w;
+	uint32_t h, t;
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&w, s + i, 8);
+			acc |= w;
+		}
+		memcpy(&w, s + n - 8, 8);
+		acc |= w;
+	} else if (n >= 4) {
+		memcpy(&h, s, 4);
+		memcpy(&t, s + n - 4, 4);
+		acc = h | t;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			acc |= (unsigned char)s[i];
+	}
+	return (acc & 0x8080808080808080ull) != 0;
+}
+
+/*
+ * Whether yyjson writes string (or key) v the same way in a mutable
+ * document. The reader marks strings without escapes YYJSON_SUBTYPE_NOESC,
+ * and yyjson copies those as they are, where a mutable document's string is
+ * checked for valid UTF-8 as it is written. A reader given
+ * YYJSON_READ_ALLOW_INVALID_UNICODE marks invalid UTF-8 NOESC too, so a NOESC
+ * string that is not ASCII is checked here the way canon_write would: by
+ * yyjson writing a copy of it without the mark (into b's free tail).
+ */
+static inline int str_same(yyjson_val *v, struct obuf *b)
+{
+	if (!(yyjson_get_subtype(v) & YYJSON_SUBTYPE_NOESC) ||
+	    !has_high_byte(yyjson_get_str(v), yyjson_get_len(v)))
+		return 1;
+	yyjson_val copy = *v;
+	copy.tag &= ~(uint64_t)YYJSON_SUBTYPE_NOESC;
+	size_t len = b->len;
+	int rc = obuf_write(b, &copy);
+	b->len = len;
+	return rc == 0;
+}
+
+static int is_canonical(yyjson_val *v, int depth, struct obuf *b);
+
+/* is_canonical for a value inside a container at depth `depth`. */
+static inline int member_is_canonical(yyjson_val *v, int depth, struct obuf *b)
+{
+	switch (yyjson_get_type(v)) {
+	case YYJSON_TYPE_OBJ:
+	case YYJSON_TYPE_ARR:
+		return is_canonical(v, depth + 1, b);
+	case YYJSON_TYPE_STR:
+		return str_same(v, b);
+	case YYJSON_TYPE_NUM:
+	case YYJSON_TYPE_BOOL:
+	case YYJSON_TYPE_NULL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Whether v (at depth `depth`, the root being 1) is in canonical form and
+ * yyjson writes it as canon_write would: every object's keys strictly
+ * increasing (so no duplicates), no container deeper than
+ * AGS_PATTERN_MAX_DEPTH, only plain JSON values, strings as str_same says.
+ * b is scratch space.
+ */
+static int is_canonical(yyjson_val *v, int depth, struct obuf *b)
+{
+	yyjson_val *k, *e;
+
+	if (!yyjson_is_ctn(v))
+		return member_is_canonical(v, 0, b);
+	if (depth > AGS_PATTERN_MAX_DEPTH)
+		return 0;
+	if (yyjson_is_arr(v)) {
+		yyjson_arr_iter it = yyjson_arr_iter_with(v);
+		while ((e = yyjson_arr_iter_next(&it)))
+			if (!member_is_canonical(e, depth, b))
+				return 0;
+		return 1;
+	}
+	yyjson_obj_iter it = yyjson_obj_iter_with(v);
+	struct member prev = {0}, cur;
+	for (size_t i = 0; (k = yyjson_obj_iter_next(&it)); i++) {
+		cur = (struct member){yyjson_get_str(k), yyjson_get_len(k), NULL};
+		if ((i && member_cmp(&prev, &cur) >= 0) || !str_same(k, b) ||
+		    !member_is_canonical(yyjson_obj_iter_get_val(k), depth, b))
+			return 0;
+		prev = cur;
+	}
+	return 1;
+}
+
+/*
+ * Writes the canonical form of pattern `root` (an object with a metadata
+ * object, as check_fields makes sure) into b, without metadata.checksum;
+ * *cut is where that member goes in the stored form. Returns 0, or -1 if the
+ * shortcut does not apply (the caller then takes canon_write).
+ */
+static int canon_fast(yyjson_val *root, struct obuf *b, size_t *cut)
+{
+	yyjson_obj_iter it;
+	yyjson_val *k, *v;
+	int first = 1, have_md = 0;
+
+	if (!is_canonical(root, 1, b) || obuf_add(b, "{", 1))
+		return -1;
+	yyjson_obj_iter_init(root, &it);
+	while ((k = yyjson_obj_iter_next(&it))) {
+		v = yyjson_obj_iter_get_val(k);
+		if ((!first && obuf_add(b, ",", 1)) || obuf_str(b, k) || obuf_add(b, ":", 1))
+			return -1;
+		first = 0;
+		if (yyjson_is_str(v)) {
+			if (obuf_str(b, v))
+				return -1;
+			continue;
+		}
+		if (yyjson_get_len(k) != 8 || memcmp(yyjson_get_str(k), "metadata", 8) != 0) {
+			if (obuf_write(b, v))
+				return -1;
+			continue;
+		}
+		/*
+		 * metadata: the checksum member, there or not, must come first
+		 * (no key before "checksum"), so that it sits right after the
+		 * brace; it is always followed by a comma (source and tags).
+		 */
+		yyjson_obj_iter mi = yyjson_obj_iter_with(v);
+		yyjson_val *mk = yyjson_obj_iter_next(&mi);
+		struct member sum = {"checksum", 8, NULL}, m0;
+		size_t at = b->len;
+		if (!mk)
+			return -1;
+		m0 = (struct member){yyjson_get_str(mk), yyjson_get_len(mk), NULL};
+		int c = member_cmp(&m0, &sum);
+		if (c < 0 || obuf_write(b, v))
+			return -1;
+		*cut = at + 1;
+		have_md = 1;
+		if (c == 0) {
+			/* `"checksum":"<64 digits>",` as yyjson wrote it, cut out. */
+			size_t n = CHECKSUM_KEY_LEN + HEX_LEN + 3;
+			if (b->len - *cut < n || memcmp(b->p + *cut, CHECKSUM_KEY "\"", 12) != 0 ||
+			    b->p[*cut + n - 1] != ',')
+				return -1;
+			memmove(b->p + *cut, b->p + *cut + n, b->len - *cut - n);
+			b->len -= n;
+		}
+	}
+	return have_md ? obuf_add(b, "}", 1) : -1;
+}
+
+/*
+ * Writes the canonical form of pattern `root` (validated by check_fields)
+ * into b, without metadata.checksum; *cut is where that member goes in the
+ * stored form. Errors are canon_write's.
+ */
+static int canon_pattern(yyjson_val *root, struct obuf *b, size_t *cut, ags_error *err)
+{
+	char *w = NULL, *ph;
+	size_t wlen = 0, cut_end;
+	int rc;
+
+	if (canon_fast(root, b, cut) == 0)
+		return 0;
+	b->len = 0;
+	rc = canon_write(root, 1, &w, &wlen, err);
+	if (rc)
+		return rc;
+	/*
+	 * w is the stored form with PLACEHOLDER as the checksum's value. Cut
+	 * the member out to get the canonical form. metadata always has
+	 * "source" and "tags", which sort after "checksum", so the member is
+	 * always followed by a comma: the cut is `"checksum":<PLACEHOLDER>,`.
+	 */
+	ph = memchr(w, PLACEHOLDER, wlen);
+	if (!ph || (size_t)(ph - w) < CHECKSUM_KEY_LEN || ph[1] != ',') {
+		rc = ags_error_set(err, AGS_ERR_INTERNAL, NULL, "checksum placeholder not found");
+		goto out;
+	}
+	*cut = (size_t)(ph - w) - CHECKSUM_KEY_LEN;
+	cut_end = (size_t)(ph - w) + 2;
+	b->max = SIZE_MAX;
+	if (obuf_add(b, w, *cut) || obuf_add(b, w + cut_end, wlen - cut_end))
+		rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
+out:
+	free(w);
+	return rc;
+}
+
 int ags_json_canonical(yyjson_val *v, char **out, size_t *len)
 {
 	size_t n = 0;
 	if (!v || !out)
 		return AGS_ERR_INVALID;
 	*out = NULL;
+	/* Canonical already: yyjson writes it as it is. */
+	struct obuf b;
+	obuf_init(&b, SIZE_MAX);
+	int canonical = is_canonical(v, 1, &b);
+	obuf_free(&b);
+	if (canonical) {
+		*out = yyjson_val_write_opts(v, YYJSON_WRITE_NOFLAG, NULL, &n, NULL);
+		if (*out) {
+			if (len)
+				*len = n;
+			return 0;
+		}
+	}
 	int rc = canon_write(v, 0, out, &n, NULL);
 	if (!rc && len)
 		*len = n;
@@ -770,10 +1165,11 @@ int ags_pattern_from_val(yyjson_val *v, const ags_pattern_opts *opts, ags_patter
                          ags_error *err)
 {
 	struct fields f;
-	char *w = NULL, *ph, hex[65];
-	size_t wlen = 0, max = max_bytes(opts), cut, cut_end, stored_len;
+	struct obuf b;
+	char hex[65];
+	size_t max = max_bytes(opts), cut = 0, stored_len;
 	char ins[CHECKSUM_KEY_LEN + HEX_LEN + 4];
-	size_t ins_len;
+	size_t ins_len = CHECKSUM_KEY_LEN + HEX_LEN + 3;
 	int rc;
 
 	if (!out)
@@ -787,32 +1183,22 @@ int ags_pattern_from_val(yyjson_val *v, const ags_pattern_opts *opts, ags_patter
 	if (f.tombstone)
 		return tombstone_build(&f, max, out, err);
 
-	rc = canon_write(v, 1, &w, &wlen, err);
-	if (rc)
-		return rc;
 	/*
-	 * w is the stored form with PLACEHOLDER as the checksum's value. Cut
-	 * the member out to get the canonical form, hash that, then splice the
-	 * real member back. metadata always has "source" and "tags", which
-	 * sort after "checksum", so the member is always followed by a comma:
-	 * the cut is `"checksum":<PLACEHOLDER>,`.
+	 * yyjson may ask for up to 6 bytes per string byte (escapes) before it
+	 * knows, so the shortcut's buffer is bounded well above max; past that
+	 * the pattern goes to canon_write, which says how large it is.
 	 */
-	ph = memchr(w, PLACEHOLDER, wlen);
-	if (!ph || (size_t)(ph - w) < CHECKSUM_KEY_LEN || ph[1] != ',') {
-		rc = ags_error_set(err, AGS_ERR_INTERNAL, NULL, "checksum placeholder not found");
+	obuf_init(&b, max > SIZE_MAX / 8 - 4096 ? SIZE_MAX : max * 8 + 4096);
+	rc = canon_pattern(v, &b, &cut, err);
+	if (rc)
 		goto out;
-	}
-	cut = (size_t)(ph - w) - CHECKSUM_KEY_LEN;
-	cut_end = (size_t)(ph - w) + 2;
-	memmove(w + cut, w + cut_end, wlen - cut_end);
-	wlen -= cut_end - cut;
-	ins_len = CHECKSUM_KEY_LEN + HEX_LEN + 3;
-	stored_len = wlen + ins_len;
+	/* b is the canonical form; the stored form has the checksum member at `cut`. */
+	stored_len = b.len + ins_len;
 	if (stored_len > max) {
 		rc = too_large(err, stored_len, max);
 		goto out;
 	}
-	rc = sha256_hex(w, wlen, hex);
+	rc = sha256_hex(b.p, b.len, hex);
 	if (rc)
 		goto out;
 	if (f.checksum && strncasecmp(yyjson_get_str(f.checksum), hex, HEX_LEN) != 0) {
@@ -823,10 +1209,11 @@ int ags_pattern_from_val(yyjson_val *v, const ags_pattern_opts *opts, ags_patter
 	memcpy(ins, CHECKSUM_KEY "\"", CHECKSUM_KEY_LEN + 1);
 	memcpy(ins + CHECKSUM_KEY_LEN + 1, hex, HEX_LEN);
 	memcpy(ins + CHECKSUM_KEY_LEN + 1 + HEX_LEN, "\",", 2);
-	rc = pattern_build(
-	    &f, hex, (struct pstr[3]){{w, cut}, {ins, ins_len}, {w + cut, wlen - cut}}, out, err);
+	rc = pattern_build(&f, hex,
+	                   (struct pstr[3]){{b.p, cut}, {ins, ins_len}, {b.p + cut, b.len - cut}},
+	                   out, err);
 out:
-	free(w);
+	obuf_free(&b);
 	return rc;
 }
 
@@ -906,10 +1293,17 @@ int ags_pattern_parse_trusted(const char *json, size_t len, ags_pattern **out)
 		rc = AGS_ERR_PATTERN;
 		goto out;
 	}
-	/* Lowercased so that compare() orders it like a computed one. */
-	for (int i = 0; i < HEX_LEN; i++) {
-		char c = yyjson_get_str(f.checksum)[i];
-		hex[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+	/*
+	 * Lowercased so that compare() orders it like a computed one. The
+	 * digits are hexadecimal (checked), and setting bit 0x20 lowercases
+	 * A-F while leaving 0-9 as they are: 8 at a time.
+	 */
+	memcpy(hex, yyjson_get_str(f.checksum), HEX_LEN);
+	for (int i = 0; i < HEX_LEN; i += 8) {
+		uint64_t w;
+		memcpy(&w, hex + i, 8);
+		w |= 0x2020202020202020ull;
+		memcpy(hex + i, &w, 8);
 	}
 	hex[HEX_LEN] = '\0';
 	rc = pattern_build(&f, hex, (struct pstr[3]){{json, len}, {NULL, 0}, {NULL, 0}}, out, NULL);

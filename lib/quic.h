@@ -177,6 +177,13 @@ typedef struct ags_quic_callbacks {
 	 * AGS_ERR_AGAIN; resend after on_connected.
 	 */
 	void (*on_early_data_rejected)(void *user_data, ags_quic_conn *c);
+
+	/*
+	 * A long burst of reads pauses (every 200 us of it) to send what it
+	 * produced: the app may first hand over work finished elsewhere
+	 * meanwhile (answers to earlier requests). May be NULL.
+	 */
+	void (*on_read_pause)(void *user_data);
 } ags_quic_callbacks;
 
 /*

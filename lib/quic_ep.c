@@ -143,7 +143,7 @@ void ags_quic_ep_mark_dirty(ags_quic_ep *ep, ags_quic_conn *c)
 	ep->dirty = c;
 }
 
-static void ep_flush(ags_quic_ep *ep)
+void ags_quic_ep_flush(ags_quic_ep *ep)
 {
 	while (ep->dirty && !ep->deleting) {
 		ags_quic_conn *c = ep->dirty;
@@ -156,12 +156,12 @@ static void ep_flush(ags_quic_ep *ep)
 
 static void on_prepare(uv_prepare_t *h)
 {
-	ep_flush(h->data);
+	ags_quic_ep_flush(h->data);
 }
 
 static void on_check(uv_check_t *h)
 {
-	ep_flush(h->data);
+	ags_quic_ep_flush(h->data);
 }
 
 /*
@@ -203,7 +203,7 @@ static void on_soon(uv_poll_t *h, int status, int events)
 	for (ags_quic_conn *c = ep->conns; c && ep->nsoon && !ep->deleting; c = c->next)
 		if (c->in_soon)
 			soon_arm(ep, ngtcp2_conn_get_expiry(c->qc));
-	ep_flush(ep);
+	ags_quic_ep_flush(ep);
 }
 
 void ags_quic_ep_soon_add(ags_quic_ep *ep, ags_quic_conn *c, uint64_t at)
@@ -256,7 +256,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	}
 	if (events & UV_READABLE)
 		ags_quic_udp_read(ep);
-	ep_flush(ep);
+	ags_quic_ep_flush(ep);
 }
 
 /* ---- stateless replies ---- */

@@ -266,6 +266,9 @@ void ags_quic_ep_on_datagram(ags_quic_ep *ep, const ags_quic_addr *from, const u
 int ags_quic_ep_cid_add(ags_quic_ep *ep, const ngtcp2_cid *cid, ags_quic_conn *c);
 void ags_quic_ep_cid_remove(ags_quic_ep *ep, const ngtcp2_cid *cid);
 
+/* Sends what the connections marked dirty have queued (the end of every loop turn). */
+void ags_quic_ep_flush(ags_quic_ep *ep);
+
 /* Queues c for a flush (sending, pending closes) after the current loop phase. */
 void ags_quic_ep_mark_dirty(ags_quic_ep *ep, ags_quic_conn *c);
 

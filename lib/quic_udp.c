@@ -14,6 +14,8 @@
 
 /* recvmmsg calls per readable event, so one busy peer cannot starve the loop. */
 #define RX_CALLS_MAX 8
+/* Longest a read burst keeps what it produced unsent. */
+#define READ_FLUSH_NS (200 * NGTCP2_MICROSECONDS)
 
 int ags_quic_addr_parse(const char *host, uint16_t port, ags_quic_addr *out)
 {
@@ -279,6 +281,9 @@ void ags_quic_udp_read(ags_quic_ep *ep)
 	} ctrl[AGS_QUIC_RX_MSGS];
 
 	memset(ctrl, 0, sizeof(ctrl));
+	/* A long burst of reads does not hold back what they produced (a sync
+	 * peer's ACKs, which open its window): flush every READ_FLUSH_NS. */
+	ngtcp2_tstamp flushed = ags_quic_now();
 	for (int call = 0; call < RX_CALLS_MAX && !ep->deleting; call++) {
 		for (int i = 0; i < AGS_QUIC_RX_MSGS; i++) {
 			iov[i].iov_base = ep->rxbuf + (size_t)i * AGS_QUIC_RX_BUFSZ;
@@ -312,6 +317,12 @@ void ags_quic_udp_read(ags_quic_ep *ep)
 				ags_quic_ep_on_datagram(ep, &from[i], p, l);
 				p += l;
 				len -= l;
+				if (ags_quic_now() - flushed >= READ_FLUSH_NS) {
+					if (ep->cbs.on_read_pause)
+						ep->cbs.on_read_pause(ep->cbs.user_data);
+					ags_quic_ep_flush(ep);
+					flushed = ags_quic_now();
+				}
 			}
 		}
 		if (n < AGS_QUIC_RX_MSGS)

@@ -65,7 +65,10 @@ static const char schema_sql[] =
     /* type, agentId, tags and priority are read from the body: columns for
      * them cost every apply more than they save the (rarer) queries. */
     " body TEXT,"
-    " vc TEXT);" /* the record's vector clock (JSON object), NULL when none */
+    " vc TEXT," /* the record's vector clock (JSON object), NULL when none */
+    /* metadata.priority (NULL = none): a sender orders its backlog by it
+     * without parsing bodies (schema version 4). */
+    " prio INTEGER);"
     "CREATE UNIQUE INDEX patterns_id ON patterns(id);"
     /* Only live rows that can expire: costs nothing for the others, and makes
      * sweep and count O(expiring rows) instead of a full scan. */
@@ -77,6 +80,11 @@ static const char schema_sql[] =
 static const char migrate_v2_sql[] = "ALTER TABLE patterns ADD COLUMN vc TEXT;" CONFLICTS_SQL;
 /* Schema version 2 -> 3: delta bases. */
 static const char migrate_v3_sql[] = PREV_SQL;
+/* Schema version 3 -> 4: priorities beside the bodies (validated integers 1-10). */
+static const char migrate_v4_sql[] =
+    "ALTER TABLE patterns ADD COLUMN prio INTEGER;"
+    "UPDATE patterns SET prio = json_extract(body, '$.metadata.priority')"
+    " WHERE st = 0 AND body IS NOT NULL AND instr(body, '\"priority\":') > 0;";
 
 /* Live and not past expiresAt at ?2. */
 #define LIVE_AT_2 "st = 0 AND (expires_at IS NULL OR expires_at > ?2)"
@@ -96,6 +104,8 @@ enum stmt_id {
 	ST_GET,
 	ST_QUERY,
 	ST_CHANGES,
+	ST_ROWS,
+	ST_META_SEQ,
 	ST_NEXT_SEQ,
 	ST_EXPIRED_COUNT,
 	ST_SWEEP,
@@ -120,10 +130,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_HEAD] = "SELECT seq, version, ts, checksum, st, expires_at, origin, vc FROM patterns"
                 " WHERE id = ?1",
     [ST_INSERT] = "INSERT INTO patterns(seq, id, version, ts, checksum, st, expires_at, origin,"
-                  " scope, body, vc) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)"
+                  " scope, body, vc, prio)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13)"
                   " ON CONFLICT(id) DO NOTHING",
     [ST_REPLACE] = "UPDATE patterns SET seq = ?1, version = ?3, ts = ?4, checksum = ?5, st = ?6,"
-                   " expires_at = ?7, origin = ?8, scope = ?9, body = ?10, vc = ?12"
+                   " expires_at = ?7, origin = ?8, scope = ?9, body = ?10, vc = ?12, prio = ?13"
                    " WHERE seq = ?11 AND id = ?2",
     [ST_META_PUT] = "INSERT OR REPLACE INTO meta(k, v) VALUES('seq', ?1), ('digest', ?2),"
                     " ('live', ?3)",
@@ -137,6 +148,10 @@ static const char *const stmt_sql[ST__COUNT] = {
                  " AND (?5 IS NULL OR instr(body, ?5) > 0) ORDER BY seq",
     [ST_CHANGES] = "SELECT " ROW_COLS " FROM patterns WHERE seq > ?1 AND (st = 1 OR (" LIVE_AT_2
                    ")) ORDER BY seq",
+    [ST_ROWS] = "SELECT " ROW_COLS ", prio FROM patterns WHERE seq > ?1 AND (st = 1 OR (" LIVE_AT_2
+                ")) AND (?3 IS NULL OR origin IS NULL OR origin <> ?3)"
+                " ORDER BY seq LIMIT ?4",
+    [ST_META_SEQ] = "SELECT v FROM meta WHERE k = 'seq'",
     [ST_NEXT_SEQ] = "SELECT seq FROM patterns WHERE seq > ?1 AND (st = 1 OR (" LIVE_AT_2
                     ")) ORDER BY seq LIMIT 1",
     [ST_EXPIRED_COUNT] = "SELECT count(*) FROM patterns"
@@ -418,13 +433,15 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 		                  path, ver, AGS_STORE_SCHEMA_VERSION);
 	if (!r && ver == 0)
 		r = create_schema(s, err);
-	if (!r && (ver == 1 || ver == 2)) {
+	if (!r && ver >= 1 && ver <= 3) {
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", AGS_STORE_SCHEMA_VERSION);
 		if (ver == 1)
 			r = exec_sql(s, migrate_v2_sql, err);
-		if (!r)
+		if (!r && ver <= 2)
 			r = exec_sql(s, migrate_v3_sql, err);
+		if (!r)
+			r = exec_sql(s, migrate_v4_sql, err);
 		if (!r)
 			r = exec_sql(s, sql, err);
 	}
@@ -582,7 +599,12 @@ static void bind_row(sqlite3_stmt *q, const ags_pattern *p, uint64_t seq, int st
 		size_t blen = 0;
 		const char *body = ags_pattern_json(p, &blen);
 		sqlite3_bind_text64(q, 10, body, blen, SQLITE_STATIC, SQLITE_UTF8);
+		if (ags_pattern_priority(p))
+			sqlite3_bind_int(q, 13, ags_pattern_priority(p));
+		else
+			sqlite3_bind_null(q, 13);
 	} else {
+		sqlite3_bind_null(q, 13);
 		/* A tombstone is rebuilt from id, version and timestamp; an expired
 		 * record keeps no content. */
 		sqlite3_bind_null(q, 10);
@@ -1215,6 +1237,80 @@ AGS_EXPORT int ags_store_changes(ags_store *s, uint64_t after_seq, size_t limit,
 		return AGS_ERR_INVALID;
 	struct emit e = {.cb = cb, .user = user_data};
 	return list_changes(s, after_seq, limit, &e);
+}
+
+int ags_store_rows(ags_store *s, uint64_t after_seq, size_t limit, const char *skip_origin,
+                   ags_row_cb cb, void *user_data, uint64_t *upto)
+{
+	if (!s || !cb || !upto || limit == 0)
+		return AGS_ERR_INVALID;
+	*upto = after_seq;
+	/* One read transaction: the rows and the head they are measured against
+	 * come from the same snapshot (on a connection of its own, a writer on
+	 * another one is never waited for). */
+	int own_tx = sqlite3_get_autocommit(s->db);
+	if (own_tx) {
+		int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return store_fail(s, rc, NULL);
+	}
+	sqlite3_stmt *q;
+	int r = take_stmt(s, ST_ROWS, &q);
+	if (r)
+		goto done;
+	sqlite3_bind_int64(q, 1, clamp_seq(after_seq));
+	sqlite3_bind_int64(q, 2, ags_now_ms());
+	if (skip_origin)
+		sqlite3_bind_text(q, 3, skip_origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	size_t n = 0;
+	uint64_t last = after_seq;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		ags_change_row row = {
+		    .seq = (uint64_t)sqlite3_column_int64(q, 0),
+		    .id = (const char *)sqlite3_column_text(q, 1),
+		    .version = sqlite3_column_int64(q, 2),
+		    .timestamp = sqlite3_column_int64(q, 3),
+		    .tombstone = sqlite3_column_int(q, 4) == AGS_RECORD_TOMBSTONE,
+		    .body = (const char *)sqlite3_column_text(q, 5),
+		    .body_len = (size_t)sqlite3_column_bytes(q, 5),
+		    .origin = (const char *)sqlite3_column_text(q, 6),
+		    .scope = (const char *)sqlite3_column_text(q, 7),
+		    .vc = (const char *)sqlite3_column_text(q, 8),
+		    .priority = sqlite3_column_int(q, 9),
+		};
+		if (!row.id || (!row.tombstone && !row.body)) {
+			snprintf(s->errmsg, sizeof(s->errmsg),
+			         "stored record at seq %llu is unreadable",
+			         (unsigned long long)row.seq);
+			r = AGS_ERR_STORE;
+			break;
+		}
+		last = row.seq;
+		n++;
+		if ((r = cb(user_data, &row)) != 0)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = store_fail(s, rc, NULL);
+	give_stmt(s, ST_ROWS, q);
+	if (!r && n < limit) {
+		/* Everything up to the head was seen, listed or not. */
+		sqlite3_stmt *m = s->st[ST_META_SEQ];
+		rc = sqlite3_step(m);
+		if (rc == SQLITE_ROW)
+			last = (uint64_t)sqlite3_column_int64(m, 0);
+		else
+			r = store_fail(s, rc, NULL);
+		sqlite3_reset(m);
+	}
+	if (!r || r > 0)
+		*upto = last > after_seq ? last : after_seq;
+done:
+	if (own_tx)
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	return r;
 }
 
 int ags_store_next_seq(ags_store *s, uint64_t after_seq, uint64_t *out)

@@ -12,7 +12,7 @@
 #include "agentsync/agentsync.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define AGS_STORE_SCHEMA_VERSION 3
+#define AGS_STORE_SCHEMA_VERSION 4
 
 /* Largest value accepted by ags_store_state_set, in bytes. */
 #define AGS_STORE_STATE_MAX (1024u * 1024u)
@@ -111,6 +111,36 @@ typedef int (*ags_change_cb)(void *user_data, const ags_pattern *p, const ags_ch
  */
 int ags_store_changes_ex(ags_store *s, uint64_t after_seq, size_t limit, ags_change_cb cb,
                          void *user_data);
+
+/* A change as the log holds it (for senders: nothing parsed). Strings valid during the call. */
+typedef struct ags_change_row {
+	uint64_t seq;
+	const char *id;
+	int64_t version, timestamp;
+	int tombstone;    /* a deletion: no body */
+	const char *body; /* the canonical JSON of a live record */
+	size_t body_len;
+	const char *origin; /* NULL = made locally */
+	const char *scope;  /* NULL = every peer */
+	const char *vc;     /* the record clock (JSON), NULL = none */
+	int priority;       /* metadata.priority, 0 = none */
+} ags_change_row;
+
+/* Called once per row by ags_store_rows; non-zero stops the listing (and is returned). */
+typedef int (*ags_row_cb)(void *user_data, const ags_change_row *row);
+
+/*
+ * Lists what ags_store_changes_ex would, as stored rows, at most `limit`
+ * (> 0), leaving out changes whose origin is `skip_origin` (NULL: none left
+ * out). *upto is the sequence the listing covers: the last row's when it
+ * stopped at `limit` or a callback stopped it, else the store's sequence in
+ * the same read (rows left out and gaps included). Reads in one transaction
+ * of its own unless one is open, so a connection used only for this never
+ * waits for a writer (WAL).
+ * Errors: AGS_ERR_INVALID, AGS_ERR_STORE, or the callback's non-zero value.
+ */
+int ags_store_rows(ags_store *s, uint64_t after_seq, size_t limit, const char *skip_origin,
+                   ags_row_cb cb, void *user_data, uint64_t *upto);
 
 /*
  * The lowest sequence > after_seq that ags_store_changes would list (a live,

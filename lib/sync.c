@@ -138,6 +138,8 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 	if (!s)
 		return AGS_ERR_NOMEM;
 	s->h = host;
+	if (host->cache)
+		host->cache->users++;
 	s->role = role;
 	s->gate_open = role != AGS_SYNC_ROLE_HUB;
 	s->sud = session_ud;
@@ -270,18 +272,22 @@ const char *ags_sync_peer_id(const ags_sync *s)
 }
 
 struct ags_sync_tail_item {
-	ags_pattern *p;
-	ags_change_info info; /* strings owned: origin, scope, vc */
+	ags_change_row row; /* strings owned: id, body, origin, scope, vc */
 };
+
+static void row_free(ags_change_row *r)
+{
+	free((char *)r->id);
+	free((char *)r->body);
+	free((char *)r->origin);
+	free((char *)r->scope);
+	free((char *)r->vc);
+}
 
 static void tail_clear(ags_sync_cache *c)
 {
-	for (size_t i = 0; i < c->n_tail; i++) {
-		ags_pattern_del(c->tail[i].p);
-		free((char *)c->tail[i].info.origin);
-		free((char *)c->tail[i].info.scope);
-		free((char *)c->tail[i].info.vc);
-	}
+	for (size_t i = 0; i < c->n_tail; i++)
+		row_free(&c->tail[i].row);
 	c->n_tail = 0;
 	c->tail_valid = 0;
 }
@@ -300,8 +306,17 @@ void ags_sync_cache_free(ags_sync_cache *c)
 
 void ags_sync_del(ags_sync *s)
 {
-	if (!s)
+	if (!s || s->dead)
 		return;
+	if (s->h->cache && s->h->cache->users)
+		s->h->cache->users--;
+	s->dead = 1;
+	if (s->jobs == 0)
+		ags_sync_release(s); /* else the last job's finish does */
+}
+
+void ags_sync_release(ags_sync *s)
+{
 	ZSTD_freeDCtx(s->dctx);
 	ags_frame_reader_free(&s->rd);
 	if (!s->enc_shared)
@@ -360,17 +375,40 @@ static int wanted(ags_sync *s, const ags_pattern *p)
 	return 1;
 }
 
-static int chunk_add(void *ud, const ags_pattern *p, const ags_change_info *info)
+/* Whether a live row passes the peer's HELLO filters (only then is the body parsed). */
+static int row_wanted(ags_sync *s, const ags_change_row *r)
+{
+	if (r->tombstone || (!s->n_f_types && !s->n_f_tags))
+		return 1;
+	ags_pattern *p = NULL;
+	int rv = ags_pattern_parse_trusted(r->body, r->body_len, &p);
+	if (rv)
+		return rv == AGS_ERR_NOMEM ? rv : 0;
+	rv = wanted(s, p);
+	ags_pattern_del(p);
+	return rv;
+}
+
+static char *dup_n(const char *t, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, t, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static int chunk_add(void *ud, const ags_change_row *r)
 {
 	ags_sync *s = ud;
-	if (info->seq > s->chunk_upto)
-		s->chunk_upto = info->seq;
-	if (info->origin && strcmp(info->origin, s->peer_id) == 0)
+	if (r->origin && strcmp(r->origin, s->peer_id) == 0)
 		return 0; /* it came from this peer */
-	if (!ags_sync_scope_allows(info->scope, s->peer_id))
+	if (!ags_sync_scope_allows(r->scope, s->peer_id))
 		return 0;
-	if (!wanted(s, p))
-		return 0;
+	int w = row_wanted(s, r);
+	if (w <= 0)
+		return w;
 	if (s->chunk_n == s->chunk_cap) {
 		size_t cap = s->chunk_cap ? s->chunk_cap * 2 : 256;
 		struct ags_sync_pending *c = realloc(s->chunk, cap * sizeof(*c));
@@ -381,41 +419,41 @@ static int chunk_add(void *ud, const ags_pattern *p, const ags_change_info *info
 	}
 	struct ags_sync_pending *c = &s->chunk[s->chunk_n];
 	memset(c, 0, sizeof(*c));
-	c->seq = info->seq;
-	c->priority = ags_pattern_priority(p);
-	c->no_relay = info->scope != NULL;
-	c->version = ags_pattern_version(p);
-	c->timestamp = ags_pattern_timestamp(p);
-	c->id = strdup(ags_pattern_id(p));
-	if (!c->id)
+	c->seq = r->seq;
+	c->priority = r->priority;
+	c->no_relay = r->scope != NULL;
+	c->version = r->version;
+	c->timestamp = r->timestamp;
+	c->tombstone = r->tombstone;
+	c->id = strdup(r->id);
+	if (!r->tombstone) {
+		c->json = malloc(r->body_len);
+		if (c->json)
+			memcpy(c->json, r->body, r->body_len);
+		c->len = r->body_len;
+	}
+	if (r->vc) {
+		c->vc_len = strlen(r->vc);
+		c->vc = dup_n(r->vc, c->vc_len);
+	}
+	if (!c->id || (!r->tombstone && !c->json) || (r->vc && !c->vc)) {
+		free(c->id);
+		free(c->json);
+		free(c->vc);
 		return AGS_ERR_NOMEM;
-	if (ags_pattern_is_tombstone(p)) {
-		c->tombstone = 1;
-	} else {
-		size_t len = 0;
-		const char *j = ags_pattern_json(p, &len);
-		c->json = malloc(len);
-		if (!c->json) {
-			free(c->id);
-			return AGS_ERR_NOMEM;
-		}
-		memcpy(c->json, j, len);
-		c->len = len;
-		s->chunk_bytes += len;
 	}
-	if (info->vc) {
-		c->vc_len = strlen(info->vc);
-		c->vc = malloc(c->vc_len + 1);
-		if (!c->vc) {
-			free(c->id);
-			free(c->json);
-			return AGS_ERR_NOMEM;
-		}
-		memcpy(c->vc, info->vc, c->vc_len + 1);
-		s->chunk_bytes += c->vc_len;
-	}
+	s->chunk_bytes += c->len + c->vc_len;
 	s->chunk_n++;
 	return s->chunk_bytes >= CHUNK_MAX_BYTES ? CHUNK_FULL : 0;
+}
+
+/* chunk_add through a listing: also records how far the listing went. */
+static int chunk_add_row(void *ud, const ags_change_row *r)
+{
+	ags_sync *s = ud;
+	if (r->seq > s->chunk_upto)
+		s->chunk_upto = r->seq;
+	return chunk_add(s, r);
 }
 
 static int by_priority(const void *a, const void *b)
@@ -426,8 +464,7 @@ static int by_priority(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Reads the next chunk of the backlog. Returns 0, or an error. */
-static int tail_add(void *ud, const ags_pattern *p, const ags_change_info *info)
+static int tail_add(void *ud, const ags_change_row *r)
 {
 	ags_sync_cache *c = ud;
 	if (c->n_tail == c->cap_tail) {
@@ -438,17 +475,16 @@ static int tail_add(void *ud, const ags_pattern *p, const ags_change_info *info)
 		c->tail = t;
 		c->cap_tail = cap;
 	}
-	struct ags_sync_tail_item *it = &c->tail[c->n_tail];
-	memset(it, 0, sizeof(*it));
-	it->info.seq = info->seq;
-	it->p = ags_pattern_dup(p);
-	if (!it->p || (info->origin && !(it->info.origin = strdup(info->origin))) ||
-	    (info->scope && !(it->info.scope = strdup(info->scope))) ||
-	    (info->vc && !(it->info.vc = strdup(info->vc)))) {
-		ags_pattern_del(it->p);
-		free((char *)it->info.origin);
-		free((char *)it->info.scope);
-		free((char *)it->info.vc);
+	ags_change_row *d = &c->tail[c->n_tail].row;
+	*d = *r;
+	d->id = strdup(r->id);
+	d->body = r->body ? dup_n(r->body, r->body_len) : NULL;
+	d->origin = r->origin ? strdup(r->origin) : NULL;
+	d->scope = r->scope ? strdup(r->scope) : NULL;
+	d->vc = r->vc ? strdup(r->vc) : NULL;
+	if (!d->id || (r->body && !d->body) || (r->origin && !d->origin) ||
+	    (r->scope && !d->scope) || (r->vc && !d->vc)) {
+		row_free(d);
 		return AGS_ERR_NOMEM;
 	}
 	c->n_tail++;
@@ -456,37 +492,53 @@ static int tail_add(void *ud, const ags_pattern *p, const ags_change_info *info)
 }
 
 /*
+ * Lists the log after `after` into cb through the host's log reader (its own
+ * connection, used only on the session's thread) or else the store.
+ */
+static int read_rows(ags_sync *s, uint64_t after, size_t limit, const char *skip_origin,
+                     ags_row_cb cb, void *ud, uint64_t *upto)
+{
+	if (s->h->log_store)
+		return ags_store_rows(s->h->log_store, after, limit, skip_origin, cb, ud, upto);
+	pthread_mutex_lock(s->h->store_mu);
+	int rv = ags_store_rows(s->h->store, after, limit, skip_origin, cb, ud, upto);
+	pthread_mutex_unlock(s->h->store_mu);
+	return rv;
+}
+
+/*
  * Fills the chunk from the host's shared tail when it covers the changes
  * after sent_seq up to the store's current sequence `head` (reading it once
- * for every session that is at the same place). Returns 1 when it did, 0
- * when the caller must read the store, or an error.
+ * for every session that is at the same place). Only worth it when sessions
+ * share the host: one session reads the log itself, leaving out in SQL what
+ * came from its peer. Returns 1 when it did, 0 when the caller must read the
+ * store, or an error.
  */
 static int chunk_from_tail(ags_sync *s, uint64_t head)
 {
 	ags_sync_cache *c = s->h->cache;
-	if (!c || head - s->sent_seq > AGS_SYNC_TAIL_MAX)
+	if (!c || c->users < 2 || head - s->sent_seq > AGS_SYNC_TAIL_MAX)
 		return 0;
 	uint64_t now = ags_mono_us();
 	/* Short-lived on purpose: expiry can take rows out of the log without a new sequence. */
 	if (!c->tail_valid || c->tail_after != s->sent_seq || c->tail_head != head ||
 	    now - c->tail_at_us > 100000) {
 		tail_clear(c);
-		pthread_mutex_lock(s->h->store_mu);
-		int rv =
-		    ags_store_changes_ex(s->h->store, s->sent_seq, AGS_SYNC_TAIL_MAX, tail_add, c);
-		head = ags_store_seq(s->h->store);
-		pthread_mutex_unlock(s->h->store_mu);
+		uint64_t upto = 0;
+		int rv = read_rows(s, s->sent_seq, AGS_SYNC_TAIL_MAX, NULL, tail_add, c, &upto);
 		if (rv) {
 			tail_clear(c);
 			return rv;
 		}
 		c->tail_valid = 1;
 		c->tail_after = s->sent_seq;
-		c->tail_head = head;
+		c->tail_head = upto;
 		c->tail_at_us = now;
 	}
 	for (size_t i = 0; i < c->n_tail; i++) {
-		int rv = chunk_add(s, c->tail[i].p, &c->tail[i].info);
+		if (c->tail[i].row.seq > s->chunk_upto)
+			s->chunk_upto = c->tail[i].row.seq;
+		int rv = chunk_add(s, &c->tail[i].row);
 		if (rv == CHUNK_FULL)
 			return 1; /* the rest goes in the next chunk */
 		if (rv)
@@ -513,9 +565,10 @@ static int chunk_load(ags_sync *s)
 	pthread_mutex_unlock(s->h->store_mu);
 	int rv = chunk_from_tail(s, head);
 	if (rv == 0) {
-		pthread_mutex_lock(s->h->store_mu);
-		rv = ags_store_changes_ex(s->h->store, s->sent_seq, limit, chunk_add, s);
-		pthread_mutex_unlock(s->h->store_mu);
+		uint64_t upto = 0;
+		rv = read_rows(s, s->sent_seq, limit, s->peer_id, chunk_add_row, s, &upto);
+		if ((rv == 0 || rv == CHUNK_FULL) && upto > s->chunk_upto)
+			s->chunk_upto = upto;
 	} else if (rv == 1) {
 		rv = 0;
 	}
@@ -626,6 +679,8 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	int rv = ags_sync_batch_send(s, q, now);
 	if (rv)
 		return rv;
+	if (q->upto_seq)
+		s->cursor_since = 0; /* this batch carries the cursor */
 	if (last) {
 		s->sent_seq = s->chunk_upto;
 		chunk_clear(s);
@@ -674,6 +729,26 @@ int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now)
 	return 0;
 }
 
+/*
+ * Sends the count-0 batch that moves the peer's cursor over changes it does
+ * not get, once host->cursor_delay_us has passed since the first of them was
+ * skipped (a batch with content carries the cursor before that). Returns the
+ * microseconds left to wait, or 0.
+ */
+static uint64_t cursor_flush(ags_sync *s, uint64_t now_us)
+{
+	if (!s->cursor_since)
+		return 0;
+	uint64_t due = s->cursor_since + s->h->cursor_delay_us;
+	if (now_us < due)
+		return due - now_us;
+	uint64_t wait = 0;
+	chunk_clear(s);
+	s->chunk_upto = s->sent_seq;
+	send_batch(s, now_us, &wait); /* on failure the next pump tries again */
+	return 0;
+}
+
 static uint64_t pump(ags_sync *s, uint64_t now_us)
 {
 	if ((!s->hello_recv && !s->early) || !s->gate_open)
@@ -708,13 +783,27 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 			pthread_mutex_unlock(s->h->store_mu);
 			if (head <= s->sent_seq) {
 				s->caught_up = 1;
+				return cursor_flush(s, now_us);
+			}
+			int lr = chunk_load(s);
+			if (lr != 0) {
+				ags_sync_log(s, AGS_LOG_ERROR, "reading the log for %s failed: %s",
+				             s->peer_id, ags_strerror(lr));
 				return 0;
 			}
-			if (chunk_load(s) != 0)
-				return 0;
 			if (s->chunk_upto <= s->sent_seq) {
 				s->caught_up = 1;
-				return 0; /* nothing new */
+				return cursor_flush(s, now_us); /* nothing new */
+			}
+			if (s->chunk_n == 0 && s->h->cursor_delay_us && !s->early &&
+			    s->role == AGS_SYNC_ROLE_PEER) {
+				/* Only changes this peer does not get (most often its own,
+				 * relayed back to us): a batch just to say so can wait. */
+				s->sent_seq = s->chunk_upto;
+				chunk_clear(s);
+				if (!s->cursor_since)
+					s->cursor_since = now_us ? now_us : 1;
+				continue;
 			}
 			s->caught_up = 0;
 		}
@@ -854,250 +943,6 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 	return 0;
 }
 
-static void send_ack(ags_sync *s, const ags_wire_ack *ack, const ags_wire_ack_error *errs, size_t n)
-{
-	ags_frame_buf fb;
-	ags_frame_buf_init(&fb, 0);
-	if (ags_wire_ack_encode(ack, errs, n, &fb, NULL) == 0)
-		ags_sync_send_buf(s, &fb);
-	else
-		ags_frame_buf_free(&fb);
-}
-
-static int id_of(yyjson_val *v, char *buf, size_t cap)
-{
-	yyjson_val *id = yyjson_obj_get(v, "id");
-	if (yyjson_is_str(id)) {
-		snprintf(buf, cap, "%s", yyjson_get_str(id));
-		return 1;
-	}
-	buf[0] = '\0';
-	return 0;
-}
-
-static int on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                    size_t cap)
-{
-	if (!s->hello_recv) {
-		*code = AGS_APP_PROTOCOL_ERROR;
-		snprintf(reason, cap, "BATCH before HELLO");
-		return AGS_ERR_PROTO;
-	}
-	s->st.wire_bytes_in += len + AGS_FRAME_HEADER_LEN;
-	ags_batch b;
-	memset(&b, 0, sizeof(b));
-	if (!s->dctx)
-		s->dctx = ZSTD_createDCtx(); /* NULL is fine: the decoder then makes its own */
-	ags_batch_limits lim = {
-	    .max_raw = s->h->max_frame * 8, .max_count = 10000, .zstd_dctx = s->dctx};
-	ags_error err;
-	ags_error_clear(&err);
-	int rv = ags_batch_decode(payload, len, &lim, &b, &err);
-	if (rv) {
-		if (len < 8) {
-			*code = AGS_APP_PROTOCOL_ERROR;
-			snprintf(reason, cap, "truncated BATCH");
-			return AGS_ERR_PROTO;
-		}
-		/* The batch as a whole is refused: nothing applied, an error ACK. */
-		uint64_t rid = 0;
-		for (int i = 0; i < 8; i++)
-			rid = rid << 8 | payload[i];
-		ags_wire_ack_error e = {.pattern_id = "", .error = err.message, .code = rv};
-		ags_wire_ack ack = {.request_id = rid, .success = 0, .received_count = 0};
-		pthread_mutex_lock(s->h->store_mu);
-		ack.seq = ags_store_seq(s->h->store);
-		pthread_mutex_unlock(s->h->store_mu);
-		ags_sync_log(s, AGS_LOG_WARN, "batch %llu from %s refused: %s%s%s",
-		             (unsigned long long)rid, s->peer_id, err.field,
-		             err.field[0] ? ": " : "", err.message);
-		send_ack(s, &ack, &e, 1);
-		return 0;
-	}
-	size_t n = b.n_entries;
-	ags_pattern **pats = calloc(n ? n : 1, sizeof(*pats));
-	ags_change_meta *meta = calloc(n ? n : 1, sizeof(*meta));
-	ags_apply_result *res = calloc(n ? n : 1, sizeof(*res));
-	ags_apply_info *info = calloc(n ? n : 1, sizeof(*info));
-	ags_change_clock *clocks = calloc(n ? n : 1, sizeof(*clocks));
-	char **vcs = calloc(n ? n : 1, sizeof(*vcs));
-	const char **conflicts = calloc(n ? n : 1, sizeof(*conflicts));
-	ags_vclock *clock = NULL; /* the host's clock merged with the batch's */
-	char *clock_json = NULL;
-	ags_wire_ack_error *errs = calloc(n ? n : 1, sizeof(*errs));
-	char(*err_ids)[AGS_PATTERN_ID_MAX + 1] = calloc(n ? n : 1, sizeof(*err_ids));
-	char(*err_msgs)[AGS_WIRE_TEXT_MAX] = calloc(n ? n : 1, sizeof(*err_msgs));
-	const char **refused = calloc(n ? n : 1, sizeof(*refused)); /* deltas to get whole */
-	const char **ok_ids = calloc(n ? n : 1, sizeof(*ok_ids));
-	size_t nv = 0, ne = 0, n_ref = 0;
-	if (!pats || !meta || !res || !info || !clocks || !vcs || !conflicts || !errs || !err_ids ||
-	    !err_msgs || !refused || !ok_ids) {
-		rv = AGS_ERR_NOMEM;
-		goto out;
-	}
-	ags_pattern_opts po = {.max_bytes = s->h->max_pattern};
-	for (size_t i = 0; i < n; i++) {
-		ags_batch_entry *e = &b.entries[i];
-		ags_pattern *p = NULL;
-		ags_error pe;
-		ags_error_clear(&pe);
-		int prv;
-		if (e->kind == AGS_BATCH_PUT) {
-			prv = ags_pattern_from_val(e->pattern, &po, &p, &pe);
-		} else if (e->kind == AGS_BATCH_DELTA) {
-			prv = ags_sync_delta_rebuild(s, e, &po, &p, &pe);
-			if (prv == AGS_ERR_NOMEM) {
-				rv = prv;
-				goto out;
-			}
-		} else {
-			char id[AGS_PATTERN_ID_MAX + 1];
-			snprintf(id, sizeof(id), "%.*s", (int)e->id_len, e->id);
-			prv = ags_pattern_new_tombstone(id, e->version, e->timestamp, &p);
-			if (prv)
-				ags_error_set(&pe, prv, "d", "invalid delete");
-		}
-		if (prv == 0 && e->vc &&
-		    (prv = ags_sync_entry_vc(s, e->vc, &vcs[nv], &clock, &pe)) != 0) {
-			if (prv == AGS_ERR_NOMEM) {
-				ags_pattern_del(p);
-				rv = prv;
-				goto out;
-			}
-			ags_pattern_del(p);
-			p = NULL;
-		}
-		if (prv) {
-			if (e->kind == AGS_BATCH_PUT)
-				id_of(e->pattern, err_ids[ne], sizeof(err_ids[ne]));
-			else
-				snprintf(err_ids[ne], sizeof(err_ids[ne]), "%.*s", (int)e->id_len,
-				         e->id);
-			snprintf(err_msgs[ne], sizeof(err_msgs[ne]), "%s%s%s", pe.field,
-			         pe.field[0] ? ": " : "", pe.message);
-			errs[ne].pattern_id = err_ids[ne];
-			errs[ne].error = err_msgs[ne];
-			errs[ne].code = prv;
-			if (e->kind == AGS_BATCH_DELTA && prv == AGS_ERR_NOT_FOUND)
-				refused[n_ref++] = err_ids[ne];
-			ne++;
-			continue;
-		}
-		pats[nv] = p;
-		meta[nv].origin = s->peer_id;
-		meta[nv].scope = e->no_relay ? "" : NULL;
-		clocks[nv].vc = vcs[nv];
-		nv++;
-	}
-	char cursor[80];
-	ags_store_kv kv[2];
-	size_t n_kv = 0;
-	for (size_t i = 0; i < nv; i++)
-		ok_ids[i] = ags_pattern_id(pats[i]);
-	/* While a refused delta waits to come whole, the cursor must not pass it. */
-	uint64_t upto = 0;
-	rv = ags_sync_delta_hold(s, ok_ids, nv, refused, n_ref, b.hdr.upto_seq, &upto);
-	if (rv < 0)
-		goto out;
-	if (rv == 1 && upto) {
-		snprintf(cursor, sizeof(cursor), "%s %llu", s->peer_store,
-		         (unsigned long long)upto);
-		kv[n_kv++] = (ags_store_kv){s->cursor_key, cursor};
-	}
-	rv = 0;
-	if (clock) {
-		if ((rv = ags_vclock_to_json(clock, &clock_json, NULL)))
-			goto out;
-		kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, clock_json};
-	}
-	ags_error ae;
-	ags_error_clear(&ae);
-	pthread_mutex_lock(s->h->store_mu);
-	rv = ags_store_apply_batch_kv(s->h->store, (const ags_pattern *const *)pats, meta, clocks,
-	                              nv, kv, n_kv, res, info, &ae);
-	uint64_t seq = ags_store_seq(s->h->store);
-	if (rv == 0 && clock) {
-		ags_sync_clock_commit(s->h, clock);
-		clock = NULL;
-	}
-	pthread_mutex_unlock(s->h->store_mu);
-	ags_wire_ack ack = {.request_id = b.hdr.request_id, .received_count = n, .seq = seq};
-	if (rv) {
-		/* Nothing applied: one error for the whole batch. */
-		ags_wire_ack_error e = {.pattern_id = "", .error = ae.message, .code = rv};
-		ack.success = 0;
-		ags_sync_log(s, AGS_LOG_ERROR, "applying batch from %s failed: %s", s->peer_id,
-		             ae.message);
-		send_ack(s, &ack, &e, 1);
-		rv = 0;
-		goto out;
-	}
-	uint32_t applied = 0;
-	size_t n_conf = 0;
-	for (size_t i = 0; i < nv; i++) {
-		int o = res[i].outcome;
-		if (o == AGS_APPLY_INSERTED || o == AGS_APPLY_UPDATED ||
-		    o == AGS_APPLY_CONFLICT_WON) {
-			applied++;
-			ags_event ev = {.type = AGS_EV_PATTERN_RECEIVED,
-			                .name = ags_event_name(AGS_EV_PATTERN_RECEIVED),
-			                .pattern = pats[i],
-			                .pattern_id = ags_pattern_id(pats[i]),
-			                .source_id = s->peer_id};
-			ags_sync_emit(s, &ev);
-		}
-		if (info[i].conflict) {
-			int won = o == AGS_APPLY_INSERTED || o == AGS_APPLY_UPDATED ||
-			          o == AGS_APPLY_CONFLICT_WON;
-			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
-			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
-			                .pattern = pats[i],
-			                .pattern_id = ags_pattern_id(pats[i]),
-			                .source_id = s->peer_id,
-			                .error =
-			                    won ? "incoming version won" : "stored version won"};
-			s->st.conflicts++;
-			ags_sync_emit(s, &ev);
-			if (n_conf < AGS_WIRE_CONFLICTS_MAX)
-				conflicts[n_conf++] = ags_pattern_id(pats[i]);
-		}
-	}
-	s->st.patterns_applied += applied;
-	s->st.patterns_received += n;
-	ack.success = ne == 0;
-	ack.applied = applied;
-	ack.conflicts = conflicts;
-	ack.n_conflicts = n_conf;
-	send_ack(s, &ack, errs, ne);
-	if (applied && s->h->changed)
-		s->h->changed(s->h->ud, s->sud);
-out:
-	for (size_t i = 0; pats && i < nv; i++)
-		ags_pattern_del(pats[i]);
-	free(pats);
-	free(meta);
-	free(res);
-	free(info);
-	free(clocks);
-	for (size_t i = 0; vcs && i < n; i++)
-		free(vcs[i]);
-	free(vcs);
-	free(conflicts);
-	ags_vclock_del(clock);
-	free(clock_json);
-	free(errs);
-	free(err_ids);
-	free(err_msgs);
-	free(refused);
-	free(ok_ids);
-	ags_batch_free(&b);
-	if (rv) {
-		*code = AGS_APP_INTERNAL_ERROR;
-		snprintf(reason, cap, "%s", ags_strerror(rv));
-	}
-	return rv;
-}
-
 static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
                   size_t cap)
 {
@@ -1227,7 +1072,7 @@ int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *clo
 			rv = on_hello(s, f.payload, f.len, close_code, reason, cap);
 			break;
 		case AGS_FRAME_BATCH:
-			rv = on_batch(s, f.payload, f.len, close_code, reason, cap);
+			rv = ags_sync_on_batch(s, f.payload, f.len, close_code, reason, cap);
 			break;
 		case AGS_FRAME_ACK:
 			rv = on_ack(s, f.payload, f.len, close_code, reason, cap);

@@ -51,6 +51,7 @@ typedef struct ags_sync_cache {
 	size_t max_frame, max_count; /* what enc was made for */
 	struct ags_sync_tail_item *tail;
 	size_t n_tail, cap_tail;
+	size_t users; /* sessions sharing it (the tail is read only when > 1) */
 	int tail_valid;
 	uint64_t tail_after, tail_head; /* changes after tail_after, store sequence tail_head */
 	uint64_t tail_at_us;            /* when it was read */
@@ -105,9 +106,17 @@ typedef struct ags_sync_opts {
 } ags_sync_opts;
 
 /* What the node provides to every session. Pointers must outlive the sessions. */
+struct ags_sync_job;
+
 typedef struct ags_sync_host {
 	ags_store *store;
 	pthread_mutex_t *store_mu; /* held around every use of store */
+	/*
+	 * A second connection to the same store, used only on the sessions'
+	 * thread to read the change log for sending (no lock: WAL readers never
+	 * wait for the writer), or NULL to read through `store`.
+	 */
+	ags_store *log_store;
 	const char *node_id;
 	const char *store_id;
 	const char *tenant;
@@ -152,9 +161,41 @@ typedef struct ags_sync_host {
 	void (*pulled)(void *ud, void *session_ud);
 	/* Non-zero: neither advertise nor send deltas (docs/PROTOCOL.md, "Delta sync"). */
 	int no_delta;
+	/*
+	 * PEER sessions: how long a count-0 batch that only moves the peer's
+	 * cursor over changes it does not get may wait for a batch with content
+	 * to carry it instead (microseconds; 0 = send it at once).
+	 */
+	uint64_t cursor_delay_us;
+	/*
+	 * PEER sessions: queues a received batch for ags_sync_job_apply on
+	 * another thread, then ags_sync_job_finish back on the sessions' thread,
+	 * both in submission order; NULL = apply and answer at once.
+	 */
+	void (*submit)(void *ud, struct ags_sync_job *job);
 } ags_sync_host;
 
 typedef struct ags_sync ags_sync;
+
+/* A received batch on its way to the store (lib/sync_recv.c). */
+typedef struct ags_sync_job ags_sync_job;
+
+/*
+ * Applies a job's batch in one transaction (takes store_mu). Any thread;
+ * the jobs of one session in the order they were submitted.
+ */
+void ags_sync_job_apply(ags_sync_job *j);
+
+/*
+ * After ags_sync_job_apply, on the sessions' thread, in submission order:
+ * sends the ACK, reports events, frees the job (and a deleted session whose
+ * last job this was).
+ */
+void ags_sync_job_finish(ags_sync_job *j);
+
+/* The link a host's queue keeps jobs in. */
+ags_sync_job *ags_sync_job_next(const ags_sync_job *j);
+void ags_sync_job_set_next(ags_sync_job *j, ags_sync_job *next);
 
 /*
  * Copies what session `s` knows of its peer into *r, replacing what r held.

@@ -80,11 +80,12 @@ struct ags_sync {
 	char **f_types, **f_tags;
 	size_t n_f_types, n_f_tags;
 
-	int gate_open;       /* HUB: the agent has pulled, changes may flow */
-	int early;           /* sending from a resume hint, the peer's HELLO not yet here */
-	uint64_t early_from; /* the cursor the hint assumed */
-	int cursor_owed;     /* the hint held: a count-0 batch must carry the cursor */
-	int caught_up;       /* the last look at the log found nothing new to send */
+	int gate_open;         /* HUB: the agent has pulled, changes may flow */
+	int early;             /* sending from a resume hint, the peer's HELLO not yet here */
+	uint64_t early_from;   /* the cursor the hint assumed */
+	int cursor_owed;       /* the hint held: a count-0 batch must carry the cursor */
+	int caught_up;         /* the last look at the log found nothing new to send */
+	uint64_t cursor_since; /* when sent_seq passed changes the peer was not sent, or 0 */
 	uint64_t sent_seq;
 	uint64_t next_request;
 	struct ags_sync_inflight *q_head, *q_tail;
@@ -110,7 +111,20 @@ struct ags_sync {
 	uint64_t held_upto; /* the highest uptoSeq received while holding */
 
 	ags_sync_stats st;
+	size_t jobs; /* received batches not yet answered (lib/sync_recv.c) */
+	int dead;    /* ags_sync_del was called: freed when the last job is finished */
 };
+
+/* Frees a session (ags_sync_del, or the last job of a deleted one). */
+void ags_sync_release(ags_sync *s);
+
+/*
+ * BATCH received (lib/sync_recv.c): decoded and validated here, applied and
+ * answered through the host's submit or at once. Returns 0, or an error with
+ * *code and reason set (close).
+ */
+int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
+                      size_t cap);
 
 /* A log line through the host. */
 void ags_sync_log(ags_sync *s, int level, const char *fmt, ...)

@@ -962,6 +962,592 @@ static void trusted_round_trip(void **state)
 	free(bad);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Pinned outputs: the stored form, checksum and errors of varied inputs.    */
+/* ------------------------------------------------------------------------ */
+
+/* Inputs whose stored form and checksum are pinned (the output of the mutable-document writer). */
+static const char *const PIN_OK[] = {
+    /* Unsorted at every level, escapes, unicode, numbers yyjson rewrites. */
+    "{\"version\":2,\"type\":\"t\\u00e9\",\"timestamp\":7,\"metadata\":{\"tags\":[\"b\",\"a\"],"
+    "\"source\":\"s\\\"q\\\\\",\"priority\":10,\"expiresAt\":0},\"id\":\"\\ud83d\\ude00\","
+    "\"data\":{\"z\":[1.0,1e3,-0,-0.0,1E-7,0.1,5e-324,1.7976931348623157e308,"
+    "123456789012345678901234567890,-9223372036854775808,18446744073709551615],"
+    "\"y\":\"a/b\\n\\t\\u0001\\u001f\\u007f\\u2028\",\"\\u00e9\":{},\"e\":[],\"Z\":null,"
+    "\"a\":{\"c\":true,\"b\":false,\"a\":[{\"y\":1,\"x\":2}]}},\"agentId\":\"ag\"}",
+    /* Already canonical, without a checksum. */
+    "{\"agentId\":\"a\",\"data\":{\"a\":[1.5,{\"b\":true,\"y\":null}],\"z\":1},\"extra\":\"x\","
+    "\"id\":\"p1\",\"metadata\":{\"priority\":3,\"source\":\"s\",\"tags\":[\"x\",\"y\"]},"
+    "\"timestamp\":5,\"type\":\"t\",\"version\":1}",
+    /* Canonical with the right checksum inside, in upper case (stored lower case). */
+    "{\"agentId\":\"a\",\"data\":{\"a\":[1.5,{\"b\":true,\"y\":null}],\"z\":1},\"extra\":\"x\","
+    "\"id\":\"p1\",\"metadata\":{\"checksum\":"
+    "\"C027A8AC087D3324EF01E3E77F2B57C70A14F72FDED82E4C77AE90253AF1B38B\",\"priority\":3,"
+    "\"source\":\"s\",\"tags\":[\"x\",\"y\"]},"
+    "\"timestamp\":5,\"type\":\"t\",\"version\":1}",
+    /* Metadata keys on both sides of "checksum", prefixes of it and past it. */
+    "{\"agentId\":\"a\",\"data\":1,\"id\":\"m\",\"metadata\":{\"aa\":{\"q\":1},\"c\":2,"
+    "\"checksu\":3,\"checksum0\":4,\"checksuz\":[],\"source\":\"\",\"tags\":[]},"
+    "\"timestamp\":0,\"type\":\"\",\"version\":9223372036854775807}",
+    "{\"id\":\"m\",\"type\":\"\",\"agentId\":\"a\",\"data\":\"str\",\"metadata\":{\"tags\":[],"
+    "\"source\":\"\",\"checksuz\":[],\"checksum0\":4,\"checksu\":3,\"c\":2,\"aa\":{\"q\":1}},"
+    "\"timestamp\":0,\"version\":3}",
+    /* Keys that need escaping, non-ASCII keys (byte order), prefix keys, NUL in a key. */
+    "{\"agentId\":\"a\",\"data\":{\"ab\":1,\"a\":2,\"a\\u0000b\":3,\"\\u00ff\":4,\"\\u0100\":5,"
+    "\"\\\"\":6,\"\\\\\":7,\"\\n\":8,\"\":9,\"~\":10},\"id\":\"k\",\"\\\"q\":{\"\\u00e9\":1},"
+    "\"metadata\":{\"source\":\"s\",\"tags\":[\"t\"]},\"timestamp\":1,\"type\":\"t\","
+    "\"version\":1,\"\\u00e9\":[[],{}]}",
+    /* Same, sorted already. */
+    "{\"\\\"q\":{\"\\u00e9\":1},\"agentId\":\"a\",\"data\":{\"\":9,\"\\n\":8,\"\\\"\":6,\"\\\\\":7,"
+    "\"a\":2,\"a\\u0000b\":3,\"ab\":1,\"~\":10,\"\\u00ff\":4,\"\\u0100\":5},\"id\":\"k\","
+    "\"metadata\":{\"source\":\"s\",\"tags\":[\"t\"]},\"timestamp\":1,\"type\":\"t\","
+    "\"version\":1,\"\\u00e9\":[[],{}]}",
+    /* Scalars as data, whitespace everywhere. */
+    " { \"agentId\" : \"a\" , \"data\" : null , \"id\" : \"n\" , \"metadata\" : { \"source\" : "
+    "\"s\" , \"tags\" : [ ] } , \"timestamp\" : 1 , \"type\" : \"t\" , \"version\" : 1 } ",
+    "{\"agentId\":\"a\",\"data\":-12.5e-3,\"id\":\"n\",\"metadata\":{\"source\":\"s\",\"tags\":[]},"
+    "\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+    "{\"agentId\":\"a\",\"data\":true,\"id\":\"n\",\"metadata\":{\"source\":\"s\",\"tags\":[],"
+    "\"expiresAt\":18},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+    /* A tombstone, unsorted and sorted. */
+    "{\"version\":4,\"id\":\"gone\",\"timestamp\":9,\"deleted\":true}",
+    "{\"deleted\":true,\"id\":\"g\\u00e9\",\"timestamp\":9,\"version\":4}",
+};
+
+/* The stored form and checksum of each PIN_OK input (before the fast writer existed). */
+static const struct {
+	const char *json, *sum;
+} PIN_OK_OUT[] = {
+    {"{\"agentId\":\"ag\",\"data\":{\"Z\":null,\"a\":{\"a\":[{\"x\":2,\"y\":1}],\"b\":false,\"c\":"
+     "true},\"e\":[],\"y\":\"a/b\\n\\t\\u0001\\u001F\x7f"
+     "\xe2"
+     "\x80"
+     "\xa8"
+     "\",\"z\":[1.0,1000.0,0,-0.0,1e-7,0.1,5e-324,1.7976931348623157e308,1.2345678901234568e29,-"
+     "9223372036854775808,18446744073709551615],\"\xc3"
+     "\xa9"
+     "\":{}},\"id\":\"\xf0"
+     "\x9f"
+     "\x98"
+     "\x80"
+     "\",\"metadata\":{\"checksum\":"
+     "\"448c2e7610a694b9909f08eab06d8adcabcc189e18c67cc37464eae527e3148b\",\"expiresAt\":0,"
+     "\"priority\":10,\"source\":\"s\\\"q\\\\\",\"tags\":[\"b\",\"a\"]},\"timestamp\":7,\"type\":"
+     "\"t\xc3"
+     "\xa9"
+     "\",\"version\":2}",
+     "448c2e7610a694b9909f08eab06d8adcabcc189e18c67cc37464eae527e3148b"},
+    {"{\"agentId\":\"a\",\"data\":{\"a\":[1.5,{\"b\":true,\"y\":null}],\"z\":1},\"extra\":\"x\","
+     "\"id\":\"p1\",\"metadata\":{\"checksum\":"
+     "\"c027a8ac087d3324ef01e3e77f2b57c70a14f72fded82e4c77ae90253af1b38b\",\"priority\":3,"
+     "\"source\":\"s\",\"tags\":[\"x\",\"y\"]},\"timestamp\":5,\"type\":\"t\",\"version\":1}",
+     "c027a8ac087d3324ef01e3e77f2b57c70a14f72fded82e4c77ae90253af1b38b"},
+    {"{\"agentId\":\"a\",\"data\":{\"a\":[1.5,{\"b\":true,\"y\":null}],\"z\":1},\"extra\":\"x\","
+     "\"id\":\"p1\",\"metadata\":{\"checksum\":"
+     "\"c027a8ac087d3324ef01e3e77f2b57c70a14f72fded82e4c77ae90253af1b38b\",\"priority\":3,"
+     "\"source\":\"s\",\"tags\":[\"x\",\"y\"]},\"timestamp\":5,\"type\":\"t\",\"version\":1}",
+     "c027a8ac087d3324ef01e3e77f2b57c70a14f72fded82e4c77ae90253af1b38b"},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"m\",\"metadata\":{\"aa\":{\"q\":1},\"c\":2,"
+     "\"checksu\":3,\"checksum\":"
+     "\"2a848033aead80de5dcb10be43a844f15124e124f4f885f520190618b0839ff0\",\"checksum0\":4,"
+     "\"checksuz\":[],\"source\":\"\",\"tags\":[]},\"timestamp\":0,\"type\":\"\",\"version\":"
+     "9223372036854775807}",
+     "2a848033aead80de5dcb10be43a844f15124e124f4f885f520190618b0839ff0"},
+    {"{\"agentId\":\"a\",\"data\":\"str\",\"id\":\"m\",\"metadata\":{\"aa\":{\"q\":1},\"c\":2,"
+     "\"checksu\":3,\"checksum\":"
+     "\"3ead12e20d154943438715dbc2c776f8ae2a525af8eea16c1a13e8f7bf67c4c7\",\"checksum0\":4,"
+     "\"checksuz\":[],\"source\":\"\",\"tags\":[]},\"timestamp\":0,\"type\":\"\",\"version\":3}",
+     "3ead12e20d154943438715dbc2c776f8ae2a525af8eea16c1a13e8f7bf67c4c7"},
+    {"{\"\\\"q\":{\"\xc3"
+     "\xa9"
+     "\":1},\"agentId\":\"a\",\"data\":{\"\":9,\"\\n\":8,\"\\\"\":6,\"\\\\\":7,\"a\":2,"
+     "\"a\\u0000b\":3,\"ab\":1,\"~\":10,\"\xc3"
+     "\xbf"
+     "\":4,\"\xc4"
+     "\x80"
+     "\":5},\"id\":\"k\",\"metadata\":{\"checksum\":"
+     "\"3539145432fb322479f0c54fbf9a42bb179ec36eed37d7b321b3e7cccaeeb0c1\",\"source\":\"s\","
+     "\"tags\":[\"t\"]},\"timestamp\":1,\"type\":\"t\",\"version\":1,\"\xc3"
+     "\xa9"
+     "\":[[],{}]}",
+     "3539145432fb322479f0c54fbf9a42bb179ec36eed37d7b321b3e7cccaeeb0c1"},
+    {"{\"\\\"q\":{\"\xc3"
+     "\xa9"
+     "\":1},\"agentId\":\"a\",\"data\":{\"\":9,\"\\n\":8,\"\\\"\":6,\"\\\\\":7,\"a\":2,"
+     "\"a\\u0000b\":3,\"ab\":1,\"~\":10,\"\xc3"
+     "\xbf"
+     "\":4,\"\xc4"
+     "\x80"
+     "\":5},\"id\":\"k\",\"metadata\":{\"checksum\":"
+     "\"3539145432fb322479f0c54fbf9a42bb179ec36eed37d7b321b3e7cccaeeb0c1\",\"source\":\"s\","
+     "\"tags\":[\"t\"]},\"timestamp\":1,\"type\":\"t\",\"version\":1,\"\xc3"
+     "\xa9"
+     "\":[[],{}]}",
+     "3539145432fb322479f0c54fbf9a42bb179ec36eed37d7b321b3e7cccaeeb0c1"},
+    {"{\"agentId\":\"a\",\"data\":null,\"id\":\"n\",\"metadata\":{\"checksum\":"
+     "\"5cd63e49fffa350c83b2c2fdbc09fdaf90618406cd77f96a8194efd1fde7197c\",\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     "5cd63e49fffa350c83b2c2fdbc09fdaf90618406cd77f96a8194efd1fde7197c"},
+    {"{\"agentId\":\"a\",\"data\":-0.0125,\"id\":\"n\",\"metadata\":{\"checksum\":"
+     "\"49c21402c27260a44b2fe065961b21141eeb44dac2ed49e8c14ee8ace58c35be\",\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     "49c21402c27260a44b2fe065961b21141eeb44dac2ed49e8c14ee8ace58c35be"},
+    {"{\"agentId\":\"a\",\"data\":true,\"id\":\"n\",\"metadata\":{\"checksum\":"
+     "\"6ec4f85d4dc6a1cbc9d6e520b71582013ea7de692312b6830cece37ac3d0c34e\",\"expiresAt\":18,"
+     "\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     "6ec4f85d4dc6a1cbc9d6e520b71582013ea7de692312b6830cece37ac3d0c34e"},
+    {"{\"deleted\":true,\"id\":\"gone\",\"timestamp\":9,\"version\":4}",
+     "d8958ad78c5179236ad181718be69b7c47be5d63a3d1a700260a4f16ffa3b470"},
+    {"{\"deleted\":true,\"id\":\"g\xc3"
+     "\xa9"
+     "\",\"timestamp\":9,\"version\":4}",
+     "073fdb5e3ff4c41af0fc60d48761278612cf534dce590cf18a6fb094ffea4463"},
+};
+
+/* ags_json_canonical of each PIN_OK input. */
+static const char *const PIN_CANON[] = {
+    "{\"agentId\":\"ag\",\"data\":{\"Z\":null,\"a\":{\"a\":[{\"x\":2,\"y\":1}],\"b\":false,\"c\":"
+    "true},\"e\":[],\"y\":\"a/b\\n\\t\\u0001\\u001F\x7f"
+    "\xe2"
+    "\x80"
+    "\xa8"
+    "\",\"z\":[1.0,1000.0,0,-0.0,1e-7,0.1,5e-324,1.7976931348623157e308,1.2345678901234568e29,-"
+    "9223372036854775808,18446744073709551615],\"\xc3"
+    "\xa9"
+    "\":{}},\"id\":\"\xf0"
+    "\x9f"
+    "\x98"
+    "\x80"
+    "\",\"metadata\":{\"expiresAt\":0,\"priority\":10,\"source\":\"s\\\"q\\\\\",\"tags\":[\"b\","
+    "\"a\"]},\"timestamp\":7,\"type\":\"t\xc3"
+    "\xa9"
+    "\",\"version\":2}",
+    "{\"agentId\":\"a\",\"data\":{\"a\":[1.5,{\"b\":true,\"y\":null}],\"z\":1},\"extra\":\"x\","
+    "\"id\":\"p1\",\"metadata\":{\"priority\":3,\"source\":\"s\",\"tags\":[\"x\",\"y\"]},"
+    "\"timestamp\":5,\"type\":\"t\",\"version\":1}",
+    "{\"agentId\":\"a\",\"data\":{\"a\":[1.5,{\"b\":true,\"y\":null}],\"z\":1},\"extra\":\"x\","
+    "\"id\":\"p1\",\"metadata\":{\"checksum\":"
+    "\"C027A8AC087D3324EF01E3E77F2B57C70A14F72FDED82E4C77AE90253AF1B38B\",\"priority\":3,"
+    "\"source\":\"s\",\"tags\":[\"x\",\"y\"]},\"timestamp\":5,\"type\":\"t\",\"version\":1}",
+    "{\"agentId\":\"a\",\"data\":1,\"id\":\"m\",\"metadata\":{\"aa\":{\"q\":1},\"c\":2,\"checksu\":"
+    "3,\"checksum0\":4,\"checksuz\":[],\"source\":\"\",\"tags\":[]},\"timestamp\":0,\"type\":\"\","
+    "\"version\":9223372036854775807}",
+    "{\"agentId\":\"a\",\"data\":\"str\",\"id\":\"m\",\"metadata\":{\"aa\":{\"q\":1},\"c\":2,"
+    "\"checksu\":3,\"checksum0\":4,\"checksuz\":[],\"source\":\"\",\"tags\":[]},\"timestamp\":0,"
+    "\"type\":\"\",\"version\":3}",
+    "{\"\\\"q\":{\"\xc3"
+    "\xa9"
+    "\":1},\"agentId\":\"a\",\"data\":{\"\":9,\"\\n\":8,\"\\\"\":6,\"\\\\\":7,\"a\":2,"
+    "\"a\\u0000b\":3,\"ab\":1,\"~\":10,\"\xc3"
+    "\xbf"
+    "\":4,\"\xc4"
+    "\x80"
+    "\":5},\"id\":\"k\",\"metadata\":{\"source\":\"s\",\"tags\":[\"t\"]},\"timestamp\":1,\"type\":"
+    "\"t\",\"version\":1,\"\xc3"
+    "\xa9"
+    "\":[[],{}]}",
+    "{\"\\\"q\":{\"\xc3"
+    "\xa9"
+    "\":1},\"agentId\":\"a\",\"data\":{\"\":9,\"\\n\":8,\"\\\"\":6,\"\\\\\":7,\"a\":2,"
+    "\"a\\u0000b\":3,\"ab\":1,\"~\":10,\"\xc3"
+    "\xbf"
+    "\":4,\"\xc4"
+    "\x80"
+    "\":5},\"id\":\"k\",\"metadata\":{\"source\":\"s\",\"tags\":[\"t\"]},\"timestamp\":1,\"type\":"
+    "\"t\",\"version\":1,\"\xc3"
+    "\xa9"
+    "\":[[],{}]}",
+    "{\"agentId\":\"a\",\"data\":null,\"id\":\"n\",\"metadata\":{\"source\":\"s\",\"tags\":[]},"
+    "\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+    "{\"agentId\":\"a\",\"data\":-0.0125,\"id\":\"n\",\"metadata\":{\"source\":\"s\",\"tags\":[]},"
+    "\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+    "{\"agentId\":\"a\",\"data\":true,\"id\":\"n\",\"metadata\":{\"expiresAt\":18,\"source\":\"s\","
+    "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+    "{\"deleted\":true,\"id\":\"gone\",\"timestamp\":9,\"version\":4}",
+    "{\"deleted\":true,\"id\":\"g\xc3"
+    "\xa9"
+    "\",\"timestamp\":9,\"version\":4}",
+};
+
+/* Rejected inputs, read with `flags`, checked with max_bytes `max` (0: default). */
+struct pin_err {
+	const char *json;
+	unsigned flags;
+	size_t max;
+};
+static const struct pin_err PIN_ERR[] = {
+    /* Duplicate keys, sorted and not. */
+    {"{\"agentId\":\"a\",\"data\":{\"a\":1,\"a\":2},\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":[{\"b\":1,\"a\":1,\"b\":2}],\"id\":\"k\",\"metadata\":{"
+     "\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"checksum\":"
+     "\"0000000000000000000000000000000000000000000000000000000000000000\",\"checksum\":"
+     "\"0000000000000000000000000000000000000000000000000000000000000000\",\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    /* A wrong checksum, sorted and not. */
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"checksum\":"
+     "\"0000000000000000000000000000000000000000000000000000000000000000\",\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"id\":\"k\",\"agentId\":\"a\",\"data\":1,\"metadata\":{\"source\":\"s\",\"checksum\":"
+     "\"0000000000000000000000000000000000000000000000000000000000000000\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"checksum\":\"abc\",\"source\":"
+     "\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"checksum\":7,\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    /* Too large, sorted and not (stored form 141 bytes). */
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 140},
+    {"{\"data\":1,\"agentId\":\"a\",\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 140},
+    /* Too deep (depth 65 at data[0]...; sorted). */
+    {"{\"agentId\":\"a\",\"data\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],\"id\":\"k\",\"metadata\":{"
+     "\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    /* Field rules. */
+    {"[1]", 0, 0},
+    {"1.5", 0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":1.5,\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\\u0000\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":[],\"timestamp\":1,\"type\":\"t\","
+     "\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"timestamp\":1,\"type\":\"t\",\"version\":1}", 0,
+     0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[\"a\",2]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":\"a\"},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":0}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":-1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1e3,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\",\"priority\":11,"
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"expiresAt\":-5,\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"tags\":[]},\"timestamp\":1,"
+     "\"type\":\"t\",\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":true,\"version\":1}",
+     0, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":18446744073709551615}",
+     0, 0},
+    /* Tombstones. */
+    {"{\"deleted\":false,\"id\":\"k\",\"timestamp\":1,\"version\":1}", 0, 0},
+    {"{\"deleted\":true,\"id\":\"k\",\"timestamp\":1,\"version\":1,\"x\":1}", 0, 0},
+    {"{\"deleted\":true,\"id\":\"k\",\"id\":\"k\",\"timestamp\":1,\"version\":1}", 0, 0},
+    {"{\"deleted\":true,\"id\":\"k\",\"timestamp\":1}", 0, 0},
+    {"{\"deleted\":true,\"id\":\"k\",\"timestamp\":1,\"version\":1}", 0, 40},
+    /* Values only some readers make: invalid UTF-8, NaN, raw numbers. */
+    {"{\"agentId\":\"a\",\"data\":\"\xff\",\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+    {"{\"agentId\":\"a\",\"data\":{\"\xff\":1},\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+    {"{\"agentId\":\"a\",\"data\":[NaN],\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_ALLOW_INF_AND_NAN, 0},
+    {"{\"agentId\":\"a\",\"data\":[1.5],\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_NUMBER_AS_RAW, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\xff\",\"metadata\":{\"source\":\"s\","
+     "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"\xc3\",\"tags\":[]},"
+     "\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\",\"tags\":["
+     "\"\xe9t\xc3\xa9\"]},"
+     "\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+    {"{\"agentId\":\"a\",\"data\":1,\"id\":\"k\",\"metadata\":{\"source\":\"s\",\"tags\":[]},"
+     "\"timestamp\":1,\"type\":\"t\",\"version\":1,\"\xc3\xa9\xff\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+    {"{\"deleted\":true,\"id\":\"\xff\",\"timestamp\":1,\"version\":1}",
+     YYJSON_READ_ALLOW_INVALID_UNICODE, 0},
+};
+
+/* What each PIN_ERR input gives: code, field, message. */
+static const struct {
+	int code;
+	const char *field, *message;
+} PIN_ERR_OUT[] = {
+    {-4, "data.a", "duplicate key \"a\" in an object"},
+    {-4, "data[0].b", "duplicate key \"b\" in an object"},
+    {-4, "metadata.checksum", "duplicate key \"checksum\" in an object"},
+    {-4, "id", "duplicate key \"id\" in an object"},
+    {-6, "metadata.checksum",
+     "does not match the content, whose checksum is "
+     "a91db53bc63127dee3d85e6d53d15a5af4cb506b0669505cc0cc4bad98cdf649"},
+    {-6, "metadata.checksum",
+     "does not match the content, whose checksum is "
+     "a91db53bc63127dee3d85e6d53d15a5af4cb506b0669505cc0cc4bad98cdf649"},
+    {-4, "metadata.checksum", "must be 64 hexadecimal digits (a SHA-256), got other text"},
+    {-4, "metadata.checksum", "must be 64 hexadecimal digits (a SHA-256), got 7"},
+    {-5, "", "pattern is 184 bytes, over the limit of 140 bytes"},
+    {-5, "", "pattern is 184 bytes, over the limit of 140 bytes"},
+    {-4,
+     "data[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]["
+     "0][",
+     "nests arrays and objects deeper than the limit of 64 levels"},
+    {-4, "", "must be a JSON object, got an array"},
+    {-4, "", "must be a JSON object, got 1.5"},
+    {-4, "id", "must be a string, got 1.5"},
+    {-4, "id", "must not be empty"},
+    {-4, "agentId", "must not contain the NUL character (\\u0000)"},
+    {-4, "data", "is required"},
+    {-4, "metadata", "must be an object, got an array"},
+    {-4, "metadata", "is required"},
+    {-4, "metadata.tags[1]", "must be a string, got 2"},
+    {-4, "metadata.tags", "must be an array of strings, got a string"},
+    {-4, "version", "must be an integer from 1 to 9223372036854775807, got 0"},
+    {-4, "timestamp", "must be an integer from 0 to 9223372036854775807, got -1"},
+    {-4, "timestamp", "must be an integer from 0 to 9223372036854775807, got 1000.0"},
+    {-4, "metadata.priority", "must be an integer from 1 to 10, got 11"},
+    {-4, "metadata.expiresAt", "must be an integer from 0 to 9223372036854775807, got -5"},
+    {-4, "metadata.source", "is required"},
+    {-4, "type", "must be a string, got true"},
+    {-4, "version", "must be an integer from 1 to 9223372036854775807, got 18446744073709551615"},
+    {-4, "deleted", "must be true (a record with \"deleted\" is a tombstone), got false"},
+    {-4, "x",
+     "is not allowed in a tombstone (a record with \"deleted\"), which has only deleted, id, "
+     "timestamp and version"},
+    {-4, "id", "duplicate key \"id\""},
+    {-4, "version", "is required"},
+    {-5, "", "pattern is 51 bytes, over the limit of 40 bytes"},
+    {-4, "", "cannot be written as JSON: invalid utf-8 encoding in string"},
+    {-4, "", "cannot be written as JSON: invalid utf-8 encoding in string"},
+    {-4, "", "cannot be written as JSON: nan or inf number is not allowed"},
+    {-4, "timestamp", "must be an integer from 0 to 9223372036854775807, got nothing"},
+    {-4, "", "cannot be written as JSON: invalid utf-8 encoding in string"},
+    {-4, "", "cannot be written as JSON: invalid utf-8 encoding in string"},
+    {-4, "", "cannot be written as JSON: invalid utf-8 encoding in string"},
+    {-4, "", "cannot be written as JSON: invalid utf-8 encoding in string"},
+    {-1, "id", "must be valid UTF-8"},
+};
+
+/* Checks that pattern p has the stored form `json` and checksum `sum`. */
+static void assert_pattern_is(const ags_pattern *p, const char *json, const char *sum)
+{
+	size_t len;
+	const char *j = ags_pattern_json(p, &len);
+	if (len != strlen(json) || memcmp(j, json, len) != 0)
+		fail_msg("stored form differs\nwant: %s\ngot:  %.*s", json, (int)len, j);
+	assert_string_equal(ags_pattern_checksum(p), sum);
+}
+
+/* Makes a pattern of `json` as a receiver does: from one element of a parsed array. */
+static ags_pattern *from_array(const char *json)
+{
+	char *arr = tu_sprintf("[0,%s,1]", json);
+	yyjson_doc *doc = yyjson_read(arr, strlen(arr), 0);
+	assert_non_null(doc);
+	ags_pattern *p = NULL;
+	ags_error err;
+	int rc = ags_pattern_from_val(yyjson_arr_get(yyjson_doc_get_root(doc), 1), NULL, &p, &err);
+	if (rc)
+		fail_msg("from_val failed (%d) at %s: %s", rc, err.field, err.message);
+	yyjson_doc_free(doc);
+	free(arr);
+	return p;
+}
+
+/* Stored forms, checksums and canonical forms are byte for byte what they were. */
+static void pinned_outputs(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof(PIN_OK) / sizeof(PIN_OK[0]),
+	                 sizeof(PIN_OK_OUT) / sizeof(PIN_OK_OUT[0]));
+	for (size_t i = 0; i < sizeof(PIN_OK) / sizeof(PIN_OK[0]); i++) {
+		const char *want = PIN_OK_OUT[i].json, *sum = PIN_OK_OUT[i].sum;
+		ags_pattern *p = parse_ok(PIN_OK[i]);
+		assert_pattern_is(p, want, sum);
+		ags_pattern_del(p);
+		p = from_array(PIN_OK[i]);
+		assert_pattern_is(p, want, sum);
+		ags_pattern_del(p);
+		/* The stored form, sent on, comes out unchanged. */
+		p = parse_ok(want);
+		assert_pattern_is(p, want, sum);
+		ags_pattern_del(p);
+		p = from_array(want);
+		assert_pattern_is(p, want, sum);
+		ags_pattern_del(p);
+
+		yyjson_doc *doc = yyjson_read(PIN_OK[i], strlen(PIN_OK[i]), 0);
+		char *c = NULL;
+		size_t len = 0;
+		assert_int_equal(ags_json_canonical(yyjson_doc_get_root(doc), &c, &len), 0);
+		assert_int_equal(len, strlen(PIN_CANON[i]));
+		assert_string_equal(c, PIN_CANON[i]);
+		free(c);
+		yyjson_doc_free(doc);
+		/* Canonical text is its own canonical form. */
+		doc = yyjson_read(PIN_CANON[i], strlen(PIN_CANON[i]), 0);
+		assert_int_equal(ags_json_canonical(yyjson_doc_get_root(doc), &c, &len), 0);
+		assert_string_equal(c, PIN_CANON[i]);
+		free(c);
+		yyjson_doc_free(doc);
+	}
+}
+
+/* Every rejection keeps its code, field and message. */
+static void pinned_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof(PIN_ERR) / sizeof(PIN_ERR[0]),
+	                 sizeof(PIN_ERR_OUT) / sizeof(PIN_ERR_OUT[0]));
+	for (size_t i = 0; i < sizeof(PIN_ERR) / sizeof(PIN_ERR[0]); i++) {
+		const char *json = PIN_ERR[i].json;
+		ags_pattern_opts o = {0};
+		o.max_bytes = PIN_ERR[i].max;
+		yyjson_doc *doc = yyjson_read_opts((char *)(uintptr_t)json, strlen(json),
+		                                   PIN_ERR[i].flags, NULL, NULL);
+		assert_non_null(doc);
+		ags_pattern *p = (ags_pattern *)1;
+		ags_error err;
+		int rc = ags_pattern_from_val(yyjson_doc_get_root(doc), &o, &p, &err);
+		if (rc != PIN_ERR_OUT[i].code || strcmp(err.field, PIN_ERR_OUT[i].field) != 0 ||
+		    strcmp(err.message, PIN_ERR_OUT[i].message) != 0)
+			fail_msg("input %zu: want %d '%s' '%s'\ngot %d '%s' '%s'", i,
+			         PIN_ERR_OUT[i].code, PIN_ERR_OUT[i].field, PIN_ERR_OUT[i].message,
+			         rc, err.field, err.message);
+		assert_null(p);
+		yyjson_doc_free(doc);
+		if (PIN_ERR[i].flags || PIN_ERR[i].max)
+			continue;
+		ags_error e2 =
+		    parse_fail(json, strlen(json), NULL, PIN_ERR_OUT[i].code, PIN_ERR_OUT[i].field);
+		assert_string_equal(e2.message, PIN_ERR_OUT[i].message);
+	}
+}
+
+/*
+ * Sorted input (which may take a shortcut) and the same content unsorted give
+ * the same stored form, checksum, or error, also when large.
+ */
+static void sorted_and_unsorted_agree(void **state)
+{
+	(void)state;
+	char *s, *u, *big = malloc(20001), *keys = tu_sprintf("%s", ""), *rkeys;
+	assert_non_null(big);
+	memset(big, 'x', 20000);
+	big[20000] = '\0';
+	/* 300 keys: more than any inline member stack. */
+	for (int i = 0; i < 300; i++) {
+		char *k = tu_sprintf("%s%s\"k%03d\":[%d,\"\\u00e9%s\"]", keys, i ? "," : "", i, i,
+		                     i % 50 ? "" : big);
+		free(keys);
+		keys = k;
+	}
+	rkeys = tu_sprintf("%s", "");
+	for (int i = 299; i >= 0; i--) {
+		char *k = tu_sprintf("%s%s\"k%03d\":[%d,\"\\u00e9%s\"]", rkeys, i != 299 ? "," : "",
+		                     i, i, i % 50 ? "" : big);
+		free(rkeys);
+		rkeys = k;
+	}
+	s = tu_sprintf("{\"agentId\":\"a\",\"data\":{%s},\"id\":\"big\",\"metadata\":{\"source\":"
+	               "\"s\",\"tags\":[\"%s\"]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+	               keys, big);
+	u = tu_sprintf(
+	    "{\"version\":1,\"id\":\"big\",\"data\":{%s},\"metadata\":{\"tags\":[\"%s\"],"
+	    "\"source\":\"s\"},\"timestamp\":1,\"type\":\"t\",\"agentId\":\"a\"}",
+	    rkeys, big);
+	ags_pattern *ps = parse_ok(s), *pu = parse_ok(u), *pr;
+	size_t len;
+	const char *j = ags_pattern_json(pu, &len);
+	assert_pattern_is(ps, j, ags_pattern_checksum(pu));
+	pr = from_array(j);
+	assert_pattern_is(pr, j, ags_pattern_checksum(pu));
+	ags_pattern_del(pr);
+	ags_pattern_del(ps);
+	ags_pattern_del(pu);
+	free(s);
+	free(u);
+
+	/* Too deep, sorted and not: same field and message. */
+	char *d = nested_data(AGS_PATTERN_MAX_DEPTH);
+	s = tu_sprintf("{\"agentId\":\"a\",\"data\":%s,\"id\":\"k\",\"metadata\":{\"source\":\"s\","
+	               "\"tags\":[]},\"timestamp\":1,\"type\":\"t\",\"version\":1}",
+	               d);
+	u = make("\"k\"", d, "", "1", "1");
+	ags_error es = parse_fail(s, strlen(s), NULL, AGS_ERR_PATTERN, NULL);
+	ags_error eu = parse_fail(u, strlen(u), NULL, AGS_ERR_PATTERN, NULL);
+	assert_string_equal(es.field, eu.field);
+	assert_string_equal(es.message, eu.message);
+	free(s);
+	free(u);
+	free(d);
+	free(keys);
+	free(rkeys);
+	free(big);
+}
+
+/* Every printable character in a supplied checksum: only 0-9, a-f and A-F pass the format check. */
+static void checksum_digits(void **state)
+{
+	(void)state;
+	for (int c = ' '; c <= '~'; c++) {
+		if (c == '"' || c == '\\')
+			continue;
+		char sum[65];
+		memset(sum, 'a', 64);
+		sum[64] = '\0';
+		sum[c % 64] = (char)c;
+		char *meta = tu_sprintf("\"checksum\":\"%s\",", sum);
+		char *s = make("\"x\"", "1", meta, "1", "1");
+		int hex =
+		    (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		ags_error e =
+		    parse_fail(s, strlen(s), NULL, hex ? AGS_ERR_CHECKSUM : AGS_ERR_PATTERN,
+		               "metadata.checksum");
+		if (!hex)
+			assert_non_null(strstr(e.message, "64 hexadecimal digits"));
+		free(s);
+		free(meta);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -987,6 +1573,10 @@ int main(void)
 	    cmocka_unit_test(dup_is_deep),
 	    cmocka_unit_test(has_tag),
 	    cmocka_unit_test(trusted_round_trip),
+	    cmocka_unit_test(pinned_outputs),
+	    cmocka_unit_test(pinned_errors),
+	    cmocka_unit_test(sorted_and_unsorted_agree),
+	    cmocka_unit_test(checksum_digits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

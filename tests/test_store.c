@@ -1129,7 +1129,8 @@ static void version_1_store_is_migrated(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 	                              "ALTER TABLE patterns DROP COLUMN vc; DROP TABLE conflicts;"
-	                              " DROP TABLE prev; PRAGMA user_version = 1",
+	                              " DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
+	                              " PRAGMA user_version = 1",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
@@ -1244,9 +1245,11 @@ static void version_2_store_is_migrated_to_delta_bases(void **state)
 	f->s = NULL;
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db, "DROP TABLE prev; PRAGMA user_version = 2", NULL, NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
+	                              " PRAGMA user_version = 2",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_at(f->path);
 	int64_t v = 0;
@@ -1265,9 +1268,135 @@ static void version_2_store_is_migrated_to_delta_bases(void **state)
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	assert_int_equal(sqlite3_column_int(st, 0), AGS_STORE_SCHEMA_VERSION);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* What ags_store_rows reported, copied. */
+typedef struct {
+	size_t n;
+	uint64_t seq[16];
+	char id[16][32];
+	int prio[16];
+	int tomb[16];
+	char body[16][512];
+	size_t stop_after; /* non-zero: stop (return 7) after this many rows */
+} rows;
+
+static int collect_row(void *ud, const ags_change_row *r)
+{
+	rows *l = ud;
+	assert_true(l->n < 16);
+	l->seq[l->n] = r->seq;
+	snprintf(l->id[l->n], sizeof(l->id[0]), "%s", r->id);
+	l->prio[l->n] = r->priority;
+	l->tomb[l->n] = r->tombstone;
+	snprintf(l->body[l->n], sizeof(l->body[0]), "%.*s", (int)r->body_len,
+	         r->body ? r->body : "");
+	l->n++;
+	return l->stop_after && l->n == l->stop_after ? 7 : 0;
+}
+
+static ags_pattern *mk_prio(const char *id, int prio)
+{
+	char *json = tu_sprintf("{\"id\":\"%s\",\"agentId\":\"a\",\"type\":\"t\",\"data\":{},"
+	                        "\"metadata\":{\"source\":\"s\",\"tags\":[],\"priority\":%d},"
+	                        "\"timestamp\":1,\"version\":1}",
+	                        id, prio);
+	ags_pattern *p = NULL;
+	ags_error err;
+	if (ags_pattern_parse(json, strlen(json), NULL, &p, &err))
+		fail_msg("parse: %s", err.message);
+	free(json);
+	return p;
+}
+
+static void rows_list_the_log_as_stored(void **state)
+{
+	fx *f = *state;
+	ags_pattern *p[] = {mk("a", 1, 1, "1"), mk_prio("b", 9), mk("c", 1, 1, "3"),
+	                    mk("d", 1, 1, "4")};
+	ags_change_meta meta[] = {
+	    {NULL, NULL}, {"peer-x", NULL}, {"peer-y", "peers:z"}, {"peer-x", NULL}};
+	ags_apply_result res[4];
+	ags_error err;
+	assert_int_equal(ags_store_apply_batch_ex(f->s, (const ags_pattern *const *)p, meta, 4,
+	                                          NULL, NULL, res, &err),
+	                 0);
+	for (int i = 0; i < 4; i++)
+		ags_pattern_del(p[i]);
+	assert_int_equal(apply1(f->s, tomb("a", 2, 2), NULL), AGS_APPLY_UPDATED);
+	uint64_t head = ags_store_seq(f->s);
+	assert_int_equal(head, 5);
+
+	/* Everything: a's tombstone moved to the end, bodies as stored, priorities. */
+	rows l = {0};
+	uint64_t upto = 0;
+	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_row, &l, &upto), 0);
+	assert_int_equal(l.n, 4);
+	assert_string_equal(l.id[0], "b");
+	assert_int_equal(l.prio[0], 9);
+	assert_int_equal(l.prio[1], 0);
+	assert_string_equal(l.id[3], "a");
+	assert_true(l.tomb[3]);
+	assert_string_equal(l.body[3], "");
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "c", &got), 0);
+	assert_string_equal(l.body[1], ags_pattern_json(got, NULL));
+	ags_pattern_del(got);
+	assert_int_equal(upto, head);
+
+	/* Leaving out one origin: its rows are not listed, but covered. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_rows(f->s, 0, 100, "peer-x", collect_row, &l, &upto), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.id[0], "c");
+	assert_string_equal(l.id[1], "a");
+	assert_int_equal(upto, head);
+
+	/* At the limit, the listing covers up to its last row only. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_rows(f->s, 0, 1, "peer-x", collect_row, &l, &upto), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(upto, l.seq[0]);
+	/* A callback that stops: its value, and the row it stopped on covered. */
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 2;
+	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_row, &l, &upto), 7);
+	assert_int_equal(upto, l.seq[1]);
+	/* Nothing after the head. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ags_store_rows(f->s, head, 100, NULL, collect_row, &l, &upto), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(upto, head);
+	assert_int_equal(ags_store_rows(f->s, 0, 0, NULL, collect_row, &l, &upto), AGS_ERR_INVALID);
+}
+
+static void version_3_store_is_migrated_to_priorities(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(apply1(f->s, mk_prio("hi", 8), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mk("plain", 1, 1, "{\"priority\":5}"), NULL),
+	                 AGS_APPLY_INSERTED);
+	ags_store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "ALTER TABLE patterns DROP COLUMN prio;"
+	                              " PRAGMA user_version = 3",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	f->s = open_at(f->path);
+	rows l = {0};
+	uint64_t upto = 0;
+	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_row, &l, &upto), 0);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.prio[0], 8);
+	/* A "priority" inside data is not metadata.priority. */
+	assert_int_equal(l.prio[1], 0);
 }
 
 static void expired_records_keep_no_delta_base(void **state)
@@ -1332,6 +1461,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(record_clocks_detect_concurrent_writes, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(version_1_store_is_migrated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rows_list_the_log_as_stored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(version_3_store_is_migrated_to_priorities, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,28 @@ struct side {
 	ags_frame_buf out; /* frames sent, not yet delivered */
 	int received, conflicts, completed, failed, changed, pulled;
 	char last_failed[256];
+	ags_sync_job *jobs[16]; /* submitted to a test applier, in order */
+	int n_jobs;
 };
+
+/* A host applier that keeps the jobs until the test runs them. */
+static void h_submit(void *ud, struct ags_sync_job *j)
+{
+	struct side *s = ud;
+	assert_true(s->n_jobs < 16);
+	s->jobs[s->n_jobs++] = j;
+}
+
+/* Applies and answers the first queued job, as an applier thread and the loop would. */
+static void run_job(struct side *s)
+{
+	assert_true(s->n_jobs > 0);
+	ags_sync_job *j = s->jobs[0];
+	memmove(s->jobs, s->jobs + 1, (size_t)(s->n_jobs - 1) * sizeof(s->jobs[0]));
+	s->n_jobs--;
+	ags_sync_job_apply(j);
+	ags_sync_job_finish(j);
+}
 
 static void h_send(void *ud, void *sud, uint8_t *frame, size_t len)
 {
@@ -375,6 +396,81 @@ static void stale_resume_hint_rewinds_and_loses_nothing(void **state)
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
 	assert_int_equal(n, 120);
 	ags_sync_resume_free(&hint);
+}
+
+static void cursor_only_batch_waits_for_content(void **state)
+{
+	struct env *e = *state;
+	e->b.host.cursor_delay_us = 100000;
+	put_many(&e->a, "x", 150, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	uint64_t n;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 150);
+	/* b had nothing for a: no batch went back yet, a's cursor at b lags. */
+	assert_int_equal(e->a.received, 0);
+	assert_int_equal(e->b.completed, 0);
+	assert_int_equal(ags_sync_lag(e->b.sync), 150);
+	/* A batch with content carries the cursor over them. */
+	put_many(&e->b, "y", 1, "test_execution", 0);
+	settle(&e->a, &e->b);
+	assert_int_equal(e->a.received, 1);
+	assert_int_equal(ags_sync_lag(e->b.sync), 0);
+	/* Without one, the count-0 batch goes once the delay has passed. */
+	put_many(&e->a, "z", 10, "test_execution", 0);
+	settle(&e->a, &e->b);
+	assert_int_equal(ags_sync_lag(e->b.sync), 10);
+	ags_sync_pump(e->b.sync, ags_mono_us() + 200000);
+	settle(&e->a, &e->b);
+	assert_int_equal(ags_sync_lag(e->b.sync), 0);
+	assert_same_store(&e->a, &e->b);
+}
+
+static void applied_elsewhere_acks_in_order_after_the_commit(void **state)
+{
+	struct env *e = *state;
+	e->b.host.submit = h_submit;
+	put_many(&e->a, "x", 250, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	/* Three batches wait for the applier: nothing is stored nor acknowledged. */
+	assert_int_equal(e->b.n_jobs, 3);
+	uint64_t n;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(e->a.completed, 0);
+	assert_int_equal(ags_sync_lag(e->a.sync), 250);
+	/* One written: one ACK, for the first batch. */
+	run_job(&e->b);
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 100);
+	settle(&e->a, &e->b);
+	assert_int_equal(e->a.completed, 1);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_acked, 100);
+	while (e->b.n_jobs)
+		run_job(&e->b);
+	settle(&e->a, &e->b);
+	assert_int_equal(e->b.received, 250);
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
+	assert_same_store(&e->a, &e->b);
+
+	/* The connection closes with a batch still to write: it is written, the
+	 * session goes with its last job, and no ACK is sent. */
+	put_many(&e->a, "y", 50, "test_execution", 0);
+	ags_sync_pump(e->a.sync, ags_mono_us());
+	deliver(&e->a, &e->b);
+	assert_int_equal(e->b.n_jobs, 1);
+	ags_sync_del(e->b.sync);
+	e->b.sync = NULL;
+	run_job(&e->b);
+	assert_int_equal(e->b.out.len, 0);
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 300);
 }
 
 static void filter_sends_only_what_was_asked(void **state)
@@ -969,6 +1065,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(a_wiped_receiver_gets_everything_again, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(filter_sends_only_what_was_asked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(cursor_only_batch_waits_for_content, setup, teardown),
+	    cmocka_unit_test_setup_teardown(applied_elsewhere_acks_in_order_after_the_commit, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(scope_and_origin_limit_relaying, setup, teardown),
 	    cmocka_unit_test_setup_teardown(priority_orders_the_backlog, setup, teardown),
 	    cmocka_unit_test_setup_teardown(invalid_pattern_in_a_batch_is_refused_alone, setup,

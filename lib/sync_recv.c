@@ -1,0 +1,400 @@
+/*
+ * The receiver of the sync engine: a BATCH is checked, decoded and every
+ * pattern validated on the session's thread (ags_sync_on_batch), applied in
+ * one transaction with the peer's cursor and the merged clock
+ * (ags_sync_job_apply, on whatever thread the host chooses), then answered
+ * with an ACK on the session's thread again (ags_sync_job_finish). A host
+ * with a submit function applies on its own thread, so that a peer's next
+ * batch is validated while the last one is written; the jobs of one session
+ * are applied and answered in the order they came.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "batch.h"
+#include "error.h"
+#include "pattern.h"
+#include "store.h"
+#include "sync.h"
+#include "sync_int.h"
+#include "wire.h"
+
+/* Most patterns a batch may hold to be written without the applier. */
+#define AGS_SYNC_INLINE_MAX 8
+
+struct ags_sync_job {
+	struct ags_sync_job *next; /* the host's queue */
+	ags_sync *s;
+	const ags_sync_host *h;
+	uint64_t request_id;
+	size_t n; /* entries received */
+	/* Refused as a whole before anything was applied (decode failed). */
+	int refused;
+	int refuse_code;
+	ags_error refuse; /* why (field and message) */
+	/* What is applied. */
+	size_t nv;
+	ags_pattern **pats;
+	ags_change_meta *meta;
+	ags_change_clock *clocks;
+	char **vcs;        /* n slots */
+	ags_vclock *clock; /* the entries' clocks merged (with the host's), or NULL */
+	char *clock_json;
+	char cursor[80];
+	int has_cursor;
+	/* Entries refused one by one (allocated on the first). */
+	size_t ne;
+	ags_wire_ack_error *errs;
+	char (*err_ids)[AGS_PATTERN_ID_MAX + 1];
+	char (*err_msgs)[AGS_WIRE_TEXT_MAX];
+	/* The outcome. */
+	int rv;
+	ags_error ae;
+	uint64_t seq;
+	ags_apply_result *res;
+	ags_apply_info *info;
+};
+
+ags_sync_job *ags_sync_job_next(const ags_sync_job *j)
+{
+	return j->next;
+}
+
+void ags_sync_job_set_next(ags_sync_job *j, ags_sync_job *next)
+{
+	j->next = next;
+}
+
+static void job_free(ags_sync_job *j)
+{
+	for (size_t i = 0; j->pats && i < j->nv; i++)
+		ags_pattern_del(j->pats[i]);
+	free(j->pats);
+	free(j->meta);
+	free(j->clocks);
+	for (size_t i = 0; j->vcs && i < j->n; i++)
+		free(j->vcs[i]);
+	free(j->vcs);
+	ags_vclock_del(j->clock);
+	free(j->clock_json);
+	free(j->errs);
+	free(j->err_ids);
+	free(j->err_msgs);
+	free(j->res);
+	free(j->info);
+	free(j);
+}
+
+static void send_ack(ags_sync *s, const ags_wire_ack *ack, const ags_wire_ack_error *errs, size_t n)
+{
+	ags_frame_buf fb;
+	ags_frame_buf_init(&fb, 0);
+	if (ags_wire_ack_encode(ack, errs, n, &fb, NULL) == 0)
+		ags_sync_send_buf(s, &fb);
+	else
+		ags_frame_buf_free(&fb);
+}
+
+static void id_of(yyjson_val *v, char *buf, size_t cap)
+{
+	yyjson_val *id = yyjson_obj_get(v, "id");
+	if (yyjson_is_str(id))
+		snprintf(buf, cap, "%s", yyjson_get_str(id));
+	else
+		buf[0] = '\0';
+}
+
+/* The next slot for an entry refused on its own; NULL when out of memory. */
+static size_t entry_error(ags_sync_job *j)
+{
+	if (!j->errs) {
+		size_t n = j->n ? j->n : 1;
+		j->errs = calloc(n, sizeof(*j->errs));
+		j->err_ids = malloc(n * sizeof(*j->err_ids));
+		j->err_msgs = malloc(n * sizeof(*j->err_msgs));
+		if (!j->errs || !j->err_ids || !j->err_msgs)
+			return SIZE_MAX;
+	}
+	return j->ne++;
+}
+
+/*
+ * Validates every entry of a decoded batch into j (on the session's thread:
+ * delta bases and held ids are session state). Returns 0 or AGS_ERR_NOMEM.
+ */
+static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
+{
+	size_t n = j->n;
+	size_t cap = n ? n : 1;
+	j->pats = calloc(cap, sizeof(*j->pats));
+	j->meta = calloc(cap, sizeof(*j->meta));
+	j->clocks = calloc(cap, sizeof(*j->clocks));
+	j->vcs = calloc(cap, sizeof(*j->vcs));
+	j->res = calloc(cap, sizeof(*j->res));
+	j->info = calloc(cap, sizeof(*j->info));
+	const char **refused = calloc(cap, sizeof(*refused)); /* deltas to get whole */
+	const char **ok_ids = calloc(cap, sizeof(*ok_ids));
+	size_t n_ref = 0;
+	int rv = 0;
+	if (!j->pats || !j->meta || !j->clocks || !j->vcs || !j->res || !j->info || !refused ||
+	    !ok_ids) {
+		rv = AGS_ERR_NOMEM;
+		goto out;
+	}
+	ags_pattern_opts po = {.max_bytes = s->h->max_pattern};
+	for (size_t i = 0; i < n; i++) {
+		ags_batch_entry *e = &b->entries[i];
+		ags_pattern *p = NULL;
+		ags_error pe;
+		ags_error_clear(&pe);
+		int prv;
+		if (e->kind == AGS_BATCH_PUT) {
+			prv = ags_pattern_from_val(e->pattern, &po, &p, &pe);
+		} else if (e->kind == AGS_BATCH_DELTA) {
+			prv = ags_sync_delta_rebuild(s, e, &po, &p, &pe);
+		} else {
+			char id[AGS_PATTERN_ID_MAX + 1];
+			snprintf(id, sizeof(id), "%.*s", (int)e->id_len, e->id);
+			prv = ags_pattern_new_tombstone(id, e->version, e->timestamp, &p);
+			if (prv)
+				ags_error_set(&pe, prv, "d", "invalid delete");
+		}
+		if (prv == 0 && e->vc &&
+		    (prv = ags_sync_entry_vc(s, e->vc, &j->vcs[j->nv], &j->clock, &pe)) != 0) {
+			ags_pattern_del(p);
+			p = NULL;
+		}
+		if (prv == AGS_ERR_NOMEM) {
+			ags_pattern_del(p);
+			rv = prv;
+			goto out;
+		}
+		if (prv) {
+			size_t k = entry_error(j);
+			if (k == SIZE_MAX) {
+				rv = AGS_ERR_NOMEM;
+				goto out;
+			}
+			if (e->kind == AGS_BATCH_PUT)
+				id_of(e->pattern, j->err_ids[k], sizeof(j->err_ids[k]));
+			else
+				snprintf(j->err_ids[k], sizeof(j->err_ids[k]), "%.*s",
+				         (int)e->id_len, e->id);
+			snprintf(j->err_msgs[k], sizeof(j->err_msgs[k]), "%s%s%s", pe.field,
+			         pe.field[0] ? ": " : "", pe.message);
+			j->errs[k].pattern_id = j->err_ids[k];
+			j->errs[k].error = j->err_msgs[k];
+			j->errs[k].code = prv;
+			if (e->kind == AGS_BATCH_DELTA && prv == AGS_ERR_NOT_FOUND)
+				refused[n_ref++] = j->err_ids[k];
+			continue;
+		}
+		j->pats[j->nv] = p;
+		j->meta[j->nv].origin = s->peer_id;
+		j->meta[j->nv].scope = e->no_relay ? "" : NULL;
+		j->clocks[j->nv].vc = j->vcs[j->nv];
+		j->nv++;
+	}
+	for (size_t i = 0; i < j->nv; i++)
+		ok_ids[i] = ags_pattern_id(j->pats[i]);
+	/* While a refused delta waits to come whole, the cursor must not pass it. */
+	uint64_t upto = 0;
+	rv = ags_sync_delta_hold(s, ok_ids, j->nv, refused, n_ref, b->hdr.upto_seq, &upto);
+	if (rv < 0)
+		goto out;
+	if (rv == 1 && upto) {
+		snprintf(j->cursor, sizeof(j->cursor), "%s %llu", s->peer_store,
+		         (unsigned long long)upto);
+		j->has_cursor = 1;
+	}
+	rv = 0;
+out:
+	free(refused);
+	free(ok_ids);
+	return rv;
+}
+
+void ags_sync_job_apply(ags_sync_job *j)
+{
+	const ags_sync_host *h = j->h;
+	pthread_mutex_lock(h->store_mu);
+	if (j->refused || j->rv) {
+		j->seq = ags_store_seq(h->store);
+		pthread_mutex_unlock(h->store_mu);
+		return;
+	}
+	ags_store_kv kv[2];
+	size_t n_kv = 0;
+	if (j->has_cursor)
+		kv[n_kv++] = (ags_store_kv){j->s->cursor_key, j->cursor};
+	ags_error_clear(&j->ae);
+	if (j->clock && h->clock) {
+		/* Merged here, under the lock, so that what is saved also holds
+		 * every batch applied since this one was read. */
+		if (ags_vclock_merge(j->clock, h->clock) == AGS_ERR_NOMEM ||
+		    ags_vclock_to_json(j->clock, &j->clock_json, NULL)) {
+			j->rv = ags_error_set(&j->ae, AGS_ERR_NOMEM, NULL, NULL);
+			j->seq = ags_store_seq(h->store);
+			pthread_mutex_unlock(h->store_mu);
+			return;
+		}
+		kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, j->clock_json};
+	}
+	j->rv = ags_store_apply_batch_kv(h->store, (const ags_pattern *const *)j->pats, j->meta,
+	                                 j->clocks, j->nv, kv, n_kv, j->res, j->info, &j->ae);
+	j->seq = ags_store_seq(h->store);
+	if (j->rv == 0 && j->clock && h->clock) {
+		ags_sync_clock_commit(h, j->clock);
+		j->clock = NULL;
+	}
+	pthread_mutex_unlock(h->store_mu);
+}
+
+void ags_sync_job_finish(ags_sync_job *j)
+{
+	ags_sync *s = j->s;
+	s->jobs--;
+	if (s->dead) {
+		/* The connection is gone: what was applied stays, the ACK has nowhere to go. */
+		job_free(j);
+		if (s->jobs == 0)
+			ags_sync_release(s);
+		return;
+	}
+	ags_wire_ack ack = {.request_id = j->request_id, .received_count = j->n, .seq = j->seq};
+	if (j->refused || j->rv) {
+		/* Nothing applied: one error for the whole batch. */
+		ags_wire_ack_error e = {.pattern_id = "",
+		                        .error = j->refused ? j->refuse.message : j->ae.message,
+		                        .code = j->refused ? j->refuse_code : j->rv};
+		ack.received_count = j->refused ? 0 : j->n;
+		if (j->refused)
+			ags_sync_log(s, AGS_LOG_WARN, "batch %llu from %s refused: %s%s%s",
+			             (unsigned long long)j->request_id, s->peer_id, j->refuse.field,
+			             j->refuse.field[0] ? ": " : "", j->refuse.message);
+		else
+			ags_sync_log(s, AGS_LOG_ERROR, "applying batch from %s failed: %s",
+			             s->peer_id, j->ae.message);
+		send_ack(s, &ack, &e, 1);
+		job_free(j);
+		return;
+	}
+	uint32_t applied = 0;
+	size_t n_conf = 0;
+	const char *conflicts[AGS_WIRE_CONFLICTS_MAX];
+	for (size_t i = 0; i < j->nv; i++) {
+		int o = j->res[i].outcome;
+		int won = o == AGS_APPLY_INSERTED || o == AGS_APPLY_UPDATED ||
+		          o == AGS_APPLY_CONFLICT_WON;
+		if (won) {
+			applied++;
+			ags_event ev = {.type = AGS_EV_PATTERN_RECEIVED,
+			                .name = ags_event_name(AGS_EV_PATTERN_RECEIVED),
+			                .pattern = j->pats[i],
+			                .pattern_id = ags_pattern_id(j->pats[i]),
+			                .source_id = s->peer_id};
+			ags_sync_emit(s, &ev);
+		}
+		if (j->info[i].conflict) {
+			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
+			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
+			                .pattern = j->pats[i],
+			                .pattern_id = ags_pattern_id(j->pats[i]),
+			                .source_id = s->peer_id,
+			                .error =
+			                    won ? "incoming version won" : "stored version won"};
+			s->st.conflicts++;
+			ags_sync_emit(s, &ev);
+			if (n_conf < AGS_WIRE_CONFLICTS_MAX)
+				conflicts[n_conf++] = ags_pattern_id(j->pats[i]);
+		}
+	}
+	s->st.patterns_applied += applied;
+	s->st.patterns_received += j->n;
+	ack.success = j->ne == 0;
+	ack.applied = applied;
+	ack.conflicts = conflicts;
+	ack.n_conflicts = n_conf;
+	send_ack(s, &ack, j->errs, j->ne);
+	if (applied && s->h->changed)
+		s->h->changed(s->h->ud, s->sud);
+	job_free(j);
+}
+
+/*
+ * Hands a job to the host's applier, or applies and answers it at once: a
+ * small batch with nothing of its session queued before it (live traffic,
+ * where two thread hand-offs would cost more than the overlap saves) is
+ * written right here; a backlog's batches go to the applier.
+ */
+static void job_run(ags_sync *s, ags_sync_job *j)
+{
+	int queue = s->h->submit && s->role == AGS_SYNC_ROLE_PEER &&
+	            (s->jobs > 0 || j->nv > AGS_SYNC_INLINE_MAX);
+	s->jobs++;
+	if (queue) {
+		s->h->submit(s->h->ud, j);
+		return;
+	}
+	ags_sync_job_apply(j);
+	ags_sync_job_finish(j);
+}
+
+int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
+                      size_t cap)
+{
+	if (!s->hello_recv) {
+		*code = AGS_APP_PROTOCOL_ERROR;
+		snprintf(reason, cap, "BATCH before HELLO");
+		return AGS_ERR_PROTO;
+	}
+	if (len < 8) {
+		*code = AGS_APP_PROTOCOL_ERROR;
+		snprintf(reason, cap, "truncated BATCH");
+		return AGS_ERR_PROTO;
+	}
+	s->st.wire_bytes_in += len + AGS_FRAME_HEADER_LEN;
+	ags_sync_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		*code = AGS_APP_INTERNAL_ERROR;
+		snprintf(reason, cap, "%s", ags_strerror(AGS_ERR_NOMEM));
+		return AGS_ERR_NOMEM;
+	}
+	j->s = s;
+	j->h = s->h;
+	ags_batch b;
+	memset(&b, 0, sizeof(b));
+	if (!s->dctx)
+		s->dctx = ZSTD_createDCtx(); /* NULL is fine: the decoder then makes its own */
+	ags_batch_limits lim = {
+	    .max_raw = s->h->max_frame * 8, .max_count = 10000, .zstd_dctx = s->dctx};
+	ags_error err;
+	ags_error_clear(&err);
+	int rv = ags_batch_decode(payload, len, &lim, &b, &err);
+	if (rv) {
+		/* The batch as a whole is refused: nothing applied, an error ACK. */
+		for (int i = 0; i < 8; i++)
+			j->request_id = j->request_id << 8 | payload[i];
+		j->refused = 1;
+		j->refuse_code = rv;
+		j->refuse = err;
+		ags_batch_free(&b);
+		job_run(s, j);
+		return 0;
+	}
+	j->request_id = b.hdr.request_id;
+	j->n = b.n_entries;
+	rv = job_prepare(s, j, &b);
+	ags_batch_free(&b);
+	if (rv) {
+		job_free(j);
+		*code = AGS_APP_INTERNAL_ERROR;
+		snprintf(reason, cap, "%s", ags_strerror(rv));
+		return rv;
+	}
+	job_run(s, j);
+	return 0;
+}
