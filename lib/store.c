@@ -189,6 +189,7 @@ struct ags_store {
 	sqlite3_stmt *st[ST__COUNT];
 	unsigned char busy[ST__COUNT]; /* a listing is stepping it (re-entrancy guard) */
 	uint64_t seq;                  /* highest sequence given */
+	uint64_t committed;            /* seq as of the last commit (atomic: read without a lock) */
 	uint64_t live;                 /* rows in state live (swept or not) */
 	uint8_t digest[32];            /* big-endian 256-bit sum */
 	char id[33];
@@ -458,7 +459,9 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 		if (rc != SQLITE_OK)
 			return store_fail(s, rc, err);
 	}
-	return load_meta(s, err);
+	int r2 = load_meta(s, err);
+	__atomic_store_n(&s->committed, s->seq, __ATOMIC_RELEASE);
+	return r2;
 }
 
 AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_store **out,
@@ -997,6 +1000,8 @@ int ags_store_apply_batch_kv(ags_store *s, const ags_pattern *const *p, const ag
 		rc = put_state(s, kv[i].key, kv[i].value);
 	if (rc == SQLITE_OK)
 		rc = step_done(s->st[ST_COMMIT]);
+	if (rc == SQLITE_OK)
+		__atomic_store_n(&s->committed, s->seq, __ATOMIC_RELEASE);
 	if (rc != SQLITE_OK) {
 		if (res)
 			memset(res, 0, n * sizeof(*res));
@@ -1384,6 +1389,11 @@ AGS_EXPORT uint64_t ags_store_seq(const ags_store *s)
 	return s ? s->seq : 0;
 }
 
+uint64_t ags_store_seq_committed(const ags_store *s)
+{
+	return s ? __atomic_load_n(&s->committed, __ATOMIC_ACQUIRE) : 0;
+}
+
 AGS_EXPORT void ags_store_digest(const ags_store *s, char out[65])
 {
 	if (!out)
@@ -1462,6 +1472,7 @@ AGS_EXPORT int ags_store_sweep(ags_store *s, int64_t now_ms, uint64_t *purged)
 		rc = step_done(s->st[ST_COMMIT]);
 	if (rc != SQLITE_OK)
 		return abort_txn(s, rc, &sn, NULL);
+	__atomic_store_n(&s->committed, s->seq, __ATOMIC_RELEASE);
 	if (purged)
 		*purged = n;
 	return 0;

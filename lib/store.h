@@ -112,6 +112,13 @@ typedef int (*ags_change_cb)(void *user_data, const ags_pattern *p, const ags_ch
 int ags_store_changes_ex(ags_store *s, uint64_t after_seq, size_t limit, ags_change_cb cb,
                          void *user_data);
 
+/*
+ * The store's sequence as of its last commit. Unlike ags_store_seq, safe
+ * to call from any thread without the caller's store lock (a reader on
+ * another connection sees exactly what was committed).
+ */
+uint64_t ags_store_seq_committed(const ags_store *s);
+
 /* A change as the log holds it (for senders: nothing parsed). Strings valid during the call. */
 typedef struct ags_change_row {
 	uint64_t seq;

@@ -560,9 +560,7 @@ static int chunk_load(ags_sync *s)
 	if (limit < CHUNK_MIN)
 		limit = CHUNK_MIN;
 	s->chunk_bytes = 0;
-	pthread_mutex_lock(s->h->store_mu);
-	uint64_t head = ags_store_seq(s->h->store);
-	pthread_mutex_unlock(s->h->store_mu);
+	uint64_t head = ags_store_seq_committed(s->h->store);
 	int rv = chunk_from_tail(s, head);
 	if (rv == 0) {
 		uint64_t upto = 0;
@@ -777,10 +775,9 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 	while (s->n_inflight < s->h->window) {
 		if (s->chunk_pos >= s->chunk_n) {
 			/* The store's sequence is in memory: an idle session (most of a
-			 * hub's) needs no query to learn that nothing is new. */
-			pthread_mutex_lock(s->h->store_mu);
-			uint64_t head = ags_store_seq(s->h->store);
-			pthread_mutex_unlock(s->h->store_mu);
+			 * hub's) needs no query to learn that nothing is new, and no
+			 * lock a writer in a long transaction would hold it up on. */
+			uint64_t head = ags_store_seq_committed(s->h->store);
 			if (head <= s->sent_seq) {
 				s->caught_up = 1;
 				return cursor_flush(s, now_us);

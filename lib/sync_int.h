@@ -155,8 +155,9 @@ void ags_sync_pull_clear(struct ags_sync_pull_req *p);
 
 /*
  * Turns a record clock received in a batch entry into its canonical JSON
- * (*out malloc'd) and merges it into *acc (made on first use from the host's
- * clock; may stay NULL when the host keeps none). Errors: AGS_ERR_PROTO
+ * (*out malloc'd) and merges it into *acc (made empty on first use; the
+ * host's clock is merged in when the batch is applied, under the store lock;
+ * stays NULL when the host keeps no clock). Errors: AGS_ERR_PROTO
  * (err names the reason), AGS_ERR_TOO_LARGE, AGS_ERR_NOMEM.
  */
 int ags_sync_entry_vc(ags_sync *s, yyjson_val *vc, char **out, ags_vclock **acc, ags_error *err);

@@ -120,13 +120,10 @@ int ags_sync_entry_vc(ags_sync *s, yyjson_val *vc, char **out, ags_vclock **acc,
 		                     ve.message);
 	rv = ags_vclock_to_json(v, out, NULL);
 	if (rv == 0 && s->h->clock) {
-		if (!*acc) {
-			pthread_mutex_lock(s->h->store_mu);
-			*acc = ags_vclock_dup(s->h->clock);
-			pthread_mutex_unlock(s->h->store_mu);
-			if (!*acc)
-				rv = AGS_ERR_NOMEM;
-		}
+		/* The batch's clocks only: the host's is merged in when the batch is
+		 * applied, under the store lock (not taken here). */
+		if (!*acc)
+			rv = ags_vclock_new(acc);
 		/* A store clock full of agents stops growing; record clocks still work. */
 		if (rv == 0 && ags_vclock_merge(*acc, v) == AGS_ERR_NOMEM)
 			rv = AGS_ERR_NOMEM;

@@ -217,13 +217,12 @@ out:
 	return rv;
 }
 
-void ags_sync_job_apply(ags_sync_job *j)
+/* ags_sync_job_apply with store_mu held. */
+static void job_apply_locked(ags_sync_job *j)
 {
 	const ags_sync_host *h = j->h;
-	pthread_mutex_lock(h->store_mu);
 	if (j->refused || j->rv) {
 		j->seq = ags_store_seq(h->store);
-		pthread_mutex_unlock(h->store_mu);
 		return;
 	}
 	ags_store_kv kv[2];
@@ -238,7 +237,6 @@ void ags_sync_job_apply(ags_sync_job *j)
 		    ags_vclock_to_json(j->clock, &j->clock_json, NULL)) {
 			j->rv = ags_error_set(&j->ae, AGS_ERR_NOMEM, NULL, NULL);
 			j->seq = ags_store_seq(h->store);
-			pthread_mutex_unlock(h->store_mu);
 			return;
 		}
 		kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, j->clock_json};
@@ -250,7 +248,13 @@ void ags_sync_job_apply(ags_sync_job *j)
 		ags_sync_clock_commit(h, j->clock);
 		j->clock = NULL;
 	}
-	pthread_mutex_unlock(h->store_mu);
+}
+
+void ags_sync_job_apply(ags_sync_job *j)
+{
+	pthread_mutex_lock(j->h->store_mu);
+	job_apply_locked(j);
+	pthread_mutex_unlock(j->h->store_mu);
 }
 
 void ags_sync_job_finish(ags_sync_job *j)
@@ -328,19 +332,27 @@ void ags_sync_job_finish(ags_sync_job *j)
  * Hands a job to the host's applier, or applies and answers it at once: a
  * small batch with nothing of its session queued before it (live traffic,
  * where two thread hand-offs would cost more than the overlap saves) is
- * written right here; a backlog's batches go to the applier.
+ * written right here if the store is free at once; a backlog's batches, and
+ * any batch when a writer holds the store, go to the applier (the loop
+ * thread never waits for another writer).
  */
 static void job_run(ags_sync *s, ags_sync_job *j)
 {
-	int queue = s->h->submit && s->role == AGS_SYNC_ROLE_PEER &&
-	            (s->jobs > 0 || j->nv > AGS_SYNC_INLINE_MAX);
+	int async = s->h->submit && s->role == AGS_SYNC_ROLE_PEER;
 	s->jobs++;
-	if (queue) {
-		s->h->submit(s->h->ud, j);
+	if (!async) {
+		ags_sync_job_apply(j);
+		ags_sync_job_finish(j);
 		return;
 	}
-	ags_sync_job_apply(j);
-	ags_sync_job_finish(j);
+	if (s->jobs == 1 && j->nv <= AGS_SYNC_INLINE_MAX &&
+	    pthread_mutex_trylock(s->h->store_mu) == 0) {
+		job_apply_locked(j);
+		pthread_mutex_unlock(s->h->store_mu);
+		ags_sync_job_finish(j);
+		return;
+	}
+	s->h->submit(s->h->ud, j);
 }
 
 int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,

@@ -1329,6 +1329,7 @@ static void rows_list_the_log_as_stored(void **state)
 	assert_int_equal(apply1(f->s, tomb("a", 2, 2), NULL), AGS_APPLY_UPDATED);
 	uint64_t head = ags_store_seq(f->s);
 	assert_int_equal(head, 5);
+	assert_int_equal(ags_store_seq_committed(f->s), head);
 
 	/* Everything: a's tombstone moved to the end, bodies as stored, priorities. */
 	rows l = {0};
