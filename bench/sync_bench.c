@@ -12,7 +12,8 @@
  * pipe when its store reaches the count, so nothing polls another process.
  * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW in the environment
  * override batchSize and the window of unacknowledged batches; SB_ONLY=w1, w2
- * or w3 runs one workload (w2 runs after a W1 of N patterns), for profiles.
+ * or w3 runs one workload (w2 runs after a W1 of N patterns), for profiles;
+ * SB_TRACE=1 has B print its count (stderr) at every tenth of N.
  */
 #include <inttypes.h>
 #include <pthread.h>
