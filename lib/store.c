@@ -1116,10 +1116,9 @@ static void give_stmt(ags_store *s, int which, sqlite3_stmt *q)
 	}
 }
 
-/* The caller's callback of a listing: one of the two kinds. */
+/* The caller's callback of a listing. */
 struct emit {
 	ags_pattern_cb cb;
-	ags_change_cb cb_ex;
 	void *user;
 };
 
@@ -1149,13 +1148,7 @@ static int run_listing(ags_store *s, sqlite3_stmt *q, size_t limit, const ags_qu
 			ags_pattern_del(p);
 			continue;
 		}
-		ags_change_info info = {
-		    .seq = (uint64_t)sqlite3_column_int64(q, 0),
-		    .origin = (const char *)sqlite3_column_text(q, 6),
-		    .scope = (const char *)sqlite3_column_text(q, 7),
-		    .vc = (const char *)sqlite3_column_text(q, 8),
-		};
-		r = e->cb_ex ? e->cb_ex(e->user, p, &info) : e->cb(e->user, p, info.seq);
+		r = e->cb(e->user, p, (uint64_t)sqlite3_column_int64(q, 0));
 		ags_pattern_del(p);
 		if (r)
 			return r;
@@ -1224,15 +1217,6 @@ static int list_changes(ags_store *s, uint64_t after_seq, size_t limit, const st
 	r = run_listing(s, st, limit, NULL, e);
 	give_stmt(s, ST_CHANGES, st);
 	return r;
-}
-
-int ags_store_changes_ex(ags_store *s, uint64_t after_seq, size_t limit, ags_change_cb cb,
-                         void *user_data)
-{
-	if (!s || !cb)
-		return AGS_ERR_INVALID;
-	struct emit e = {.cb_ex = cb, .user = user_data};
-	return list_changes(s, after_seq, limit, &e);
 }
 
 AGS_EXPORT int ags_store_changes(ags_store *s, uint64_t after_seq, size_t limit, ags_pattern_cb cb,

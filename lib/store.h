@@ -89,29 +89,6 @@ int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ag
                              size_t n, const char *state_key, const char *state_value,
                              ags_apply_result *res, ags_error *err);
 
-/* What ags_store_changes_ex reports with each change; strings valid during the call only. */
-typedef struct ags_change_info {
-	uint64_t seq;
-	const char *origin; /* NULL = made locally */
-	const char *scope;  /* NULL = every peer */
-	const char *vc;     /* the record clock (JSON), NULL = none */
-} ags_change_info;
-
-/*
- * Called once per change by ags_store_changes_ex. The pattern (a live record
- * or a tombstone) is valid only during the call. Return 0 to go on, anything
- * else to stop (the listing then returns that value).
- */
-typedef int (*ags_change_cb)(void *user_data, const ags_pattern *p, const ags_change_info *info);
-
-/*
- * ags_store_changes with the origin and scope of each change.
- * Errors: AGS_ERR_INVALID, AGS_ERR_STORE, AGS_ERR_NOMEM, or the callback's
- * non-zero value.
- */
-int ags_store_changes_ex(ags_store *s, uint64_t after_seq, size_t limit, ags_change_cb cb,
-                         void *user_data);
-
 /*
  * The store's sequence as of its last commit. Unlike ags_store_seq, safe
  * to call from any thread without the caller's store lock (a reader on
@@ -137,7 +114,8 @@ typedef struct ags_change_row {
 typedef int (*ags_row_cb)(void *user_data, const ags_change_row *row);
 
 /*
- * Lists what ags_store_changes_ex would, as stored rows, at most `limit`
+ * Lists what ags_store_changes would (with origin, scope and clock), as stored rows, at most
+ * `limit`
  * (> 0), leaving out changes whose origin is `skip_origin` (NULL: none left
  * out). *upto is the sequence the listing covers: the last row's when it
  * stopped at `limit` or a callback stopped it, else the store's sequence in

@@ -142,13 +142,17 @@ static int collect(void *ud, const ags_pattern *p, uint64_t seq)
 	return l->stop_after && l->n >= (size_t)l->stop_after ? 7 : 0;
 }
 
-static int collect_ex(void *ud, const ags_pattern *p, const ags_change_info *info)
+/* collect() for ags_store_rows, with origin and scope. */
+static int collect_ex(void *ud, const ags_change_row *r)
 {
 	listing *l = ud;
-	size_t i = l->n;
-	collect(ud, p, info->seq);
-	snprintf(l->origin[i], sizeof(l->origin[0]), "%s", info->origin ? info->origin : "(null)");
-	snprintf(l->scope[i], sizeof(l->scope[0]), "%s", info->scope ? info->scope : "(null)");
+	assert_true(l->n < 64);
+	size_t i = l->n++;
+	snprintf(l->id[i], sizeof(l->id[0]), "%s", r->id);
+	l->seq[i] = r->seq;
+	l->tomb[i] = r->tombstone;
+	snprintf(l->origin[i], sizeof(l->origin[0]), "%s", r->origin ? r->origin : "(null)");
+	snprintf(l->scope[i], sizeof(l->scope[0]), "%s", r->scope ? r->scope : "(null)");
 	return 0;
 }
 
@@ -852,8 +856,9 @@ static void apply_ex_stores_meta_and_state_atomically(void **state)
 	assert_int_equal(ags_store_apply_batch_ex(f->s, (const ags_pattern *const *)p, meta, 3,
 	                                          "cursor:node-7", "42", res, &err),
 	                 0);
+	uint64_t upto = 0;
 	listing l = {0};
-	assert_int_equal(ags_store_changes_ex(f->s, 0, 0, collect_ex, &l), 0);
+	assert_int_equal(ags_store_rows(f->s, 0, 64, NULL, collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.origin[0], "node-7");
 	assert_string_equal(l.scope[0], "(null)");
@@ -875,7 +880,7 @@ static void apply_ex_stores_meta_and_state_atomically(void **state)
 	                 0);
 	assert_int_equal(res[1].outcome, AGS_APPLY_CONFLICT_LOST);
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(ags_store_changes_ex(f->s, 0, 0, collect_ex, &l), 0);
+	assert_int_equal(ags_store_rows(f->s, 0, 64, NULL, collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.id[1], "c");
 	assert_string_equal(l.origin[1], "node-8");
