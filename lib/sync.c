@@ -389,16 +389,6 @@ static int row_wanted(ags_sync *s, const ags_change_row *r)
 	return rv;
 }
 
-static char *dup_n(const char *t, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (d) {
-		memcpy(d, t, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 static int chunk_add(void *ud, const ags_change_row *r)
 {
 	ags_sync *s = ud;
@@ -434,7 +424,7 @@ static int chunk_add(void *ud, const ags_change_row *r)
 	}
 	if (r->vc) {
 		c->vc_len = strlen(r->vc);
-		c->vc = dup_n(r->vc, c->vc_len);
+		c->vc = strndup(r->vc, c->vc_len);
 	}
 	if (!c->id || (!r->tombstone && !c->json) || (r->vc && !c->vc)) {
 		free(c->id);
@@ -445,15 +435,6 @@ static int chunk_add(void *ud, const ags_change_row *r)
 	s->chunk_bytes += c->len + c->vc_len;
 	s->chunk_n++;
 	return s->chunk_bytes >= CHUNK_MAX_BYTES ? CHUNK_FULL : 0;
-}
-
-/* chunk_add through a listing: also records how far the listing went. */
-static int chunk_add_row(void *ud, const ags_change_row *r)
-{
-	ags_sync *s = ud;
-	if (r->seq > s->chunk_upto)
-		s->chunk_upto = r->seq;
-	return chunk_add(s, r);
 }
 
 static int by_priority(const void *a, const void *b)
@@ -478,7 +459,7 @@ static int tail_add(void *ud, const ags_change_row *r)
 	ags_change_row *d = &c->tail[c->n_tail].row;
 	*d = *r;
 	d->id = strdup(r->id);
-	d->body = r->body ? dup_n(r->body, r->body_len) : NULL;
+	d->body = r->body ? strndup(r->body, r->body_len) : NULL;
 	d->origin = r->origin ? strdup(r->origin) : NULL;
 	d->scope = r->scope ? strdup(r->scope) : NULL;
 	d->vc = r->vc ? strdup(r->vc) : NULL;
@@ -564,7 +545,7 @@ static int chunk_load(ags_sync *s)
 	int rv = chunk_from_tail(s, head);
 	if (rv == 0) {
 		uint64_t upto = 0;
-		rv = read_rows(s, s->sent_seq, limit, s->peer_id, chunk_add_row, s, &upto);
+		rv = read_rows(s, s->sent_seq, limit, s->peer_id, chunk_add, s, &upto);
 		if ((rv == 0 || rv == CHUNK_FULL) && upto > s->chunk_upto)
 			s->chunk_upto = upto;
 	} else if (rv == 1) {

@@ -107,7 +107,7 @@ static void id_of(yyjson_val *v, char *buf, size_t cap)
 		buf[0] = '\0';
 }
 
-/* The next slot for an entry refused on its own; NULL when out of memory. */
+/* The next slot for an entry refused on its own; SIZE_MAX when out of memory. */
 static size_t entry_error(ags_sync_job *j)
 {
 	if (!j->errs) {

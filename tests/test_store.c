@@ -128,7 +128,9 @@ typedef struct listing {
 	int tomb[64];
 	char origin[64][32];
 	char scope[64][32];
-	int stop_after; /* stop (return 7) after this many, 0 = never */
+	int prio[64];       /* ags_store_rows listings only */
+	char body[64][512]; /* ditto */
+	int stop_after;     /* stop (return 7) after this many, 0 = never */
 } listing;
 
 static int collect(void *ud, const ags_pattern *p, uint64_t seq)
@@ -142,7 +144,7 @@ static int collect(void *ud, const ags_pattern *p, uint64_t seq)
 	return l->stop_after && l->n >= (size_t)l->stop_after ? 7 : 0;
 }
 
-/* collect() for ags_store_rows, with origin and scope. */
+/* collect() for ags_store_rows, with origin, scope, priority and body. */
 static int collect_ex(void *ud, const ags_change_row *r)
 {
 	listing *l = ud;
@@ -153,7 +155,9 @@ static int collect_ex(void *ud, const ags_change_row *r)
 	l->tomb[i] = r->tombstone;
 	snprintf(l->origin[i], sizeof(l->origin[0]), "%s", r->origin ? r->origin : "(null)");
 	snprintf(l->scope[i], sizeof(l->scope[0]), "%s", r->scope ? r->scope : "(null)");
-	return 0;
+	l->prio[i] = r->priority;
+	snprintf(l->body[i], sizeof(l->body[0]), "%.*s", (int)r->body_len, r->body ? r->body : "");
+	return l->stop_after && l->n >= (size_t)l->stop_after ? 7 : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1278,31 +1282,6 @@ static void version_2_store_is_migrated_to_delta_bases(void **state)
 	sqlite3_close(db);
 }
 
-/* What ags_store_rows reported, copied. */
-typedef struct {
-	size_t n;
-	uint64_t seq[16];
-	char id[16][32];
-	int prio[16];
-	int tomb[16];
-	char body[16][512];
-	size_t stop_after; /* non-zero: stop (return 7) after this many rows */
-} rows;
-
-static int collect_row(void *ud, const ags_change_row *r)
-{
-	rows *l = ud;
-	assert_true(l->n < 16);
-	l->seq[l->n] = r->seq;
-	snprintf(l->id[l->n], sizeof(l->id[0]), "%s", r->id);
-	l->prio[l->n] = r->priority;
-	l->tomb[l->n] = r->tombstone;
-	snprintf(l->body[l->n], sizeof(l->body[0]), "%.*s", (int)r->body_len,
-	         r->body ? r->body : "");
-	l->n++;
-	return l->stop_after && l->n == l->stop_after ? 7 : 0;
-}
-
 static ags_pattern *mk_prio(const char *id, int prio)
 {
 	char *json = tu_sprintf("{\"id\":\"%s\",\"agentId\":\"a\",\"type\":\"t\",\"data\":{},"
@@ -1337,9 +1316,9 @@ static void rows_list_the_log_as_stored(void **state)
 	assert_int_equal(ags_store_seq_committed(f->s), head);
 
 	/* Everything: a's tombstone moved to the end, bodies as stored, priorities. */
-	rows l = {0};
+	listing l = {0};
 	uint64_t upto = 0;
-	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_row, &l, &upto), 0);
+	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 4);
 	assert_string_equal(l.id[0], "b");
 	assert_int_equal(l.prio[0], 9);
@@ -1355,7 +1334,7 @@ static void rows_list_the_log_as_stored(void **state)
 
 	/* Leaving out one origin: its rows are not listed, but covered. */
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(ags_store_rows(f->s, 0, 100, "peer-x", collect_row, &l, &upto), 0);
+	assert_int_equal(ags_store_rows(f->s, 0, 100, "peer-x", collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.id[0], "c");
 	assert_string_equal(l.id[1], "a");
@@ -1363,20 +1342,20 @@ static void rows_list_the_log_as_stored(void **state)
 
 	/* At the limit, the listing covers up to its last row only. */
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(ags_store_rows(f->s, 0, 1, "peer-x", collect_row, &l, &upto), 0);
+	assert_int_equal(ags_store_rows(f->s, 0, 1, "peer-x", collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 1);
 	assert_int_equal(upto, l.seq[0]);
 	/* A callback that stops: its value, and the row it stopped on covered. */
 	memset(&l, 0, sizeof(l));
 	l.stop_after = 2;
-	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_row, &l, &upto), 7);
+	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_ex, &l, &upto), 7);
 	assert_int_equal(upto, l.seq[1]);
 	/* Nothing after the head. */
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(ags_store_rows(f->s, head, 100, NULL, collect_row, &l, &upto), 0);
+	assert_int_equal(ags_store_rows(f->s, head, 100, NULL, collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 0);
 	assert_int_equal(upto, head);
-	assert_int_equal(ags_store_rows(f->s, 0, 0, NULL, collect_row, &l, &upto), AGS_ERR_INVALID);
+	assert_int_equal(ags_store_rows(f->s, 0, 0, NULL, collect_ex, &l, &upto), AGS_ERR_INVALID);
 }
 
 static void version_3_store_is_migrated_to_priorities(void **state)
@@ -1396,9 +1375,9 @@ static void version_3_store_is_migrated_to_priorities(void **state)
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_at(f->path);
-	rows l = {0};
+	listing l = {0};
 	uint64_t upto = 0;
-	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_row, &l, &upto), 0);
+	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_ex, &l, &upto), 0);
 	assert_int_equal(l.n, 2);
 	assert_int_equal(l.prio[0], 8);
 	/* A "priority" inside data is not metadata.priority. */
