@@ -79,8 +79,10 @@ static void *apply_main(void *arg)
 		n->apply_head = n->apply_tail = NULL;
 		pthread_mutex_unlock(&n->apply_mu);
 		size_t k = 0;
-		for (struct ags_sync_job *j = first; j; j = ags_sync_job_next(j), k++)
-			ags_sync_job_apply(j);
+		for (struct ags_sync_job *j = first; j; j = ags_sync_job_next(j))
+			k++;
+		/* What queued while the last group was written goes in one commit. */
+		ags_sync_jobs_apply(first);
 		pthread_mutex_lock(&n->apply_mu);
 		n->apply_queued -= k;
 		pthread_cond_signal(&n->apply_space);

@@ -19,6 +19,7 @@
 #include "error.h"
 #include "pattern.h"
 #include "store.h"
+#include "store_ckpt.h"
 #include "vclock.h"
 
 /* Losing versions of conflicts (schema version 2). */
@@ -184,6 +185,12 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_PREV_SWEEP] = "DELETE FROM prev WHERE id IN (SELECT id FROM patterns WHERE st != 0)",
 };
 
+/* Saved in-memory counters, restored when a transaction rolls back. */
+struct snapshot {
+	uint64_t seq, live;
+	uint8_t digest[32];
+};
+
 struct ags_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
@@ -194,12 +201,46 @@ struct ags_store {
 	uint8_t digest[32];            /* big-endian 256-bit sum */
 	char id[33];
 	char errmsg[256];
-	gnutls_hash_hd_t sha; /* for digest terms */
+	gnutls_hash_hd_t sha;     /* for digest terms */
+	int group;                /* inside ags_store_group_begin ... commit/abort */
+	struct snapshot group_sn; /* the counters as the group began */
+	struct ags_ckpt *ckpt;    /* the checkpointer, once the WAL has needed one */
+	ags_ckpt_limits ckpt_lim;
+	int ckpt_failed; /* it could not start: the writer checkpoints at soft_frames */
 };
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * WAL sizes in 4 KB frames: 4 MB waits for a 50 ms pause in the writes (or
+ * 2 s at most), 128 MB is checkpointed at once, and at 512 MB the writer
+ * does it itself. journal_size_limit is the hard size in bytes.
+ */
+#define CKPT_LIMIT_BYTES "134217728"
+static const ags_ckpt_limits ckpt_defaults = {
+    .soft_frames = 1024,
+    .hard_frames = 32768,
+    .writer_frames = 131072,
+    .quiet_ms = 50,
+    .max_wait_ms = 2000,
+};
+
+/* After every commit on this connection (sqlite3_wal_hook). */
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+	ags_store *s = ud;
+	(void)name;
+	if (!s->ckpt && !s->ckpt_failed && frames >= s->ckpt_lim.soft_frames &&
+	    ags_ckpt_start(sqlite3_db_filename(db, "main"), &s->ckpt_lim, &s->ckpt) != 0)
+		s->ckpt_failed = 1;
+	if (s->ckpt)
+		ags_ckpt_note(s->ckpt, frames);
+	if (frames >= (s->ckpt ? s->ckpt_lim.writer_frames : s->ckpt_lim.soft_frames))
+		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
 
 static const char hexdig[] = "0123456789abcdef";
 
@@ -416,11 +457,15 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 	             opts && opts->fsync_full ? "PRAGMA synchronous = FULL"
 	                                      : "PRAGMA synchronous = NORMAL",
 	             err);
+	/* Checkpoints are the checkpointer's (wal_hook); a WAL left longer than
+	 * its hard size is cut back to it when it restarts. */
 	if (r || (r = exec_sql(s,
-	                       "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA "
-	                       "wal_autocheckpoint = 10000",
+	                       "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; "
+	                       "PRAGMA journal_size_limit = " CKPT_LIMIT_BYTES,
 	                       err)))
 		return r;
+	s->ckpt_lim = ckpt_defaults;
+	sqlite3_wal_hook(s->db, wal_hook, s);
 	sqlite3_busy_timeout(s->db, 5000);
 
 	if ((r = exec_sql(s, "BEGIN IMMEDIATE", err)))
@@ -503,6 +548,7 @@ AGS_EXPORT void ags_store_close(ags_store *s)
 {
 	if (!s)
 		return;
+	ags_ckpt_stop(s->ckpt);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -921,12 +967,6 @@ static int check_str(const char *v, size_t max)
 	return !v || strnlen(v, max + 1) <= max;
 }
 
-/* Saved in-memory counters, restored when a transaction rolls back. */
-struct snapshot {
-	uint64_t seq, live;
-	uint8_t digest[32];
-};
-
 static void snap_take(const ags_store *s, struct snapshot *sn)
 {
 	sn->seq = s->seq;
@@ -985,7 +1025,7 @@ int ags_store_apply_batch_kv(ags_store *s, const ags_pattern *const *p, const ag
 	struct snapshot sn;
 	snap_take(s, &sn);
 	int64_t now = ags_now_ms();
-	int rc = step_done(s->st[ST_BEGIN]);
+	int rc = s->group ? SQLITE_OK : step_done(s->st[ST_BEGIN]);
 	if (rc != SQLITE_OK)
 		return abort_txn(s, rc, &sn, err);
 	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -998,18 +1038,63 @@ int ags_store_apply_batch_kv(ags_store *s, const ags_pattern *const *p, const ag
 		rc = put_meta(s);
 	for (size_t i = 0; i < n_kv && rc == SQLITE_OK; i++)
 		rc = put_state(s, kv[i].key, kv[i].value);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK && !s->group)
 		rc = step_done(s->st[ST_COMMIT]);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK && !s->group)
 		__atomic_store_n(&s->committed, s->seq, __ATOMIC_RELEASE);
 	if (rc != SQLITE_OK) {
 		if (res)
 			memset(res, 0, n * sizeof(*res));
 		if (info)
 			memset(info, 0, n * sizeof(*info));
-		return abort_txn(s, rc, &sn, err);
+		/* In a group, the rollback is ags_store_group_abort's. */
+		return s->group ? store_fail(s, rc, err) : abort_txn(s, rc, &sn, err);
 	}
 	return 0;
+}
+
+void ags_store_set_ckpt_limits(ags_store *s, const ags_ckpt_limits *lim)
+{
+	s->ckpt_lim = *lim;
+}
+
+uint64_t ags_store_ckpt_runs(const ags_store *s)
+{
+	return s->ckpt ? ags_ckpt_runs(s->ckpt) : 0;
+}
+
+int ags_store_group_begin(ags_store *s, ags_error *err)
+{
+	if (!s || s->group)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "no store, or a group is open");
+	int rc = step_done(s->st[ST_BEGIN]);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, err);
+	snap_take(s, &s->group_sn);
+	s->group = 1;
+	return 0;
+}
+
+int ags_store_group_commit(ags_store *s, ags_error *err)
+{
+	if (!s || !s->group)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "no group is open");
+	s->group = 0;
+	int rc = step_done(s->st[ST_COMMIT]);
+	if (rc != SQLITE_OK)
+		return abort_txn(s, rc, &s->group_sn, err);
+	__atomic_store_n(&s->committed, s->seq, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void ags_store_group_abort(ags_store *s)
+{
+	if (!s || !s->group)
+		return;
+	s->group = 0;
+	if (!sqlite3_get_autocommit(s->db))
+		step_done(s->st[ST_ROLLBACK]);
+	snap_restore(s, &s->group_sn);
 }
 
 int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,

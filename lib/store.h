@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "agentsync/agentsync.h"
+#include "store_ckpt.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
 #define AGS_STORE_SCHEMA_VERSION 4
@@ -88,6 +89,29 @@ int ags_store_apply_batch_kv(ags_store *s, const ags_pattern *const *p, const ag
 int ags_store_apply_batch_ex(ags_store *s, const ags_pattern *const *p, const ags_change_meta *meta,
                              size_t n, const char *state_key, const char *state_value,
                              ags_apply_result *res, ags_error *err);
+
+/*
+ * A group: the batches applied between ags_store_group_begin and
+ * ags_store_group_commit share one transaction (one commit for many, as the
+ * applier writes a backlog). Within it ags_store_apply_batch_kv neither
+ * begins nor commits; the group is all or nothing. After a failure inside a
+ * group (any ags_store_apply_batch_kv error but AGS_ERR_INVALID, which
+ * writes nothing) only ags_store_group_abort may follow. A commit that fails
+ * rolls the group back itself.
+ */
+int ags_store_group_begin(ags_store *s, ags_error *err);
+int ags_store_group_commit(ags_store *s, ags_error *err);
+void ags_store_group_abort(ags_store *s);
+
+/*
+ * Checkpoints (lib/store_ckpt.c): the WAL of a connection that writes is
+ * copied into the database file by a thread of the store's own, started on
+ * the first commit that leaves the WAL over lim->soft_frames. The limits
+ * are the defaults unless set (before that commit; for tests).
+ */
+void ags_store_set_ckpt_limits(ags_store *s, const ags_ckpt_limits *lim);
+/* Checkpoints the thread has run. */
+uint64_t ags_store_ckpt_runs(const ags_store *s);
 
 /*
  * The store's sequence as of its last commit. Unlike ags_store_seq, safe

@@ -187,6 +187,14 @@ typedef struct ags_sync_job ags_sync_job;
 void ags_sync_job_apply(ags_sync_job *j);
 
 /*
+ * Applies a list of jobs (linked by ags_sync_job_set_next, all of the same
+ * host) in one transaction, each batch still all or nothing: if writing any
+ * of them fails, the group is rolled back and every job applied alone.
+ * Takes store_mu once. Finish each job afterwards, in list order.
+ */
+void ags_sync_jobs_apply(ags_sync_job *first);
+
+/*
  * After ags_sync_job_apply, on the sessions' thread, in submission order:
  * sends the ACK, reports events, frees the job (and a deleted session whose
  * last job this was).

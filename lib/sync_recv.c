@@ -53,6 +53,7 @@ struct ags_sync_job {
 	/* The outcome. */
 	int rv;
 	ags_error ae;
+	uint64_t seq_before; /* the store's sequence before it (rows seq_before+1 .. seq are its) */
 	uint64_t seq;
 	ags_apply_result *res;
 	ags_apply_info *info;
@@ -217,12 +218,17 @@ out:
 	return rv;
 }
 
-/* ags_sync_job_apply with store_mu held. */
-static void job_apply_locked(ags_sync_job *j)
+/*
+ * ags_sync_job_apply with store_mu held: the entries' clocks are merged with
+ * `base` (the store's clock, or a group's copy of it), which then takes this
+ * batch's in turn.
+ */
+static void job_apply_locked(ags_sync_job *j, ags_vclock *base)
 {
 	const ags_sync_host *h = j->h;
+	j->seq_before = ags_store_seq(h->store);
 	if (j->refused || j->rv) {
-		j->seq = ags_store_seq(h->store);
+		j->seq = j->seq_before;
 		return;
 	}
 	ags_store_kv kv[2];
@@ -230,13 +236,15 @@ static void job_apply_locked(ags_sync_job *j)
 	if (j->has_cursor)
 		kv[n_kv++] = (ags_store_kv){j->s->cursor_key, j->cursor};
 	ags_error_clear(&j->ae);
-	if (j->clock && h->clock) {
+	if (j->clock && base) {
 		/* Merged here, under the lock, so that what is saved also holds
 		 * every batch applied since this one was read. */
-		if (ags_vclock_merge(j->clock, h->clock) == AGS_ERR_NOMEM ||
+		free(j->clock_json);
+		j->clock_json = NULL;
+		if (ags_vclock_merge(j->clock, base) == AGS_ERR_NOMEM ||
 		    ags_vclock_to_json(j->clock, &j->clock_json, NULL)) {
 			j->rv = ags_error_set(&j->ae, AGS_ERR_NOMEM, NULL, NULL);
-			j->seq = ags_store_seq(h->store);
+			j->seq = j->seq_before;
 			return;
 		}
 		kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, j->clock_json};
@@ -244,17 +252,85 @@ static void job_apply_locked(ags_sync_job *j)
 	j->rv = ags_store_apply_batch_kv(h->store, (const ags_pattern *const *)j->pats, j->meta,
 	                                 j->clocks, j->nv, kv, n_kv, j->res, j->info, &j->ae);
 	j->seq = ags_store_seq(h->store);
-	if (j->rv == 0 && j->clock && h->clock) {
-		ags_sync_clock_commit(h, j->clock);
-		j->clock = NULL;
-	}
+	/* Out of memory here only leaves the in-memory clock behind the saved one. */
+	if (j->rv == 0 && j->clock && base)
+		(void)ags_vclock_merge(base, j->clock);
 }
 
 void ags_sync_job_apply(ags_sync_job *j)
 {
 	pthread_mutex_lock(j->h->store_mu);
-	job_apply_locked(j);
+	job_apply_locked(j, j->h->clock);
 	pthread_mutex_unlock(j->h->store_mu);
+}
+
+/* Writes the list in one transaction; 0, or -1 when it was rolled back (nothing written). */
+static int jobs_apply_group(ags_sync_job *first)
+{
+	const ags_sync_host *h = first->h;
+	ags_vclock *gc = NULL;
+	if (h->clock && !(gc = ags_vclock_dup(h->clock)))
+		return -1;
+	if (ags_store_group_begin(h->store, NULL)) {
+		ags_vclock_del(gc);
+		return -1;
+	}
+	int failed = 0;
+	for (ags_sync_job *j = first; j && !failed; j = j->next)
+		if (!j->refused) {
+			job_apply_locked(j, gc);
+			failed = j->rv != 0;
+		}
+	if (failed)
+		ags_store_group_abort(h->store);
+	else if (ags_store_group_commit(h->store, NULL))
+		failed = 1;
+	if (failed) {
+		ags_vclock_del(gc);
+		return -1;
+	}
+	ags_sync_clock_commit(h, gc);
+	return 0;
+}
+
+void ags_sync_jobs_apply(ags_sync_job *first)
+{
+	if (!first)
+		return;
+	const ags_sync_host *h = first->h;
+	int same = 1;
+	for (ags_sync_job *j = first->next; j && same; j = j->next)
+		same = j->h == h;
+	if (first->next && same) {
+		pthread_mutex_lock(h->store_mu);
+		int rv = jobs_apply_group(first);
+		pthread_mutex_unlock(h->store_mu);
+		if (rv == 0)
+			return;
+	}
+	/* One at a time: a batch that cannot be written fails alone. */
+	for (ags_sync_job *j = first; j; j = j->next) {
+		j->rv = 0;
+		ags_sync_job_apply(j);
+	}
+}
+
+/*
+ * The rows a job wrote came from this session's peer, which its sender
+ * leaves out: when the sender had everything before them, it moves past
+ * them without reading them back from the log (the cursor batch that tells
+ * the peer so waits, as in pump()).
+ */
+static void skip_own(ags_sync *s, const ags_sync_job *j)
+{
+	if (j->seq <= j->seq_before || s->sent_seq != j->seq_before || s->chunk_pos < s->chunk_n ||
+	    !s->hello_recv || s->early || s->cursor_owed || s->role != AGS_SYNC_ROLE_PEER)
+		return;
+	s->sent_seq = j->seq;
+	if (!s->cursor_since) {
+		uint64_t now = ags_mono_us();
+		s->cursor_since = now ? now : 1;
+	}
 }
 
 void ags_sync_job_finish(ags_sync_job *j)
@@ -323,6 +399,7 @@ void ags_sync_job_finish(ags_sync_job *j)
 	ack.conflicts = conflicts;
 	ack.n_conflicts = n_conf;
 	send_ack(s, &ack, j->errs, j->ne);
+	skip_own(s, j);
 	if (applied && s->h->changed)
 		s->h->changed(s->h->ud, s->sud);
 	job_free(j);
@@ -347,7 +424,7 @@ static void job_run(ags_sync *s, ags_sync_job *j)
 	}
 	if (s->jobs == 1 && j->nv <= AGS_SYNC_INLINE_MAX &&
 	    pthread_mutex_trylock(s->h->store_mu) == 0) {
-		job_apply_locked(j);
+		job_apply_locked(j, s->h->clock);
 		pthread_mutex_unlock(s->h->store_mu);
 		ags_sync_job_finish(j);
 		return;

@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "agentsync/agentsync.h"
 #include "store.h"
+#include "store_ckpt.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixtures                                                                 */
@@ -1000,6 +1001,196 @@ static void refused_apply_fails_cleanly(void **state)
 	ags_pattern_del(p);
 }
 
+/* What another connection sees: the number of pattern rows, or -1. */
+static int64_t rows_seen(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM patterns", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * A group: batches applied in it are one transaction (nobody sees them
+ * before the group's commit); a failure in one batch lets the caller roll
+ * back the whole group, counters included, and the store goes on.
+ */
+static void group_is_one_transaction(void **state)
+{
+	fx *f = *state;
+	apply1(f->s, mk("a", 1, 1, "1"), NULL);
+	ags_error err;
+	ags_pattern *p1[] = {mk("b", 1, 1, "1"), mk("c", 1, 1, "1")};
+	ags_pattern *p2[] = {mk("d", 1, 1, "1")};
+	ags_apply_result res[2];
+	assert_int_equal(ags_store_group_begin(f->s, &err), 0);
+	assert_int_equal(ags_store_group_begin(f->s, &err), AGS_ERR_INVALID);
+	assert_int_equal(ags_store_apply_batch_kv(f->s, (const ags_pattern *const *)p1, NULL, NULL,
+	                                          2, NULL, 0, res, NULL, &err),
+	                 0);
+	assert_int_equal(res[1].seq, 3);
+	ags_store_kv kv = {"cursor", "7"};
+	assert_int_equal(ags_store_apply_batch_kv(f->s, (const ags_pattern *const *)p2, NULL, NULL,
+	                                          1, &kv, 1, res, NULL, &err),
+	                 0);
+	assert_int_equal(res[0].seq, 4);
+	/* Written, not committed. */
+	assert_int_equal(ags_store_seq(f->s), 4);
+	assert_int_equal(ags_store_seq_committed(f->s), 1);
+	assert_int_equal(rows_seen(f->path), 1);
+	assert_int_equal(ags_store_group_commit(f->s, &err), 0);
+	assert_int_equal(ags_store_seq_committed(f->s), 4);
+	assert_int_equal(rows_seen(f->path), 4);
+	char buf[8];
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "7");
+	assert_consistent(f->s);
+
+	/* A poisoned second batch: the group is rolled back, the first batch too. */
+	char d_before[65];
+	ags_store_digest(f->s, d_before);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
+	                              " WHEN NEW.id = 'poison' BEGIN"
+	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	ags_pattern *q1[] = {mk("e", 1, 1, "1"), mk("a", 2, 1, "2")};
+	ags_pattern *q2[] = {mk("poison", 1, 1, "1")};
+	assert_int_equal(ags_store_group_begin(f->s, &err), 0);
+	assert_int_equal(ags_store_apply_batch_kv(f->s, (const ags_pattern *const *)q1, NULL, NULL,
+	                                          2, NULL, 0, res, NULL, &err),
+	                 0);
+	assert_int_equal(ags_store_apply_batch_kv(f->s, (const ags_pattern *const *)q2, NULL, NULL,
+	                                          1, NULL, 0, res, NULL, &err),
+	                 AGS_ERR_STORE);
+	assert_non_null(strstr(err.message, "poisoned change"));
+	ags_store_group_abort(f->s);
+	ags_store_group_abort(f->s); /* a second abort does nothing */
+	char d[65];
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, d_before);
+	assert_int_equal(ags_store_seq(f->s), 4);
+	assert_int_equal(rows_seen(f->path), 4);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(f->s, "e", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_get(f->s, "a", &got), 0);
+	assert_int_equal(ags_pattern_version(got), 1);
+	ags_pattern_del(got);
+	assert_consistent(f->s);
+	/* Outside a group, writes commit as before. */
+	assert_int_equal(ags_store_group_commit(f->s, &err), AGS_ERR_INVALID);
+	assert_int_equal(ags_store_apply_batch_kv(f->s, (const ags_pattern *const *)q1, NULL, NULL,
+	                                          2, NULL, 0, res, NULL, &err),
+	                 0);
+	assert_int_equal(rows_seen(f->path), 5);
+	for (int i = 0; i < 2; i++) {
+		ags_pattern_del(p1[i]);
+		ags_pattern_del(q1[i]);
+	}
+	ags_pattern_del(p2[0]);
+	ags_pattern_del(q2[0]);
+}
+
+/* Writes n patterns of about 450 bytes, in batches of 50. */
+static void write_many(ags_store *s, int from, int n)
+{
+	char data[400];
+	memset(data, 'x', sizeof(data));
+	snprintf(data, sizeof(data), "\"%0380d\"", 0);
+	for (int i = from; i < from + n; i += 50) {
+		ags_pattern *p[50];
+		int k = 0;
+		for (; k < 50 && i + k < from + n; k++) {
+			char id[32];
+			snprintf(id, sizeof(id), "w%d", i + k);
+			p[k] = mk(id, 1, 1, data);
+		}
+		ags_error err;
+		if (ags_store_apply_batch(s, (const ags_pattern *const *)p, (size_t)k, NULL, &err))
+			fail_msg("apply: %s", err.message);
+		for (int j = 0; j < k; j++)
+			ags_pattern_del(p[j]);
+	}
+}
+
+/* Waits (bounded: 20 s) for the checkpointer to have run; returns its count. */
+static uint64_t wait_ckpt(ags_store *s)
+{
+	for (int i = 0; i < 2000 && ags_store_ckpt_runs(s) == 0; i++)
+		tu_sleep_ms(10);
+	return ags_store_ckpt_runs(s);
+}
+
+/* The main database file's size in bytes. */
+static long long file_size(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return -1;
+	fseek(fp, 0, SEEK_END);
+	long long n = ftell(fp);
+	fclose(fp);
+	return n;
+}
+
+/*
+ * Writes go to the WAL; the checkpointer copies them into the database file
+ * once the writer pauses (the writer itself never does below the hard size).
+ */
+static void checkpoint_follows_a_pause(void **state)
+{
+	fx *f = *state;
+	ags_ckpt_limits lim = {.soft_frames = 4,
+	                       .hard_frames = 1 << 30,
+	                       .writer_frames = 1 << 30,
+	                       .quiet_ms = 30,
+	                       .max_wait_ms = 3600 * 1000};
+	ags_store_set_ckpt_limits(f->s, &lim);
+	long long before = file_size(f->path);
+	write_many(f->s, 0, 1000); /* ~450 KB */
+	assert_true(wait_ckpt(f->s) >= 1);
+	assert_true(file_size(f->path) >= before + 400 * 1000);
+	assert_int_equal(count_of(f->s), 1000);
+	assert_consistent(f->s);
+}
+
+/* With no pause, the WAL's hard size (or the longest wait) starts one anyway. */
+static void checkpoint_without_a_pause(void **state)
+{
+	fx *f = *state;
+	ags_ckpt_limits lim = {.soft_frames = 4,
+	                       .hard_frames = 40,
+	                       .writer_frames = 1 << 30,
+	                       .quiet_ms = 3600 * 1000,
+	                       .max_wait_ms = 3600 * 1000};
+	ags_store_set_ckpt_limits(f->s, &lim);
+	write_many(f->s, 0, 1000);
+	assert_true(wait_ckpt(f->s) >= 1);
+	assert_true(file_size(f->path) >= 40 * 4096); /* at least the hard size went in */
+
+	/* A second store: below the hard size, the longest wait ends it. */
+	char *p2 = tu_sprintf("%s/second.db", f->dir);
+	ags_store *s2 = open_at(p2);
+	lim.hard_frames = 1 << 30;
+	lim.max_wait_ms = 30;
+	ags_store_set_ckpt_limits(s2, &lim);
+	write_many(s2, 0, 100);
+	assert_true(wait_ckpt(s2) >= 1);
+	assert_true(file_size(p2) >= 40 * 1000);
+	ags_store_close(s2);
+	free(p2);
+}
+
 /* 10,000 changes are one transaction: a failure at the last one leaves none of them. */
 static void large_batch_is_one_transaction(void **state)
 {
@@ -1443,6 +1634,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(failed_batch_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refused_apply_fails_cleanly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(large_batch_is_one_transaction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(group_is_one_transaction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(checkpoint_follows_a_pause, setup, teardown),
+	    cmocka_unit_test_setup_teardown(checkpoint_without_a_pause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(record_clocks_detect_concurrent_writes, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(version_1_store_is_migrated, setup, teardown),

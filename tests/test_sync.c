@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -471,6 +473,70 @@ static void applied_elsewhere_acks_in_order_after_the_commit(void **state)
 	assert_int_equal(e->b.out.len, 0);
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
 	assert_int_equal(n, 300);
+}
+
+/*
+ * Batches queued for the applier are written together (one transaction);
+ * one that cannot be written fails alone: the group is rolled back and the
+ * others written one by one, each answered in order.
+ */
+static void queued_batches_share_a_commit_and_fail_alone(void **state)
+{
+	struct env *e = *state;
+	e->b.host.submit = h_submit;
+	put_many(&e->a, "x", 250, "test_execution", 0);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	assert_int_equal(e->b.n_jobs, 3);
+	/* The second batch (x-100 .. x-199) holds a change the store refuses. */
+	char *path = tu_sprintf("%s/b.db", e->dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
+	                              " WHEN NEW.id = 'x-150' BEGIN"
+	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	for (int i = 0; i < 3; i++)
+		ags_sync_job_set_next(e->b.jobs[i], i < 2 ? e->b.jobs[i + 1] : NULL);
+	ags_sync_jobs_apply(e->b.jobs[0]);
+	for (int i = 0; i < 3; i++)
+		ags_sync_job_finish(e->b.jobs[i]);
+	e->b.n_jobs = 0;
+	uint64_t n;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 150); /* the first and the third batch */
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(e->b.store, "x-99", &got), 0);
+	ags_pattern_del(got);
+	assert_int_equal(ags_store_get(e->b.store, "x-100", &got), AGS_ERR_NOT_FOUND);
+	assert_int_equal(ags_store_get(e->b.store, "x-249", &got), 0);
+	ags_pattern_del(got);
+	deliver(&e->b, &e->a);
+	assert_int_equal(e->a.completed, 2);
+	assert_int_equal(e->a.failed, 1);
+	assert_non_null(strstr(e->a.last_failed, "poisoned change"));
+
+	/* Without the poison, a group of batches is written whole. */
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+	put_many(&e->a, "y", 300, "test_execution", 0);
+	settle(&e->a, &e->b);
+	assert_true(e->b.n_jobs >= 2);
+	int k = e->b.n_jobs;
+	for (int i = 0; i < k; i++)
+		ags_sync_job_set_next(e->b.jobs[i], i + 1 < k ? e->b.jobs[i + 1] : NULL);
+	ags_sync_jobs_apply(e->b.jobs[0]);
+	for (int i = 0; i < k; i++)
+		ags_sync_job_finish(e->b.jobs[i]);
+	e->b.n_jobs = 0;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 150 + (uint64_t)k * 100);
+	deliver(&e->b, &e->a);
+	assert_int_equal(e->a.completed, 2 + k);
 }
 
 static void filter_sends_only_what_was_asked(void **state)
@@ -1063,6 +1129,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(stale_resume_hint_rewinds_and_loses_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_wiped_receiver_gets_everything_again, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(queued_batches_share_a_commit_and_fail_alone, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(filter_sends_only_what_was_asked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(cursor_only_batch_waits_for_content, setup, teardown),
