@@ -8,8 +8,10 @@
  *       holds them all.
  *   Wire bytes per pattern against raw JSON bytes (from A's counters).
  *
- * B runs in a forked child and reports "held N at <monotonic us>" through a
- * pipe when its store reaches the count, so nothing polls another process.
+ * B runs in a child process (this program again, exec'd: A's threads are
+ * running when it starts, and a fork alone would inherit the locks they
+ * hold) and reports "held N at <monotonic us>" through a pipe when its store
+ * reaches the count, so nothing polls another process.
  * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW in the environment
  * override batchSize and the window of unacknowledged batches; SB_ONLY=w1, w2
  * or w3 runs one workload (w2 runs after a W1 of N patterns), for profiles;
@@ -139,7 +141,12 @@ static pid_t spawn_b(uint16_t a_port, uint64_t want, FILE **from)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(p[0]);
-		run_b(a_port, want, p[1]);
+		char port[16], count[32], fd[16];
+		snprintf(port, sizeof(port), "%u", (unsigned)a_port);
+		snprintf(count, sizeof(count), "%" PRIu64, want);
+		snprintf(fd, sizeof(fd), "%d", p[1]);
+		execl("/proc/self/exe", "sync_bench", "--b", dir, port, count, fd, (char *)NULL);
+		_exit(127);
 	}
 	close(p[1]);
 	*from = fdopen(p[0], "r");
@@ -344,6 +351,11 @@ int main(int argc, char **argv)
 	long w2n = argc > 2 ? atol(argv[2]) : 2000;
 	const char *only = getenv("SB_ONLY");
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 6 && strcmp(argv[1], "--b") == 0) {
+		/* The child spawn_b starts: node B. */
+		snprintf(dir, sizeof(dir), "%s", argv[2]);
+		run_b((uint16_t)atoi(argv[3]), strtoull(argv[4], NULL, 10), atoi(argv[5]));
+	}
 	if (n < 1) {
 		fprintf(stderr, "usage: sync_bench [N >= 1] [W2 count]\n");
 		return 2;

@@ -214,7 +214,7 @@ struct ags_store {
 /* ------------------------------------------------------------------------ */
 
 /*
- * WAL sizes in 4 KB frames: 4 MB waits for a 50 ms pause in the writes (or
+ * WAL sizes in 4 KB frames: 4 MB waits for a 500 ms pause in the writes (or
  * 2 s at most), 128 MB is checkpointed at once, and at 512 MB the writer
  * does it itself. journal_size_limit is the hard size in bytes.
  */
@@ -223,7 +223,7 @@ static const ags_ckpt_limits ckpt_defaults = {
     .soft_frames = 1024,
     .hard_frames = 32768,
     .writer_frames = 131072,
-    .quiet_ms = 50,
+    .quiet_ms = 500,
     .max_wait_ms = 2000,
 };
 
@@ -465,6 +465,7 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 	                       err)))
 		return r;
 	s->ckpt_lim = ckpt_defaults;
+
 	sqlite3_wal_hook(s->db, wal_hook, s);
 	sqlite3_busy_timeout(s->db, 5000);
 
