@@ -106,11 +106,8 @@ char *ags_sync_scope_make(const char *const *peer_ids, size_t n)
 
 static void chunk_clear(ags_sync *s)
 {
-	for (size_t i = 0; i < s->chunk_n; i++) {
-		free(s->chunk[i].id);
-		free(s->chunk[i].json);
-		free(s->chunk[i].vc);
-	}
+	for (size_t i = 0; i < s->chunk_n; i++)
+		free(s->chunk[i].id); /* json and vc live in the same block */
 	s->chunk_n = s->chunk_pos = 0;
 }
 
@@ -415,22 +412,25 @@ static int chunk_add(void *ud, const ags_change_row *r)
 	c->version = r->version;
 	c->timestamp = r->timestamp;
 	c->tombstone = r->tombstone;
-	c->id = strdup(r->id);
+	/* One block: id, then body, then clock (a chunk is thousands of rows). */
+	size_t id_len = strlen(r->id);
+	size_t body_len = r->tombstone ? 0 : r->body_len;
+	size_t vc_len = r->vc ? strlen(r->vc) : 0;
+	char *m = malloc(id_len + 1 + body_len + (r->vc ? vc_len + 1 : 0));
+	if (!m)
+		return AGS_ERR_NOMEM;
+	memcpy(m, r->id, id_len + 1);
+	c->id = m;
 	if (!r->tombstone) {
-		c->json = malloc(r->body_len);
-		if (c->json)
-			memcpy(c->json, r->body, r->body_len);
-		c->len = r->body_len;
+		c->json = m + id_len + 1;
+		if (body_len)
+			memcpy(c->json, r->body, body_len);
+		c->len = body_len;
 	}
 	if (r->vc) {
-		c->vc_len = strlen(r->vc);
-		c->vc = strndup(r->vc, c->vc_len);
-	}
-	if (!c->id || (!r->tombstone && !c->json) || (r->vc && !c->vc)) {
-		free(c->id);
-		free(c->json);
-		free(c->vc);
-		return AGS_ERR_NOMEM;
+		c->vc = m + id_len + 1 + body_len;
+		memcpy(c->vc, r->vc, vc_len + 1);
+		c->vc_len = vc_len;
 	}
 	s->chunk_bytes += c->len + c->vc_len;
 	s->chunk_n++;
