@@ -161,6 +161,7 @@ static const struct key_def quic_keys[] = {
     {"idleTimeout", K_U32, OFF(node.idle_timeout_ms), 0, 100, MS_MAX, NULL},
     {"keepAlive", K_U32, OFF(node.keepalive_ms), 0, 0, MS_MAX, NULL},
     {"fsync", K_BOOL, OFF(node.fsync_full), 0, 0, 1, NULL},
+    {"busyPoll", K_U32, OFF(node.busy_poll_us), 0, 0, 100000, NULL},
     {"log", K_OBJ, 0, 0, 0, 0, &log_def},
     {"hub", K_OBJ, 0, 0, 0, 0, &hub_def},
 };

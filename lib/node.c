@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,6 +49,7 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 	cfg->max_pattern_bytes = AGS_PATTERN_MAX_BYTES_DEFAULT;
 	cfg->max_frame_bytes = 16u * 1024 * 1024;
 	cfg->sweep_interval_ms = 60000;
+	cfg->busy_poll_us = 200;
 }
 
 AGS_EXPORT const char *ags_event_name(int type)
@@ -438,6 +440,7 @@ static void run_cmd(struct ags_node *n, struct ags_cmd *c)
 static void on_async(uv_async_t *h)
 {
 	struct ags_node *n = h->data;
+	n->wakes++;
 	for (;;) {
 		pthread_mutex_lock(&n->cmd_mu);
 		struct ags_cmd *c = n->cmd_head;
@@ -471,10 +474,42 @@ static void on_tick(uv_timer_t *t)
 	ags_node_tick(t->data);
 }
 
+/*
+ * The loop thread. With busy polling (busy_poll_us > 0), after anything
+ * arrived (datagrams, commands, applied batches) the loop keeps polling
+ * without sleeping for that long before it blocks: on a VM, waking a thread
+ * that sleeps in epoll costs tens of microseconds per message, most of a
+ * request/response on loopback. It yields the CPU between polls, so a
+ * thread with work on the same core goes first.
+ */
 static void loop_main(void *arg)
 {
 	struct ags_node *n = arg;
-	uv_run(&n->loop, UV_RUN_DEFAULT);
+	uint64_t spin = n->cfg.busy_poll_us;
+	if (!spin) {
+		uv_run(&n->loop, UV_RUN_DEFAULT);
+		return;
+	}
+	uint64_t seen = 0, idle_since = ags_mono_us();
+	for (;;) {
+		if (!uv_run(&n->loop, UV_RUN_NOWAIT))
+			break;
+		uint64_t a = ags_quic_ep_activity(n->ep) + n->wakes;
+		uint64_t now = ags_mono_us();
+		if (a != seen) {
+			seen = a;
+			idle_since = now;
+			continue;
+		}
+		if (now - idle_since < spin) {
+			sched_yield();
+			continue;
+		}
+		if (!uv_run(&n->loop, UV_RUN_ONCE))
+			break;
+		seen = ags_quic_ep_activity(n->ep) + n->wakes;
+		idle_since = ags_mono_us();
+	}
 }
 
 /* ---- lifecycle ---- */

@@ -63,6 +63,7 @@ void ags_node_apply_deliver(void *ud)
 
 static void on_applied(uv_async_t *h)
 {
+	((struct ags_node *)h->data)->wakes++;
 	ags_node_apply_deliver(h->data);
 }
 

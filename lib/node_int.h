@@ -176,6 +176,7 @@ struct ags_node {
 	struct ags_sync_job *apply_head, *apply_tail; /* to apply, under apply_mu */
 	struct ags_sync_job *done_head, *done_tail;   /* applied, to finish on the loop */
 	int apply_running, apply_stop, apply_closed;  /* under apply_mu */
+	uint64_t wakes; /* commands and applied batches seen (loop thread) */
 	uv_async_t apply_async;
 
 	struct ags_hub *hub;    /* hub mode, or NULL */

@@ -271,6 +271,9 @@ void ags_quic_ep_del(ags_quic_ep *ep);
 /* The bound UDP port (useful after binding port 0). */
 uint16_t ags_quic_ep_port(const ags_quic_ep *ep);
 
+/* Grows whenever the endpoint has read datagrams: a loop that polls sees input arrive. */
+uint64_t ags_quic_ep_activity(const ags_quic_ep *ep);
+
 /*
  * Makes every connection started or accepted from now on use `tls` (new
  * certificate, key, CA or policy: seed "rotate keys"). Connections already

@@ -748,6 +748,11 @@ int ags_quic_ep_set_tls(ags_quic_ep *ep, ags_tls_ctx *tls)
 	return 0;
 }
 
+uint64_t ags_quic_ep_activity(const ags_quic_ep *ep)
+{
+	return ep ? ep->rx_batches : 0;
+}
+
 uint16_t ags_quic_ep_port(const ags_quic_ep *ep)
 {
 	return ep ? ep->port : 0;

@@ -177,6 +177,7 @@ struct ags_quic_ep {
 	ags_quic_config cfg;
 	ags_quic_callbacks cbs;
 	int fd;
+	uint64_t rx_batches; /* receive calls that returned datagrams (ags_quic_ep_activity) */
 	ags_quic_addr local;
 	uint16_t port;
 	int dual_stack; /* IPv6 socket that also serves IPv4 (v4-mapped addresses) */

@@ -303,6 +303,7 @@ void ags_quic_udp_read(ags_quic_ep *ep)
 		if (n <= 0)
 			return; /* EAGAIN, or an ICMP error surfaced on the socket: nothing to read
 			         */
+		ep->rx_batches++;
 		for (int i = 0; i < n && !ep->deleting; i++) {
 			const uint8_t *p = iov[i].iov_base;
 			size_t len = msgs[i].msg_len;

@@ -92,6 +92,7 @@ static void seed_config_is_accepted_verbatim(void **state)
 	assert_null(c->api.token);
 	assert_int_equal(c->log.format, AGS_LOG_FORMAT_TEXT);
 	assert_int_equal(c->log.level, AGS_LOG_INFO);
+	assert_int_equal(n->busy_poll_us, 200);
 	ags_config_del(c);
 	free(json);
 }
@@ -125,7 +126,8 @@ static void every_key_is_read(void **state)
 	    "\"rateLimit\":{\"patternsPerSecond\":50,\"bytesPerSecond\":1.5e6},"
 	    "\"filter\":{\"types\":[\"t1\"],\"tags\":[\"x\",\"y\"]},"
 	    "\"healthInterval\":1000,\"statelessRetry\":true,\"idleTimeout\":2000,"
-	    "\"keepAlive\":0,\"fsync\":true,\"log\":{\"format\":\"json\",\"level\":\"debug\"},"
+	    "\"keepAlive\":0,\"fsync\":true,\"busyPoll\":0,\"log\":{\"format\":\"json\",\"level\":"
+	    "\"debug\"},"
 	    "\"hub\":{\"enabled\":false}}}";
 	ags_config *c = parse_ok(json, NULL);
 	const ags_node_config *n = &c->node;
@@ -167,6 +169,7 @@ static void every_key_is_read(void **state)
 	assert_int_equal(n->idle_timeout_ms, 2000);
 	assert_int_equal(n->keepalive_ms, 0);
 	assert_int_equal(n->fsync_full, 1);
+	assert_int_equal(n->busy_poll_us, 0);
 	assert_int_equal(c->log.format, AGS_LOG_FORMAT_JSON);
 	assert_int_equal(c->log.level, AGS_LOG_DEBUG);
 	ags_config_del(c);
@@ -286,6 +289,7 @@ static void every_error_names_its_path(void **state)
 	    {Q("\"idleTimeout\":\"30s\""), AGS_ERR_CONFIG, "quic.idleTimeout", "got \"30s\""},
 	    {Q("\"keepAlive\":1e3"), AGS_ERR_CONFIG, "quic.keepAlive", "must be an integer"},
 	    {Q("\"fsync\":\"full\""), AGS_ERR_CONFIG, "quic.fsync", "true or false"},
+	    {Q("\"busyPoll\":100001"), AGS_ERR_CONFIG, "quic.busyPoll", "100000"},
 	    {Q("\"log\":{\"format\":\"xml\"}"), AGS_ERR_CONFIG, "quic.log.format",
 	     "\"text\" or \"json\", got \"xml\""},
 	    {Q("\"log\":{\"level\":\"trace\"}"), AGS_ERR_CONFIG, "quic.log.level", "got \"trace\""},

@@ -93,6 +93,13 @@ typedef struct ags_node_config {
 	size_t max_frame_bytes;     /* default 16 MiB */
 	int fsync_full;             /* store durability, see ags_store_opts */
 	uint32_t sweep_interval_ms; /* expiry sweep; default 60000 */
+	/*
+	 * After input, the loop thread keeps polling without sleeping for this
+	 * many microseconds before it blocks: a reply that comes within it is
+	 * read without a thread wake-up (tens of microseconds on a VM). Costs up
+	 * to that much CPU per burst of input. Default 200; 0 = always sleep.
+	 */
+	uint32_t busy_poll_us;
 
 	unsigned test_drop_permille; /* TEST ONLY: drop this many per mille of received datagrams */
 
