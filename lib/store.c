@@ -49,8 +49,10 @@
 	" body TEXT NOT NULL) WITHOUT ROWID;"
 
 static const char schema_sql[] =
+    /* The store's counters and, under "s." keys, the key/value state (schema
+     * version 5): one small b-tree, so a commit that moves the sequence and
+     * a cursor writes one page for both, not two. */
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
-    "CREATE TABLE state(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
     /* The rowid is the change-log sequence: the log is read in rowid order and
      * new changes are appended at the end of the table b-tree. */
     "CREATE TABLE patterns("
@@ -81,6 +83,9 @@ static const char schema_sql[] =
 static const char migrate_v2_sql[] = "ALTER TABLE patterns ADD COLUMN vc TEXT;" CONFLICTS_SQL;
 /* Schema version 2 -> 3: delta bases. */
 static const char migrate_v3_sql[] = PREV_SQL;
+/* Schema version 4 -> 5: the state table's rows move into meta. */
+static const char migrate_v5_sql[] = "INSERT INTO meta(k, v) SELECT 's.' || k, v FROM state;"
+                                     "DROP TABLE state;";
 /* Schema version 3 -> 4: priorities beside the bodies (validated integers 1-10). */
 static const char migrate_v4_sql[] =
     "ALTER TABLE patterns ADD COLUMN prio INTEGER;"
@@ -139,10 +144,10 @@ static const char *const stmt_sql[ST__COUNT] = {
                    " WHERE seq = ?11 AND id = ?2",
     [ST_META_PUT] = "INSERT OR REPLACE INTO meta(k, v) VALUES('seq', ?1), ('digest', ?2),"
                     " ('live', ?3)",
-    [ST_STATE_PUT] = "INSERT INTO state(k, v) VALUES(?1, ?2)"
+    [ST_STATE_PUT] = "INSERT INTO meta(k, v) VALUES('s.' || ?1, ?2)"
                      " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-    [ST_STATE_GET] = "SELECT v FROM state WHERE k = ?1",
-    [ST_STATE_DEL] = "DELETE FROM state WHERE k = ?1",
+    [ST_STATE_GET] = "SELECT v FROM meta WHERE k = 's.' || ?1",
+    [ST_STATE_DEL] = "DELETE FROM meta WHERE k = 's.' || ?1",
     [ST_GET] = "SELECT seq, body FROM patterns WHERE id = ?1 AND " LIVE_AT_2,
     [ST_QUERY] = "SELECT " ROW_COLS " FROM patterns WHERE seq > ?1 AND " LIVE_AT_2
                  " AND (?3 IS NULL OR instr(body, ?3) > 0) AND (?4 IS NULL OR instr(body, ?4) > 0)"
@@ -480,15 +485,17 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 		                  path, ver, AGS_STORE_SCHEMA_VERSION);
 	if (!r && ver == 0)
 		r = create_schema(s, err);
-	if (!r && ver >= 1 && ver <= 3) {
+	if (!r && ver >= 1 && ver <= 4) {
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", AGS_STORE_SCHEMA_VERSION);
 		if (ver == 1)
 			r = exec_sql(s, migrate_v2_sql, err);
 		if (!r && ver <= 2)
 			r = exec_sql(s, migrate_v3_sql, err);
-		if (!r)
+		if (!r && ver <= 3)
 			r = exec_sql(s, migrate_v4_sql, err);
+		if (!r)
+			r = exec_sql(s, migrate_v5_sql, err);
 		if (!r)
 			r = exec_sql(s, sql, err);
 	}

@@ -13,7 +13,7 @@
 #include "store_ckpt.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define AGS_STORE_SCHEMA_VERSION 4
+#define AGS_STORE_SCHEMA_VERSION 5
 
 /* Largest value accepted by ags_store_state_set, in bytes. */
 #define AGS_STORE_STATE_MAX (1024u * 1024u)

@@ -1325,6 +1325,57 @@ static void record_clocks_detect_concurrent_writes(void **state)
 	assert_true(info.conflict);
 }
 
+/* SQL that puts a store's state back in the table versions 1 to 4 kept it in. */
+#define TO_V4_STATE                                                                                \
+	"CREATE TABLE state(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"                   \
+	"INSERT INTO state SELECT substr(k, 3), v FROM meta WHERE k LIKE 's.%';"                   \
+	"DELETE FROM meta WHERE k LIKE 's.%';"
+
+/* Version 4 kept the state in a table of its own; version 5 moves it into meta. */
+static void version_4_store_moves_state_into_meta(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(apply1(f->s, mk("a", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
+	assert_int_equal(ags_store_state_set(f->s, "cursor", "abc 7"), 0);
+	assert_int_equal(ags_store_state_set(f->s, "seq", "not the sequence"), 0);
+	char d_before[65];
+	ags_store_digest(f->s, d_before);
+	ags_store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, TO_V4_STATE "PRAGMA user_version = 4", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	f->s = open_at(f->path);
+	char buf[32];
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "abc 7");
+	assert_int_equal(ags_store_state_get(f->s, "seq", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "not the sequence");
+	assert_int_equal(ags_store_seq(f->s), 1); /* a state key named "seq" is not meta's */
+	char d[65];
+	ags_store_digest(f->s, d);
+	assert_string_equal(d, d_before);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+	                       "SELECT (SELECT count(*) FROM sqlite_schema WHERE name ="
+	                       " 'state'), (SELECT count(*) FROM meta WHERE k LIKE"
+	                       " 's.%'), (SELECT user_version FROM pragma_user_version)",
+	                       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	assert_int_equal(sqlite3_column_int(st, 1), 2);
+	assert_int_equal(sqlite3_column_int(st, 2), AGS_STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(ags_store_state_set(f->s, "cursor", NULL), 0);
+	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), AGS_ERR_NOT_FOUND);
+}
+
 static void version_1_store_is_migrated(void **state)
 {
 	fx *f = *state;
@@ -1334,6 +1385,7 @@ static void version_1_store_is_migrated(void **state)
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+	                              TO_V4_STATE
 	                              "ALTER TABLE patterns DROP COLUMN vc; DROP TABLE conflicts;"
 	                              " DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
 	                              " PRAGMA user_version = 1",
@@ -1452,6 +1504,7 @@ static void version_2_store_is_migrated_to_delta_bases(void **state)
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+	                              TO_V4_STATE
 	                              "DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
 	                              " PRAGMA user_version = 2",
 	                              NULL, NULL, NULL),
@@ -1566,8 +1619,8 @@ static void version_3_store_is_migrated_to_priorities(void **state)
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-	                              "ALTER TABLE patterns DROP COLUMN prio;"
-	                              " PRAGMA user_version = 3",
+	                              TO_V4_STATE "ALTER TABLE patterns DROP COLUMN prio;"
+	                                          " PRAGMA user_version = 3",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
@@ -1646,6 +1699,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(record_clocks_detect_concurrent_writes, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(version_1_store_is_migrated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(version_4_store_moves_state_into_meta, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rows_list_the_log_as_stored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version_3_store_is_migrated_to_priorities, setup,
 	                                    teardown),
