@@ -12,8 +12,9 @@
  * running when it starts, and a fork alone would inherit the locks they
  * hold) and reports "held N at <monotonic us>" through a pipe when its store
  * reaches the count, so nothing polls another process.
- * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW in the environment
- * override batchSize and the window of unacknowledged batches; SB_ONLY=w1, w2
+ * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW / SB_BUSY_POLL in
+ * the environment override batchSize, the window of unacknowledged batches
+ * and busyPoll (microseconds, 0 = off); SB_ONLY=w1, w2
  * or w3 runs one workload (w2 runs after a W1 of N patterns), for profiles;
  * SB_TRACE=1 has B print its count (stderr) at every tenth of N.
  */
@@ -62,6 +63,8 @@ static void node_cfg(ags_node_config *c, const char *id, char *cert, char *key, 
 		c->batch_size = (uint32_t)atoi(getenv("SB_BATCH"));
 	if (getenv("SB_WINDOW"))
 		c->window = (uint32_t)atoi(getenv("SB_WINDOW"));
+	if (getenv("SB_BUSY_POLL"))
+		c->busy_poll_us = (uint32_t)atoi(getenv("SB_BUSY_POLL"));
 }
 
 static ags_pattern *make(const char *prefix, long i)
