@@ -482,6 +482,12 @@ static void on_tick(uv_timer_t *t)
  * request/response on loopback. It yields the CPU between polls, so a
  * thread with work on the same core goes first.
  */
+/* Input the loop has seen: datagrams read, commands, applied batches. */
+static uint64_t activity(const struct ags_node *n)
+{
+	return ags_quic_ep_activity(n->ep) + n->wakes;
+}
+
 static void loop_main(void *arg)
 {
 	struct ags_node *n = arg;
@@ -490,25 +496,26 @@ static void loop_main(void *arg)
 		uv_run(&n->loop, UV_RUN_DEFAULT);
 		return;
 	}
-	uint64_t seen = 0, idle_since = ags_mono_us();
 	for (;;) {
-		if (!uv_run(&n->loop, UV_RUN_NOWAIT))
-			break;
-		uint64_t a = ags_quic_ep_activity(n->ep) + n->wakes;
-		uint64_t now = ags_mono_us();
-		if (a != seen) {
-			seen = a;
-			idle_since = now;
-			continue;
-		}
-		if (now - idle_since < spin) {
-			sched_yield();
-			continue;
-		}
+		uint64_t before = activity(n);
 		if (!uv_run(&n->loop, UV_RUN_ONCE))
-			break;
-		seen = ags_quic_ep_activity(n->ep) + n->wakes;
-		idle_since = ags_mono_us();
+			return;
+		if (activity(n) == before)
+			continue; /* a timer: nothing to expect, sleep again */
+		uint64_t seen = activity(n), idle_since = ags_mono_us();
+		for (;;) {
+			if (!uv_run(&n->loop, UV_RUN_NOWAIT))
+				return;
+			uint64_t a = activity(n), now = ags_mono_us();
+			if (a != seen) {
+				seen = a;
+				idle_since = now;
+			} else if (now - idle_since >= spin) {
+				break;
+			} else {
+				sched_yield();
+			}
+		}
 	}
 }
 
