@@ -87,6 +87,11 @@ static ags_pattern *tomb(const char *id, int64_t version, int64_t ts)
 	return p;
 }
 
+/* A trigger that makes SQLite refuse any change with id "poison" ('poisoned change'). */
+#define POISON_SQL                                                                                 \
+	"CREATE TRIGGER poison BEFORE INSERT ON patterns WHEN NEW.id = 'poison' BEGIN"             \
+	" SELECT RAISE(ABORT, 'poisoned change'); END"
+
 /* Applies one change, consuming it; returns the outcome (and the seq via *seq). */
 static int apply1(ags_store *s, ags_pattern *p, uint64_t *seq)
 {
@@ -916,12 +921,7 @@ static void failed_batch_changes_nothing(void **state)
 
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
-	                              " WHEN NEW.id = 'poison' BEGIN"
-	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, POISON_SQL, NULL, NULL, NULL), SQLITE_OK);
 
 	ags_pattern *p[] = {mk("b", 1, 1, "1"), mk("a", 2, 1, "2"), tomb("c", 1, 1),
 	                    mk("poison", 1, 1, "1"), mk("d", 1, 1, "1")};
@@ -1057,12 +1057,7 @@ static void group_is_one_transaction(void **state)
 	ags_store_digest(f->s, d_before);
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
-	                              " WHEN NEW.id = 'poison' BEGIN"
-	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, POISON_SQL, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ags_pattern *q1[] = {mk("e", 1, 1, "1"), mk("a", 2, 1, "2")};
 	ags_pattern *q2[] = {mk("poison", 1, 1, "1")};
@@ -1211,12 +1206,7 @@ static void large_batch_is_one_transaction(void **state)
 	}
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
-	                              " WHEN NEW.id = 'poison' BEGIN"
-	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, POISON_SQL, NULL, NULL, NULL), SQLITE_OK);
 	ags_error err;
 	assert_int_equal(ags_store_apply_batch(f->s, (const ags_pattern *const *)p, N, NULL, &err),
 	                 AGS_ERR_STORE);
