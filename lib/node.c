@@ -6,9 +6,9 @@
  * the senders pick the change up.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -474,20 +474,20 @@ static void on_tick(uv_timer_t *t)
 	ags_node_tick(t->data);
 }
 
-/*
- * The loop thread. With busy polling (busy_poll_us > 0), after anything
- * arrived (datagrams, commands, applied batches) the loop keeps polling
- * without sleeping for that long before it blocks: on a VM, waking a thread
- * that sleeps in epoll costs tens of microseconds per message, most of a
- * request/response on loopback. It yields the CPU between polls, so a
- * thread with work on the same core goes first.
- */
 /* Input the loop has seen: datagrams read, commands, applied batches. */
 static uint64_t activity(const struct ags_node *n)
 {
 	return ags_quic_ep_activity(n->ep) + n->wakes;
 }
 
+/*
+ * The loop thread. With busy polling (busy_poll_us > 0), after input the
+ * loop keeps polling without sleeping until none has come for that long,
+ * then blocks: on a VM, waking a thread that sleeps in epoll costs tens of
+ * microseconds per message, most of a request/response on loopback. It
+ * yields the CPU between polls, so a thread with work on the same core goes
+ * first.
+ */
 static void loop_main(void *arg)
 {
 	struct ags_node *n = arg;

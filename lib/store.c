@@ -83,14 +83,14 @@ static const char schema_sql[] =
 static const char migrate_v2_sql[] = "ALTER TABLE patterns ADD COLUMN vc TEXT;" CONFLICTS_SQL;
 /* Schema version 2 -> 3: delta bases. */
 static const char migrate_v3_sql[] = PREV_SQL;
-/* Schema version 4 -> 5: the state table's rows move into meta. */
-static const char migrate_v5_sql[] = "INSERT INTO meta(k, v) SELECT 's.' || k, v FROM state;"
-                                     "DROP TABLE state;";
 /* Schema version 3 -> 4: priorities beside the bodies (validated integers 1-10). */
 static const char migrate_v4_sql[] =
     "ALTER TABLE patterns ADD COLUMN prio INTEGER;"
     "UPDATE patterns SET prio = json_extract(body, '$.metadata.priority')"
     " WHERE st = 0 AND body IS NOT NULL AND instr(body, '\"priority\":') > 0;";
+/* Schema version 4 -> 5: the state table's rows move into meta. */
+static const char migrate_v5_sql[] = "INSERT INTO meta(k, v) SELECT 's.' || k, v FROM state;"
+                                     "DROP TABLE state;";
 
 /* Live and not past expiresAt at ?2. */
 #define LIVE_AT_2 "st = 0 AND (expires_at IS NULL OR expires_at > ?2)"
@@ -470,7 +470,6 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 	                       err)))
 		return r;
 	s->ckpt_lim = ckpt_defaults;
-
 	sqlite3_wal_hook(s->db, wal_hook, s);
 	sqlite3_busy_timeout(s->db, 5000);
 
