@@ -768,6 +768,14 @@ void ags_node_tick(struct ags_node *n)
 			dial(n, p);
 	}
 	ags_node_pump_all(n);
+	/* While the log is being sent the store is not idle: no checkpoint yet. */
+	for (size_t i = 0; i < n->n_peers; i++) {
+		struct ags_link *l = n->peers[i]->link;
+		if (l && l->sync && ags_sync_sending(l->sync)) {
+			ags_store_ckpt_defer(n->store);
+			break;
+		}
+	}
 	int sweep = now >= n->next_sweep_ms;
 	if (n->hub)
 		ags_hub_tick(n->hub, now, sweep);

@@ -237,9 +237,13 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
 	ags_store *s = ud;
 	(void)name;
-	if (!s->ckpt && !s->ckpt_failed && frames >= s->ckpt_lim.soft_frames &&
-	    ags_ckpt_start(sqlite3_db_filename(db, "main"), &s->ckpt_lim, &s->ckpt) != 0)
-		s->ckpt_failed = 1;
+	if (!s->ckpt && !s->ckpt_failed && frames >= s->ckpt_lim.soft_frames) {
+		struct ags_ckpt *c = NULL;
+		if (ags_ckpt_start(sqlite3_db_filename(db, "main"), &s->ckpt_lim, &c) != 0)
+			s->ckpt_failed = 1;
+		else
+			__atomic_store_n(&s->ckpt, c, __ATOMIC_RELEASE); /* others read it */
+	}
 	if (s->ckpt)
 		ags_ckpt_note(s->ckpt, frames);
 	if (frames >= (s->ckpt ? s->ckpt_lim.writer_frames : s->ckpt_lim.soft_frames))
@@ -1067,7 +1071,15 @@ void ags_store_set_ckpt_limits(ags_store *s, const ags_ckpt_limits *lim)
 
 uint64_t ags_store_ckpt_runs(const ags_store *s)
 {
-	return s->ckpt ? ags_ckpt_runs(s->ckpt) : 0;
+	struct ags_ckpt *c = __atomic_load_n(&s->ckpt, __ATOMIC_ACQUIRE);
+	return c ? ags_ckpt_runs(c) : 0;
+}
+
+void ags_store_ckpt_defer(ags_store *s)
+{
+	struct ags_ckpt *c = s ? __atomic_load_n(&s->ckpt, __ATOMIC_ACQUIRE) : NULL;
+	if (c)
+		ags_ckpt_defer(c);
 }
 
 int ags_store_group_begin(ags_store *s, ags_error *err)

@@ -112,6 +112,11 @@ void ags_store_group_abort(ags_store *s);
 void ags_store_set_ckpt_limits(ags_store *s, const ags_ckpt_limits *lim);
 /* Checkpoints the thread has run. */
 uint64_t ags_store_ckpt_runs(const ags_store *s);
+/*
+ * The store is busy although nobody writes (its log is being sent): the
+ * checkpointer's pause starts again. Any thread.
+ */
+void ags_store_ckpt_defer(ags_store *s);
 
 /*
  * The store's sequence as of its last commit. Unlike ags_store_seq, safe

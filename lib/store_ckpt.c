@@ -120,6 +120,13 @@ void ags_ckpt_note(struct ags_ckpt *c, int frames)
 	pthread_mutex_unlock(&c->mu);
 }
 
+void ags_ckpt_defer(struct ags_ckpt *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->last_ns = mono_ns();
+	pthread_mutex_unlock(&c->mu);
+}
+
 uint64_t ags_ckpt_runs(struct ags_ckpt *c)
 {
 	pthread_mutex_lock(&c->mu);

@@ -18,6 +18,8 @@ struct ags_ckpt;
 int ags_ckpt_start(const char *path, const ags_ckpt_limits *lim, struct ags_ckpt **out);
 /* After every commit of the writer: the WAL now holds `frames` frames. */
 void ags_ckpt_note(struct ags_ckpt *c, int frames);
+/* Counts as a commit for the pause the checkpointer waits for (the store is in use). */
+void ags_ckpt_defer(struct ags_ckpt *c);
 /* Checkpoints run so far. */
 uint64_t ags_ckpt_runs(struct ags_ckpt *c);
 /* Stops and frees (NULL is fine). */

@@ -806,6 +806,12 @@ uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
 	return wait;
 }
 
+int ags_sync_sending(const ags_sync *s)
+{
+	return s->n_inflight || s->chunk_pos < s->chunk_n ||
+	       (s->hello_recv && s->sent_seq < ags_store_seq_committed(s->h->store));
+}
+
 int ags_sync_push_idle(ags_sync *s)
 {
 	if (!s->hello_recv || s->n_inflight || s->chunk_pos < s->chunk_n || s->n_resend)

@@ -284,6 +284,9 @@ int ags_sync_pull(ags_sync *s);
  */
 int ags_sync_push_idle(ags_sync *s);
 
+/* Whether the session has batches in flight or committed changes not yet sent (no lock). */
+int ags_sync_sending(const ags_sync *s);
+
 /* The session's peer id (owned by the session). */
 const char *ags_sync_peer_id(const ags_sync *s);
 
