@@ -58,7 +58,16 @@ void ags_node_apply_deliver(void *ud)
 	struct ags_sync_job *j = n->done_head;
 	n->done_head = n->done_tail = NULL;
 	pthread_mutex_unlock(&n->apply_mu);
+	/* Senders look at the log once, after every job of the list is answered:
+	 * pumped after the first, one would read the rows of the others (a
+	 * group's commit made them visible) that their sessions then step over. */
+	n->delivering = 1;
 	finish_list(j);
+	n->delivering = 0;
+	if (n->pump_due) {
+		n->pump_due = 0;
+		ags_node_pump_all(n);
+	}
 }
 
 static void on_applied(uv_async_t *h)

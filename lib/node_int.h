@@ -177,6 +177,9 @@ struct ags_node {
 	struct ags_sync_job *done_head, *done_tail;   /* applied, to finish on the loop */
 	int apply_running, apply_stop, apply_closed;  /* under apply_mu */
 	uint64_t wakes; /* commands and applied batches seen (loop thread) */
+	/* Finishing what the applier wrote: senders are pumped once at the end
+	 * (pump_due), not after each job (loop thread). */
+	int delivering, pump_due;
 	uv_async_t apply_async;
 
 	struct ags_hub *hub;    /* hub mode, or NULL */

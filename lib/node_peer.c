@@ -321,8 +321,12 @@ static void host_event(void *ud, const ags_event *ev)
 
 static void host_changed(void *ud, void *session_ud)
 {
+	struct ags_node *n = ud;
 	(void)session_ud;
-	ags_node_pump_all(ud);
+	if (n->delivering)
+		n->pump_due = 1;
+	else
+		ags_node_pump_all(n);
 }
 
 void ags_node_host_log(void *ud, int level, const char *msg)
