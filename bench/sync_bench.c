@@ -11,7 +11,8 @@
  * B runs in a child process (this program again, exec'd: A's threads are
  * running when it starts, and a fork alone would inherit the locks they
  * hold) and reports "held N at <monotonic us>" through a pipe when its store
- * reaches the count, so nothing polls another process.
+ * reaches the count (it waits for its own pattern:received events, then
+ * checks the store), so nothing polls another process.
  * Usage: sync_bench [N] [W2 count]; SB_BATCH / SB_WINDOW / SB_BUSY_POLL in
  * the environment override batchSize, the window of unacknowledged batches
  * and busyPoll (microseconds, 0 = off); SB_ONLY=w1, w2
@@ -91,6 +92,25 @@ static ags_pattern *make(const char *prefix, long i)
 
 /* ---- B, in a child process ---- */
 
+/* Patterns B applied (pattern:received, emitted after the commit): B's main
+ * thread sleeps on this instead of polling B's state, which would wake B's
+ * loop thousands of times a second and slow what is measured. */
+static pthread_mutex_t b_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t b_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t b_received, b_want;
+
+static void b_event(ags_node *n, const ags_event *ev, void *ud)
+{
+	(void)n;
+	(void)ud;
+	if (ev->type != AGS_EV_PATTERN_RECEIVED)
+		return;
+	pthread_mutex_lock(&b_mu);
+	if (++b_received == b_want)
+		pthread_cond_signal(&b_cv);
+	pthread_mutex_unlock(&b_mu);
+}
+
 static void run_b(uint16_t a_port, uint64_t want, int fd)
 {
 	char cert[512], key[512], ca[512], data[512];
@@ -102,7 +122,9 @@ static void run_b(uint16_t a_port, uint64_t want, int fd)
 	uint64_t t0 = mono_us();
 	ags_node *n = NULL;
 	ags_error err;
-	if (ags_node_new(&c, NULL, NULL, &n, &err) || ags_node_start(n, &err)) {
+	ags_node_callbacks cb = {.version = AGS_NODE_CALLBACKS_VERSION, .on_event = b_event};
+	b_want = want;
+	if (ags_node_new(&c, &cb, NULL, &n, &err) || ags_node_start(n, &err)) {
 		fprintf(stderr, "b: %s\n", err.message);
 		_exit(1);
 	}
@@ -112,6 +134,20 @@ static void run_b(uint16_t a_port, uint64_t want, int fd)
 		_exit(1);
 	uint64_t next_mark = want / 10;
 	for (;;) {
+		/* Until every pattern is in, and then to be sure: the store's count
+		 * (also every 10 ms, should events not add up, e.g. duplicates). */
+		pthread_mutex_lock(&b_mu);
+		if (b_received < want) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&b_cv, &b_mu, &ts);
+		}
+		pthread_mutex_unlock(&b_mu);
 		ags_node_state *st = NULL;
 		if (ags_node_get_state(n, &st) == 0) {
 			uint64_t have = st->store.patterns;
@@ -129,7 +165,6 @@ static void run_b(uint16_t a_port, uint64_t want, int fd)
 				break;
 			}
 		}
-		usleep(500);
 	}
 	/* Stay up until the parent is done with us. */
 	pause();
