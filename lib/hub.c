@@ -362,6 +362,7 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 	t->host->store_mu = t->mu;
 	t->host->log_store = NULL; /* the node's reader is of the node's store */
 	t->host->submit = NULL;
+	t->host->recent = NULL; /* the node's writes are not the tenant's */
 	t->host->store_id = t->store_id;
 	t->host->tenant = t->name;
 	t->host->clock = t->clock;

@@ -314,6 +314,7 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 	n->user_data = user_data;
 	pthread_mutex_init(&n->store_mu, NULL);
 	pthread_mutex_init(&n->rstore_mu, NULL);
+	pthread_mutex_init(&n->recent_mu, NULL);
 	pthread_mutex_init(&n->apply_mu, NULL);
 	pthread_cond_init(&n->apply_cv, NULL);
 	pthread_cond_init(&n->apply_space, NULL);
@@ -783,6 +784,8 @@ AGS_EXPORT void ags_node_del(ags_node *n)
 	free(n->owned);
 	pthread_mutex_destroy(&n->store_mu);
 	pthread_mutex_destroy(&n->rstore_mu);
+	ags_node_recent_clear(n);
+	pthread_mutex_destroy(&n->recent_mu);
 	pthread_mutex_destroy(&n->apply_mu);
 	pthread_cond_destroy(&n->apply_cv);
 	pthread_cond_destroy(&n->apply_space);
@@ -939,6 +942,10 @@ static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t c
 	ags_vclock *next = NULL;
 	char *json = NULL;
 	uint64_t tick = 0;
+	/* The outcomes are needed to keep the rows for the senders. */
+	ags_apply_result own[16];
+	if (!res && cnt <= sizeof(own) / sizeof(own[0]))
+		res = own;
 	pthread_mutex_lock(&n->store_mu);
 	if (!n->store) {
 		rv = ags_error_set(err, AGS_ERR_STATE, NULL, "node stopped");
@@ -957,6 +964,8 @@ static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t c
 		if (rv == 0) {
 			ags_sync_clock_commit(&n->host, next);
 			next = NULL;
+			/* Under the store lock: rows are kept in the order of their sequences. */
+			ags_node_recent_add(n, p, cnt, scope, res, tick);
 		}
 	}
 	pthread_mutex_unlock(&n->store_mu);

@@ -134,6 +134,13 @@ struct ags_cmd {
 	struct ags_cmd *next;
 };
 
+/* A recent local write as its row in the log (strings in mem). */
+#define AGS_NODE_RECENT_MAX 64
+struct ags_recent_row {
+	ags_change_row row;
+	char *mem;
+};
+
 struct ags_node {
 	/* Configuration (strings owned through `owned`). */
 	ags_node_config cfg;
@@ -176,6 +183,10 @@ struct ags_node {
 	struct ags_sync_job *apply_head, *apply_tail; /* to apply, under apply_mu */
 	struct ags_sync_job *done_head, *done_tail;   /* applied, to finish on the loop */
 	int apply_running, apply_stop, apply_closed;  /* under apply_mu */
+	/* Recent local writes for the senders (lib/node_recent.c), under recent_mu. */
+	pthread_mutex_t recent_mu;
+	struct ags_recent_row recent[AGS_NODE_RECENT_MAX];
+	size_t recent_n;
 	uint64_t wakes; /* commands and applied batches seen (loop thread) */
 	/* Finishing what the applier wrote: senders are pumped once at the end
 	 * (pump_due), not after each job (loop thread). */
@@ -230,6 +241,12 @@ struct ags_peer *ags_node_peer_add(struct ags_node *n, const char *id, const cha
 void ags_node_peer_remove(struct ags_node *n, struct ags_peer *p);
 void ags_node_tick(struct ags_node *n);
 void ags_node_pump_all(struct ags_node *n);
+
+/* lib/node_recent.c: small API writes kept for the senders (host.recent). */
+void ags_node_recent_add(struct ags_node *n, const ags_pattern *const *p, size_t cnt,
+                         const char *scope, const ags_apply_result *res, uint64_t tick);
+int ags_node_recent_rows(void *ud, uint64_t after, uint64_t head, ags_row_cb cb, void *cb_ud);
+void ags_node_recent_clear(struct ags_node *n);
 void ags_node_fill_state(struct ags_node *n, ags_node_state *st);
 void ags_node_close_all(struct ags_node *n);
 void ags_node_sync_host_init(struct ags_node *n);

@@ -434,6 +434,7 @@ void ags_node_sync_host_init(struct ags_node *n)
 	h->instance = n->instance;
 	h->clock = n->clock;
 	h->cache = &n->cache;
+	h->recent = ags_node_recent_rows;
 	h->pulled = host_pulled;
 }
 

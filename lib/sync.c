@@ -543,6 +543,17 @@ static int chunk_load(ags_sync *s)
 	s->chunk_bytes = 0;
 	uint64_t head = ags_store_seq_committed(s->h->store);
 	int rv = chunk_from_tail(s, head);
+	if (rv == 0 && s->h->recent) {
+		/* Just written through the API: the rows are still in memory. */
+		rv = s->h->recent(s->h->ud, s->sent_seq, head, chunk_add, s);
+		if (rv == 1) {
+			s->chunk_upto = head;
+		} else if (rv < 0) {
+			chunk_clear(s); /* cut short: read the store instead */
+			s->chunk_bytes = 0;
+			rv = 0;
+		}
+	}
 	if (rv == 0) {
 		uint64_t upto = 0;
 		rv = read_rows(s, s->sent_seq, limit, s->peer_id, chunk_add, s, &upto);

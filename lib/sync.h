@@ -27,6 +27,7 @@
 #include "agentsync/node.h"
 #include "backoff.h"
 #include "batch.h"
+#include "store.h"
 #include "vclock.h"
 
 /* State key of a store's vector clock (ags_sync_host.clock), JSON. */
@@ -136,6 +137,13 @@ typedef struct ags_sync_host {
 	void (*send)(void *ud, void *session_ud, uint8_t *frame, size_t len);
 	/* Reports an event (the session fills peer_id). */
 	void (*event)(void *ud, const ags_event *ev);
+	/*
+	 * The host's recent writes, or NULL: calls cb with every change of the
+	 * log in (after, head], in order, and returns 1 when it holds all of
+	 * them (a sender then reads nothing from the store); 0 without calling
+	 * cb when it does not; -1 when cb returned non-zero. Any thread.
+	 */
+	int (*recent)(void *ud, uint64_t after, uint64_t head, ags_row_cb cb, void *cb_ud);
 	/* The store changed because of a received batch: wake the other senders. */
 	void (*changed)(void *ud, void *session_ud);
 	/*

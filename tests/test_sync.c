@@ -539,6 +539,65 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 	assert_int_equal(e->a.completed, 2 + k);
 }
 
+/* A host's recent writes, served from its store's listing (test): how often, and how. */
+static int recent_calls, recent_mode; /* mode 1: stop after the first row (-1) */
+
+struct recent_fwd {
+	ags_row_cb cb;
+	void *ud;
+	int n;
+};
+
+static int recent_row(void *ud, const ags_change_row *r)
+{
+	struct recent_fwd *f = ud;
+	if (recent_mode == 1 && f->n == 1)
+		return 1;
+	f->n++;
+	return f->cb(f->ud, r);
+}
+
+static int h_recent(void *ud, uint64_t after, uint64_t head, ags_row_cb cb, void *cb_ud)
+{
+	struct side *s = ud;
+	recent_calls++;
+	struct recent_fwd f = {cb, cb_ud, 0};
+	uint64_t upto = 0;
+	int rv = ags_store_rows(s->store, after, 1000, NULL, recent_row, &f, &upto);
+	if (rv)
+		return -1;
+	return upto == head ? 1 : 0;
+}
+
+/*
+ * A sender takes what the host still holds of its recent writes instead of
+ * reading the store; when the host's listing is cut short, it reads the store
+ * and nothing is sent twice.
+ */
+static void recent_writes_are_sent_without_a_store_read(void **state)
+{
+	struct env *e = *state;
+	e->a.host.recent = h_recent;
+	recent_calls = 0;
+	recent_mode = 0;
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	settle(&e->a, &e->b);
+	put_many(&e->a, "x", 5, "test_execution", 0);
+	settle(&e->a, &e->b);
+	assert_true(recent_calls > 0);
+	assert_int_equal(e->b.received, 5);
+	assert_same_store(&e->a, &e->b);
+	recent_mode = 1;
+	put_many(&e->a, "y", 5, "test_execution", 0);
+	settle(&e->a, &e->b);
+	assert_int_equal(e->b.received, 10);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.patterns_sent, 10);
+	assert_same_store(&e->a, &e->b);
+}
+
 static void filter_sends_only_what_was_asked(void **state)
 {
 	struct env *e = *state;
@@ -1131,6 +1190,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(a_wiped_receiver_gets_everything_again, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(queued_batches_share_a_commit_and_fail_alone, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(recent_writes_are_sent_without_a_store_read, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(filter_sends_only_what_was_asked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(cursor_only_batch_waits_for_content, setup, teardown),
