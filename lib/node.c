@@ -676,6 +676,7 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	uint64_t now = ags_node_now_ms();
 	n->next_health_ms = now + n->cfg.health_interval_ms;
 	n->next_sweep_ms = now;
+	ags_node_recent_clear(n); /* rows of a store opened before are not this one's */
 	n->started = 1;
 	n->running = 1;
 	if (uv_thread_create(&n->thread, loop_main, n) != 0) {
