@@ -944,8 +944,8 @@ static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t c
 	char *json = NULL;
 	uint64_t tick = 0;
 	/* The outcomes are needed to keep the rows for the senders. */
-	ags_apply_result own[16];
-	if (!res && cnt <= sizeof(own) / sizeof(own[0]))
+	ags_apply_result own[AGS_NODE_RECENT_CALL_MAX];
+	if (!res && cnt <= AGS_NODE_RECENT_CALL_MAX)
 		res = own;
 	pthread_mutex_lock(&n->store_mu);
 	if (!n->store) {

@@ -136,6 +136,8 @@ struct ags_cmd {
 
 /* A recent local write as its row in the log (strings in mem). */
 #define AGS_NODE_RECENT_MAX 64
+/* API calls with more patterns than this are not kept. */
+#define AGS_NODE_RECENT_CALL_MAX 16
 struct ags_recent_row {
 	ags_change_row row;
 	char *mem;

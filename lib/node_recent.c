@@ -17,9 +17,6 @@
 #include "pattern.h"
 #include "vclock.h"
 
-/* Calls with more patterns than this are not kept. */
-#define RECENT_CALL_MAX 16
-
 static void row_free(struct ags_recent_row *r)
 {
 	free(r->mem);
@@ -72,7 +69,7 @@ void ags_node_recent_add(struct ags_node *n, const ags_pattern *const *p, size_t
                          const char *scope, const ags_apply_result *res, uint64_t tick)
 {
 	pthread_mutex_lock(&n->recent_mu);
-	int keep = res && cnt <= RECENT_CALL_MAX;
+	int keep = res && cnt <= AGS_NODE_RECENT_CALL_MAX;
 	for (size_t i = 0; keep && i < cnt; i++)
 		keep = res[i].outcome == AGS_APPLY_INSERTED && !ags_pattern_expires_at(p[i]);
 	char *vc = NULL;

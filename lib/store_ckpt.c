@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "error.h"
 #include "store_ckpt.h"
 
 struct ags_ckpt {
@@ -23,19 +24,12 @@ struct ags_ckpt {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int frames;       /* in the WAL after the last commit */
-	uint64_t last_ns; /* when that commit was */
-	uint64_t over_ns; /* when the WAL passed soft_frames, or 0 */
+	uint64_t last_us; /* when that commit was (ags_mono_us) */
+	uint64_t over_us; /* when the WAL passed soft_frames, or 0 */
 	uint64_t runs;    /* checkpoints done */
 	ags_ckpt_limits lim;
 	int stop;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void *ckpt_main(void *arg)
 {
@@ -48,19 +42,20 @@ static void *ckpt_main(void *arg)
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
 		}
-		uint64_t due = c->last_ns + (uint64_t)c->lim.quiet_ms * 1000000u;
-		uint64_t latest = c->over_ns + (uint64_t)c->lim.max_wait_ms * 1000000u;
+		uint64_t due = c->last_us + (uint64_t)c->lim.quiet_ms * 1000u;
+		uint64_t latest = c->over_us + (uint64_t)c->lim.max_wait_ms * 1000u;
 		if (latest < due)
 			due = latest;
-		if (c->frames < c->lim.hard_frames && mono_ns() < due) {
-			struct timespec ts = {(time_t)(due / 1000000000u),
-			                      (long)(due % 1000000000u)};
+		if (c->frames < c->lim.hard_frames && ags_mono_us() < due) {
+			/* ags_mono_us is CLOCK_MONOTONIC, the condition variable's clock. */
+			struct timespec ts = {(time_t)(due / 1000000u),
+			                      (long)(due % 1000000u) * 1000};
 			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 			continue;
 		}
 		/* The next commit reports what is left (little, once the WAL restarts). */
 		c->frames = 0;
-		c->over_ns = 0;
+		c->over_us = 0;
 		pthread_mutex_unlock(&c->mu);
 		/* PASSIVE: never waits for the writer or a reader; what a reader still
 		 * needs is copied next time. */
@@ -110,11 +105,11 @@ void ags_ckpt_note(struct ags_ckpt *c, int frames)
 	int wake = frames >= c->lim.soft_frames && c->frames < c->lim.soft_frames;
 	wake |= frames >= c->lim.hard_frames;
 	c->frames = frames;
-	c->last_ns = mono_ns();
+	c->last_us = ags_mono_us();
 	if (frames < c->lim.soft_frames)
-		c->over_ns = 0;
-	else if (!c->over_ns)
-		c->over_ns = c->last_ns;
+		c->over_us = 0;
+	else if (!c->over_us)
+		c->over_us = c->last_us;
 	if (wake)
 		pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
@@ -123,7 +118,7 @@ void ags_ckpt_note(struct ags_ckpt *c, int frames)
 void ags_ckpt_defer(struct ags_ckpt *c)
 {
 	pthread_mutex_lock(&c->mu);
-	c->last_ns = mono_ns();
+	c->last_us = ags_mono_us();
 	pthread_mutex_unlock(&c->mu);
 }
 

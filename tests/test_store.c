@@ -1321,6 +1321,23 @@ static void record_clocks_detect_concurrent_writes(void **state)
 	"INSERT INTO state SELECT substr(k, 3), v FROM meta WHERE k LIKE 's.%';"                   \
 	"DELETE FROM meta WHERE k LIKE 's.%';"
 
+/*
+ * Rewrites the store as an older schema would have left it: closes it, puts
+ * its state back in the state table versions 1 to 4 had, runs `sql` on the
+ * file, and opens it again (which migrates it).
+ */
+static void as_old_version(fx *f, const char *sql)
+{
+	ags_store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, TO_V4_STATE, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->s = open_at(f->path);
+}
+
 /* Version 4 kept the state in a table of its own; version 5 moves it into meta. */
 static void version_4_store_moves_state_into_meta(void **state)
 {
@@ -1330,14 +1347,8 @@ static void version_4_store_moves_state_into_meta(void **state)
 	assert_int_equal(ags_store_state_set(f->s, "seq", "not the sequence"), 0);
 	char d_before[65];
 	ags_store_digest(f->s, d_before);
-	ags_store_close(f->s);
-	f->s = NULL;
+	as_old_version(f, "PRAGMA user_version = 4");
 	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, TO_V4_STATE "PRAGMA user_version = 4", NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-	f->s = open_at(f->path);
 	char buf[32];
 	assert_int_equal(ags_store_state_get(f->s, "cursor", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "abc 7");
@@ -1370,19 +1381,10 @@ static void version_1_store_is_migrated(void **state)
 {
 	fx *f = *state;
 	assert_int_equal(apply1(f->s, mk("old", 1, 1, "1"), NULL), AGS_APPLY_INSERTED);
-	ags_store_close(f->s);
-	f->s = NULL;
+	as_old_version(f, "ALTER TABLE patterns DROP COLUMN vc; DROP TABLE conflicts;"
+	                  " DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
+	                  " PRAGMA user_version = 1");
 	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              TO_V4_STATE
-	                              "ALTER TABLE patterns DROP COLUMN vc; DROP TABLE conflicts;"
-	                              " DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
-	                              " PRAGMA user_version = 1",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-	f->s = open_at(f->path);
 	ags_pattern *p = NULL;
 	assert_int_equal(ags_store_get(f->s, "old", &p), 0);
 	ags_pattern_del(p);
@@ -1489,18 +1491,8 @@ static void version_2_store_is_migrated_to_delta_bases(void **state)
 {
 	fx *f = *state;
 	assert_int_equal(apply1(f->s, mk_big("big", 1, 3000, "one"), NULL), AGS_APPLY_INSERTED);
-	ags_store_close(f->s);
-	f->s = NULL;
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              TO_V4_STATE
-	                              "DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
-	                              " PRAGMA user_version = 2",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-	f->s = open_at(f->path);
+	as_old_version(f, "DROP TABLE prev; ALTER TABLE patterns DROP COLUMN prio;"
+	                  " PRAGMA user_version = 2");
 	int64_t v = 0;
 	uint64_t seq = 0;
 	char *body = NULL;
@@ -1513,6 +1505,7 @@ static void version_2_store_is_migrated_to_delta_bases(void **state)
 	f->s = open_at(f->path);
 	assert_int_equal(prev_of(f->s, "big", &v, &seq, &body), 0);
 	free(body);
+	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
@@ -1604,17 +1597,7 @@ static void version_3_store_is_migrated_to_priorities(void **state)
 	assert_int_equal(apply1(f->s, mk_prio("hi", 8), NULL), AGS_APPLY_INSERTED);
 	assert_int_equal(apply1(f->s, mk("plain", 1, 1, "{\"priority\":5}"), NULL),
 	                 AGS_APPLY_INSERTED);
-	ags_store_close(f->s);
-	f->s = NULL;
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              TO_V4_STATE "ALTER TABLE patterns DROP COLUMN prio;"
-	                                          " PRAGMA user_version = 3",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-	f->s = open_at(f->path);
+	as_old_version(f, "ALTER TABLE patterns DROP COLUMN prio; PRAGMA user_version = 3");
 	listing l = {0};
 	uint64_t upto = 0;
 	assert_int_equal(ags_store_rows(f->s, 0, 100, NULL, collect_ex, &l, &upto), 0);
