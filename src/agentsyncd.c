@@ -22,9 +22,9 @@
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
 #include "agentsyncd/log.h"
-#include "api.h"
-#include "certs.h"
-#include "config.h"
+#include "agentsyncd/api.h"
+#include "agentsync/certs.h"
+#include "agentsyncd/config.h"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 

@@ -11,7 +11,7 @@
 
 #include "testutil.h"
 #include "agentsync/agentsync.h"
-#include "certs.h"
+#include "agentsync/certs.h"
 
 static gnutls_x509_crt_t load_crt(const char *path)
 {

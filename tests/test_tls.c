@@ -22,7 +22,7 @@
 
 #include "testutil.h"
 #include "agentsync/agentsync.h"
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "tls.h"
 
 /* TLS alert numbers, as they come back in a QUIC CONNECTION_CLOSE (0x100 + alert). */

@@ -52,34 +52,6 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 	cfg->busy_poll_us = 200;
 }
 
-AGS_EXPORT const char *ags_event_name(int type)
-{
-	switch (type) {
-	case AGS_EV_PEER_CONNECTED:
-		return "peer:connected";
-	case AGS_EV_PEER_DISCONNECTED:
-		return "peer:disconnected";
-	case AGS_EV_PEER_ERROR:
-		return "peer:error";
-	case AGS_EV_PEER_HEALTH_DEGRADED:
-		return "peer:health:degraded";
-	case AGS_EV_PEER_HEALTH_RECOVERED:
-		return "peer:health:recovered";
-	case AGS_EV_SYNC_COMPLETED:
-		return "sync:completed";
-	case AGS_EV_SYNC_FAILED:
-		return "sync:failed";
-	case AGS_EV_PATTERN_RECEIVED:
-		return "pattern:received";
-	case AGS_EV_CONNECTION_REFUSED:
-		return "connection:refused";
-	case AGS_EV_PATTERN_CONFLICT:
-		return "pattern:conflict";
-	default:
-		return "unknown";
-	}
-}
-
 uint64_t ags_node_now_ms(void)
 {
 	return ags_mono_us() / 1000;
@@ -959,7 +931,7 @@ static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t c
 			clocks[i].writer = n->node_id;
 			clocks[i].tick = tick;
 		}
-		ags_store_kv kv = {AGS_SYNC_CLOCK_KEY, json};
+		ags_store_kv kv = {AGS_STORE_CLOCK_KEY, json};
 		rv = ags_store_apply_batch_kv(n->store, p, meta, clocks, cnt, &kv, 1, res, NULL,
 		                              err);
 		if (rv == 0) {

@@ -13,8 +13,9 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "error.h"
+#include "tls.h"
 
 #define DAY_S     (24 * 60 * 60)
 #define CA_DAYS   3650

@@ -728,14 +728,16 @@ done:
 	return rc;
 }
 
-int ags_jwt_sign_hs256(const uint8_t *secret, size_t len, const char *sub, const char *tenant,
-                       const char *iss, const char *aud, int64_t iat, int64_t exp, char **out)
+AGS_EXPORT int ags_jwt_sign_hs256(const uint8_t *secret, size_t len, const char *sub,
+                                  const char *tenant, const char *iss, const char *aud, int64_t iat,
+                                  int64_t exp, char **out)
 {
 	return sign_claims(AGS_JWT_HS256, secret, len, sub, tenant, iss, aud, iat, exp, out);
 }
 
-int ags_jwt_sign_rs256(const char *private_pem, const char *sub, const char *tenant,
-                       const char *iss, const char *aud, int64_t iat, int64_t exp, char **out)
+AGS_EXPORT int ags_jwt_sign_rs256(const char *private_pem, const char *sub, const char *tenant,
+                                  const char *iss, const char *aud, int64_t iat, int64_t exp,
+                                  char **out)
 {
 	if (!private_pem)
 		return AGS_ERR_INVALID;
@@ -743,8 +745,9 @@ int ags_jwt_sign_rs256(const char *private_pem, const char *sub, const char *ten
 	                   tenant, iss, aud, iat, exp, out);
 }
 
-int ags_jwt_sign_es256(const char *private_pem, const char *sub, const char *tenant,
-                       const char *iss, const char *aud, int64_t iat, int64_t exp, char **out)
+AGS_EXPORT int ags_jwt_sign_es256(const char *private_pem, const char *sub, const char *tenant,
+                                  const char *iss, const char *aud, int64_t iat, int64_t exp,
+                                  char **out)
 {
 	if (!private_pem)
 		return AGS_ERR_INVALID;

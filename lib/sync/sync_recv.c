@@ -247,7 +247,7 @@ static void job_apply_locked(ags_sync_job *j, ags_vclock *base)
 			j->seq = j->seq_before;
 			return;
 		}
-		kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, j->clock_json};
+		kv[n_kv++] = (ags_store_kv){AGS_STORE_CLOCK_KEY, j->clock_json};
 	}
 	j->rv = ags_store_apply_batch_kv(h->store, (const ags_pattern *const *)j->pats, j->meta,
 	                                 j->clocks, j->nv, kv, n_kv, j->res, j->info, &j->ae);

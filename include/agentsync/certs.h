@@ -11,14 +11,16 @@
  * Key files are mode 0600. Files are written to a temporary name and renamed,
  * so a reader never sees half a file.
  */
-#ifndef AGS_CERTS_H
-#define AGS_CERTS_H
+#ifndef AGENTSYNC_CERTS_H
+#define AGENTSYNC_CERTS_H
 
 #include <stddef.h>
 
-#include <gnutls/x509.h>
-
 #include "agentsync/agentsync.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Key types for ags_certs_init. */
 #define AGS_CERTS_ED25519 0 /* default */
@@ -64,10 +66,8 @@ AGS_EXPORT int ags_certs_self_signed(const char *dir, const char *node, ags_erro
  */
 AGS_EXPORT int ags_certs_pin(const char *cert_file, char out[65], ags_error *err);
 
-/*
- * Internal: writes the pin of crt (as ags_certs_pin) to out. Returns 0 or a
- * negative GnuTLS error code.
- */
-int ags_certs_crt_pin(gnutls_x509_crt_t crt, char out[65]);
-
+#ifdef __cplusplus
+}
 #endif
+
+#endif /* AGENTSYNC_CERTS_H */

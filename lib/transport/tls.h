@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
@@ -115,5 +116,11 @@ int ags_tls_session_ticket(gnutls_session_t s, gnutls_datum_t *out);
 
 /* Frees a session made by the functions above (and its private state). */
 void ags_tls_session_del(gnutls_session_t s);
+
+/*
+ * Writes the pin of crt (as ags_certs_pin, lib/transport/certs.c) to out.
+ * Returns 0 or a negative GnuTLS error code.
+ */
+int ags_certs_crt_pin(gnutls_x509_crt_t crt, char out[65]);
 
 #endif

@@ -30,8 +30,6 @@
 #include "store.h"
 #include "vclock.h"
 
-/* State key of a store's vector clock (ags_sync_host.clock), JSON. */
-#define AGS_SYNC_CLOCK_KEY "vclock"
 /* Most conflict ids a hub reports in one PULL_DONE. */
 #define AGS_SYNC_PULL_CONFLICTS_MAX 1000
 
@@ -159,7 +157,7 @@ typedef struct ags_sync_host {
 	/*
 	 * The store's vector clock (under store_mu), or NULL to keep none: merged
 	 * with the record clock of every change applied from a peer and with a
-	 * hub's clock on PULL_DONE, persisted under AGS_SYNC_CLOCK_KEY in the same
+	 * hub's clock on PULL_DONE, persisted under AGS_STORE_CLOCK_KEY in the same
 	 * transaction. Owned by the host's owner (ags_sync_clock_load).
 	 */
 	ags_vclock *clock;
@@ -299,7 +297,7 @@ int ags_sync_sending(const ags_sync *s);
 const char *ags_sync_peer_id(const ags_sync *s);
 
 /*
- * Reads the clock saved in `store` under AGS_SYNC_CLOCK_KEY (an empty clock
+ * Reads the clock saved in `store` under AGS_STORE_CLOCK_KEY (an empty clock
  * when there is none) into *out (the caller's: ags_vclock_del).
  * Errors: AGS_ERR_STORE, AGS_ERR_NOMEM, AGS_ERR_PROTO (a saved clock that
  * does not parse).
@@ -310,7 +308,7 @@ int ags_sync_clock_load(ags_store *store, ags_vclock **out);
  * For a local write on the host's store (call under store_mu): the clock
  * after `writer`'s tick in *next (the caller's), its JSON in *json (malloc'd)
  * and the writer's new counter in *tick. Write the changes with meta.writer =
- * writer, meta.tick = *tick and the state key AGS_SYNC_CLOCK_KEY = *json in
+ * writer, meta.tick = *tick and the state key AGS_STORE_CLOCK_KEY = *json in
  * one transaction, then ags_sync_clock_commit(host, *next).
  * Errors: AGS_ERR_INVALID (no clock), AGS_ERR_TOO_LARGE, AGS_ERR_NOMEM.
  */

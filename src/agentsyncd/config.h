@@ -1,5 +1,6 @@
 /*
- * The daemon's configuration file (lib/config.c): seed 000's
+ * The daemon's configuration file (src/agentsyncd/config.c, config_hub.c;
+ * CMake target agentsyncd_config, no HTTP): seed 000's
  * `.agentic-qe/config/quic.json`, as it stands, plus agentsync's own keys in
  * the same "quic" object (the full table is in docs/parts/daemon.md).
  *
@@ -29,6 +30,10 @@
 
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Largest configuration file read, in bytes. */
 #define AGS_CONFIG_MAX_BYTES (1024u * 1024u)
@@ -233,5 +238,9 @@ int ags_config_log_level(const char *name);
 
 /* Returns the name of an AGS_LOG_* level ("ERROR", "WARN", "INFO", "DEBUG"). */
 const char *ags_config_log_level_name(int level);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

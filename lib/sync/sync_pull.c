@@ -35,7 +35,7 @@ int ags_sync_clock_load(ags_store *store, ags_vclock **out)
 		char *buf = malloc(cap);
 		if (!buf)
 			return AGS_ERR_NOMEM;
-		int rv = ags_store_state_get(store, AGS_SYNC_CLOCK_KEY, buf, cap);
+		int rv = ags_store_state_get(store, AGS_STORE_CLOCK_KEY, buf, cap);
 		if (rv == AGS_ERR_TOO_LARGE && cap < AGS_VCLOCK_JSON_MAX + 1) {
 			free(buf);
 			cap = AGS_VCLOCK_JSON_MAX + 1;
@@ -219,7 +219,7 @@ int ags_sync_on_pull_done(ags_sync *s, const uint8_t *payload, size_t len, uint6
 	if (s->h->clock && (next = ags_vclock_dup(s->h->clock)) != NULL) {
 		(void)ags_vclock_merge(next, hub); /* a full clock keeps what it has */
 		if (ags_vclock_to_json(next, &json, NULL) == 0)
-			kv[n_kv++] = (ags_store_kv){AGS_SYNC_CLOCK_KEY, json};
+			kv[n_kv++] = (ags_store_kv){AGS_STORE_CLOCK_KEY, json};
 	}
 	if (m.has_conflict_seq)
 		kv[n_kv++] = (ags_store_kv){key, val};

@@ -1,7 +1,8 @@
 /*
  * JSON Web Tokens for the federation hub's AUTH message (docs/PROTOCOL.md,
  * "Hub authentication"): verification of HS256, RS256 and ES256 tokens, and
- * signing helpers for tests, the CLI's `agentsync token` and benchmarks.
+ * signing helpers for tests, the CLI's `agentsync token` and benchmarks (the
+ * signing of well-formed tokens is public: include/agentsync/token.h).
  *
  * Signatures are computed and checked by libjwt 1.10 (GnuTLS flavour). What
  * libjwt 1.10 does not do safely on its own is done here, before the token
@@ -22,18 +23,18 @@
 #include <stdint.h>
 
 #include "agentsync/agentsync.h"
+#include "agentsync/token.h"
 
 /* Algorithms, as bits of ags_jwt_config.algs. */
 #define AGS_JWT_HS256 (1u << 0) /* HMAC SHA-256 with a shared secret */
 #define AGS_JWT_RS256 (1u << 1) /* RSASSA-PKCS1-v1_5 SHA-256, RSA >= 2048 bits */
 #define AGS_JWT_ES256 (1u << 2) /* ECDSA P-256 SHA-256, 64-byte r||s signature */
 
-#define AGS_JWT_MAX_BYTES     8192 /* longest token accepted (AGS_WIRE_TOKEN_MAX) */
-#define AGS_JWT_SKEW_DEFAULT  30   /* seconds of clock skew allowed for exp and nbf */
-#define AGS_JWT_HS_SECRET_MIN 32   /* shortest HS256 secret: the hash size (RFC 7518 3.2) */
-#define AGS_JWT_RSA_BITS_MIN  2048 /* smallest RSA key (RFC 7518 3.3) */
-#define AGS_JWT_SUB_MAX       256  /* bytes in "sub" (the agent id) */
-#define AGS_JWT_TENANT_MAX    128  /* bytes in "tenant" */
+#define AGS_JWT_MAX_BYTES    8192 /* longest token accepted (AGS_WIRE_TOKEN_MAX) */
+#define AGS_JWT_SKEW_DEFAULT 30   /* seconds of clock skew allowed for exp and nbf */
+#define AGS_JWT_RSA_BITS_MIN 2048 /* smallest RSA key (RFC 7518 3.3) */
+#define AGS_JWT_SUB_MAX      256  /* bytes in "sub" (the agent id) */
+#define AGS_JWT_TENANT_MAX   128  /* bytes in "tenant" */
 
 /* What the verifier accepts. Zero-initialise, then set what you need. */
 typedef struct ags_jwt_config {
@@ -92,33 +93,6 @@ int ags_jwt_config_check(const ags_jwt_config *cfg, ags_error *err);
  */
 int ags_jwt_verify(const ags_jwt_config *cfg, const char *token, int64_t now_s, ags_jwt_claims *out,
                    ags_error *err);
-
-/*
- * Signs a token with claims {sub, tenant, iss?, aud?, iat, exp} (iss and aud
- * left out when NULL), with HS256 and `secret` (at least 32 bytes). sub and
- * tenant must pass the verifier's rules. On success *out is a NUL-terminated
- * token the caller frees with free().
- * Errors: AGS_ERR_INVALID (a NULL, a bad claim, a short secret), AGS_ERR_NOMEM.
- */
-int ags_jwt_sign_hs256(const uint8_t *secret, size_t len, const char *sub, const char *tenant,
-                       const char *iss, const char *aud, int64_t iat, int64_t exp, char **out);
-
-/*
- * As ags_jwt_sign_hs256, with RS256 and a PEM private RSA key (>= 2048 bits).
- * Errors: AGS_ERR_INVALID (also: the key is not such a key), AGS_ERR_NOMEM.
- */
-int ags_jwt_sign_rs256(const char *private_pem, const char *sub, const char *tenant,
-                       const char *iss, const char *aud, int64_t iat, int64_t exp, char **out);
-
-/*
- * As ags_jwt_sign_hs256, with ES256 and a PEM private EC P-256 key. The
- * signature is the standard 64-byte r||s (libjwt 1.10's GnuTLS flavour
- * writes 132 bytes; this fixes it up).
- * Errors: AGS_ERR_INVALID (also: the key is not such a key), AGS_ERR_NOMEM,
- * AGS_ERR_INTERNAL (libjwt produced a signature of an unexpected form).
- */
-int ags_jwt_sign_es256(const char *private_pem, const char *sub, const char *tenant,
-                       const char *iss, const char *aud, int64_t iat, int64_t exp, char **out);
 
 /*
  * Signs an arbitrary claims object `claims_json` (a JSON object, not

@@ -44,7 +44,7 @@
 #include <gnutls/x509.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "error.h"
 #include "tls.h"
 
