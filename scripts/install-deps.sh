@@ -33,6 +33,7 @@ BASE_PKGS=(
 	libjwt-gnutls-dev
 	libcmocka-dev
 	clang llvm
+	clang-tidy cppcheck
 	curl libcurl4-gnutls-dev
 )
 # Packages that on bookworm come from bookworm-backports.

@@ -365,6 +365,7 @@ AGS_EXPORT const char *ags_agent_id(const ags_agent *a)
 static int run_op(ags_agent *a, int kind, struct ags_up_op *res, ags_error *err)
 {
 	struct ags_node *n = a->node;
+	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&n->cmd_mu);
 	memset(&n->up_op, 0, sizeof(n->up_op));
 	n->up_op.kind = kind;

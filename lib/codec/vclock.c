@@ -324,7 +324,7 @@ static int build(const char *const *agents, const size_t *lens, const uint64_t *
 			    AGS_VCLOCK_AGENT_MAX);
 		}
 	}
-	if ((rc = ags_vclock_new(&v)) || (rc = reserve(v, n)))
+	if (ags_vclock_new(&v) != 0 || reserve(v, n) != 0)
 		goto nomem;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = lens ? lens[i] : strlen(agents[i]);

@@ -244,7 +244,7 @@ static int load_keys(struct ags_hub *h, const ags_node_config *c, ags_error *err
 	h->jwt.skew_s = c->hub.skew_s;
 	ags_error e;
 	ags_error_clear(&e);
-	if ((rv = ags_jwt_config_check(&h->jwt, &e))) {
+	if (ags_jwt_config_check(&h->jwt, &e) != 0) {
 		const char *field = strcmp(e.field, "algs") == 0 ? "hub.algorithms" : "hub";
 		return ags_error_set(err, AGS_ERR_CONFIG, field, "%s%s%s", e.field,
 		                     e.field[0] ? ": " : "", e.message);
@@ -565,7 +565,7 @@ static int on_auth(struct ags_hub *h, struct ags_link *l, const ags_frame *f)
 	}
 	struct ags_hub_tenant *t = NULL;
 	ags_error_clear(&e);
-	if ((rv = tenant_get(h, claims.tenant, &t, &e))) {
+	if (tenant_get(h, claims.tenant, &t, &e) != 0) {
 		snprintf(reason, sizeof(reason), "cannot serve tenant '%.64s': %.150s",
 		         claims.tenant, e.message);
 		return refuse(h, l, AGS_APP_INTERNAL_ERROR, reason);

@@ -233,7 +233,7 @@ int ags_node_apply_start(struct ags_node *n);
 void ags_node_apply_close(struct ags_node *n);
 void ags_node_apply_stop(struct ags_node *n);
 /* Loop thread: finishes (ACK, events) the jobs the applier has written. */
-void ags_node_apply_deliver(void *n);
+void ags_node_apply_deliver(void *ud);
 
 /* node_peer.c: loop-thread side. */
 extern const ags_quic_callbacks ags_node_quic_callbacks;

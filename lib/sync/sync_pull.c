@@ -146,6 +146,8 @@ static int clock_arrays(const ags_vclock *v, const char ***agents, uint64_t **co
 	if (!*agents || !*counters) {
 		free(*agents);
 		free(*counters);
+		*agents = NULL; /* the callers free them too */
+		*counters = NULL;
 		return AGS_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < *n; i++) {

@@ -1004,7 +1004,8 @@ static const unsigned char TICKET_MAGIC[4] = {'a', 'g', 't', '1'};
 static int ticket_unwrap(struct sess *st, const gnutls_datum_t *t, gnutls_datum_t *data)
 {
 	const unsigned char *p = t->data, *end = t->data + t->size;
-	if (t->size < sizeof(TICKET_MAGIC) + 2 || memcmp(p, TICKET_MAGIC, sizeof(TICKET_MAGIC)))
+	if (t->size < sizeof(TICKET_MAGIC) + 2 ||
+	    memcmp(p, TICKET_MAGIC, sizeof(TICKET_MAGIC)) != 0)
 		return -1;
 	p += sizeof(TICKET_MAGIC);
 	size_t idl = *p++;

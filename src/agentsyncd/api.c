@@ -645,6 +645,7 @@ static int listen_socket(ags_api *api, int *ipv6, ags_error *err)
 	*ipv6 = res->ai_family == AF_INET6;
 	freeaddrinfo(res);
 	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
 	socklen_t sl = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		api->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port

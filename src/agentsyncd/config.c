@@ -62,7 +62,7 @@ struct obj_def {
 #define OFF(m) offsetof(ags_config, m)
 #define DEF(keys)                                                                                  \
 	{                                                                                          \
-		keys, sizeof(keys) / sizeof(keys[0])                                               \
+		keys, sizeof(keys) / sizeof((keys)[0])                                             \
 	}
 #define MS_MAX 86400000.0 /* a day, in ms: the longest interval accepted */
 
