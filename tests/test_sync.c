@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "agentsync/agentsync.h"
 #include "batch.h"
+#include "clock.h"
 #include "error.h"
 #include "frame.h"
 #include "store.h"

@@ -12,10 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
 #include <yyjson.h>
 
 #include "agentsync/agent.h"
+#include "base64.h"
+#include "clock.h"
 #include "error.h"
 #include "node_int.h"
 #include "store.h"
@@ -51,25 +52,6 @@ AGS_EXPORT void ags_agent_config_init(ags_agent_config *c)
 
 /* ---- the token's claims, read without verifying ---- */
 
-/* Decodes base64url (no padding) with GnuTLS after turning it into standard base64. */
-static int b64url_decode(const char *s, size_t n, gnutls_datum_t *out)
-{
-	if (n > AGS_JWT_MAX_BYTES)
-		return AGS_ERR_TOO_LARGE;
-	char *b = malloc(n + 4);
-	if (!b)
-		return AGS_ERR_NOMEM;
-	for (size_t i = 0; i < n; i++)
-		b[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-	size_t m = n;
-	while (m % 4)
-		b[m++] = '=';
-	gnutls_datum_t in = {(unsigned char *)b, (unsigned)m};
-	int rc = gnutls_base64_decode2(&in, out);
-	free(b);
-	return rc < 0 ? AGS_ERR_PROTO : 0;
-}
-
 /*
  * Reads the token's sub and tenant. A missing one is taken from `sub_dflt` /
  * `tenant_dflt` (the configuration) so that the hub, which verifies tokens,
@@ -83,12 +65,16 @@ static int token_claims(const char *token, const char *sub_dflt, const char *ten
 	if (!d1 || !d2)
 		return ags_error_set(err, AGS_ERR_CONFIG, "token",
 		                     "is not a JWT (header.payload.sig)");
-	gnutls_datum_t pl = {NULL, 0};
-	int rv = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &pl);
+	size_t n = (size_t)(d2 - d1 - 1), len = 0;
+	uint8_t *pl = NULL;
+	int rv =
+	    n > AGS_JWT_MAX_BYTES ? AGS_ERR_TOO_LARGE : ags_base64url_decode(d1 + 1, n, &pl, &len);
+	if (rv == AGS_ERR_NOMEM)
+		return ags_error_set(err, rv, NULL, NULL);
 	if (rv)
 		return ags_error_set(err, AGS_ERR_CONFIG, "token", "payload is not base64url");
-	yyjson_doc *doc = yyjson_read((const char *)pl.data, pl.size, 0);
-	gnutls_free(pl.data);
+	yyjson_doc *doc = yyjson_read((const char *)pl, len, 0);
+	free(pl);
 	yyjson_val *root = doc ? yyjson_doc_get_root(doc) : NULL;
 	yyjson_val *s = yyjson_obj_get(root, "sub"), *t = yyjson_obj_get(root, "tenant");
 	const char *sv = yyjson_is_str(s) ? yyjson_get_str(s) : sub_dflt;

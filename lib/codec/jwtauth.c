@@ -11,6 +11,7 @@
 #include <gnutls/x509.h>
 #include <yyjson.h>
 
+#include "base64.h"
 #include "error.h"
 #include "jwtauth.h"
 /* libjwt's header, through lib/jwtauth.h (which has the same name; see there). */
@@ -103,70 +104,6 @@ static int id_ok(const char *s, size_t n, size_t max)
 	return 1;
 }
 
-/* Whether s (n bytes) is base64url without padding, as JWS uses it. */
-static int b64url_ok(const char *s, size_t n)
-{
-	if (n % 4 == 1)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
-}
-
-/*
- * Decodes base64url text s (n bytes, checked by b64url_ok) with GnuTLS, after
- * turning it into standard, padded base64. On success out->data is
- * gnutls_malloc'd (gnutls_free it).
- */
-static int b64url_decode(const char *s, size_t n, gnutls_datum_t *out)
-{
-	size_t padded = (n + 3) / 4 * 4;
-	char *b = malloc(padded + 1);
-	if (!b)
-		return AGS_ERR_NOMEM;
-	for (size_t i = 0; i < n; i++)
-		b[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-	memset(b + n, '=', padded - n);
-	b[padded] = '\0';
-	gnutls_datum_t in = {(unsigned char *)b, (unsigned)padded};
-	out->data = NULL;
-	out->size = 0;
-	int rc = gnutls_base64_decode2(&in, out);
-	free(b);
-	if (rc == GNUTLS_E_MEMORY_ERROR)
-		return AGS_ERR_NOMEM;
-	return rc < 0 ? AGS_ERR_AUTH : 0;
-}
-
-/* Encodes n bytes as base64url without padding; *out is malloc'd. */
-static int b64url_encode(const uint8_t *d, size_t n, char **out)
-{
-	gnutls_datum_t in = {(unsigned char *)(uintptr_t)d, (unsigned)n}, b64;
-	int rc = gnutls_base64_encode2(&in, &b64);
-	if (rc < 0)
-		return rc == GNUTLS_E_MEMORY_ERROR ? AGS_ERR_NOMEM : AGS_ERR_INTERNAL;
-	char *s = malloc(b64.size + 1);
-	if (!s) {
-		gnutls_free(b64.data);
-		return AGS_ERR_NOMEM;
-	}
-	size_t j = 0;
-	for (size_t i = 0; i < b64.size; i++) {
-		char c = (char)b64.data[i];
-		if (c == '=' || c == '\n' || c == '\r')
-			continue;
-		s[j++] = c == '+' ? '-' : c == '/' ? '_' : c;
-	}
-	s[j] = '\0';
-	gnutls_free(b64.data);
-	*out = s;
-	return 0;
-}
-
 /*
  * Finds member `key` of obj (*out NULL when absent). A member given twice is
  * refused: libjwt's JSON parser and yyjson might not pick the same one.
@@ -191,16 +128,17 @@ static int member(yyjson_val *obj, const char *key, yyjson_val **out, ags_error 
 /* Decodes one base64url segment holding a JSON object; *doc owns it. */
 static int segment_json(const char *s, size_t n, const char *what, yyjson_doc **doc, ags_error *err)
 {
-	gnutls_datum_t raw;
+	uint8_t *raw = NULL;
+	size_t raw_len = 0;
 	yyjson_read_err rerr;
-	int rc = b64url_decode(s, n, &raw);
+	int rc = ags_base64url_decode(s, n, &raw, &raw_len);
 	if (rc == AGS_ERR_NOMEM)
 		return ags_error_set(err, rc, NULL, "out of memory");
 	if (rc)
 		return ags_error_set(err, AGS_ERR_AUTH, NULL,
 		                     "malformed token: %s is not base64url", what);
-	*doc = yyjson_read_opts((char *)raw.data, raw.size, YYJSON_READ_NOFLAG, NULL, &rerr);
-	gnutls_free(raw.data);
+	*doc = yyjson_read_opts((char *)raw, raw_len, YYJSON_READ_NOFLAG, NULL, &rerr);
+	free(raw);
 	if (!*doc) {
 		if (rerr.code == YYJSON_READ_ERROR_MEMORY_ALLOCATION)
 			return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
@@ -403,12 +341,13 @@ static int check_signature(const ags_jwt_config *cfg, const char *token, unsigne
 		return ags_error_set(err, AGS_ERR_AUTH, NULL, "bad signature: the token has none");
 	if (alg == AGS_JWT_ES256) {
 		/* RFC 7518 3.4: exactly r||s of 32 bytes each; libjwt also takes other sizes. */
-		gnutls_datum_t raw;
-		int rc = b64url_decode(sig, sig_len, &raw);
+		uint8_t *raw = NULL;
+		size_t raw_len = 0;
+		int rc = ags_base64url_decode(sig, sig_len, &raw, &raw_len);
 		if (rc == AGS_ERR_NOMEM)
 			return ags_error_set(err, rc, NULL, "out of memory");
-		gnutls_free(raw.data);
-		if (rc || raw.size != ES256_SIG_LEN)
+		free(raw);
+		if (rc || raw_len != ES256_SIG_LEN)
 			return ags_error_set(err, AGS_ERR_AUTH, NULL,
 			                     "bad signature: ES256 needs 64 bytes");
 	}
@@ -575,8 +514,8 @@ int ags_jwt_verify(const ags_jwt_config *cfg, const char *token, int64_t now_s, 
 		                     "malformed token: not three dot-separated parts");
 	size_t hlen = (size_t)(d1 - token), plen = (size_t)(d2 - d1 - 1);
 	size_t slen = len - (size_t)(d2 + 1 - token);
-	if (!hlen || !plen || !b64url_ok(token, hlen) || !b64url_ok(d1 + 1, plen) ||
-	    !b64url_ok(d2 + 1, slen))
+	if (!hlen || !plen || !ags_base64url_valid(token, hlen) ||
+	    !ags_base64url_valid(d1 + 1, plen) || !ags_base64url_valid(d2 + 1, slen))
 		return ags_error_set(err, AGS_ERR_AUTH, NULL,
 		                     "malformed token: a part is empty or not base64url");
 
@@ -616,28 +555,25 @@ static int es256_fix(char **tok)
 {
 	static const uint8_t zero[LIBJWT_ES_HALF - 32];
 	char *dot = strrchr(*tok, '.'), *b64 = NULL;
-	gnutls_datum_t raw;
-	uint8_t rs[ES256_SIG_LEN];
-	size_t slen = strlen(dot + 1);
+	uint8_t *raw = NULL, rs[ES256_SIG_LEN];
+	size_t slen = strlen(dot + 1), raw_len = 0;
 
-	if (!b64url_ok(dot + 1, slen))
-		return AGS_ERR_INTERNAL;
-	int rc = b64url_decode(dot + 1, slen, &raw);
+	int rc = ags_base64url_decode(dot + 1, slen, &raw, &raw_len);
 	if (rc)
 		return rc == AGS_ERR_NOMEM ? rc : AGS_ERR_INTERNAL;
-	if (raw.size == ES256_SIG_LEN) { /* a libjwt that gets it right */
-		gnutls_free(raw.data);
+	if (raw_len == ES256_SIG_LEN) { /* a libjwt that gets it right */
+		free(raw);
 		return 0;
 	}
-	if (raw.size != 2 * LIBJWT_ES_HALF || memcmp(raw.data, zero, sizeof(zero)) != 0 ||
-	    memcmp(raw.data + LIBJWT_ES_HALF, zero, sizeof(zero)) != 0) {
-		gnutls_free(raw.data);
+	if (raw_len != 2 * LIBJWT_ES_HALF || memcmp(raw, zero, sizeof(zero)) != 0 ||
+	    memcmp(raw + LIBJWT_ES_HALF, zero, sizeof(zero)) != 0) {
+		free(raw);
 		return AGS_ERR_INTERNAL;
 	}
-	memcpy(rs, raw.data + sizeof(zero), 32);
-	memcpy(rs + 32, raw.data + LIBJWT_ES_HALF + sizeof(zero), 32);
-	gnutls_free(raw.data);
-	if ((rc = b64url_encode(rs, sizeof(rs), &b64)))
+	memcpy(rs, raw + sizeof(zero), 32);
+	memcpy(rs + 32, raw + LIBJWT_ES_HALF + sizeof(zero), 32);
+	free(raw);
+	if ((rc = ags_base64url_encode(rs, sizeof(rs), &b64)))
 		return rc;
 	size_t head = (size_t)(dot + 1 - *tok), n = head + strlen(b64) + 1;
 	char *t = malloc(n);

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "error.h"
+#include "file.h"
 #include "frame.h"
 #include "hub.h"
 #include "jwtauth.h"
@@ -139,39 +141,19 @@ static int list_remove(struct ags_link **arr, size_t *n, struct ags_link *l)
 
 /* ---- keys ---- */
 
+/* Reads a key file (the reader and limit the daemon's configuration checks with). */
 static int read_file(const char *path, const char *field, char **out, size_t *len, ags_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return ags_error_set(err, AGS_ERR_IO, field, "cannot open %s: %m", path);
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap + 1);
-	size_t r;
-	while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap) {
-			if (cap >= 1024 * 1024) {
-				free(buf);
-				fclose(f);
-				return ags_error_set(err, AGS_ERR_CONFIG, field, "%s is over 1 MiB",
-				                     path);
-			}
-			char *b = realloc(buf, cap * 2 + 1);
-			if (!b) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = b;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (!buf)
-		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
+	ags_error e;
+	ags_error_clear(&e);
+	int rv = ags_file_read(path, AGS_FILE_KEY_MAX, out, len, &e);
+	if (rv == AGS_ERR_NOMEM)
+		return ags_error_set(err, rv, NULL, NULL);
+	if (rv == AGS_ERR_TOO_LARGE)
+		return ags_error_set(err, AGS_ERR_CONFIG, field, "\"%.120s\" %s", path, e.message);
+	if (rv)
+		return ags_error_set(err, AGS_ERR_IO, field, "cannot read \"%.120s\": %s", path,
+		                     e.message);
 	return 0;
 }
 
@@ -456,7 +438,7 @@ void ags_hub_on_connected(struct ags_hub *h, struct ags_link *l)
 		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 		return;
 	}
-	l->close_at_ms = ags_node_now_ms() + AUTH_DEADLINE_MS;
+	l->close_at_ms = ags_mono_ms() + AUTH_DEADLINE_MS;
 	ags_node_log(h->n, AGS_LOG_DEBUG,
 	             "agent connection from %s (certificate '%s'): waiting "
 	             "for AUTH",
@@ -496,7 +478,7 @@ static int refuse(struct ags_hub *h, struct ags_link *l, uint64_t code, const ch
 	const char *addr = ags_quic_conn_peer_addr(l->conn);
 	h->auth_refused++;
 	l->refused = 1;
-	l->close_at_ms = ags_node_now_ms() + REFUSE_LINGER_MS;
+	l->close_at_ms = ags_mono_ms() + REFUSE_LINGER_MS;
 	ags_node_log(n, AGS_LOG_WARN, "agent from %s refused (%s): %s", addr,
 	             ags_app_error_name(code), reason);
 	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED,

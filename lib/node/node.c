@@ -17,6 +17,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "clock.h"
 #include "error.h"
 #include "hub.h"
 #include "node_int.h"
@@ -50,11 +51,6 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 	cfg->max_frame_bytes = 16u * 1024 * 1024;
 	cfg->sweep_interval_ms = 60000;
 	cfg->busy_poll_us = 200;
-}
-
-uint64_t ags_node_now_ms(void)
-{
-	return ags_mono_us() / 1000;
 }
 
 void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
@@ -645,7 +641,7 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
-	uint64_t now = ags_node_now_ms();
+	uint64_t now = ags_mono_ms();
 	n->next_health_ms = now + n->cfg.health_interval_ms;
 	n->next_sweep_ms = now;
 	ags_node_recent_clear(n); /* rows of a store opened before are not this one's */

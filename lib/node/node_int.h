@@ -219,7 +219,6 @@ struct ags_node {
 void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
-uint64_t ags_node_now_ms(void);
 
 /*
  * node_apply.c: the applier. ags_node_apply_start (before the loop thread

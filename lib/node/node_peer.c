@@ -10,6 +10,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "clock.h"
 #include "error.h"
 #include "frame.h"
 #include "hub.h"
@@ -154,7 +155,7 @@ void ags_node_peer_retry(struct ags_node *n, struct ags_peer *p)
 	uint32_t rnd;
 	gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd));
 	uint32_t d = ags_backoff_delay_ms(&bc, p->attempts, rnd);
-	p->retry_at_ms = ags_node_now_ms() + d;
+	p->retry_at_ms = ags_mono_ms() + d;
 	if (ags_backoff_is_down(&bc, p->attempts) && !p->down) {
 		p->down = 1;
 		ags_node_log(n, AGS_LOG_WARN,
@@ -766,7 +767,7 @@ void ags_node_pump_all(struct ags_node *n)
 
 void ags_node_tick(struct ags_node *n)
 {
-	uint64_t now = ags_node_now_ms();
+	uint64_t now = ags_mono_ms();
 	for (size_t i = 0; i < n->n_peers; i++) {
 		struct ags_peer *p = n->peers[i];
 		if (p->dial && !p->link && !p->dialing && p->retry_at_ms <= now && p->address)

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "error.h"
 #include "store_ckpt.h"
 

@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "error.h"
 #include "frame.h"
 #include "pattern.h"

@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "error.h"
 #include "pattern.h"
 #include "store.h"

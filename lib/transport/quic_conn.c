@@ -16,6 +16,7 @@
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "clock.h"
 #include "error.h"
 #include "quic_int.h"
 
@@ -159,7 +160,7 @@ static size_t send_close(ags_quic_conn *c)
 	ngtcp2_path_storage_zero(&ps);
 	ngtcp2_pkt_info pi;
 	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
-	    c->qc, &ps.path, &pi, c->closebuf, AGS_QUIC_STATELESS_MAX, &c->ccerr, ags_quic_now());
+	    c->qc, &ps.path, &pi, c->closebuf, AGS_QUIC_STATELESS_MAX, &c->ccerr, ags_mono_ns());
 	if (n <= 0)
 		return 0;
 	c->closelen = (size_t)n;
@@ -306,7 +307,7 @@ void ags_quic_conn_recv(ags_quic_conn *c, const ags_quic_addr *from, const uint8
 	    .remote = {.addr = (ngtcp2_sockaddr *)&from->ss, .addrlen = from->len},
 	};
 	ngtcp2_pkt_info pi = {0};
-	int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, ags_quic_now());
+	int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, ags_mono_ns());
 	if (rv != 0) {
 		conn_on_error(c, rv);
 		return;
@@ -360,7 +361,7 @@ static void conn_write(ags_quic_conn *c)
 	if (c->tx_blocked || c->state != AGS_QC_ACTIVE)
 		return;
 	ngtcp2_conn *qc = c->qc;
-	ngtcp2_tstamp ts = ags_quic_now();
+	ngtcp2_tstamp ts = ags_mono_ns();
 	size_t maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(qc);
 	size_t pathmax = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc);
 	size_t cap = ngtcp2_conn_get_send_quantum(qc);
@@ -451,7 +452,7 @@ static void conn_arm(ags_quic_conn *c)
 	if (c->state != AGS_QC_ACTIVE)
 		return;
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
-	ngtcp2_tstamp now = ags_quic_now();
+	ngtcp2_tstamp now = ags_mono_ns();
 	if (exp == UINT64_MAX) {
 		ags_quic_ep_soon_remove(c->ep, c);
 		uv_timer_stop(&c->timer);
@@ -481,7 +482,7 @@ void ags_quic_conn_flush(ags_quic_conn *c)
 		conn_write(c);
 		if (c->state != AGS_QC_ACTIVE || c->tx_blocked)
 			return;
-		ngtcp2_tstamp now = ags_quic_now();
+		ngtcp2_tstamp now = ags_mono_ns();
 		if (ngtcp2_conn_get_expiry(c->qc) > now)
 			break;
 		int rv = ngtcp2_conn_handle_expiry(c->qc, now);
@@ -497,7 +498,7 @@ void ags_quic_conn_expire(ags_quic_conn *c)
 {
 	if (c->state != AGS_QC_ACTIVE)
 		return;
-	int rv = ngtcp2_conn_handle_expiry(c->qc, ags_quic_now());
+	int rv = ngtcp2_conn_handle_expiry(c->qc, ags_mono_ns());
 	if (rv != 0) {
 		conn_on_error(c, rv);
 		return;

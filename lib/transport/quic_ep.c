@@ -16,6 +16,7 @@
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "clock.h"
 #include "error.h"
 #include "quic_int.h"
 
@@ -35,11 +36,6 @@
 
 /* Blob of ags_quic_ep_export_resumption(): magic, then two length-prefixed parts. */
 static const uint8_t RESUME_MAGIC[4] = {'A', 'G', 'Q', '1'};
-
-uint64_t ags_quic_now(void)
-{
-	return uv_hrtime();
-}
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -190,7 +186,7 @@ static void on_soon(uv_poll_t *h, int status, int events)
 	if (read(ep->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return;
 	ep->soon_at = UINT64_MAX;
-	uint64_t now = ags_quic_now();
+	uint64_t now = ags_mono_ns();
 	ags_quic_conn *next;
 	for (ags_quic_conn *c = ep->conns; c && ep->nsoon && !ep->deleting; c = next) {
 		next = c->next;

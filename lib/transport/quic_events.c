@@ -11,6 +11,7 @@
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "clock.h"
 #include "error.h"
 #include "quic_int.h"
 
@@ -391,7 +392,7 @@ void ags_quic_fill_settings(const ags_quic_ep *ep, ngtcp2_settings *s, ngtcp2_tr
 {
 	const ags_quic_config *cfg = &ep->cfg;
 	ngtcp2_settings_default(s);
-	s->initial_ts = ags_quic_now();
+	s->initial_ts = ags_mono_ns();
 	/* Windows are fixed (no auto-tuning): they are the hard bound on unconsumed data. */
 	s->max_window = 0;
 	s->max_stream_window = 0;

@@ -292,9 +292,6 @@ ags_quic_ticket *ags_quic_ep_ticket_get(ags_quic_ep *ep, const char *peer_id);
 /* A connection's timer has closed and its memory is freed (the endpoint may now go). */
 void ags_quic_ep_conn_freed(ags_quic_ep *ep);
 
-/* Current time for ngtcp2, in nanoseconds (monotonic). */
-uint64_t ags_quic_now(void);
-
 /* ---- quic_conn.c ---- */
 
 /*

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "quic_int.h"
 
@@ -283,7 +284,7 @@ void ags_quic_udp_read(ags_quic_ep *ep)
 	memset(ctrl, 0, sizeof(ctrl));
 	/* A long burst of reads does not hold back what they produced (a sync
 	 * peer's ACKs, which open its window): flush every READ_FLUSH_NS. */
-	ngtcp2_tstamp flushed = ags_quic_now();
+	ngtcp2_tstamp flushed = ags_mono_ns();
 	for (int call = 0; call < RX_CALLS_MAX && !ep->deleting; call++) {
 		for (int i = 0; i < AGS_QUIC_RX_MSGS; i++) {
 			iov[i].iov_base = ep->rxbuf + (size_t)i * AGS_QUIC_RX_BUFSZ;
@@ -318,11 +319,11 @@ void ags_quic_udp_read(ags_quic_ep *ep)
 				ags_quic_ep_on_datagram(ep, &from[i], p, l);
 				p += l;
 				len -= l;
-				if (ags_quic_now() - flushed >= READ_FLUSH_NS) {
+				if (ags_mono_ns() - flushed >= READ_FLUSH_NS) {
 					if (ep->cbs.on_read_pause)
 						ep->cbs.on_read_pause(ep->cbs.user_data);
 					ags_quic_ep_flush(ep);
-					flushed = ags_quic_now();
+					flushed = ags_mono_ns();
 				}
 			}
 		}

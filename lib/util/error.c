@@ -1,7 +1,6 @@
-/* Error names, error details and the clock. */
+/* Error names and error details. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "agentsync/agentsync.h"
 #include "error.h"
@@ -87,18 +86,4 @@ int ags_error_set(ags_error *e, int code, const char *field, const char *fmt, ..
 		snprintf(e->message, sizeof(e->message), "%s", ags_strerror(code));
 	}
 	return code;
-}
-
-AGS_EXPORT int64_t ags_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t ags_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

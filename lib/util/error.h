@@ -1,4 +1,4 @@
-/* Internal helpers for errors and time, shared by every module. */
+/* Internal helpers for errors, shared by every module. */
 #ifndef AGS_ERROR_H
 #define AGS_ERROR_H
 
@@ -14,8 +14,5 @@
  */
 int ags_error_set(ags_error *e, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-
-/* Microseconds from the monotonic clock. */
-uint64_t ags_mono_us(void);
 
 #endif

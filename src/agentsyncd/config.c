@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "file.h"
 
 /* How a key's value is checked and where it goes. */
 enum kind {
@@ -937,44 +938,18 @@ int ags_config_load(const char *path, const ags_config_overrides *ov, ags_config
 	if (!path || !out)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, NULL);
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ags_error_set(err, errno == ENOENT ? AGS_ERR_NOT_FOUND : AGS_ERR_IO, NULL,
-		                     "cannot read: %m");
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_IO, NULL, "cannot read: not a regular file");
-	}
-	if ((uint64_t)st.st_size > AGS_CONFIG_MAX_BYTES) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_TOO_LARGE, NULL,
-		                     "the file is %lld bytes, more than the %u accepted",
-		                     (long long)st.st_size, AGS_CONFIG_MAX_BYTES);
-	}
-	size_t cap = (size_t)st.st_size + 1, n = 0;
-	char *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	}
-	while (n < cap) {
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int rc = ags_error_set(err, AGS_ERR_IO, NULL, "cannot read: %m");
-			free(buf);
-			close(fd);
-			return rc;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	/* A file that grew past the limit while being read is refused by the parser. */
-	int rc = ags_config_parse(buf, n, ov, out, err);
+	char *buf = NULL;
+	size_t n = 0;
+	ags_error e;
+	ags_error_clear(&e);
+	int rc = ags_file_read(path, AGS_CONFIG_MAX_BYTES, &buf, &n, &e);
+	if (rc == AGS_ERR_NOMEM)
+		return ags_error_set(err, rc, NULL, NULL);
+	if (rc == AGS_ERR_TOO_LARGE)
+		return ags_error_set(err, rc, NULL, "the file %s", e.message);
+	if (rc)
+		return ags_error_set(err, rc, NULL, "cannot read: %s", e.message);
+	rc = ags_config_parse(buf, n, ov, out, err);
 	free(buf);
 	return rc;
 }

@@ -4,21 +4,15 @@
  * of the key files on disk, and reading the upstream token file. The keys
  * themselves are parsed with the other tables in lib/config.c.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
+#include "file.h"
 #include "jwtauth.h"
-
-/* Largest key or token file read, as the hub reads them. */
-#define KEY_FILE_MAX (1024u * 1024u)
 
 /* One JWT algorithm, the config key of its key file, and where that file's name lives. */
 struct alg_key {
@@ -123,53 +117,22 @@ int ags_config_check_hub(const ags_config *c, ags_error *err)
 }
 
 /*
- * Reads the file at `path` (at most `max` bytes) into a NUL-terminated
- * malloc'd buffer. Errors name `field` and the file.
+ * Reads the key or token file at `path` (ags_file_read, at most
+ * AGS_FILE_KEY_MAX bytes). Errors are AGS_ERR_CONFIG (AGS_ERR_NOMEM) naming
+ * `field` and the file.
  */
-static int read_small(const char *field, const char *path, size_t max, char **out, size_t *len,
-                      ags_error *err)
+static int read_small(const char *field, const char *path, char **out, size_t *len, ags_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ags_error_set(err, AGS_ERR_CONFIG, field, "cannot read \"%.120s\": %m",
-		                     path);
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_CONFIG, field,
-		                     "cannot read \"%.120s\": not a regular file", path);
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_CONFIG, field,
-		                     "\"%.120s\" is %lld bytes, more than the %zu accepted", path,
-		                     (long long)st.st_size, max);
-	}
-	size_t cap = (size_t)st.st_size + 1, n = 0;
-	char *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_NOMEM, field, NULL);
-	}
-	while (n < cap - 1) {
-		ssize_t r = read(fd, buf + n, cap - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int rc = ags_error_set(err, AGS_ERR_CONFIG, field,
-			                       "cannot read \"%.120s\": %m", path);
-			free(buf);
-			close(fd);
-			return rc;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
+	ags_error e;
+	ags_error_clear(&e);
+	int rc = ags_file_read(path, AGS_FILE_KEY_MAX, out, len, &e);
+	if (rc == AGS_ERR_NOMEM)
+		return ags_error_set(err, rc, field, NULL);
+	if (rc == AGS_ERR_TOO_LARGE)
+		return ags_error_set(err, AGS_ERR_CONFIG, field, "\"%.120s\" %s", path, e.message);
+	if (rc)
+		return ags_error_set(err, AGS_ERR_CONFIG, field, "cannot read \"%.120s\": %s", path,
+		                     e.message);
 	return 0;
 }
 
@@ -184,8 +147,7 @@ int ags_config_check_hub_files(const ags_config *c, ags_error *err)
 	if (c->hub_token_file) {
 		char *t = NULL;
 		size_t tl;
-		rc = read_small("quic.hub.upstream.tokenFile", c->hub_token_file, KEY_FILE_MAX, &t,
-		                &tl, err);
+		rc = read_small("quic.hub.upstream.tokenFile", c->hub_token_file, &t, &tl, err);
 		free(t);
 		if (rc < 0)
 			return rc;
@@ -198,7 +160,7 @@ int ags_config_check_hub_files(const ags_config *c, ags_error *err)
 		const char *file = key_file(n, &alg_keys[k]);
 		if (!file)
 			continue;
-		rc = read_small(alg_keys[k].path, file, KEY_FILE_MAX, &buf[k], &len[k], err);
+		rc = read_small(alg_keys[k].path, file, &buf[k], &len[k], err);
 		if (rc < 0)
 			goto out;
 		if (n->hub.n_algorithms == 0)
@@ -252,7 +214,7 @@ int ags_config_load_files(ags_config *c, ags_error *err)
 	static const char field[] = "quic.hub.upstream.tokenFile";
 	char *t = NULL;
 	size_t n = 0;
-	int rc = read_small(field, c->hub_token_file, KEY_FILE_MAX, &t, &n, err);
+	int rc = read_small(field, c->hub_token_file, &t, &n, err);
 	if (rc < 0)
 		return rc;
 	while (n > 0 &&
