@@ -481,10 +481,7 @@ static int refuse(struct ags_hub *h, struct ags_link *l, uint64_t code, const ch
 	l->close_at_ms = ags_mono_ms() + REFUSE_LINGER_MS;
 	ags_node_log(n, AGS_LOG_WARN, "agent from %s refused (%s): %s", addr,
 	             ags_app_error_name(code), reason);
-	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED,
-	                .name = ags_event_name(AGS_EV_CONNECTION_REFUSED),
-	                .address = addr,
-	                .error = reason};
+	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED, .address = addr, .error = reason};
 	ags_node_emit(n, &ev);
 	ags_frame_buf fb;
 	ags_frame_buf_init(&fb, 0);
@@ -618,7 +615,6 @@ int ags_hub_hello(struct ags_hub *h, struct ags_link *l, const char *instance)
 	}
 	l->announced = 1;
 	ags_event ev = {.type = AGS_EV_PEER_CONNECTED,
-	                .name = ags_event_name(AGS_EV_PEER_CONNECTED),
 	                .peer_id = l->agent_id,
 	                .address = ags_quic_conn_peer_addr(l->conn),
 	                .tenant = t->name};

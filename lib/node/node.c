@@ -67,8 +67,12 @@ void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
 
 void ags_node_emit(struct ags_node *n, const ags_event *ev)
 {
-	if (n->cb.on_event)
-		n->cb.on_event(n, ev, n->user_data);
+	if (!n->cb.on_event)
+		return;
+	/* Every event leaves the library here: its name is filled in once, from its type. */
+	ags_event e = *ev;
+	e.name = ags_event_name(e.type);
+	n->cb.on_event(n, &e, n->user_data);
 }
 
 /* ---- configuration copy ---- */

@@ -218,6 +218,7 @@ struct ags_node {
 /* node.c */
 void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Reports an event to the node's on_event (the name is filled in here, from the type). */
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
 
 /*

@@ -107,7 +107,6 @@ static void check_health(struct ags_node *n, struct ags_peer *p)
 		p->degraded = 1;
 		peer_state_json(p, st, sizeof(st));
 		ags_event ev = {.type = AGS_EV_PEER_HEALTH_DEGRADED,
-		                .name = ags_event_name(AGS_EV_PEER_HEALTH_DEGRADED),
 		                .peer_id = p->id,
 		                .state = st,
 		                .error = p->last_error};
@@ -117,10 +116,8 @@ static void check_health(struct ags_node *n, struct ags_peer *p)
 	} else if (p->degraded && p->consecutive_errors == 0) {
 		p->degraded = 0;
 		peer_state_json(p, st, sizeof(st));
-		ags_event ev = {.type = AGS_EV_PEER_HEALTH_RECOVERED,
-		                .name = ags_event_name(AGS_EV_PEER_HEALTH_RECOVERED),
-		                .peer_id = p->id,
-		                .state = st};
+		ags_event ev = {
+		    .type = AGS_EV_PEER_HEALTH_RECOVERED, .peer_id = p->id, .state = st};
 		ags_node_log(n, AGS_LOG_INFO, "peer %s recovered", p->id);
 		ags_node_emit(n, &ev);
 	}
@@ -131,10 +128,7 @@ void ags_node_peer_error(struct ags_node *n, struct ags_peer *p, const char *err
 	p->error_count++;
 	p->consecutive_errors++;
 	snprintf(p->last_error, sizeof(p->last_error), "%s", error);
-	ags_event ev = {.type = AGS_EV_PEER_ERROR,
-	                .name = ags_event_name(AGS_EV_PEER_ERROR),
-	                .peer_id = p->id,
-	                .error = error};
+	ags_event ev = {.type = AGS_EV_PEER_ERROR, .peer_id = p->id, .error = error};
 	ags_node_emit(n, &ev);
 	check_health(n, p);
 }
@@ -341,7 +335,6 @@ static void announce(struct ags_node *n, struct ags_link *l)
 		return;
 	l->announced = 1;
 	ags_event ev = {.type = AGS_EV_PEER_CONNECTED,
-	                .name = ags_event_name(AGS_EV_PEER_CONNECTED),
 	                .peer_id = l->peer->id,
 	                .address = ags_quic_conn_peer_addr(l->conn)};
 	ags_node_log(n, AGS_LOG_INFO, "accepted %s %s from %s (%s)",
@@ -522,7 +515,6 @@ static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *
 	struct ags_node *n = ud;
 	struct ags_link *l = c ? ags_quic_conn_user_data(c) : NULL;
 	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED,
-	                .name = ags_event_name(AGS_EV_CONNECTION_REFUSED),
 	                .peer_id = l && l->peer ? l->peer->id : NULL,
 	                .address = addr,
 	                .error = reason};
@@ -548,7 +540,6 @@ static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reas
 			         reason && *reason ? reason : "closed", (unsigned long long)code,
 			         by_peer ? "agent" : "us");
 			ags_event ev = {.type = AGS_EV_PEER_DISCONNECTED,
-			                .name = ags_event_name(AGS_EV_PEER_DISCONNECTED),
 			                .peer_id = l->agent_id,
 			                .error = err,
 			                .tenant = ags_hub_tenant_name(l->tenant)};
@@ -573,10 +564,8 @@ static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reas
 			snprintf(err, sizeof(err), "%s (code 0x%llx, by %s)",
 			         reason && *reason ? reason : "closed", (unsigned long long)code,
 			         by_peer ? "peer" : "us");
-			ags_event ev = {.type = AGS_EV_PEER_DISCONNECTED,
-			                .name = ags_event_name(AGS_EV_PEER_DISCONNECTED),
-			                .peer_id = p->id,
-			                .error = err};
+			ags_event ev = {
+			    .type = AGS_EV_PEER_DISCONNECTED, .peer_id = p->id, .error = err};
 			ags_node_log(n, AGS_LOG_INFO, "peer %s disconnected: %s", p->id, err);
 			ags_node_emit(n, &ev);
 			if (code != AGS_APP_NO_ERROR && code != AGS_APP_SHUTTING_DOWN)

@@ -982,7 +982,6 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 			continue;
 		}
 		ags_event ev = {.type = AGS_EV_SYNC_FAILED,
-		                .name = ags_event_name(AGS_EV_SYNC_FAILED),
 		                .pattern_id = m.errors[i].pattern_id,
 		                .error = m.errors[i].error};
 		ags_sync_emit(s, &ev);
@@ -991,7 +990,6 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 		/* The hub found these of our changes concurrent with another agent's. */
 		for (size_t i = 0; i < m.n_conflicts; i++) {
 			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
-			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
 			                .pattern_id = m.conflicts[i],
 			                .source_id = s->peer_id,
 			                .error = "the hub reports a conflict"};
@@ -1004,7 +1002,6 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 		s->st.patterns_acked += q->count;
 		s->st.latency_sum_ms += latency;
 		ags_event ev = {.type = AGS_EV_SYNC_COMPLETED,
-		                .name = ags_event_name(AGS_EV_SYNC_COMPLETED),
 		                .pattern_count = q->count,
 		                .latency_ms = latency};
 		ags_sync_emit(s, &ev);
@@ -1012,7 +1009,6 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 		s->st.batches_failed++;
 		if (m.n_errors == 0) {
 			ags_event ev = {.type = AGS_EV_SYNC_FAILED,
-			                .name = ags_event_name(AGS_EV_SYNC_FAILED),
 			                .error = "batch refused by the peer"};
 			ags_sync_emit(s, &ev);
 		}

@@ -244,7 +244,6 @@ int ags_sync_on_pull_done(ags_sync *s, const uint8_t *payload, size_t len, uint6
 		             ae.message);
 	for (size_t i = 0; i < m.n_conflicts; i++) {
 		ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
-		                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
 		                .pattern_id = m.conflicts[i],
 		                .source_id = s->peer_id,
 		                .error = "the hub reports a conflict"};

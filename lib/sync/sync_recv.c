@@ -373,7 +373,6 @@ void ags_sync_job_finish(ags_sync_job *j)
 		if (won) {
 			applied++;
 			ags_event ev = {.type = AGS_EV_PATTERN_RECEIVED,
-			                .name = ags_event_name(AGS_EV_PATTERN_RECEIVED),
 			                .pattern = j->pats[i],
 			                .pattern_id = ags_pattern_id(j->pats[i]),
 			                .source_id = s->peer_id};
@@ -381,7 +380,6 @@ void ags_sync_job_finish(ags_sync_job *j)
 		}
 		if (j->info[i].conflict) {
 			ags_event ev = {.type = AGS_EV_PATTERN_CONFLICT,
-			                .name = ags_event_name(AGS_EV_PATTERN_CONFLICT),
 			                .pattern = j->pats[i],
 			                .pattern_id = ags_pattern_id(j->pats[i]),
 			                .source_id = s->peer_id,
