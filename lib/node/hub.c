@@ -560,6 +560,7 @@ static int on_auth(struct ags_hub *h, struct ags_link *l, const ags_frame *f)
 	snprintf(l->agent_id, sizeof(l->agent_id), "%s", claims.sub);
 	h->n_agents++;
 	h->auth_ok++;
+	ags_sync_start(l->sync, ags_mono_us());
 	ags_node_log(n, AGS_LOG_INFO, "agent %s of tenant %s authenticated from %s (%s token)",
 	             claims.sub, claims.tenant, ags_quic_conn_peer_addr(l->conn), claims.alg);
 	return 0;

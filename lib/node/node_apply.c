@@ -14,6 +14,7 @@
  */
 #define APPLY_QUEUE_MAX 64
 
+#include "clock.h"
 #include "node_int.h"
 #include "sync.h"
 
@@ -40,11 +41,11 @@ static void submit(void *ud, struct ags_sync_job *j)
 	pthread_mutex_unlock(&n->apply_mu);
 }
 
-static void finish_list(struct ags_sync_job *j)
+static void finish_list(struct ags_sync_job *j, uint64_t now)
 {
 	while (j) {
 		struct ags_sync_job *next = ags_sync_job_next(j);
-		ags_sync_job_finish(j);
+		ags_sync_job_finish(j, now);
 		j = next;
 	}
 }
@@ -62,7 +63,7 @@ void ags_node_apply_deliver(void *ud)
 	 * pumped after the first, one would read the rows of the others (a
 	 * group's commit made them visible) that their sessions then step over. */
 	n->delivering = 1;
-	finish_list(j);
+	finish_list(j, ags_mono_us());
 	n->delivering = 0;
 	if (n->pump_due) {
 		n->pump_due = 0;
@@ -147,5 +148,5 @@ void ags_node_apply_stop(struct ags_node *n)
 	/* Their sessions are closed: finishing only frees them. */
 	struct ags_sync_job *j = n->done_head;
 	n->done_head = n->done_tail = NULL;
-	finish_list(j);
+	finish_list(j, ags_mono_us());
 }

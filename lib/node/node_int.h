@@ -255,6 +255,7 @@ void ags_node_sync_host_init(struct ags_node *n);
 /* Host callbacks shared with the hub's tenant hosts. */
 void ags_node_host_send(void *ud, void *session_ud, uint8_t *frame, size_t len);
 void ags_node_host_log(void *ud, int level, const char *msg);
+int64_t ags_node_host_wall_ms(void *ud);
 /* A new link (outgoing: we dial it); NULL when out of memory. */
 struct ags_link *ags_node_link_new(struct ags_node *n, ags_quic_conn *c, int outgoing);
 /* Counts an error against a peer (events, health). */

@@ -329,6 +329,12 @@ void ags_node_host_log(void *ud, int level, const char *msg)
 	ags_node_log(ud, level, "%s", msg);
 }
 
+int64_t ags_node_host_wall_ms(void *ud)
+{
+	(void)ud;
+	return ags_now_ms();
+}
+
 static void announce(struct ags_node *n, struct ags_link *l)
 {
 	if (l->announced || !l->peer)
@@ -425,6 +431,7 @@ void ags_node_sync_host_init(struct ags_node *n)
 	h->changed = host_changed;
 	h->hello = host_hello;
 	h->log = ags_node_host_log;
+	h->wall_ms = ags_node_host_wall_ms;
 	h->instance = n->instance;
 	h->clock = n->clock;
 	h->cache = &n->cache;
@@ -443,6 +450,7 @@ static int link_start_sync(struct ags_node *n, struct ags_link *l)
 		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 		return rv;
 	}
+	ags_sync_start(l->sync, ags_mono_us());
 	return 0;
 }
 
@@ -599,7 +607,7 @@ void ags_node_link_data(struct ags_node *n, struct ags_link *l, const uint8_t *d
 {
 	uint64_t code = 0;
 	char reason[200] = "";
-	int rv = ags_sync_on_data(l->sync, data, len, &code, reason, sizeof(reason));
+	int rv = ags_sync_on_data(l->sync, data, len, ags_mono_us(), &code, reason, sizeof(reason));
 	if (rv) {
 		const char *who = l->peer ? l->peer->id : l->agent_id[0] ? l->agent_id : "?";
 		ags_node_log(n, AGS_LOG_WARN, "closing connection with %s: %s (%s)", who, reason,

@@ -152,6 +152,7 @@ int ags_node_upstream_start(struct ags_node *n, struct ags_link *l)
 		                    rv == AGS_ERR_INVALID ? "unusable token" : "out of memory");
 		return rv;
 	}
+	ags_sync_start(l->sync, ags_mono_us());
 	return 0;
 }
 

@@ -12,7 +12,6 @@
 #include <zstd.h>
 
 #include "batch.h"
-#include "clock.h"
 #include "error.h"
 #include "frame.h"
 #include "pattern.h"
@@ -146,9 +145,6 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 	s->next_request = 1;
 	if (ags_frame_reader_init(&s->rd, host->max_frame) != 0)
 		goto fail;
-	uint64_t now = ags_mono_us();
-	ags_bucket_init(&s->rate_p, host->rate_patterns_per_s, host->rate_patterns_per_s, now);
-	ags_bucket_init(&s->rate_b, host->rate_bytes_per_s, host->rate_bytes_per_s, now);
 
 	/* Our HELLO: who we are, and where our copy of the peer's log stands. */
 	char cur[128] = "";
@@ -188,24 +184,22 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 		for (size_t i = 0; i < hello.n_tags; i++)
 			hello.tags[i] = host->filter_tags[i];
 	}
-	ags_frame_buf fb;
-	ags_frame_buf_init(&fb, 0);
+	/* Made now, sent by ags_sync_start: towards a hub AUTH goes first, HELLO in the same
+	 * flight. */
+	ags_frame_buf_init(&s->start_frames, 0);
 	int erv = 0;
-	/* Towards a hub, AUTH goes first; HELLO follows in the same flight. */
 	if (role == AGS_SYNC_ROLE_UPSTREAM)
-		erv = ags_wire_auth_encode(opts->token, &fb, NULL);
+		erv = ags_wire_auth_encode(opts->token, &s->start_frames, NULL);
 	hello.delta = ags_sync_delta_enabled(s);
 	if (erv == 0)
-		erv = ags_wire_hello_encode(&hello, &fb, NULL);
+		erv = ags_wire_hello_encode(&hello, &s->start_frames, NULL);
 	if (erv != 0) {
-		ags_frame_buf_free(&fb);
 		if (erv == AGS_ERR_INVALID) {
 			ags_sync_del(s);
 			return AGS_ERR_INVALID;
 		}
 		goto fail;
 	}
-	ags_sync_send_buf(s, &fb);
 	const ags_sync_resume *r = opts ? opts->resume : NULL;
 	if (role == AGS_SYNC_ROLE_PEER && r && r->valid) {
 		/* 0-RTT: send from where the peer stood last time, before its HELLO. */
@@ -227,6 +221,17 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 fail:
 	ags_sync_del(s);
 	return AGS_ERR_NOMEM;
+}
+
+void ags_sync_start(ags_sync *s, uint64_t now_us)
+{
+	if (s->started)
+		return;
+	s->started = 1;
+	const ags_sync_host *h = s->h;
+	ags_bucket_init(&s->rate_p, h->rate_patterns_per_s, h->rate_patterns_per_s, now_us);
+	ags_bucket_init(&s->rate_b, h->rate_bytes_per_s, h->rate_bytes_per_s, now_us);
+	ags_sync_send_buf(s, &s->start_frames);
 }
 
 void ags_sync_resume_free(ags_sync_resume *r)
@@ -316,6 +321,7 @@ void ags_sync_del(ags_sync *s)
 void ags_sync_release(ags_sync *s)
 {
 	ZSTD_freeDCtx(s->dctx);
+	ags_frame_buf_free(&s->start_frames);
 	ags_frame_reader_free(&s->rd);
 	if (!s->enc_shared)
 		ags_batch_encoder_del(s->enc);
@@ -496,12 +502,11 @@ static int read_rows(ags_sync *s, uint64_t after, size_t limit, const char *skip
  * came from its peer. Returns 1 when it did, 0 when the caller must read the
  * store, or an error.
  */
-static int chunk_from_tail(ags_sync *s, uint64_t head)
+static int chunk_from_tail(ags_sync *s, uint64_t head, uint64_t now)
 {
 	ags_sync_cache *c = s->h->cache;
 	if (!c || c->users < 2 || head - s->sent_seq > AGS_SYNC_TAIL_MAX)
 		return 0;
-	uint64_t now = ags_mono_us();
 	/* Short-lived on purpose: expiry can take rows out of the log without a new sequence. */
 	if (!c->tail_valid || c->tail_after != s->sent_seq || c->tail_head != head ||
 	    now - c->tail_at_us > 100000) {
@@ -532,7 +537,7 @@ static int chunk_from_tail(ags_sync *s, uint64_t head)
 	return 1;
 }
 
-static int chunk_load(ags_sync *s)
+static int chunk_load(ags_sync *s, uint64_t now)
 {
 	chunk_clear(s);
 	s->chunk_upto = s->sent_seq;
@@ -543,7 +548,7 @@ static int chunk_load(ags_sync *s)
 		limit = CHUNK_MIN;
 	s->chunk_bytes = 0;
 	uint64_t head = ags_store_seq_committed(s->h->store);
-	int rv = chunk_from_tail(s, head);
+	int rv = chunk_from_tail(s, head, now);
 	if (rv == 0 && s->h->recent) {
 		/* Just written through the API: the rows are still in memory. */
 		rv = s->h->recent(s->h->ud, s->sent_seq, head, chunk_add, s);
@@ -696,8 +701,9 @@ int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now)
 	const uint8_t *frame = NULL;
 	size_t flen = 0;
 	ags_batch_stats bs;
-	int rv = ags_batch_encoder_finish(s->enc, q->request_id, ags_now_ms(), q->upto_seq,
-	                                  s->h->node_id, s->codec, &frame, &flen, &bs);
+	int64_t wall = s->h->wall_ms ? s->h->wall_ms(s->h->ud) : 0;
+	int rv = ags_batch_encoder_finish(s->enc, q->request_id, wall, q->upto_seq, s->h->node_id,
+	                                  s->codec, &frame, &flen, &bs);
 	uint8_t *copy = rv ? NULL : malloc(flen);
 	if (!copy) {
 		ags_sync_inflight_clear(q);
@@ -775,7 +781,7 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 				s->caught_up = 1;
 				return cursor_flush(s, now_us);
 			}
-			int lr = chunk_load(s);
+			int lr = chunk_load(s, now_us);
 			if (lr != 0) {
 				ags_sync_log(s, AGS_LOG_ERROR, "reading the log for %s failed: %s",
 				             s->peer_id, ags_strerror(lr));
@@ -838,8 +844,8 @@ int ags_sync_push_idle(ags_sync *s)
 
 /* ---- receiver ---- */
 
-static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                    size_t cap)
+static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
+                    char *reason, size_t cap)
 {
 	if (s->hello_recv) {
 		*code = AGS_APP_PROTOCOL_ERROR;
@@ -935,12 +941,12 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *c
 	s->hello_recv = 1;
 	ags_sync_log(s, AGS_LOG_DEBUG, "HELLO from %s: resuming our log after %llu, codec %s",
 	             s->peer_id, (unsigned long long)s->sent_seq, ags_codec_name(s->codec));
-	ags_sync_pump(s, ags_mono_us());
+	ags_sync_pump(s, now);
 	return 0;
 }
 
-static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                  size_t cap)
+static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
+                  char *reason, size_t cap)
 {
 	ags_wire_ack m;
 	ags_error err;
@@ -970,7 +976,6 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *cod
 	if (s->q_tail == q)
 		s->q_tail = prev;
 	s->n_inflight--;
-	uint64_t now = ags_mono_us();
 	double latency = (double)(now - q->sent_us) / 1000.0;
 	if (q->upto_seq > s->st.acked_seq)
 		s->st.acked_seq = q->upto_seq;
@@ -1040,8 +1045,8 @@ static int on_error_frame(ags_sync *s, const uint8_t *payload, size_t len, uint6
 	return AGS_ERR_CLOSED;
 }
 
-int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *close_code,
-                     char *reason, size_t cap)
+int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t now_us,
+                     uint64_t *close_code, char *reason, size_t cap)
 {
 	while (len > 0) {
 		size_t used = 0;
@@ -1061,13 +1066,14 @@ int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *clo
 			break;
 		switch (f.type) {
 		case AGS_FRAME_HELLO:
-			rv = on_hello(s, f.payload, f.len, close_code, reason, cap);
+			rv = on_hello(s, f.payload, f.len, now_us, close_code, reason, cap);
 			break;
 		case AGS_FRAME_BATCH:
-			rv = ags_sync_on_batch(s, f.payload, f.len, close_code, reason, cap);
+			rv =
+			    ags_sync_on_batch(s, f.payload, f.len, now_us, close_code, reason, cap);
 			break;
 		case AGS_FRAME_ACK:
-			rv = on_ack(s, f.payload, f.len, close_code, reason, cap);
+			rv = on_ack(s, f.payload, f.len, now_us, close_code, reason, cap);
 			break;
 		case AGS_FRAME_ERROR:
 			rv = on_error_frame(s, f.payload, f.len, close_code, reason, cap);
@@ -1089,7 +1095,8 @@ int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *clo
 			break;
 		case AGS_FRAME_PULL:
 			if (s->role == AGS_SYNC_ROLE_HUB) {
-				rv = ags_sync_on_pull(s, f.payload, f.len, close_code, reason, cap);
+				rv = ags_sync_on_pull(s, f.payload, f.len, now_us, close_code,
+				                      reason, cap);
 			} else {
 				*close_code = AGS_APP_PROTOCOL_ERROR;
 				snprintf(reason, cap,

@@ -1,8 +1,15 @@
 /*
  * The sync engine: one session per connection to a peer, speaking the
- * protocol of docs/PROTOCOL.md over frames. It does no I/O: the node hands
- * it received frames and the time, and it hands back frames to send (through
- * the host's send function) and events. Both directions run in one session:
+ * protocol of docs/PROTOCOL.md over frames. It does no I/O and reads no
+ * clock: the node hands it received frames and the time (every call that
+ * needs it takes `now_us`, microseconds of a monotonic clock), and it hands
+ * back frames to send (through the host's send function) and events.
+ *
+ * Lifecycle: ags_sync_new_ex makes a session and calls nothing of the host;
+ * ags_sync_start then sends its AUTH (towards a hub) and HELLO; frames
+ * received go to ags_sync_on_data, and ags_sync_pump sends what can be sent;
+ * ags_sync_del frees it. If ags_sync_new_ex fails, no host function was
+ * called for that session. Both directions run in one session:
  *
  *   - Sending: the change log of our store after the peer's cursor, minus
  *     what the peer does not want (its filter), what came from the peer
@@ -62,7 +69,7 @@ typedef struct ags_sync_cache {
 /* Frees what the cache holds and empties it. NULL is a no-op. */
 void ags_sync_cache_free(ags_sync_cache *c);
 
-/* The role of a session (docs/parts/hub.md). */
+/* The role of a session (docs/PROTOCOL.md, "Federation hub"). */
 enum ags_sync_role {
 	/* Mesh peers: both sides stream their change logs at once. */
 	AGS_SYNC_ROLE_PEER = 0,
@@ -152,6 +159,11 @@ typedef struct ags_sync_host {
 	int (*hello)(void *ud, void *session_ud, const char *instance);
 	/* A log line. */
 	void (*log)(void *ud, int level, const char *msg);
+	/*
+	 * The wall-clock time stamped on the batches sent (milliseconds since
+	 * the epoch; the receiver does not use it), or NULL to stamp 0.
+	 */
+	int64_t (*wall_ms)(void *ud);
 	/* This node's random per-process id, sent in HELLO. */
 	const char *instance;
 	/*
@@ -201,11 +213,11 @@ void ags_sync_job_apply(ags_sync_job *j);
 void ags_sync_jobs_apply(ags_sync_job *first);
 
 /*
- * After ags_sync_job_apply, on the sessions' thread, in submission order:
- * sends the ACK, reports events, frees the job (and a deleted session whose
- * last job this was).
+ * After ags_sync_job_apply, on the sessions' thread, in submission order, at
+ * time now_us: sends the ACK, reports events, frees the job (and a deleted
+ * session whose last job this was).
  */
-void ags_sync_job_finish(ags_sync_job *j);
+void ags_sync_job_finish(ags_sync_job *j, uint64_t now_us);
 
 /* The link a host's queue keeps jobs in. */
 ags_sync_job *ags_sync_job_next(const ags_sync_job *j);
@@ -238,8 +250,9 @@ typedef struct ags_sync_stats {
 
 /*
  * Makes a session with peer `peer_id` (its verified id). `session_ud` is
- * passed back to the host's send and changed functions. Sends our HELLO.
- * Errors: AGS_ERR_NOMEM.
+ * passed back to the host's send and changed functions. Sends nothing (see
+ * ags_sync_start) and calls no host function. On success *out is the
+ * caller's (ags_sync_del). Errors: AGS_ERR_NOMEM.
  */
 int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_ud, ags_sync **out);
 
@@ -253,16 +266,24 @@ int ags_sync_new(const ags_sync_host *host, const char *peer_id, void *session_u
 int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sync_opts *opts,
                     void *session_ud, ags_sync **out);
 
+/*
+ * Starts a session made by ags_sync_new[_ex] at time now_us: hands the host
+ * its AUTH (UPSTREAM) and HELLO frames, and starts the rate limiters. Cannot
+ * fail (everything was made by new); a second call does nothing.
+ */
+void ags_sync_start(ags_sync *s, uint64_t now_us);
+
 /* Frees the session; batches in flight are forgotten (the peer's cursor makes them resend). */
 void ags_sync_del(ags_sync *s);
 
 /*
- * Feeds received stream bytes. Returns 0, or a negative AGS_ERR_* after
- * which the connection must be closed with the QUIC application error code
- * put in *close_code and the reason in `reason` (cap bytes).
+ * Feeds received stream bytes at time now_us. Returns 0, or a negative
+ * AGS_ERR_* after which the connection must be closed with the QUIC
+ * application error code put in *close_code and the reason in `reason`
+ * (cap bytes).
  */
-int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t *close_code,
-                     char *reason, size_t cap);
+int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t now_us,
+                     uint64_t *close_code, char *reason, size_t cap);
 
 /*
  * Sends what can be sent now. Returns 0 when nothing waits on the rate

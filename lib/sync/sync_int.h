@@ -110,6 +110,9 @@ struct ags_sync {
 	int hold_all;
 	uint64_t held_upto; /* the highest uptoSeq received while holding */
 
+	ags_frame_buf start_frames; /* AUTH and HELLO, made by new, sent by ags_sync_start */
+	int started;
+
 	ags_sync_stats st;
 	size_t jobs; /* received batches not yet answered (lib/sync_recv.c) */
 	int dead;    /* ags_sync_del was called: freed when the last job is finished */
@@ -123,8 +126,8 @@ void ags_sync_release(ags_sync *s);
  * answered through the host's submit or at once. Returns 0, or an error with
  * *code and reason set (close).
  */
-int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                      size_t cap);
+int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
+                      char *reason, size_t cap);
 
 /* A log line through the host. */
 void ags_sync_log(ags_sync *s, int level, const char *fmt, ...)
@@ -140,8 +143,8 @@ void ags_sync_emit(ags_sync *s, ags_event *ev);
 void ags_sync_conflict_key(const ags_sync *s, char *buf, size_t cap);
 
 /* PULL received (HUB). Returns 0, or an error with *code and reason set (close). */
-int ags_sync_on_pull(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                     size_t cap);
+int ags_sync_on_pull(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
+                     char *reason, size_t cap);
 
 /* PULL_DONE received (UPSTREAM). As ags_sync_on_pull. */
 int ags_sync_on_pull_done(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code,

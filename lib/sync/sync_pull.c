@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "error.h"
 #include "store.h"
 #include "sync_int.h"
@@ -290,8 +289,8 @@ static int collect_conflict(void *ud, const ags_conflict_info *c)
 	return 0;
 }
 
-int ags_sync_on_pull(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                     size_t cap)
+int ags_sync_on_pull(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
+                     char *reason, size_t cap)
 {
 	if (!s->hello_recv) {
 		*code = AGS_APP_PROTOCOL_ERROR;
@@ -341,7 +340,7 @@ int ags_sync_on_pull(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *
 	             "PULL from %s (clock of %zu agents): sending up to seq %llu, then PULL_DONE",
 	             s->peer_id, agent_entries, (unsigned long long)r.target);
 	s->gate_open = 1;
-	ags_sync_pump(s, ags_mono_us());
+	ags_sync_pump(s, now);
 	return 0;
 }
 

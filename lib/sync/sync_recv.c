@@ -15,7 +15,6 @@
 #include <zstd.h>
 
 #include "batch.h"
-#include "clock.h"
 #include "error.h"
 #include "pattern.h"
 #include "store.h"
@@ -322,19 +321,17 @@ void ags_sync_jobs_apply(ags_sync_job *first)
  * them without reading them back from the log (the cursor batch that tells
  * the peer so waits, as in pump()).
  */
-static void skip_own(ags_sync *s, const ags_sync_job *j)
+static void skip_own(ags_sync *s, const ags_sync_job *j, uint64_t now)
 {
 	if (j->seq <= j->seq_before || s->sent_seq != j->seq_before || s->chunk_pos < s->chunk_n ||
 	    !s->hello_recv || s->early || s->cursor_owed || s->role != AGS_SYNC_ROLE_PEER)
 		return;
 	s->sent_seq = j->seq;
-	if (!s->cursor_since) {
-		uint64_t now = ags_mono_us();
+	if (!s->cursor_since)
 		s->cursor_since = now ? now : 1;
-	}
 }
 
-void ags_sync_job_finish(ags_sync_job *j)
+void ags_sync_job_finish(ags_sync_job *j, uint64_t now_us)
 {
 	ags_sync *s = j->s;
 	s->jobs--;
@@ -398,7 +395,7 @@ void ags_sync_job_finish(ags_sync_job *j)
 	ack.conflicts = conflicts;
 	ack.n_conflicts = n_conf;
 	send_ack(s, &ack, j->errs, j->ne);
-	skip_own(s, j);
+	skip_own(s, j, now_us);
 	if (applied && s->h->changed)
 		s->h->changed(s->h->ud, s->sud);
 	job_free(j);
@@ -412,27 +409,27 @@ void ags_sync_job_finish(ags_sync_job *j)
  * any batch when a writer holds the store, go to the applier (the loop
  * thread never waits for another writer).
  */
-static void job_run(ags_sync *s, ags_sync_job *j)
+static void job_run(ags_sync *s, ags_sync_job *j, uint64_t now)
 {
 	int async = s->h->submit && s->role == AGS_SYNC_ROLE_PEER;
 	s->jobs++;
 	if (!async) {
 		ags_sync_job_apply(j);
-		ags_sync_job_finish(j);
+		ags_sync_job_finish(j, now);
 		return;
 	}
 	if (s->jobs == 1 && j->nv <= AGS_SYNC_INLINE_MAX &&
 	    pthread_mutex_trylock(s->h->store_mu) == 0) {
 		job_apply_locked(j, s->h->clock);
 		pthread_mutex_unlock(s->h->store_mu);
-		ags_sync_job_finish(j);
+		ags_sync_job_finish(j, now);
 		return;
 	}
 	s->h->submit(s->h->ud, j);
 }
 
-int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t *code, char *reason,
-                      size_t cap)
+int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
+                      char *reason, size_t cap)
 {
 	if (!s->hello_recv) {
 		*code = AGS_APP_PROTOCOL_ERROR;
@@ -470,7 +467,7 @@ int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t 
 		j->refuse_code = rv;
 		j->refuse = err;
 		ags_batch_free(&b);
-		job_run(s, j);
+		job_run(s, j, now);
 		return 0;
 	}
 	j->request_id = b.hdr.request_id;
@@ -483,6 +480,6 @@ int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t 
 		snprintf(reason, cap, "%s", ags_strerror(rv));
 		return rv;
 	}
-	job_run(s, j);
+	job_run(s, j, now);
 	return 0;
 }
