@@ -75,6 +75,52 @@ void ags_node_emit(struct ags_node *n, const ags_event *ev)
 	n->cb.on_event(n, &e, n->user_data);
 }
 
+/* ---- the applier's side on the loop ---- */
+
+static void host_submit(void *ud, struct ags_sync_job *j)
+{
+	ags_applier_submit(&((struct ags_node *)ud)->applier, j);
+}
+
+/* Finishes a list of applied jobs in order (ACK, events; or only frees them). */
+static void finish_jobs(struct ags_sync_job *j)
+{
+	uint64_t now = ags_mono_us();
+	while (j) {
+		struct ags_sync_job *next = ags_sync_job_next(j);
+		ags_sync_job_finish(j, now);
+		j = next;
+	}
+}
+
+/* The applier's done function: what it wrote, back on the loop thread. */
+static void applied(void *ud, struct ags_sync_job *jobs)
+{
+	struct ags_node *n = ud;
+	/* Senders look at the log once, after every job of the list is answered:
+	 * pumped after the first, one would read the rows of the others (a
+	 * group's commit made them visible) that their sessions then step over. */
+	n->delivering = 1;
+	finish_jobs(jobs);
+	n->delivering = 0;
+	if (n->pump_due) {
+		n->pump_due = 0;
+		ags_node_pump_all(n);
+	}
+}
+
+void ags_node_deliver(void *ud)
+{
+	ags_applier_deliver(&((struct ags_node *)ud)->applier);
+}
+
+/* After the loop ended: the applier's last jobs (their sessions are closed). */
+static void stop_applier(struct ags_node *n)
+{
+	finish_jobs(ags_applier_stop(&n->applier));
+	n->host.submit = NULL;
+}
+
 /* ---- configuration copy ---- */
 
 static const char *own(struct ags_node *n, const char *s)
@@ -287,9 +333,7 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 	pthread_mutex_init(&n->store_mu, NULL);
 	pthread_mutex_init(&n->rstore_mu, NULL);
 	pthread_mutex_init(&n->recent_mu, NULL);
-	pthread_mutex_init(&n->apply_mu, NULL);
-	pthread_cond_init(&n->apply_cv, NULL);
-	pthread_cond_init(&n->apply_space, NULL);
+	ags_applier_init(&n->applier);
 	pthread_mutex_init(&n->cmd_mu, NULL);
 	pthread_cond_init(&n->cmd_cv, NULL);
 	for (size_t i = 0; i < cfg->n_peers; i++) {
@@ -403,7 +447,7 @@ static void run_cmd(struct ags_node *n, struct ags_cmd *c)
 		break;
 	case CMD_STOP:
 		ags_node_close_all(n);
-		ags_node_apply_close(n);
+		ags_applier_close(&n->applier);
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
 		break;
@@ -450,7 +494,7 @@ static void on_tick(uv_timer_t *t)
 /* Input the loop has seen: datagrams read, commands, applied batches. */
 static uint64_t activity(const struct ags_node *n)
 {
-	return ags_quic_ep_activity(n->ep) + n->wakes;
+	return ags_quic_ep_activity(n->ep) + n->wakes + n->applier.wakes;
 }
 
 /*
@@ -638,10 +682,11 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	n->port = ags_quic_ep_port(n->ep);
 	uv_async_init(&n->loop, &n->async, on_async);
 	n->async.data = n;
-	if (!n->hub && (rv = ags_node_apply_start(n)) != 0)
+	if (!n->hub && (rv = ags_applier_start(&n->applier, &n->loop, applied, n)) != 0)
 		ags_node_log(n, AGS_LOG_WARN,
 		             "no applier thread (%s): batches are written on the loop",
 		             ags_strerror(rv));
+	n->host.submit = ags_applier_running(&n->applier) ? host_submit : NULL;
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
@@ -658,9 +703,9 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		n->ep = NULL;
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
-		ags_node_apply_close(n);
+		ags_applier_close(&n->applier);
 		uv_run(&n->loop, UV_RUN_DEFAULT);
-		ags_node_apply_stop(n);
+		stop_applier(n);
 		uv_loop_close(&n->loop);
 		rv = ags_error_set(err, AGS_ERR_IO, NULL, "cannot start the loop thread");
 		goto fail;
@@ -698,7 +743,7 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 	if (post(n, c) != 0)
 		free_cmd(c);
 	uv_thread_join(&n->thread);
-	ags_node_apply_stop(n);
+	stop_applier(n);
 	pthread_mutex_lock(&n->cmd_mu);
 	n->running = 0;
 	/* Commands that raced with the stop: complete them as refused. */
@@ -759,9 +804,7 @@ AGS_EXPORT void ags_node_del(ags_node *n)
 	pthread_mutex_destroy(&n->rstore_mu);
 	ags_node_recent_clear(n);
 	pthread_mutex_destroy(&n->recent_mu);
-	pthread_mutex_destroy(&n->apply_mu);
-	pthread_cond_destroy(&n->apply_cv);
-	pthread_cond_destroy(&n->apply_space);
+	ags_applier_free(&n->applier);
 	pthread_mutex_destroy(&n->cmd_mu);
 	pthread_cond_destroy(&n->cmd_cv);
 	free(n);

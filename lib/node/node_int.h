@@ -13,6 +13,7 @@
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
 #include "backoff.h"
+#include "node_apply.h"
 #include "jwtauth.h"
 #include "quic.h"
 #include "sync.h"
@@ -176,15 +177,9 @@ struct ags_node {
 	ags_vclock *clock;    /* the store's vector clock (host.clock), under store_mu */
 	ags_sync_cache cache; /* host.cache */
 
-	/* The applier (lib/node_apply.c): batches from peers are written on a
-	 * thread of their own while the loop validates the next ones. */
-	pthread_t apply_thread;
-	pthread_mutex_t apply_mu;
-	pthread_cond_t apply_cv, apply_space;
-	size_t apply_queued; /* jobs in apply_head's list, under apply_mu */
-	struct ags_sync_job *apply_head, *apply_tail; /* to apply, under apply_mu */
-	struct ags_sync_job *done_head, *done_tail;   /* applied, to finish on the loop */
-	int apply_running, apply_stop, apply_closed;  /* under apply_mu */
+	/* The applier (lib/node/node_apply.h): batches from peers are written on
+	 * a thread of their own while the loop validates the next ones. */
+	ags_applier applier;
 	/* Recent local writes for the senders (lib/node_recent.c), under recent_mu. */
 	pthread_mutex_t recent_mu;
 	struct ags_recent_row recent[AGS_NODE_RECENT_MAX];
@@ -193,7 +188,6 @@ struct ags_node {
 	/* Finishing what the applier wrote: senders are pumped once at the end
 	 * (pump_due), not after each job (loop thread). */
 	int delivering, pump_due;
-	uv_async_t apply_async;
 
 	struct ags_hub *hub;    /* hub mode, or NULL */
 	struct ags_peer *up;    /* the upstream hub, or NULL */
@@ -221,19 +215,8 @@ void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
 /* Reports an event to the node's on_event (the name is filled in here, from the type). */
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
 
-/*
- * node_apply.c: the applier. ags_node_apply_start (before the loop thread
- * runs) starts its thread and sets host.submit; ags_node_apply_close (on the
- * loop thread, when it stops) closes its wake-up handle; ags_node_apply_stop
- * (after the loop thread ended) writes what is queued and frees the jobs of
- * the sessions closed meanwhile. Start returns 0 or an AGS_ERR_* code (the
- * node then applies on the loop thread).
- */
-int ags_node_apply_start(struct ags_node *n);
-void ags_node_apply_close(struct ags_node *n);
-void ags_node_apply_stop(struct ags_node *n);
-/* Loop thread: finishes (ACK, events) the jobs the applier has written. */
-void ags_node_apply_deliver(void *ud);
+/* Loop thread: finishes (ACK, events) the jobs the applier has written (on_read_pause). */
+void ags_node_deliver(void *ud);
 
 /* node_peer.c: loop-thread side. */
 extern const ags_quic_callbacks ags_node_quic_callbacks;

@@ -702,7 +702,7 @@ const ags_quic_callbacks ags_node_quic_callbacks = {
     .on_stream_close = q_stream_close,
     .on_writable = q_writable,
     .on_early_data_rejected = q_early_rejected,
-    .on_read_pause = ags_node_apply_deliver,
+    .on_read_pause = ags_node_deliver,
 };
 
 /* ---- housekeeping ---- */
