@@ -66,6 +66,11 @@ allowed() {
 	return 1
 }
 
+# Layers that show the layers above them only some of their headers.
+declare -A exposes=(
+	[lib/node]="node_agent.h" # the agent sees its node through this alone
+)
+
 # System headers only some layers may include: header prefix -> layers.
 sys_rules=(
 	"sqlite3.h|lib/store"
@@ -128,6 +133,9 @@ for f in $sources; do
 			fail "$f:$ln: a program includes only include/agentsync/ and src/$prog/, not $target"
 		elif ! allowed "$from" "$to"; then
 			fail "$f:$ln: $from may not include $target (layer $to; $from uses: ${uses[$from]:-nothing})"
+		elif [ "$from" != "$to" ] && [ -n "${exposes[$to]:-}" ] &&
+			! grep -qw -- "$(basename "$target")" <<<"${exposes[$to]}"; then
+			fail "$f:$ln: $to shows the layers above it only ${exposes[$to]}, not $target"
 		fi
 	done < <(grep -n -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' "$f" |
 		sed -E 's/^([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*([<"][^>"]*[>"]).*/\1:\2/')

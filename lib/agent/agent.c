@@ -4,22 +4,21 @@
  * demand), driven by blocking calls that wait for the node's loop thread,
  * plus the TLS resumption state kept in the data directory.
  */
-#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <yyjson.h>
 
 #include "agentsync/agent.h"
 #include "base64.h"
-#include "clock.h"
 #include "error.h"
-#include "node_int.h"
-#include "store.h"
+#include "jwtauth.h"
+#include "node_agent.h"
 
 #define RESUME_FILE      "hub-session"
 #define RESUME_MAGIC     "agentsync-hub-session 1\n"
@@ -32,6 +31,7 @@ struct ags_agent {
 	char *owned[8];
 	char sub[AGS_JWT_SUB_MAX + 1];
 	char tenant[AGS_JWT_TENANT_MAX + 1];
+	int started;           /* the node is started (ags_agent_new succeeded) */
 	pthread_mutex_t op_mu; /* one connect / sync / disconnect at a time */
 	pthread_mutex_t mu;    /* what follows */
 	char **conflict_ids;   /* distinct records with a conflict since the last sync */
@@ -92,6 +92,22 @@ static int token_claims(const char *token, const char *sub_dflt, const char *ten
 	return 0;
 }
 
+static void agent_log(ags_agent *a, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A log line of the agent itself, where its node's go (on_log). */
+static void agent_log(ags_agent *a, int level, const char *fmt, ...)
+{
+	if (!a->cfg.on_log)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	a->cfg.on_log(a, level, buf, a->cfg.user_data);
+}
+
 /* ---- events ---- */
 
 static void note_conflict(ags_agent *a, const char *id)
@@ -137,12 +153,10 @@ static void resume_path(const ags_agent *a, char *buf, size_t cap, const char *s
 /* Saves the hub's id and TLS resumption state (atomically: temporary file, rename). */
 static void resume_save(ags_agent *a)
 {
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->type = CMD_UP_EXPORT;
-	int rv = ags_node_post_sync(a->node, c);
-	if (rv == 0 && c->id && c->blob) {
+	char *id = NULL;
+	uint8_t *blob = NULL;
+	size_t blob_len = 0;
+	if (ags_node_agent_export(a->node, &id, &blob, &blob_len) == 0) {
 		char tmp[4096], path[4096];
 		resume_path(a, tmp, sizeof(tmp), ".tmp");
 		resume_path(a, path, sizeof(path), "");
@@ -150,20 +164,18 @@ static void resume_save(ags_agent *a)
 		int ok = f != NULL;
 		if (f) {
 			(void)chmod(tmp, 0600);
-			ok = fprintf(f, "%s%s\n", RESUME_MAGIC, c->id) > 0 &&
-			     fwrite(c->blob, 1, c->blob_len, f) == c->blob_len && fflush(f) == 0 &&
+			ok = fprintf(f, "%s%s\n", RESUME_MAGIC, id) > 0 &&
+			     fwrite(blob, 1, blob_len, f) == blob_len && fflush(f) == 0 &&
 			     fsync(fileno(f)) == 0;
 			ok = fclose(f) == 0 && ok;
 		}
 		if (ok && rename(tmp, path) == 0)
-			ags_node_log(a->node, AGS_LOG_DEBUG, "saved the TLS session of hub %s",
-			             c->id);
+			agent_log(a, AGS_LOG_DEBUG, "saved the TLS session of hub %s", id);
 		else
 			unlink(tmp);
 	}
-	free(c->id);
-	free(c->blob);
-	free(c);
+	free(id);
+	free(blob);
 }
 
 /* Loads the resumption state a previous run saved, if it is for our hub. */
@@ -186,23 +198,9 @@ static void resume_load(ags_agent *a)
 	*nl = '\0';
 	const char *id = (const char *)buf + ml;
 	if (!a->cfg.hub_id || strcmp(a->cfg.hub_id, id) == 0) {
-		struct ags_cmd *c = calloc(1, sizeof(*c));
-		if (c) {
-			c->type = CMD_UP_IMPORT;
-			c->id = strdup(id);
-			size_t off = (size_t)((uint8_t *)nl + 1 - buf);
-			c->blob_len = n - off;
-			c->blob = malloc(c->blob_len ? c->blob_len : 1);
-			if (c->id && c->blob) {
-				memcpy(c->blob, buf + off, c->blob_len);
-				if (ags_node_post_sync(a->node, c) == 0)
-					ags_node_log(a->node, AGS_LOG_DEBUG,
-					             "loaded the TLS session of hub %s", id);
-			}
-			free(c->id);
-			free(c->blob);
-			free(c);
-		}
+		size_t off = (size_t)((uint8_t *)nl + 1 - buf);
+		if (ags_node_agent_import(a->node, id, buf + off, n - off) == 0)
+			agent_log(a, AGS_LOG_DEBUG, "loaded the TLS session of hub %s", id);
 	}
 	free(buf);
 }
@@ -304,12 +302,11 @@ AGS_EXPORT int ags_agent_new(const ags_agent_config *cfg, ags_agent **out, ags_e
 	ags_node_callbacks cb = {AGS_NODE_CALLBACKS_VERSION, on_event, on_log};
 	if ((rv = ags_node_new(&nc, &cb, a, &a->node, err)))
 		goto fail;
-	struct ags_node *n = a->node;
-	n->agent_mode = 1;
-	n->up->dial = 0;
-	n->up->auto_sync = 0;
-	if ((rv = ags_node_start(n, err)))
+	if ((rv = ags_node_agent_mode(a->node)))
 		goto fail;
+	if ((rv = ags_node_start(a->node, err)))
+		goto fail;
+	a->started = 1;
 	resume_load(a);
 	*out = a;
 	return 0;
@@ -323,7 +320,7 @@ AGS_EXPORT void ags_agent_del(ags_agent *a)
 	if (!a)
 		return;
 	if (a->node) {
-		if (a->node->started)
+		if (a->started)
 			ags_agent_disconnect(a);
 		ags_node_del(a->node);
 	}
@@ -344,69 +341,15 @@ AGS_EXPORT const char *ags_agent_id(const ags_agent *a)
 
 /* ---- operations ---- */
 
-/*
- * Starts operation `kind` on the loop thread and waits (at most timeout_ms)
- * for its end; *res gets a copy of it. Returns its result.
- */
-static int run_op(ags_agent *a, int kind, struct ags_up_op *res, ags_error *err)
-{
-	struct ags_node *n = a->node;
-	memset(res, 0, sizeof(*res));
-	pthread_mutex_lock(&n->cmd_mu);
-	memset(&n->up_op, 0, sizeof(n->up_op));
-	n->up_op.kind = kind;
-	n->up_op.active = 1;
-	n->up_op.started_us = ags_mono_us();
-	pthread_mutex_unlock(&n->cmd_mu);
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c)
-		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	c->type = CMD_UP_OP;
-	int rv = ags_node_post_sync(n, c);
-	free(c);
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += a->cfg.timeout_ms / 1000;
-	dl.tv_nsec += (long)(a->cfg.timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&n->cmd_mu);
-	while (rv == 0 && !n->up_op.done) {
-		if (pthread_cond_timedwait(&n->cmd_cv, &n->cmd_mu, &dl) == ETIMEDOUT)
-			break;
-	}
-	int done = n->up_op.done;
-	*res = n->up_op;
-	n->up_op.active = 0;
-	pthread_mutex_unlock(&n->cmd_mu);
-	if (rv)
-		return ags_error_set(err, rv, NULL, "the agent is stopped");
-	if (!done)
-		return ags_error_set(err, AGS_ERR_TIMEOUT, NULL,
-		                     "no answer from the hub within %u ms", a->cfg.timeout_ms);
-	if (res->result)
-		return ags_error_set(err, res->result, NULL, "%s", res->reason);
-	return 0;
-}
-
 AGS_EXPORT int ags_agent_connect(ags_agent *a, ags_error *err)
 {
 	if (!a)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "agent is NULL");
 	pthread_mutex_lock(&a->op_mu);
-	struct ags_up_op r;
-	int rv = run_op(a, AGS_UP_OP_CONNECT, &r, err);
-	if (rv == AGS_ERR_TIMEOUT) {
-		/* Do not let the attempt go on behind the caller's back. */
-		struct ags_cmd *c = calloc(1, sizeof(*c));
-		if (c) {
-			c->type = CMD_UP_DISCONNECT;
-			ags_node_post_sync(a->node, c);
-			free(c);
-		}
-	}
+	ags_node_agent_result r;
+	int rv = ags_node_agent_run(a->node, AGS_NODE_AGENT_CONNECT, a->cfg.timeout_ms, &r, err);
+	if (rv == AGS_ERR_TIMEOUT)
+		ags_node_agent_disconnect(a->node); /* no attempt behind the caller's back */
 	if (rv == 0) {
 		pthread_mutex_lock(&a->mu);
 		a->resumed = r.resumed;
@@ -423,8 +366,8 @@ AGS_EXPORT int ags_agent_sync(ags_agent *a, ags_agent_sync_result *res, ags_erro
 	if (!a)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "agent is NULL");
 	pthread_mutex_lock(&a->op_mu);
-	struct ags_up_op r;
-	int rv = run_op(a, AGS_UP_OP_SYNC, &r, err);
+	ags_node_agent_result r;
+	int rv = ags_node_agent_run(a->node, AGS_NODE_AGENT_SYNC, a->cfg.timeout_ms, &r, err);
 	if (rv == 0) {
 		pthread_mutex_lock(&a->mu);
 		uint64_t conflicts = a->n_conflicts;
@@ -451,13 +394,7 @@ AGS_EXPORT int ags_agent_disconnect(ags_agent *a)
 		return AGS_ERR_INVALID;
 	pthread_mutex_lock(&a->op_mu);
 	resume_save(a);
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	int rv = AGS_ERR_NOMEM;
-	if (c) {
-		c->type = CMD_UP_DISCONNECT;
-		rv = ags_node_post_sync(a->node, c);
-		free(c);
-	}
+	int rv = ags_node_agent_disconnect(a->node);
 	pthread_mutex_unlock(&a->op_mu);
 	return rv == AGS_ERR_STATE ? 0 : rv;
 }
@@ -481,12 +418,7 @@ AGS_EXPORT int ags_agent_get_sync_stats(ags_agent *a, ags_agent_sync_stats *out)
 	if (!a || !out)
 		return AGS_ERR_INVALID;
 	memset(out, 0, sizeof(*out));
-	struct ags_node *n = a->node;
-	int rv = AGS_ERR_STATE;
-	pthread_mutex_lock(&n->store_mu);
-	if (n->clock)
-		rv = ags_vclock_to_json(n->clock, &out->vector_clock_json, NULL);
-	pthread_mutex_unlock(&n->store_mu);
+	int rv = ags_node_agent_clock(a->node, &out->vector_clock_json);
 	pthread_mutex_lock(&a->mu);
 	out->last_sync_time_ms = a->last_sync_ms;
 	out->resumed = a->resumed;
@@ -533,19 +465,5 @@ AGS_EXPORT int ags_agent_store_state(ags_agent *a, uint64_t *patterns, uint64_t 
 {
 	if (!a)
 		return AGS_ERR_INVALID;
-	struct ags_node *n = a->node;
-	int rv = 0;
-	pthread_mutex_lock(&n->store_mu);
-	if (!n->store) {
-		rv = AGS_ERR_STATE;
-	} else {
-		if (patterns)
-			rv = ags_store_count(n->store, patterns);
-		if (seq)
-			*seq = ags_store_seq(n->store);
-		if (digest)
-			ags_store_digest(n->store, digest);
-	}
-	pthread_mutex_unlock(&n->store_mu);
-	return rv;
+	return ags_node_agent_store_state(a->node, patterns, seq, digest);
 }

@@ -1,9 +1,12 @@
 /*
- * The federation hub (see hub.h): agent authentication (AUTH + JWT), the
- * tenant registry (one store, clock and sync host per tenant), agent
- * sessions, and per-tenant statistics.
+ * The federation hub (see hub.h): agent links (ags_hub_agent_ops: AUTH and
+ * the JWT, then a session bound to the token's tenant), the tenant registry
+ * (one store, clock and sync host per tenant), and per-tenant statistics.
+ * It knows the node only through its environment (ags_hub_env).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +18,7 @@
 #include "frame.h"
 #include "hub.h"
 #include "jwtauth.h"
-#include "node_int.h"
+#include "node_link.h"
 #include "store.h"
 #include "wire.h"
 
@@ -28,9 +31,21 @@
 #define MAX_AGENTS_DEFAULT  10000u
 #define MAX_TENANTS_DEFAULT 1000u
 
-struct ags_hub_pre {
-	ags_frame_reader rd;
+/* An agent's link (ags_link.kind_data). */
+struct ags_hub_agent {
+	ags_frame_reader rd;           /* its frames before AUTH */
+	int reading;                   /* rd is in use (AUTH not accepted yet) */
+	struct ags_hub_tenant *tenant; /* after AUTH */
+	char id[AGS_JWT_SUB_MAX + 1];  /* the token's sub, after AUTH */
+	int refused;                   /* refused at AUTH: waiting for the ERROR frame to go out */
+	uint64_t
+	    close_at_ms; /* close by then: no AUTH yet, or refused and ERROR not acknowledged */
 };
+
+static struct ags_hub_agent *agent_of(const struct ags_link *l)
+{
+	return l->kind_data;
+}
 
 struct ags_hub_tenant {
 	struct ags_hub *hub;
@@ -50,7 +65,7 @@ struct ags_hub_tenant {
 };
 
 struct ags_hub {
-	struct ags_node *n;
+	ags_hub_env env;
 	ags_jwt_config jwt;
 	uint8_t *secret;
 	char *rs_pem, *es_pem;
@@ -62,6 +77,27 @@ struct ags_hub {
 	uint32_t max_agents, max_tenants;
 	uint64_t auth_ok, auth_refused;
 };
+
+static void hub_log(struct ags_hub *h, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void hub_log(struct ags_hub *h, int level, const char *fmt, ...)
+{
+	if (!h->env.log)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	h->env.log(h->env.ud, level, buf);
+}
+
+static void hub_emit(struct ags_hub *h, const ags_event *ev)
+{
+	if (h->env.emit)
+		h->env.emit(h->env.ud, ev);
+}
 
 /* ---- names and paths ---- */
 
@@ -105,11 +141,6 @@ int ags_hub_tenant_path(const char *data_dir, const char *t, char *buf, size_t c
 	if ((size_t)snprintf(buf, cap, "%s/tenants/%s/store.db", data_dir, t) >= cap)
 		return ags_error_set(err, AGS_ERR_TOO_LARGE, "dataDir", "path too long");
 	return 0;
-}
-
-const char *ags_hub_tenant_name(const struct ags_hub_tenant *t)
-{
-	return t ? t->name : NULL;
 }
 
 /* ---- lists ---- */
@@ -241,17 +272,14 @@ static void t_event(void *ud, const ags_event *ev)
 	struct ags_hub_tenant *t = ud;
 	ags_event e = *ev;
 	e.tenant = t->name;
-	ags_node_emit(t->hub->n, &e);
+	hub_emit(t->hub, &e);
 }
 
 static void pump_tenant(struct ags_hub_tenant *t)
 {
 	uint64_t now = ags_mono_us();
-	for (size_t i = 0; i < t->n_links; i++) {
-		struct ags_link *l = t->links[i];
-		if (l->sync && !l->pend_head)
-			ags_sync_pump(l->sync, now);
-	}
+	for (size_t i = 0; i < t->n_links; i++)
+		ags_node_link_pump(t->links[i], now);
 }
 
 static void t_changed(void *ud, void *session_ud)
@@ -260,16 +288,10 @@ static void t_changed(void *ud, void *session_ud)
 	pump_tenant(ud);
 }
 
-static int t_hello(void *ud, void *session_ud, const char *instance)
-{
-	struct ags_hub_tenant *t = ud;
-	return ags_hub_hello(t->hub, session_ud, instance);
-}
-
 static void t_log(void *ud, int level, const char *msg)
 {
 	struct ags_hub_tenant *t = ud;
-	ags_node_log(t->hub->n, level, "[%s] %s", t->name, msg);
+	hub_log(t->hub, level, "[%s] %s", t->name, msg);
 }
 
 static void tenant_free(struct ags_hub_tenant *t)
@@ -312,14 +334,14 @@ static struct ags_hub_tenant *tenant_find(struct ags_hub *h, const char *name)
 static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant **out,
                       ags_error *err)
 {
-	struct ags_node *n = h->n;
+	const ags_node_config *cfg = h->env.cfg;
 	if ((*out = tenant_find(h, name)))
 		return 0;
 	if (h->n_tenants >= h->max_tenants)
 		return ags_error_set(err, AGS_ERR_AGAIN, "tenant",
 		                     "the hub serves at most %u tenants", h->max_tenants);
 	char path[4096];
-	int rv = ags_hub_tenant_path(n->cfg.data_dir, name, path, sizeof(path), err);
+	int rv = ags_hub_tenant_path(cfg->data_dir, name, path, sizeof(path), err);
 	if (rv)
 		return rv;
 	struct ags_hub_tenant *t = calloc(1, sizeof(*t));
@@ -329,7 +351,7 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	pthread_mutex_init(&t->own_mu, NULL);
 	t->mu = &t->own_mu;
-	ags_store_opts so = {.fsync_full = n->cfg.fsync_full};
+	ags_store_opts so = {.fsync_full = cfg->fsync_full};
 	if ((rv = ags_store_open(path, &so, &t->store, err)))
 		goto fail;
 	if ((rv = ags_sync_clock_load(t->store, &t->clock))) {
@@ -338,7 +360,7 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 		goto fail;
 	}
 	snprintf(t->store_id, sizeof(t->store_id), "%s", ags_store_id(t->store));
-	t->own_host = n->host;
+	t->own_host = *h->env.host; /* the node's settings; the hello and send of every link */
 	t->host = &t->own_host;
 	t->host->store = t->store;
 	t->host->store_mu = t->mu;
@@ -352,14 +374,13 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 	t->host->ud = t;
 	t->host->event = t_event;
 	t->host->changed = t_changed;
-	t->host->hello = t_hello;
 	t->host->log = t_log;
 	t->host->pulled = NULL;
 	if ((rv = tenant_add(h, t))) {
 		rv = ags_error_set(err, rv, NULL, NULL);
 		goto fail;
 	}
-	ags_node_log(n, AGS_LOG_INFO, "tenant %s opened (store %s)", name, t->store_id);
+	hub_log(h, AGS_LOG_INFO, "tenant %s opened (store %s)", name, t->store_id);
 	*out = t;
 	return 0;
 fail:
@@ -369,15 +390,16 @@ fail:
 
 /* ---- lifecycle ---- */
 
-int ags_hub_new(struct ags_node *n, struct ags_hub **out, ags_error *err)
+int ags_hub_new(const ags_hub_env *env, struct ags_hub **out, ags_error *err)
 {
 	struct ags_hub *h = calloc(1, sizeof(*h));
 	if (!h)
 		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	h->n = n;
-	h->max_agents = n->cfg.hub.max_agents ? n->cfg.hub.max_agents : MAX_AGENTS_DEFAULT;
-	h->max_tenants = n->cfg.hub.max_tenants ? n->cfg.hub.max_tenants : MAX_TENANTS_DEFAULT;
-	int rv = load_keys(h, &n->cfg, err);
+	h->env = *env;
+	const ags_node_config *cfg = env->cfg;
+	h->max_agents = cfg->hub.max_agents ? cfg->hub.max_agents : MAX_AGENTS_DEFAULT;
+	h->max_tenants = cfg->hub.max_tenants ? cfg->hub.max_tenants : MAX_TENANTS_DEFAULT;
+	int rv = load_keys(h, cfg, err);
 	if (rv)
 		goto fail;
 	struct ags_hub_tenant *t = calloc(1, sizeof(*t));
@@ -387,12 +409,12 @@ int ags_hub_new(struct ags_node *n, struct ags_hub **out, ags_error *err)
 	}
 	t->hub = h;
 	t->is_default = 1;
-	snprintf(t->name, sizeof(t->name), "%s", n->cfg.tenant);
-	t->store = n->store;
-	t->mu = &n->store_mu;
-	snprintf(t->store_id, sizeof(t->store_id), "%s", n->store_id);
-	t->host = &n->host;
-	t->clock = n->clock;
+	snprintf(t->name, sizeof(t->name), "%s", cfg->tenant);
+	t->store = env->store;
+	t->mu = env->store_mu;
+	snprintf(t->store_id, sizeof(t->store_id), "%s", env->store_id);
+	t->host = env->host;
+	t->clock = env->clock;
 	if ((rv = tenant_add(h, t))) {
 		free(t);
 		rv = ags_error_set(err, rv, NULL, NULL);
@@ -422,35 +444,40 @@ void ags_hub_del(struct ags_hub *h)
 	free(h);
 }
 
-size_t ags_hub_max_conns(const struct ags_hub *h)
+size_t ags_hub_max_conns(const struct ags_hub *h, size_t n_peers)
 {
-	return (size_t)h->max_agents + h->n->n_peers + 64;
+	return (size_t)h->max_agents + n_peers + 64;
 }
 
 /* ---- agents ---- */
 
-void ags_hub_on_connected(struct ags_hub *h, struct ags_link *l)
+/* A connection from an agent completed its handshake: wait for AUTH. */
+static void agent_connected(struct ags_link *l, const char *peer_id, const char *addr)
 {
-	l->role = AGS_LINK_AGENT;
-	l->pre = calloc(1, sizeof(*l->pre));
-	if (!l->pre || ags_frame_reader_init(&l->pre->rd, PREAUTH_MAX_FRAME) != 0 ||
-	    list_add(&h->pending, &h->n_pending, &h->cap_pending, l) != 0) {
+	(void)peer_id; /* who an agent is comes from its token, not its certificate */
+	(void)addr;
+	struct ags_hub *h = l->owner;
+	struct ags_hub_agent *a = calloc(1, sizeof(*a));
+	if (a && ags_frame_reader_init(&a->rd, PREAUTH_MAX_FRAME) == 0)
+		a->reading = 1;
+	l->kind_data = a;
+	if (!a || !a->reading || list_add(&h->pending, &h->n_pending, &h->cap_pending, l) != 0) {
 		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 		return;
 	}
-	l->close_at_ms = ags_mono_ms() + AUTH_DEADLINE_MS;
-	ags_node_log(h->n, AGS_LOG_DEBUG,
-	             "agent connection from %s (certificate '%s'): waiting "
-	             "for AUTH",
-	             ags_quic_conn_peer_addr(l->conn), ags_quic_conn_peer_id(l->conn));
+	a->close_at_ms = ags_mono_ms() + AUTH_DEADLINE_MS;
+	hub_log(h, AGS_LOG_DEBUG,
+	        "agent connection from %s (certificate '%s'): waiting "
+	        "for AUTH",
+	        ags_quic_conn_peer_addr(l->conn), ags_quic_conn_peer_id(l->conn));
 }
 
-static void pre_free(struct ags_link *l)
+/* AUTH is over (accepted or refused): the frame reader is not needed any more. */
+static void reader_free(struct ags_hub_agent *a)
 {
-	if (l->pre) {
-		ags_frame_reader_free(&l->pre->rd);
-		free(l->pre);
-		l->pre = NULL;
+	if (a && a->reading) {
+		ags_frame_reader_free(&a->rd);
+		a->reading = 0;
 	}
 }
 
@@ -474,15 +501,15 @@ static void refusal_done(void *ud, int status)
 /* Refuses an agent: log, event, ERROR frame, then a close with `code`. Returns AGS_ERR_AUTH. */
 static int refuse(struct ags_hub *h, struct ags_link *l, uint64_t code, const char *reason)
 {
-	struct ags_node *n = h->n;
+	struct ags_hub_agent *a = agent_of(l);
 	const char *addr = ags_quic_conn_peer_addr(l->conn);
 	h->auth_refused++;
-	l->refused = 1;
-	l->close_at_ms = ags_mono_ms() + REFUSE_LINGER_MS;
-	ags_node_log(n, AGS_LOG_WARN, "agent from %s refused (%s): %s", addr,
-	             ags_app_error_name(code), reason);
+	a->refused = 1;
+	a->close_at_ms = ags_mono_ms() + REFUSE_LINGER_MS;
+	hub_log(h, AGS_LOG_WARN, "agent from %s refused (%s): %s", addr, ags_app_error_name(code),
+	        reason);
 	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED, .address = addr, .error = reason};
-	ags_node_emit(n, &ev);
+	hub_emit(h, &ev);
 	ags_frame_buf fb;
 	ags_frame_buf_init(&fb, 0);
 	struct refusal *r = calloc(1, sizeof(*r));
@@ -503,24 +530,24 @@ static int refuse(struct ags_hub *h, struct ags_link *l, uint64_t code, const ch
 
 static int on_auth(struct ags_hub *h, struct ags_link *l, const ags_frame *f)
 {
-	struct ags_node *n = h->n;
+	struct ags_hub_agent *a = agent_of(l);
 	char reason[AGS_QUIC_REASON_MAX];
 	if (f->type != AGS_FRAME_AUTH) {
 		snprintf(reason, sizeof(reason), "AUTH must be the first frame, got %s",
 		         ags_frame_type_name(f->type));
 		return refuse(h, l, AGS_APP_AUTH_FAILED, reason);
 	}
-	ags_wire_auth a;
+	ags_wire_auth auth;
 	ags_error e;
 	ags_error_clear(&e);
-	if (ags_wire_auth_decode(f->payload, f->len, &a, &e) != 0) {
+	if (ags_wire_auth_decode(f->payload, f->len, &auth, &e) != 0) {
 		snprintf(reason, sizeof(reason), "bad AUTH: %.40s%s%.180s", e.field,
 		         e.field[0] ? ": " : "", e.message);
 		return refuse(h, l, AGS_APP_AUTH_FAILED, reason);
 	}
 	ags_jwt_claims claims;
-	int rv = ags_jwt_verify(&h->jwt, a.token, ags_now_ms() / 1000, &claims, &e);
-	ags_wire_auth_free(&a);
+	int rv = ags_jwt_verify(&h->jwt, auth.token, ags_now_ms() / 1000, &claims, &e);
+	ags_wire_auth_free(&auth);
 	if (rv) {
 		if (e.field[0])
 			snprintf(reason, sizeof(reason), "token refused: %.180s (%.40s)", e.message,
@@ -556,21 +583,27 @@ static int on_auth(struct ags_hub *h, struct ags_link *l, const ags_frame *f)
 		return refuse(h, l, AGS_APP_INTERNAL_ERROR, "out of memory");
 	}
 	list_remove(h->pending, &h->n_pending, l);
-	l->tenant = t;
-	snprintf(l->agent_id, sizeof(l->agent_id), "%s", claims.sub);
+	a->tenant = t;
+	snprintf(a->id, sizeof(a->id), "%s", claims.sub);
 	h->n_agents++;
 	h->auth_ok++;
 	ags_sync_start(l->sync, ags_mono_us());
-	ags_node_log(n, AGS_LOG_INFO, "agent %s of tenant %s authenticated from %s (%s token)",
-	             claims.sub, claims.tenant, ags_quic_conn_peer_addr(l->conn), claims.alg);
+	hub_log(h, AGS_LOG_INFO, "agent %s of tenant %s authenticated from %s (%s token)",
+	        claims.sub, claims.tenant, ags_quic_conn_peer_addr(l->conn), claims.alg);
 	return 0;
 }
 
-int ags_hub_preauth(struct ags_hub *h, struct ags_link *l, const uint8_t *data, size_t len,
-                    size_t *used)
+/*
+ * Stream data of an agent before its AUTH was accepted: reads the AUTH
+ * frame, verifies the token, binds the link to its tenant and starts its
+ * session (l->sync); what is left of `data` belongs to the session.
+ */
+static int agent_data(struct ags_link *l, const uint8_t *data, size_t len, size_t *used)
 {
+	struct ags_hub *h = l->owner;
+	struct ags_hub_agent *a = agent_of(l);
 	*used = 0;
-	if (l->refused || !l->pre) {
+	if (!a || a->refused || !a->reading) {
 		*used = len;
 		return AGS_ERR_AUTH;
 	}
@@ -579,7 +612,7 @@ int ags_hub_preauth(struct ags_hub *h, struct ags_link *l, const uint8_t *data, 
 		ags_frame f;
 		ags_error e;
 		ags_error_clear(&e);
-		int rv = ags_frame_reader_feed(&l->pre->rd, data + *used, len - *used, &u, &f, &e);
+		int rv = ags_frame_reader_feed(&a->rd, data + *used, len - *used, &u, &f, &e);
 		*used += u;
 		if (rv < 0) {
 			char reason[AGS_QUIC_REASON_MAX];
@@ -591,56 +624,99 @@ int ags_hub_preauth(struct ags_hub *h, struct ags_link *l, const uint8_t *data, 
 		if (rv == 0)
 			break;
 		rv = on_auth(h, l, &f);
+		reader_free(a);
 		if (rv) {
 			*used = len;
-			pre_free(l);
 			return rv;
 		}
-		pre_free(l);
 	}
 	return 0;
 }
 
-int ags_hub_hello(struct ags_hub *h, struct ags_link *l, const char *instance)
+/* The HELLO of an agent's session arrived (ags_sync_host.hello); 0 to go on. */
+static int agent_hello(struct ags_link *l, const char *instance)
 {
-	struct ags_hub_tenant *t = l->tenant;
+	struct ags_hub *h = l->owner;
+	struct ags_hub_agent *a = agent_of(l);
+	struct ags_hub_tenant *t = a ? a->tenant : NULL;
 	snprintf(l->instance, sizeof(l->instance), "%s", instance ? instance : "");
 	if (!t)
 		return -1;
 	/* One connection per agent: a newer one (a restarted agent) replaces the old. */
 	for (size_t i = 0; i < t->n_links; i++) {
 		struct ags_link *o = t->links[i];
-		if (o != l && o->announced && strcmp(o->agent_id, l->agent_id) == 0)
+		if (o != l && o->announced && strcmp(agent_of(o)->id, a->id) == 0)
 			ags_quic_conn_close(o->conn, AGS_APP_NO_ERROR,
 			                    "replaced by a newer connection of the same agent");
 	}
 	l->announced = 1;
 	ags_event ev = {.type = AGS_EV_PEER_CONNECTED,
-	                .peer_id = l->agent_id,
+	                .peer_id = a->id,
 	                .address = ags_quic_conn_peer_addr(l->conn),
 	                .tenant = t->name};
-	ags_node_log(h->n, AGS_LOG_INFO, "agent %s of tenant %s connected from %s", l->agent_id,
-	             t->name, ev.address);
-	ags_node_emit(h->n, &ev);
+	hub_log(h, AGS_LOG_INFO, "agent %s of tenant %s connected from %s", a->id, t->name,
+	        ev.address);
+	hub_emit(h, &ev);
 	return 0;
 }
 
-void ags_hub_on_closed(struct ags_hub *h, struct ags_link *l)
+/* An agent's connection closed: peer:disconnected, and the hub forgets the link. */
+static void agent_closed(struct ags_link *l, uint64_t code, const char *reason, int by_peer)
 {
-	pre_free(l);
+	struct ags_hub *h = l->owner;
+	struct ags_hub_agent *a = agent_of(l);
+	if (l->announced && a) {
+		char err[320];
+		snprintf(err, sizeof(err), "%s (code 0x%llx, by %s)",
+		         reason && *reason ? reason : "closed", (unsigned long long)code,
+		         by_peer ? "agent" : "us");
+		ags_event ev = {.type = AGS_EV_PEER_DISCONNECTED,
+		                .peer_id = a->id,
+		                .error = err,
+		                .tenant = a->tenant ? a->tenant->name : NULL};
+		hub_log(h, AGS_LOG_INFO, "agent %s disconnected: %s", a->id, err);
+		hub_emit(h, &ev);
+	}
 	list_remove(h->pending, &h->n_pending, l);
-	struct ags_hub_tenant *t = l->tenant;
-	if (!t)
-		return;
-	if (list_remove(t->links, &t->n_links, l))
+	struct ags_hub_tenant *t = a ? a->tenant : NULL;
+	if (t && list_remove(t->links, &t->n_links, l))
 		h->n_agents--;
-	if (l->sync) {
+	if (t && l->sync) {
 		ags_sync_stats ss;
 		ags_sync_get_stats(l->sync, &ss);
 		t->applied_base += ss.patterns_applied;
 	}
-	l->tenant = NULL;
+	reader_free(a);
+	free(a);
+	l->kind_data = NULL;
 }
+
+/* Agents open the stream: the session starts once AUTH is accepted. */
+static void agent_stream_open(struct ags_link *l, int64_t sid)
+{
+	if (l->sid >= 0) {
+		ags_quic_stream_reset(l->conn, sid, AGS_APP_PROTOCOL_ERROR);
+		return;
+	}
+	l->sid = sid;
+}
+
+/* An agent's session is made when its AUTH is accepted (agent_data), never on a stream. */
+static int agent_start(struct ags_link *l)
+{
+	ags_quic_conn_close(l->conn, AGS_APP_PROTOCOL_ERROR, "no stream is opened to an agent");
+	return AGS_ERR_STATE;
+}
+
+const struct ags_link_ops ags_hub_agent_ops = {
+    .kind = "agent",
+    .start = agent_start,
+    .connected = agent_connected,
+    .stream_open = agent_stream_open,
+    .data = agent_data,
+    .hello = agent_hello,
+    .closed = agent_closed,
+};
 
 void ags_hub_pump_default(struct ags_hub *h)
 {
@@ -652,10 +728,11 @@ void ags_hub_tick(struct ags_hub *h, uint64_t now_ms, int sweep)
 {
 	for (size_t i = 0; i < h->n_pending; i++) {
 		struct ags_link *l = h->pending[i];
-		if (!l->close_at_ms || now_ms < l->close_at_ms)
+		struct ags_hub_agent *a = agent_of(l);
+		if (!a->close_at_ms || now_ms < a->close_at_ms)
 			continue;
-		l->close_at_ms = 0;
-		if (l->refused)
+		a->close_at_ms = 0;
+		if (a->refused)
 			ags_quic_conn_close(l->conn, AGS_APP_AUTH_FAILED, "refused");
 		else
 			refuse(h, l, AGS_APP_AUTH_FAILED, "no AUTH within 10 s");
@@ -670,8 +747,8 @@ void ags_hub_tick(struct ags_hub *h, uint64_t now_ms, int sweep)
 		int rv = ags_store_sweep(t->store, ags_now_ms(), &purged);
 		pthread_mutex_unlock(t->mu);
 		if (rv)
-			ags_node_log(h->n, AGS_LOG_ERROR, "[%s] expiry sweep failed: %s", t->name,
-			             ags_strerror(rv));
+			hub_log(h, AGS_LOG_ERROR, "[%s] expiry sweep failed: %s", t->name,
+			        ags_strerror(rv));
 		else if (purged)
 			pump_tenant(t);
 	}

@@ -1,7 +1,7 @@
 /*
- * The federation hub (seed 004; docs/parts/hub.md): a node in hub mode
+ * The federation hub (seed 004; docs/PROTOCOL.md, "Federation hub"): a node in hub mode
  * accepts agents over the same QUIC protocol as the mesh. Each agent's first
- * frame is AUTH {token}; the token (lib/jwtauth.h) names the agent (sub) and
+ * frame is AUTH {token}; the token (lib/codec/jwtauth.h) names the agent (sub) and
  * its tenant, and the connection is bound to that tenant for life. Each
  * tenant has its own store, vector clock and sync host, shared by the
  * sessions of its agents: an agent can only ever read and write its
@@ -16,13 +16,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
+#include "store.h"
+#include "sync.h"
+#include "vclock.h"
 
-struct ags_node;
-struct ags_link;
 struct ags_hub;
 struct ags_hub_tenant;
+
+/*
+ * What the hub uses of the node that runs it (copied by ags_hub_new;
+ * pointers must outlive the hub). The node's own store is the store of its
+ * tenant (cfg->tenant); the other tenants' hosts start as copies of `host`.
+ */
+typedef struct ags_hub_env {
+	const ags_node_config *cfg; /* hub settings, data_dir, tenant, fsync_full */
+	ags_store *store;           /* the node's store, */
+	pthread_mutex_t *store_mu;  /* its lock, */
+	ags_vclock *clock;          /* its vector clock (under store_mu), */
+	const char *store_id;       /* its id, */
+	ags_sync_host *host;        /* and its sync host */
+	/* Reports an event (tenant set) and a log line, as the node does. */
+	void (*emit)(void *ud, const ags_event *ev);
+	void (*log)(void *ud, int level, const char *msg);
+	void *ud;
+} ags_hub_env;
 
 /* Longest tenant name (bytes); names are [A-Za-z0-9._-], not starting with '.'. */
 #define AGS_HUB_TENANT_MAX 128
@@ -38,41 +59,20 @@ int ags_hub_tenant_name_ok(const char *t);
 int ags_hub_tenant_path(const char *data_dir, const char *t, char *buf, size_t cap, ags_error *err);
 
 /*
- * Makes the hub of node `n` (hub mode on): loads the JWT keys named in its
- * configuration and checks them (ags_jwt_config_check), and registers the
- * node's own store (already open, host initialised) as the tenant of
- * cfg.tenant. On success *out belongs to the node (ags_hub_del).
+ * Makes a hub (hub mode on) in environment `env`: loads the JWT keys named in
+ * env->cfg and checks them (ags_jwt_config_check), and registers the node's
+ * own store (already open, host initialised) as the tenant of cfg->tenant.
+ * Agents' links are then of kind ags_hub_agent_ops (node_link.h) with the
+ * hub as their owner. On success *out is the caller's (ags_hub_del).
  * Errors: AGS_ERR_CONFIG (err names the field), AGS_ERR_IO, AGS_ERR_NOMEM.
  */
-int ags_hub_new(struct ags_node *n, struct ags_hub **out, ags_error *err);
+int ags_hub_new(const ags_hub_env *env, struct ags_hub **out, ags_error *err);
 
 /* Closes every tenant store but the node's own, frees the hub. NULL is a no-op. */
 void ags_hub_del(struct ags_hub *h);
 
-/* Most connections the hub's endpoint should allow (agents plus a margin). */
-size_t ags_hub_max_conns(const struct ags_hub *h);
-
-/* A tenant's name (owned by the tenant), or NULL for NULL. */
-const char *ags_hub_tenant_name(const struct ags_hub_tenant *t);
-
-/* A connection from an agent completed its handshake: wait for AUTH. */
-void ags_hub_on_connected(struct ags_hub *h, struct ags_link *l);
-
-/*
- * Stream data of an agent before its AUTH was accepted: reads the AUTH
- * frame, verifies the token, binds the link to its tenant and starts its
- * sync session (l->sync). *used gets the bytes taken; what is left belongs
- * to the session. Returns 0, or a negative AGS_ERR_* when the link was
- * refused (the hub has sent ERROR and is closing it; drop the rest).
- */
-int ags_hub_preauth(struct ags_hub *h, struct ags_link *l, const uint8_t *data, size_t len,
-                    size_t *used);
-
-/* The HELLO of an agent's session arrived (ags_sync_host.hello); 0 to go on. */
-int ags_hub_hello(struct ags_hub *h, struct ags_link *l, const char *instance);
-
-/* An agent's connection closed: forget its link (the caller frees it). */
-void ags_hub_on_closed(struct ags_hub *h, struct ags_link *l);
+/* Most connections the hub's endpoint should allow (agents, n_peers, and a margin). */
+size_t ags_hub_max_conns(const struct ags_hub *h, size_t n_peers);
 
 /* Lets every session of the node's own tenant send what is new. */
 void ags_hub_pump_default(struct ags_hub *h);

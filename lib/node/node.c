@@ -20,11 +20,20 @@
 #include "clock.h"
 #include "error.h"
 #include "hub.h"
+#include "node_agent.h"
 #include "node_int.h"
 #include "store.h"
 #include "sync.h"
 
 #define TICK_MS 50
+
+/*
+ * How long a batch that only moves a peer's cursor over changes it does not
+ * get (what came from it) waits for one with content to carry it: a node
+ * that receives a stream does not answer every batch with one of its own.
+ * The node's tick (50 ms) sends it when due.
+ */
+#define CURSOR_DELAY_US 100000
 
 AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 {
@@ -73,6 +82,11 @@ void ags_node_emit(struct ags_node *n, const ags_event *ev)
 	ags_event e = *ev;
 	e.name = ags_event_name(e.type);
 	n->cb.on_event(n, &e, n->user_data);
+}
+
+static void hub_emit(void *ud, const ags_event *ev)
+{
+	ags_node_emit(ud, ev);
 }
 
 /* ---- the applier's side on the loop ---- */
@@ -356,187 +370,44 @@ nomem:
 	return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
 }
 
-/* ---- commands (any thread -> loop thread) ---- */
-
-static int post(struct ags_node *n, struct ags_cmd *cmd)
-{
-	pthread_mutex_lock(&n->cmd_mu);
-	if (!n->running) {
-		pthread_mutex_unlock(&n->cmd_mu);
-		return AGS_ERR_STATE;
-	}
-	cmd->next = NULL;
-	if (n->cmd_tail)
-		n->cmd_tail->next = cmd;
-	else
-		n->cmd_head = cmd;
-	n->cmd_tail = cmd;
-	uv_async_send(&n->async);
-	int rv = 0;
-	if (cmd->sync) {
-		while (!cmd->done)
-			pthread_cond_wait(&n->cmd_cv, &n->cmd_mu);
-		rv = cmd->result;
-	}
-	pthread_mutex_unlock(&n->cmd_mu);
-	return rv;
-}
-
-static void free_cmd(struct ags_cmd *c)
-{
-	free(c->id);
-	free(c->address);
-	free(c->blob);
-	free(c);
-}
-
-int ags_node_post_sync(struct ags_node *n, struct ags_cmd *c)
-{
-	c->sync = 1;
-	int rv = post(n, c);
-	return rv == 0 || c->done ? c->result : rv;
-}
-
-static int reload_tls_locked(struct ags_node *n, ags_error *err);
-
-static void run_cmd(struct ags_node *n, struct ags_cmd *c)
-{
-	switch (c->type) {
-	case CMD_CONNECT: {
-		struct ags_peer *p = ags_node_peer_find(n, c->id);
-		if (p && p->dial) {
-			c->result = AGS_ERR_EXISTS;
-			break;
-		}
-		if (p) {
-			/* It dialled us; from now on we keep it connected too. */
-			free(p->address);
-			p->address = strdup(c->address);
-			p->port = c->port;
-			p->dial = 1;
-		} else if (!ags_node_peer_add(n, c->id, c->address, c->port, 1)) {
-			c->result = AGS_ERR_NOMEM;
-		}
-		break;
-	}
-	case CMD_DISCONNECT: {
-		struct ags_peer *p = ags_node_peer_find(n, c->id);
-		if (!p)
-			c->result = AGS_ERR_NOT_FOUND;
-		else
-			ags_node_peer_remove(n, p);
-		break;
-	}
-	case CMD_WAKE:
-		break;
-	case CMD_STATE:
-		ags_node_fill_state(n, c->state);
-		break;
-	case CMD_RELOAD_TLS:
-		c->result = reload_tls_locked(n, NULL);
-		break;
-	case CMD_HUB_STATS:
-		if (n->hub)
-			ags_hub_fill_stats(n->hub, c->hub_stats);
-		break;
-	case CMD_UP_OP:
-	case CMD_UP_DISCONNECT:
-	case CMD_UP_EXPORT:
-	case CMD_UP_IMPORT:
-		ags_node_upstream_cmd(n, c);
-		break;
-	case CMD_STOP:
-		ags_node_close_all(n);
-		ags_applier_close(&n->applier);
-		uv_close((uv_handle_t *)&n->async, NULL);
-		uv_close((uv_handle_t *)&n->tick, NULL);
-		break;
-	}
-}
-
-static void on_async(uv_async_t *h)
-{
-	struct ags_node *n = h->data;
-	n->wakes++;
-	for (;;) {
-		pthread_mutex_lock(&n->cmd_mu);
-		struct ags_cmd *c = n->cmd_head;
-		if (c) {
-			n->cmd_head = c->next;
-			if (!n->cmd_head)
-				n->cmd_tail = NULL;
-		}
-		pthread_mutex_unlock(&n->cmd_mu);
-		if (!c)
-			break;
-		int stop = c->type == CMD_STOP;
-		run_cmd(n, c);
-		pthread_mutex_lock(&n->cmd_mu);
-		if (c->sync) {
-			c->done = 1;
-			pthread_cond_broadcast(&n->cmd_cv);
-		} else {
-			free_cmd(c);
-		}
-		pthread_mutex_unlock(&n->cmd_mu);
-		if (stop)
-			return;
-	}
-	/* Any wake-up may mean new local changes: let every sender look. */
-	ags_node_pump_all(n);
-}
-
-static void on_tick(uv_timer_t *t)
-{
-	ags_node_tick(t->data);
-}
-
-/* Input the loop has seen: datagrams read, commands, applied batches. */
-static uint64_t activity(const struct ags_node *n)
-{
-	return ags_quic_ep_activity(n->ep) + n->wakes + n->applier.wakes;
-}
-
-/*
- * The loop thread. With busy polling (busy_poll_us > 0), after input the
- * loop keeps polling without sleeping until none has come for that long,
- * then blocks: on a VM, waking a thread that sleeps in epoll costs tens of
- * microseconds per message, most of a request/response on loopback. It
- * yields the CPU between polls, so a thread with work on the same core goes
- * first.
- */
-static void loop_main(void *arg)
-{
-	struct ags_node *n = arg;
-	uint64_t spin = n->cfg.busy_poll_us;
-	if (!spin) {
-		uv_run(&n->loop, UV_RUN_DEFAULT);
-		return;
-	}
-	for (;;) {
-		uint64_t before = activity(n);
-		if (!uv_run(&n->loop, UV_RUN_ONCE))
-			return;
-		if (activity(n) == before)
-			continue; /* a timer: nothing to expect, sleep again */
-		uint64_t seen = activity(n), idle_since = ags_mono_us();
-		for (;;) {
-			if (!uv_run(&n->loop, UV_RUN_NOWAIT))
-				return;
-			uint64_t a = activity(n), now = ags_mono_us();
-			if (a != seen) {
-				seen = a;
-				idle_since = now;
-			} else if (now - idle_since >= spin) {
-				break;
-			} else {
-				sched_yield();
-			}
-		}
-	}
-}
-
 /* ---- lifecycle ---- */
+
+/* The sync host of the node's own store, shared by its mesh and upstream sessions. */
+static void sync_host_init(struct ags_node *n)
+{
+	ags_sync_host *h = &n->host;
+	memset(h, 0, sizeof(*h));
+	h->store = n->store;
+	h->store_mu = &n->store_mu;
+	h->log_store = n->lstore;
+	h->cursor_delay_us = CURSOR_DELAY_US;
+	h->node_id = n->node_id;
+	h->store_id = n->store_id;
+	h->tenant = n->cfg.tenant;
+	h->batch_size = n->cfg.batch_size;
+	h->window = n->cfg.window;
+	h->compression = n->cfg.compression;
+	h->max_frame = n->cfg.max_frame_bytes;
+	h->max_pattern = n->cfg.max_pattern_bytes;
+	h->rate_patterns_per_s = n->cfg.rate_patterns_per_s;
+	h->rate_bytes_per_s = n->cfg.rate_bytes_per_s;
+	h->filter_types = n->cfg.filter_types;
+	h->n_filter_types = n->cfg.n_filter_types;
+	h->filter_tags = n->cfg.filter_tags;
+	h->n_filter_tags = n->cfg.n_filter_tags;
+	h->ud = n;
+	h->send = ags_node_host_send;
+	h->event = ags_node_host_event;
+	h->changed = ags_node_host_changed;
+	h->hello = ags_node_host_hello;
+	h->log = ags_node_host_log;
+	h->wall_ms = ags_node_host_wall_ms;
+	h->instance = n->instance;
+	h->clock = n->clock;
+	h->cache = &n->cache;
+	h->recent = ags_node_recent_rows;
+	h->pulled = ags_node_upstream_pulled;
+}
 
 static int mkdir_p(const char *path)
 {
@@ -581,7 +452,7 @@ static int reset_secret(struct ags_node *n, uint8_t out[32])
 	return 0;
 }
 
-static int make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err)
+int ags_node_make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err)
 {
 	ags_tls_config tc;
 	memset(&tc, 0, sizeof(tc));
@@ -629,7 +500,7 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		                   ags_strerror(rv));
 		goto fail;
 	}
-	if ((rv = make_tls(n, &n->tls, err)))
+	if ((rv = ags_node_make_tls(n, &n->tls, err)))
 		goto fail;
 	/* An agent may share its client certificate with others: its id is its token's. */
 	if (!n->agent_mode && strcmp(ags_tls_ctx_own_id(n->tls), n->node_id) != 0 &&
@@ -647,9 +518,24 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
 	for (int i = 0; i < 16; i++)
 		snprintf(n->instance + 2 * i, 3, "%02x", rnd[i]);
-	ags_node_sync_host_init(n);
-	if (n->cfg.hub.enabled && (rv = ags_hub_new(n, &n->hub, err)))
-		goto fail;
+	sync_host_init(n);
+	if (n->cfg.hub.enabled) {
+		ags_hub_env env = {.cfg = &n->cfg,
+		                   .store = n->store,
+		                   .store_mu = &n->store_mu,
+		                   .clock = n->clock,
+		                   .store_id = n->store_id,
+		                   .host = &n->host,
+		                   .emit = hub_emit,
+		                   .log = ags_node_host_log,
+		                   .ud = n};
+		if ((rv = ags_hub_new(&env, &n->hub, err)))
+			goto fail;
+	}
+	/* Who may connect: agents (hub mode), peers, or nobody (an agent's node). */
+	n->incoming_ops = n->agent_mode ? NULL : n->hub ? &ags_hub_agent_ops : &ags_node_peer_ops;
+	n->incoming_owner = n->hub ? (void *)n->hub : (void *)n;
+	n->event_tenant = n->hub ? n->cfg.tenant : NULL;
 
 	if (uv_loop_init(&n->loop) != 0) {
 		rv = ags_error_set(err, AGS_ERR_IO, NULL, "uv_loop_init failed");
@@ -667,7 +553,7 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	qc.stream_window = n->cfg.max_frame_bytes + 64 * 1024;
 	qc.conn_window = qc.stream_window * 2;
 	if (n->hub)
-		qc.max_conns = ags_hub_max_conns(n->hub);
+		qc.max_conns = ags_hub_max_conns(n->hub, n->n_peers);
 	uint8_t secret[32];
 	if (reset_secret(n, secret) == 0) {
 		qc.static_secret = secret;
@@ -680,7 +566,7 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		goto fail;
 	}
 	n->port = ags_quic_ep_port(n->ep);
-	uv_async_init(&n->loop, &n->async, on_async);
+	uv_async_init(&n->loop, &n->async, ags_node_on_async);
 	n->async.data = n;
 	if (!n->hub && (rv = ags_applier_start(&n->applier, &n->loop, applied, n)) != 0)
 		ags_node_log(n, AGS_LOG_WARN,
@@ -689,14 +575,14 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	n->host.submit = ags_applier_running(&n->applier) ? host_submit : NULL;
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
-	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+	uv_timer_start(&n->tick, ags_node_on_tick, TICK_MS, TICK_MS);
 	uint64_t now = ags_mono_ms();
 	n->next_health_ms = now + n->cfg.health_interval_ms;
 	n->next_sweep_ms = now;
 	ags_node_recent_clear(n); /* rows of a store opened before are not this one's */
 	n->started = 1;
 	n->running = 1;
-	if (uv_thread_create(&n->thread, loop_main, n) != 0) {
+	if (uv_thread_create(&n->thread, ags_node_loop_main, n) != 0) {
 		n->running = 0;
 		n->started = 0;
 		ags_quic_ep_del(n->ep);
@@ -740,8 +626,8 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 	if (!c)
 		return AGS_ERR_NOMEM;
 	c->type = CMD_STOP;
-	if (post(n, c) != 0)
-		free_cmd(c);
+	if (ags_node_post(n, c) != 0)
+		ags_node_cmd_free(c);
 	uv_thread_join(&n->thread);
 	stop_applier(n);
 	pthread_mutex_lock(&n->cmd_mu);
@@ -754,7 +640,7 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 			q->result = AGS_ERR_STATE;
 			q->done = 1;
 		} else {
-			free_cmd(q);
+			ags_node_cmd_free(q);
 		}
 	}
 	n->cmd_tail = NULL;
@@ -808,345 +694,4 @@ AGS_EXPORT void ags_node_del(ags_node *n)
 	pthread_mutex_destroy(&n->cmd_mu);
 	pthread_cond_destroy(&n->cmd_cv);
 	free(n);
-}
-
-AGS_EXPORT uint16_t ags_node_port(ags_node *n)
-{
-	return n && n->started ? n->port : 0;
-}
-
-AGS_EXPORT const char *ags_node_id(ags_node *n)
-{
-	return n ? n->node_id : NULL;
-}
-
-/* ---- peers ---- */
-
-AGS_EXPORT int ags_node_connect_peer(ags_node *n, const char *address, uint16_t port,
-                                     const char *id)
-{
-	if (!n || !address || !*address || !port || !ags_node_valid_id(id))
-		return AGS_ERR_INVALID;
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c)
-		return AGS_ERR_NOMEM;
-	c->type = CMD_CONNECT;
-	c->id = strdup(id);
-	c->address = strdup(address);
-	c->port = port;
-	c->sync = 1;
-	if (!c->id || !c->address) {
-		free_cmd(c);
-		return AGS_ERR_NOMEM;
-	}
-	int rv = post(n, c);
-	if (rv == 0 || c->done)
-		rv = c->result;
-	free_cmd(c);
-	return rv;
-}
-
-AGS_EXPORT int ags_node_disconnect_peer(ags_node *n, const char *id)
-{
-	if (!n || !id)
-		return AGS_ERR_INVALID;
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c)
-		return AGS_ERR_NOMEM;
-	c->type = CMD_DISCONNECT;
-	c->id = strdup(id);
-	c->sync = 1;
-	int rv = c->id ? post(n, c) : AGS_ERR_NOMEM;
-	if (rv == 0)
-		rv = c->result;
-	free_cmd(c);
-	return rv;
-}
-
-AGS_EXPORT int ags_node_sync_now(ags_node *n)
-{
-	if (!n)
-		return AGS_ERR_INVALID;
-	pthread_mutex_lock(&n->cmd_mu);
-	int running = n->running;
-	if (running)
-		uv_async_send(&n->async);
-	pthread_mutex_unlock(&n->cmd_mu);
-	return running ? 0 : AGS_ERR_STATE;
-}
-
-static int reload_tls_locked(struct ags_node *n, ags_error *err)
-{
-	ags_tls_ctx *fresh = NULL;
-	int rv = make_tls(n, &fresh, err);
-	if (rv) {
-		ags_node_log(n, AGS_LOG_ERROR, "TLS reload failed; keeping the old credentials");
-		return rv;
-	}
-	ags_tls_ctx **r = realloc(n->retired_tls, (n->n_retired_tls + 1) * sizeof(*r));
-	if (!r) {
-		ags_tls_ctx_del(fresh);
-		return AGS_ERR_NOMEM;
-	}
-	n->retired_tls = r;
-	rv = ags_quic_ep_set_tls(n->ep, fresh);
-	if (rv) {
-		ags_tls_ctx_del(fresh);
-		return rv;
-	}
-	/* Open sessions still use the old context: keep it until the node stops. */
-	n->retired_tls[n->n_retired_tls++] = n->tls;
-	n->tls = fresh;
-	ags_node_log(n, AGS_LOG_INFO, "TLS credentials reloaded (certificate for '%s')",
-	             ags_tls_ctx_own_id(fresh));
-	return 0;
-}
-
-AGS_EXPORT int ags_node_reload_tls(ags_node *n, ags_error *err)
-{
-	if (!n)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node is NULL");
-	/* Check the files on the caller's thread first, for a useful error. */
-	ags_tls_ctx *probe = NULL;
-	int rv = make_tls(n, &probe, err);
-	if (rv)
-		return rv;
-	ags_tls_ctx_del(probe);
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c)
-		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	c->type = CMD_RELOAD_TLS;
-	c->sync = 1;
-	rv = post(n, c);
-	if (rv == 0)
-		rv = c->result;
-	free_cmd(c);
-	if (rv)
-		ags_error_set(err, rv, NULL, "TLS reload failed: %s", ags_strerror(rv));
-	return rv;
-}
-
-/* ---- patterns ---- */
-
-static void wake(struct ags_node *n)
-{
-	pthread_mutex_lock(&n->cmd_mu);
-	if (n->running)
-		uv_async_send(&n->async);
-	pthread_mutex_unlock(&n->cmd_mu);
-}
-
-static int apply_local(struct ags_node *n, const ags_pattern *const *p, size_t cnt,
-                       const char *scope, ags_apply_result *res, ags_error *err)
-{
-	if (!n->started)
-		return ags_error_set(err, AGS_ERR_STATE, NULL, "node not started");
-	ags_change_meta *meta = NULL;
-	ags_change_clock *clocks = calloc(cnt ? cnt : 1, sizeof(*clocks));
-	if (!clocks)
-		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	if (scope) {
-		meta = calloc(cnt ? cnt : 1, sizeof(*meta));
-		if (!meta) {
-			free(clocks);
-			return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-		}
-		for (size_t i = 0; i < cnt; i++)
-			meta[i].scope = scope;
-	}
-	int rv;
-	ags_vclock *next = NULL;
-	char *json = NULL;
-	uint64_t tick = 0;
-	/* The outcomes are needed to keep the rows for the senders. */
-	ags_apply_result own[AGS_NODE_RECENT_CALL_MAX];
-	if (!res && cnt <= AGS_NODE_RECENT_CALL_MAX)
-		res = own;
-	pthread_mutex_lock(&n->store_mu);
-	if (!n->store) {
-		rv = ags_error_set(err, AGS_ERR_STATE, NULL, "node stopped");
-	} else if ((rv = ags_sync_clock_tick(&n->host, n->node_id, &next, &json, &tick))) {
-		rv = ags_error_set(err, rv, NULL, "cannot advance the vector clock: %s",
-		                   ags_strerror(rv));
-	} else {
-		/* One tick per write call: every change of it gets the writer's new counter. */
-		for (size_t i = 0; i < cnt; i++) {
-			clocks[i].writer = n->node_id;
-			clocks[i].tick = tick;
-		}
-		ags_store_kv kv = {AGS_STORE_CLOCK_KEY, json};
-		rv = ags_store_apply_batch_kv(n->store, p, meta, clocks, cnt, &kv, 1, res, NULL,
-		                              err);
-		if (rv == 0) {
-			ags_sync_clock_commit(&n->host, next);
-			next = NULL;
-			/* Under the store lock: rows are kept in the order of their sequences. */
-			ags_node_recent_add(n, p, cnt, scope, res, tick);
-		}
-	}
-	pthread_mutex_unlock(&n->store_mu);
-	ags_vclock_del(next);
-
-	free(json);
-	free(meta);
-	free(clocks);
-	if (rv == 0)
-		wake(n);
-	return rv;
-}
-
-AGS_EXPORT int ags_node_sync_pattern(ags_node *n, const ags_pattern *p, const char *const *peer_ids,
-                                     size_t n_peer_ids, ags_apply_result *res, ags_error *err)
-{
-	if (!n || !p)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node and pattern are required");
-	char *scope = NULL;
-	if (peer_ids) {
-		scope = ags_sync_scope_make(peer_ids, n_peer_ids);
-		if (!scope)
-			return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	}
-	int rv = apply_local(n, &p, 1, scope, res, err);
-	free(scope);
-	return rv;
-}
-
-AGS_EXPORT int ags_node_sync_patterns(ags_node *n, const ags_pattern *const *p, size_t cnt,
-                                      ags_apply_result *res, ags_error *err)
-{
-	if (!n || (!p && cnt))
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node and patterns are required");
-	return apply_local(n, p, cnt, NULL, res, err);
-}
-
-AGS_EXPORT int ags_node_delete(ags_node *n, const char *id, ags_apply_result *res, ags_error *err)
-{
-	if (!n || !id)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node and id are required");
-	if (!n->started)
-		return ags_error_set(err, AGS_ERR_STATE, NULL, "node not started");
-	ags_record_head head;
-	pthread_mutex_lock(&n->store_mu);
-	int rv = ags_store_head(n->store, id, &head);
-	pthread_mutex_unlock(&n->store_mu);
-	if (rv == AGS_ERR_NOT_FOUND || (rv == 0 && head.state != AGS_RECORD_LIVE))
-		return ags_error_set(err, AGS_ERR_NOT_FOUND, "id", "no pattern '%s'", id);
-	if (rv)
-		return ags_error_set(err, rv, NULL, "store: %s", ags_store_errmsg(n->store));
-	ags_pattern *t = NULL;
-	int64_t ts = ags_now_ms();
-	if (ts <= head.timestamp)
-		ts = head.timestamp + 1;
-	if ((rv = ags_pattern_new_tombstone(id, head.version + 1, ts, &t)))
-		return ags_error_set(err, rv, "id", "cannot make a tombstone");
-	const ags_pattern *tp = t;
-	rv = apply_local(n, &tp, 1, NULL, res, err);
-	ags_pattern_del(t);
-	return rv;
-}
-
-AGS_EXPORT int ags_node_get(ags_node *n, const char *id, ags_pattern **out)
-{
-	if (!n || !id || !out)
-		return AGS_ERR_INVALID;
-	pthread_mutex_lock(&n->rstore_mu);
-	int rv = n->rstore ? ags_store_get(n->rstore, id, out) : AGS_ERR_STATE;
-	pthread_mutex_unlock(&n->rstore_mu);
-	return rv;
-}
-
-AGS_EXPORT int ags_node_query(ags_node *n, const ags_query *q, ags_pattern_cb cb, void *user_data)
-{
-	if (!n || !cb)
-		return AGS_ERR_INVALID;
-	pthread_mutex_lock(&n->rstore_mu);
-	int rv = n->rstore ? ags_store_query(n->rstore, q, cb, user_data) : AGS_ERR_STATE;
-	pthread_mutex_unlock(&n->rstore_mu);
-	return rv;
-}
-
-/* ---- state ---- */
-
-AGS_EXPORT int ags_node_get_state(ags_node *n, ags_node_state **out)
-{
-	if (!n || !out)
-		return AGS_ERR_INVALID;
-	ags_node_state *st = calloc(1, sizeof(*st));
-	if (!st)
-		return AGS_ERR_NOMEM;
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c) {
-		free(st);
-		return AGS_ERR_NOMEM;
-	}
-	c->type = CMD_STATE;
-	c->state = st;
-	c->sync = 1;
-	int rv = post(n, c);
-	free_cmd(c);
-	if (rv == AGS_ERR_STATE) {
-		/* Not running: configured peers, no connections. */
-		rv = 0;
-		st->peers = calloc(n->n_peers ? n->n_peers : 1, sizeof(*st->peers));
-		if (!st->peers)
-			rv = AGS_ERR_NOMEM;
-		for (size_t i = 0; st->peers && i < n->n_peers; i++) {
-			snprintf(st->peers[i].id, sizeof(st->peers[i].id), "%s", n->peers[i]->id);
-			snprintf(st->peers[i].address, sizeof(st->peers[i].address), "%s:%u",
-			         n->peers[i]->address ? n->peers[i]->address : "",
-			         n->peers[i]->port);
-		}
-		st->n_peers = n->n_peers;
-	}
-	if (rv) {
-		ags_node_state_del(st);
-		return rv;
-	}
-	*out = st;
-	return 0;
-}
-
-AGS_EXPORT void ags_node_state_del(ags_node_state *st)
-{
-	if (!st)
-		return;
-	free(st->peers);
-	free(st);
-}
-
-/* ---- hub ---- */
-
-AGS_EXPORT int ags_node_get_hub_stats(ags_node *n, ags_hub_stats **out)
-{
-	if (!n || !out)
-		return AGS_ERR_INVALID;
-	ags_hub_stats *st = calloc(1, sizeof(*st));
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!st || !c) {
-		free(st);
-		free(c);
-		return AGS_ERR_NOMEM;
-	}
-	c->type = CMD_HUB_STATS;
-	c->hub_stats = st;
-	int rv = ags_node_post_sync(n, c);
-	free_cmd(c);
-	if (rv) {
-		ags_node_hub_stats_del(st);
-		return rv;
-	}
-	if (st->enabled && !st->tenants) {
-		ags_node_hub_stats_del(st);
-		return AGS_ERR_NOMEM;
-	}
-	*out = st;
-	return 0;
-}
-
-AGS_EXPORT void ags_node_hub_stats_del(ags_hub_stats *st)
-{
-	if (!st)
-		return;
-	free(st->tenants);
-	free(st);
 }

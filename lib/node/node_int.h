@@ -1,6 +1,14 @@
 /*
- * Internal structure of a node (lib/node.c: lifecycle and public API;
- * lib/node_peer.c: peers, connections, backoff, health).
+ * Internal structure of a node, shared by the node layer's files:
+ *   node.c          configuration, lifecycle (start, stop), the node's sync host
+ *   node_loop.c     the loop thread: commands, tick, pumps
+ *   node_api.c      the thread-safe public API (peers, patterns, state)
+ *   node_link.c     links, whatever their kind (node_link.h)
+ *   node_peer.c     mesh peers: backoff, health, their links
+ *   node_upstream.c a hub as upstream, and what an ags_agent asks of its node
+ *   node_apply.c    the applier thread (node_apply.h)
+ *   node_recent.c   recent local writes kept for the senders
+ * The hub (hub.c) sees links (node_link.h) and its environment, not this.
  */
 #ifndef AGS_NODE_INT_H
 #define AGS_NODE_INT_H
@@ -15,53 +23,16 @@
 #include "backoff.h"
 #include "node_apply.h"
 #include "jwtauth.h"
+#include "node_link.h"
 #include "quic.h"
 #include "sync.h"
 #include "tls.h"
 
 struct ags_hub;
-struct ags_hub_tenant;
-struct ags_hub_pre;
-
-/* What a connection is for. */
-enum ags_link_role {
-	AGS_LINK_PEER = 0,     /* a mesh peer */
-	AGS_LINK_AGENT = 1,    /* hub mode: an agent that connected to us (AUTH first) */
-	AGS_LINK_UPSTREAM = 2, /* our connection to a hub (hub.upstream, or an ags_agent) */
-};
-
-/* A frame waiting for room in the transport (the write returned AGS_ERR_AGAIN). */
-struct ags_pending {
-	uint8_t *frame;
-	size_t len;
-	struct ags_pending *next;
-};
-
-/* One QUIC connection to a peer, with its sync session. */
-struct ags_link {
-	struct ags_node *node;
-	struct ags_peer *peer; /* NULL until the peer is known */
-	ags_quic_conn *conn;
-	int64_t sid;     /* the sync stream, or -1 */
-	int outgoing;    /* we dialled it */
-	int established; /* on_connected has fired */
-	int announced;   /* peer:connected was emitted for it */
-	int early;       /* its session started before the handshake, from the peer's resume hint */
-	ags_sync *sync;
-	struct ags_pending *pend_head, *pend_tail;
-	char instance[40]; /* the peer's per-process id, from its HELLO */
-	int role;          /* an ags_link_role */
-	/* AGS_LINK_AGENT: before AUTH, its frame reader; after, its tenant and id. */
-	struct ags_hub_pre *pre;
-	struct ags_hub_tenant *tenant;
-	char agent_id[AGS_JWT_SUB_MAX + 1];
-	int refused;          /* refused at AUTH: waiting for the ERROR frame to go out */
-	int error_counted;    /* on_refused counted this connection's failure already */
-	uint64_t close_at_ms; /* refused: close by then even if the ERROR is not acknowledged */
-};
 
 /* A peer: configured (we dial it) or one that dialled us. */
 struct ags_peer {
+	const struct ags_link_ops *ops; /* the kind of its links (peer or upstream) */
 	char id[AGS_NODE_ID_MAX + 1];
 	char *address;
 	uint16_t port;
@@ -189,11 +160,16 @@ struct ags_node {
 	 * (pump_due), not after each job (loop thread). */
 	int delivering, pump_due;
 
-	struct ags_hub *hub;    /* hub mode, or NULL */
-	struct ags_peer *up;    /* the upstream hub, or NULL */
-	int agent_mode;         /* run by an ags_agent: no incoming connections, dial on demand */
-	struct ags_up_op up_op; /* under cmd_mu */
-	int64_t last_sync_ms;   /* wall clock of the last completed upstream sync */
+	/* Links made for incoming connections: peers, or agents in hub mode (served
+	 * by incoming_owner), or none (an agent). */
+	const struct ags_link_ops *incoming_ops;
+	void *incoming_owner;
+	const char *event_tenant; /* hub mode: the tenant of events of the node's own store */
+	struct ags_hub *hub;      /* hub mode, or NULL */
+	struct ags_peer *up;      /* the upstream hub, or NULL */
+	int agent_mode;           /* run by an ags_agent: no incoming connections, dial on demand */
+	struct ags_up_op up_op;   /* under cmd_mu */
+	int64_t last_sync_ms;     /* wall clock of the last completed upstream sync */
 
 	pthread_mutex_t cmd_mu;
 	pthread_cond_t cmd_cv;
@@ -209,70 +185,80 @@ struct ags_node {
 	uint64_t base_acked;
 };
 
-/* node.c */
+/* ---- node.c ---- */
 void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Reports an event to the node's on_event (the name is filled in here, from the type). */
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
-
+/* Whether valid_id() would take id (node ids: 1-64 of [A-Za-z0-9._-]). */
+int ags_node_valid_id(const char *id);
 /* Loop thread: finishes (ACK, events) the jobs the applier has written (on_read_pause). */
 void ags_node_deliver(void *ud);
+/* Any thread: wakes the loop when it runs. */
+void ags_node_wake(struct ags_node *n);
+/* Makes a TLS context from the node's configuration (start and reloads). */
+int ags_node_make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err);
 
-/* node_peer.c: loop-thread side. */
-extern const ags_quic_callbacks ags_node_quic_callbacks;
+/* ---- node_api.c ---- */
+/* Loop thread: the TLS reload itself (CMD_RELOAD_TLS). */
+int ags_node_reload_tls_loop(struct ags_node *n, ags_error *err);
+
+/* ---- node_loop.c: commands (any thread -> loop thread) and the loop's housekeeping ---- */
+/* Posts a command; with c->sync waits for it. 0 or its result; AGS_ERR_STATE when stopped. */
+int ags_node_post(struct ags_node *n, struct ags_cmd *c);
+/* Posts a command and waits for it (any thread). Returns its result or AGS_ERR_STATE. */
+int ags_node_post_sync(struct ags_node *n, struct ags_cmd *c);
+/* Frees a command and what it holds. */
+void ags_node_cmd_free(struct ags_cmd *c);
+/* The loop thread's body (uv_thread_create). */
+void ags_node_loop_main(void *arg);
+/* The command queue's wake-up (uv_async_t) and the 50 ms tick. */
+void ags_node_on_async(uv_async_t *h);
+void ags_node_on_tick(uv_timer_t *t);
+/* Lets every session send what is new (after a local write or applied batches). */
+void ags_node_pump_all(struct ags_node *n);
+/* Closes every connection and the endpoint (the loop then ends). */
+void ags_node_close_all(struct ags_node *n);
+
+/* ---- node_peer.c: mesh peers (and what upstream links share with them) ---- */
 struct ags_peer *ags_node_peer_find(struct ags_node *n, const char *id);
+/* A new peer record, dialled (dial) with links of ags_node_peer_ops; NULL when out of memory. */
 struct ags_peer *ags_node_peer_add(struct ags_node *n, const char *id, const char *address,
                                    uint16_t port, int dial);
 void ags_node_peer_remove(struct ags_node *n, struct ags_peer *p);
-void ags_node_tick(struct ags_node *n);
-void ags_node_pump_all(struct ags_node *n);
-
-/* lib/node_recent.c: small API writes kept for the senders (host.recent). */
-void ags_node_recent_add(struct ags_node *n, const ags_pattern *const *p, size_t cnt,
-                         const char *scope, const ags_apply_result *res, uint64_t tick);
-int ags_node_recent_rows(void *ud, uint64_t after, uint64_t head, ags_row_cb cb, void *cb_ud);
-void ags_node_recent_clear(struct ags_node *n);
-void ags_node_fill_state(struct ags_node *n, ags_node_state *st);
-void ags_node_close_all(struct ags_node *n);
-void ags_node_sync_host_init(struct ags_node *n);
-/* Host callbacks shared with the hub's tenant hosts. */
-void ags_node_host_send(void *ud, void *session_ud, uint8_t *frame, size_t len);
-void ags_node_host_log(void *ud, int level, const char *msg);
-int64_t ags_node_host_wall_ms(void *ud);
-/* A new link (outgoing: we dial it); NULL when out of memory. */
-struct ags_link *ags_node_link_new(struct ags_node *n, ags_quic_conn *c, int outgoing);
 /* Counts an error against a peer (events, health). */
 void ags_node_peer_error(struct ags_node *n, struct ags_peer *p, const char *error);
 /* Schedules the next dial of a peer we keep connected (backoff). */
 void ags_node_peer_retry(struct ags_node *n, struct ags_peer *p);
-/* Frees a link that is no longer attached to anything. */
-void ags_node_link_free(struct ags_link *l);
-/* Feeds stream data to a link's sync session, closing it on error. */
-void ags_node_link_data(struct ags_node *n, struct ags_link *l, const uint8_t *data, size_t len);
-/* Whether valid_id() would take id (node ids: 1-64 of [A-Za-z0-9._-]). */
-int ags_node_valid_id(const char *id);
+/* Emits health events of a peer whose state changed (also every health interval). */
+void ags_node_peer_check_health(struct ags_node *n, struct ags_peer *p);
+/* Link operations of a peer's links, shared with upstream links. */
+void ags_node_link_established(struct ags_link *l, const char *peer_id, const char *addr);
+void ags_node_peer_stream_open(struct ags_link *l, int64_t sid);
+int ags_node_peer_hello(struct ags_link *l, const char *instance);
+void ags_node_peer_closed(struct ags_link *l, uint64_t code, const char *reason, int by_peer);
+/* The node's sync host (set up at start): events, changes, log lines, the wall clock. */
+void ags_node_host_event(void *ud, const ags_event *ev);
+void ags_node_host_changed(void *ud, void *session_ud);
+void ags_node_host_log(void *ud, int level, const char *msg);
+int64_t ags_node_host_wall_ms(void *ud);
+/* Fills st's peers and totals (loop thread). */
+void ags_node_fill_state(struct ags_node *n, ags_node_state *st);
 
-/* node_upstream.c: the upstream hub (loop thread unless said otherwise). */
-/* Parses "quic://host:port" (or "host:port"); host gets at most cap bytes. */
-int ags_node_parse_endpoint(const char *endpoint, char *host, size_t cap, uint16_t *port);
-/* Adds the upstream peer at start (from cfg.hub.upstream). */
+/* ---- node_recent.c: small API writes kept for the senders (host.recent) ---- */
+void ags_node_recent_add(struct ags_node *n, const ags_pattern *const *p, size_t cnt,
+                         const char *scope, const ags_apply_result *res, uint64_t tick);
+int ags_node_recent_rows(void *ud, uint64_t after, uint64_t head, ags_row_cb cb, void *cb_ud);
+void ags_node_recent_clear(struct ags_node *n);
+
+/* ---- node_upstream.c: the upstream hub (loop thread unless said otherwise) ---- */
+/* Adds the upstream peer at ags_node_new (from cfg.hub.upstream). */
 int ags_node_upstream_init(struct ags_node *n, ags_error *err);
-/* Dials the upstream hub (with 0-RTT when it can). */
-void ags_node_upstream_dial(struct ags_node *n, struct ags_peer *p);
-/* The upstream link's session: AUTH + HELLO on its stream. */
-int ags_node_upstream_start(struct ags_node *n, struct ags_link *l);
-/* The upstream's HELLO arrived (host_hello). */
-void ags_node_upstream_ready(struct ags_node *n, struct ags_link *l);
-/* An upstream attempt or connection ended. */
-void ags_node_upstream_closed(struct ags_node *n, struct ags_link *l, uint64_t code,
-                              const char *reason);
 /* Drives the sync state machine (after pumps and acks). */
 void ags_node_upstream_step(struct ags_node *n);
-/* Commands. */
+/* A PULL_DONE arrived (ags_sync_host.pulled). */
+void ags_node_upstream_pulled(void *ud, void *session_ud);
+/* The upstream's commands (CMD_UP_*). */
 void ags_node_upstream_cmd(struct ags_node *n, struct ags_cmd *c);
-/* Completes n->up_op (takes cmd_mu). */
-void ags_node_up_op_finish(struct ags_node *n, int result, const char *reason);
-/* Posts a command and waits for it (any thread). Returns its result or AGS_ERR_STATE. */
-int ags_node_post_sync(struct ags_node *n, struct ags_cmd *c);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * The node's loop-thread side: peers and their connections (transport
- * callbacks), reconnection with backoff, health, housekeeping, and the glue
- * between connections and sync sessions.
+ * Mesh peers (ags_node_peer_ops): the peer records of a node (configured or
+ * dialled in), their links, reconnection with backoff, health, and their
+ * part of the node's state. Upstream links (node_upstream.c) are peers too
+ * and use the functions declared for them in node_int.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,18 +13,8 @@
 
 #include "clock.h"
 #include "error.h"
-#include "frame.h"
-#include "hub.h"
 #include "node_int.h"
-#include "store.h"
-
-/*
- * How long a batch that only moves a peer's cursor over changes it does not
- * get (what came from it) waits for one with content to carry it: a node
- * that receives a stream does not answer every batch with one of its own.
- * The node's tick (50 ms) sends it when due.
- */
-#define CURSOR_DELAY_US 100000
+#include "node_link.h"
 
 /* ---- peers ---- */
 
@@ -55,6 +46,7 @@ struct ags_peer *ags_node_peer_add(struct ags_node *n, const char *id, const cha
 		free(p);
 		return NULL;
 	}
+	p->ops = &ags_node_peer_ops;
 	p->port = port;
 	p->dial = dial;
 	n->peers[n->n_peers++] = p;
@@ -100,7 +92,7 @@ static void peer_state_json(struct ags_peer *p, char *buf, size_t cap)
 	         p->down ? "true" : "false");
 }
 
-static void check_health(struct ags_node *n, struct ags_peer *p)
+void ags_node_peer_check_health(struct ags_node *n, struct ags_peer *p)
 {
 	char st[256];
 	if (!p->degraded && p->consecutive_errors >= n->cfg.degrade_after_errors) {
@@ -130,13 +122,13 @@ void ags_node_peer_error(struct ags_node *n, struct ags_peer *p, const char *err
 	snprintf(p->last_error, sizeof(p->last_error), "%s", error);
 	ags_event ev = {.type = AGS_EV_PEER_ERROR, .peer_id = p->id, .error = error};
 	ags_node_emit(n, &ev);
-	check_health(n, p);
+	ags_node_peer_check_health(n, p);
 }
 
 static void peer_ok(struct ags_node *n, struct ags_peer *p)
 {
 	p->consecutive_errors = 0;
-	check_health(n, p);
+	ags_node_peer_check_health(n, p);
 }
 
 void ags_node_peer_retry(struct ags_node *n, struct ags_peer *p)
@@ -160,18 +152,6 @@ void ags_node_peer_retry(struct ags_node *n, struct ags_peer *p)
 }
 
 /* ---- links ---- */
-
-struct ags_link *ags_node_link_new(struct ags_node *n, ags_quic_conn *c, int outgoing)
-{
-	struct ags_link *l = calloc(1, sizeof(*l));
-	if (!l)
-		return NULL;
-	l->node = n;
-	l->conn = c;
-	l->sid = -1;
-	l->outgoing = outgoing;
-	return l;
-}
 
 static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags_link *l)
 {
@@ -222,79 +202,16 @@ static void link_detach(struct ags_link *l)
 	l->peer = NULL;
 }
 
-void ags_node_link_free(struct ags_link *l)
-{
-	if (l->sync)
-		ags_sync_del(l->sync);
-	while (l->pend_head) {
-		struct ags_pending *q = l->pend_head;
-		l->pend_head = q->next;
-		free(q->frame);
-		free(q);
-	}
-	free(l);
-}
+/* ---- the sync host of the node's own store ---- */
 
-static void write_done(void *ud, int status)
-{
-	(void)status;
-	free(ud);
-}
-
-static void link_flush(struct ags_link *l)
-{
-	while (l->pend_head) {
-		struct ags_pending *q = l->pend_head;
-		int rv = ags_quic_stream_write(l->conn, l->sid, q->frame, q->len, 0, write_done,
-		                               q->frame);
-		if (rv == AGS_ERR_AGAIN)
-			return;
-		if (rv != 0)
-			free(q->frame);
-		l->pend_head = q->next;
-		if (!l->pend_head)
-			l->pend_tail = NULL;
-		free(q);
-	}
-}
-
-void ags_node_host_send(void *ud, void *session_ud, uint8_t *frame, size_t len)
-{
-	(void)ud;
-	struct ags_link *l = session_ud;
-	if (!l->pend_head && l->sid >= 0) {
-		int rv = ags_quic_stream_write(l->conn, l->sid, frame, len, 0, write_done, frame);
-		if (rv == 0)
-			return;
-		if (rv != AGS_ERR_AGAIN) {
-			free(frame);
-			return;
-		}
-	}
-	struct ags_pending *q = malloc(sizeof(*q));
-	if (!q) {
-		free(frame);
-		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
-		return;
-	}
-	q->frame = frame;
-	q->len = len;
-	q->next = NULL;
-	if (l->pend_tail)
-		l->pend_tail->next = q;
-	else
-		l->pend_head = q;
-	l->pend_tail = q;
-}
-
-static void host_event(void *ud, const ags_event *ev)
+void ags_node_host_event(void *ud, const ags_event *ev)
 {
 	struct ags_node *n = ud;
 	ags_event e;
-	if (n->hub && !ev->tenant) {
+	if (n->event_tenant && !ev->tenant) {
 		/* In hub mode the node's own store is the store of its tenant. */
 		e = *ev;
-		e.tenant = n->cfg.tenant;
+		e.tenant = n->event_tenant;
 		ev = &e;
 	}
 	if (ev->type == AGS_EV_SYNC_COMPLETED && ev->peer_id) {
@@ -308,13 +225,13 @@ static void host_event(void *ud, const ags_event *ev)
 			p->consecutive_errors++;
 			snprintf(p->last_error, sizeof(p->last_error), "%s",
 			         ev->error ? ev->error : "sync failed");
-			check_health(n, p);
+			ags_node_peer_check_health(n, p);
 		}
 	}
 	ags_node_emit(n, ev);
 }
 
-static void host_changed(void *ud, void *session_ud)
+void ags_node_host_changed(void *ud, void *session_ud)
 {
 	struct ags_node *n = ud;
 	(void)session_ud;
@@ -356,13 +273,10 @@ static void announce(struct ags_node *n, struct ags_link *l)
  * instance replaces an older one; between two of the same instance keep the
  * one dialled by the smaller node id, as the peer does too.
  */
-static int host_hello(void *ud, void *session_ud, const char *instance)
+int ags_node_peer_hello(struct ags_link *l, const char *instance)
 {
-	struct ags_node *n = ud;
-	struct ags_link *l = session_ud;
+	struct ags_node *n = l->node;
 	struct ags_peer *p = l->peer;
-	if (l->role == AGS_LINK_AGENT)
-		return n->hub ? ags_hub_hello(n->hub, l, instance) : -1;
 	snprintf(l->instance, sizeof(l->instance), "%s", instance ? instance : "");
 	if (!p)
 		return -1;
@@ -392,60 +306,24 @@ static int host_hello(void *ud, void *session_ud, const char *instance)
 	p->down = 0;
 	peer_ok(n, p);
 	announce(n, l);
-	if (l->role == AGS_LINK_UPSTREAM)
-		ags_node_upstream_ready(n, l);
 	return 0;
 }
 
-static void host_pulled(void *ud, void *session_ud)
+/* ---- the kind's operations ---- */
+
+void ags_node_link_established(struct ags_link *l, const char *peer_id, const char *addr)
 {
-	(void)session_ud;
-	ags_node_upstream_step(ud);
+	l->established = 1;
+	ags_node_log(l->node, AGS_LOG_DEBUG, "handshake done with %s at %s", peer_id, addr);
+	if (l->outgoing && l->sid < 0)
+		ags_node_link_start_stream(l);
 }
 
-void ags_node_sync_host_init(struct ags_node *n)
+static int peer_start(struct ags_link *l)
 {
-	ags_sync_host *h = &n->host;
-	memset(h, 0, sizeof(*h));
-	h->store = n->store;
-	h->store_mu = &n->store_mu;
-	h->log_store = n->lstore;
-	h->cursor_delay_us = CURSOR_DELAY_US;
-	h->node_id = n->node_id;
-	h->store_id = n->store_id;
-	h->tenant = n->cfg.tenant;
-	h->batch_size = n->cfg.batch_size;
-	h->window = n->cfg.window;
-	h->compression = n->cfg.compression;
-	h->max_frame = n->cfg.max_frame_bytes;
-	h->max_pattern = n->cfg.max_pattern_bytes;
-	h->rate_patterns_per_s = n->cfg.rate_patterns_per_s;
-	h->rate_bytes_per_s = n->cfg.rate_bytes_per_s;
-	h->filter_types = n->cfg.filter_types;
-	h->n_filter_types = n->cfg.n_filter_types;
-	h->filter_tags = n->cfg.filter_tags;
-	h->n_filter_tags = n->cfg.n_filter_tags;
-	h->ud = n;
-	h->send = ags_node_host_send;
-	h->event = host_event;
-	h->changed = host_changed;
-	h->hello = host_hello;
-	h->log = ags_node_host_log;
-	h->wall_ms = ags_node_host_wall_ms;
-	h->instance = n->instance;
-	h->clock = n->clock;
-	h->cache = &n->cache;
-	h->recent = ags_node_recent_rows;
-	h->pulled = host_pulled;
-}
-
-static int link_start_sync(struct ags_node *n, struct ags_link *l)
-{
-	if (l->role == AGS_LINK_UPSTREAM)
-		return ags_node_upstream_start(n, l);
 	ags_sync_opts o = {.role = AGS_SYNC_ROLE_PEER,
 	                   .resume = l->early ? &l->peer->resume : NULL};
-	int rv = ags_sync_new_ex(&n->host, l->peer->id, &o, l, &l->sync);
+	int rv = ags_sync_new_ex(&l->node->host, l->peer->id, &o, l, &l->sync);
 	if (rv) {
 		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 		return rv;
@@ -454,115 +332,40 @@ static int link_start_sync(struct ags_node *n, struct ags_link *l)
 	return 0;
 }
 
-/* Opens the sync stream of an outgoing link and starts its session (again on_writable). */
-static void link_start_stream(struct ags_node *n, struct ags_link *l)
+static void peer_connected(struct ags_link *l, const char *peer_id, const char *addr)
 {
-	int rv = ags_quic_stream_open(l->conn, &l->sid);
-	if (rv == AGS_ERR_AGAIN) {
-		l->sid = -1;
-		return;
-	}
-	if (rv) {
-		l->sid = -1;
-		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "cannot open stream");
-		return;
-	}
-	link_start_sync(n, l);
-}
-
-/* ---- transport callbacks ---- */
-
-static void q_connected(void *ud, ags_quic_conn *c, const char *peer_id, const char *addr)
-{
-	struct ags_node *n = ud;
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	if (!l) {
-		/* Incoming. */
-		if (n->agent_mode) {
-			ags_quic_conn_close(c, AGS_APP_AUTH_FAILED,
-			                    "this agent accepts no connections");
-			return;
-		}
-		l = ags_node_link_new(n, c, 0);
-		if (!l) {
-			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "out of memory");
-			return;
-		}
-		ags_quic_conn_set_user_data(c, l);
-		l->established = 1;
-		if (n->hub) {
-			/* An agent: who it is comes from its token, not its certificate. */
-			ags_hub_on_connected(n->hub, l);
-			return;
-		}
+	struct ags_node *n = l->node;
+	if (!l->outgoing) {
 		struct ags_peer *p = ags_node_peer_find(n, peer_id);
 		if (!p)
 			p = ags_node_peer_add(n, peer_id, NULL, 0, 0);
 		if (!p) {
-			ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "out of memory");
+			ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "out of memory");
 			return;
 		}
 		l->peer = p;
-	} else if (l->role == AGS_LINK_UPSTREAM && l->peer && !l->peer->id_known) {
-		/* A hub dialled without an expected id: from now on it is this one. */
-		snprintf(l->peer->id, sizeof(l->peer->id), "%s", peer_id);
-		l->peer->id_known = 1;
 	} else if (l->peer && strcmp(l->peer->id, peer_id) != 0) {
 		/* TLS verified the expected id; this cannot differ. */
-		ags_quic_conn_close(c, AGS_APP_INTERNAL_ERROR, "peer id mismatch");
+		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "peer id mismatch");
 		return;
 	}
-	l->established = 1;
-	ags_node_log(n, AGS_LOG_DEBUG, "handshake done with %s at %s", peer_id, addr);
-	if (l->outgoing && l->sid < 0)
-		link_start_stream(n, l);
+	ags_node_link_established(l, peer_id, addr);
 }
 
-static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *reason)
+void ags_node_peer_stream_open(struct ags_link *l, int64_t sid)
 {
-	struct ags_node *n = ud;
-	struct ags_link *l = c ? ags_quic_conn_user_data(c) : NULL;
-	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED,
-	                .peer_id = l && l->peer ? l->peer->id : NULL,
-	                .address = addr,
-	                .error = reason};
-	ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
-	             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
-	ags_node_emit(n, &ev);
-	if (l && l->peer) {
-		l->error_counted = 1;
-		ags_node_peer_error(n, l->peer, reason);
+	if (l->outgoing || l->sid >= 0 || !l->peer) {
+		ags_quic_stream_reset(l->conn, sid, AGS_APP_PROTOCOL_ERROR);
+		return;
 	}
+	l->sid = sid;
+	l->ops->start(l);
 }
 
-static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reason, int by_peer)
+void ags_node_peer_closed(struct ags_link *l, uint64_t code, const char *reason, int by_peer)
 {
-	struct ags_node *n = ud;
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	if (!l)
-		return;
-	if (l->role == AGS_LINK_AGENT) {
-		if (n->hub && l->announced) {
-			char err[320];
-			snprintf(err, sizeof(err), "%s (code 0x%llx, by %s)",
-			         reason && *reason ? reason : "closed", (unsigned long long)code,
-			         by_peer ? "agent" : "us");
-			ags_event ev = {.type = AGS_EV_PEER_DISCONNECTED,
-			                .peer_id = l->agent_id,
-			                .error = err,
-			                .tenant = ags_hub_tenant_name(l->tenant)};
-			ags_node_log(n, AGS_LOG_INFO, "agent %s disconnected: %s", l->agent_id,
-			             err);
-			ags_node_emit(n, &ev);
-		}
-		if (n->hub)
-			ags_hub_on_closed(n->hub, l);
-		ags_node_link_free(l);
-		return;
-	}
+	struct ags_node *n = l->node;
 	struct ags_peer *p = l->peer;
-	if (p && p->upstream && (p->link == l || p->dialing == l))
-		ags_node_upstream_closed(n, l, code, reason);
 	if (p) {
 		int was_active = p->link == l;
 		int was_dialing = p->dialing == l;
@@ -584,136 +387,11 @@ static void q_closed(void *ud, ags_quic_conn *c, uint64_t code, const char *reas
 		if ((was_active || was_dialing) && !p->link && !p->dialing)
 			ags_node_peer_retry(n, p);
 	}
-	ags_node_link_free(l);
 }
 
-static void q_stream_open(void *ud, ags_quic_conn *c, int64_t sid)
+static void peer_dial(struct ags_node *n, struct ags_peer *p)
 {
-	struct ags_node *n = ud;
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	if (l && l->role == AGS_LINK_AGENT && l->sid < 0) {
-		l->sid = sid; /* the session starts once AUTH is accepted */
-		return;
-	}
-	if (!l || l->outgoing || l->sid >= 0 || !l->peer) {
-		ags_quic_stream_reset(c, sid, AGS_APP_PROTOCOL_ERROR);
-		return;
-	}
-	l->sid = sid;
-	link_start_sync(n, l);
-}
-
-void ags_node_link_data(struct ags_node *n, struct ags_link *l, const uint8_t *data, size_t len)
-{
-	uint64_t code = 0;
-	char reason[200] = "";
-	int rv = ags_sync_on_data(l->sync, data, len, ags_mono_us(), &code, reason, sizeof(reason));
-	if (rv) {
-		const char *who = l->peer ? l->peer->id : l->agent_id[0] ? l->agent_id : "?";
-		ags_node_log(n, AGS_LOG_WARN, "closing connection with %s: %s (%s)", who, reason,
-		             ags_app_error_name(code));
-		if (l->peer)
-			ags_node_peer_error(n, l->peer, reason);
-		ags_quic_conn_close(l->conn, code, reason);
-	}
-}
-
-static void q_stream_data(void *ud, ags_quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
-                          int fin)
-{
-	struct ags_node *n = ud;
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	if (l && l->role == AGS_LINK_AGENT && !l->sync && sid == l->sid && n->hub) {
-		size_t used = 0;
-		int rv = ags_hub_preauth(n->hub, l, data, len, &used);
-		if (rv || !l->sync) {
-			ags_quic_stream_consume(c, sid, len);
-			return;
-		}
-		/* AUTH accepted: the rest of this chunk is the session's. */
-		ags_quic_stream_consume(c, sid, used);
-		data += used;
-		len -= used;
-	}
-	if (!l || !l->sync || sid != l->sid) {
-		ags_quic_stream_consume(c, sid, len);
-		return;
-	}
-	ags_node_link_data(n, l, data, len);
-	ags_quic_stream_consume(c, sid, len);
-	if (fin)
-		ags_quic_conn_close(c, AGS_APP_NO_ERROR, "stream finished");
-}
-
-static void q_stream_close(void *ud, ags_quic_conn *c, int64_t sid, uint64_t code)
-{
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	(void)ud;
-	if (l && sid == l->sid)
-		ags_quic_conn_close(c, AGS_APP_PROTOCOL_ERROR, "sync stream closed");
-}
-
-static void q_writable(void *ud, ags_quic_conn *c)
-{
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	if (l) {
-		if (l->sid < 0 && l->outgoing && l->established)
-			link_start_stream(ud, l);
-		link_flush(l);
-		if (l->sync && !l->pend_head)
-			ags_sync_pump(l->sync, ags_mono_us());
-		if (l->role == AGS_LINK_UPSTREAM)
-			ags_node_upstream_step(ud);
-	}
-}
-
-/* The hub refused our 0-RTT data: the stream and what we wrote are gone; redo after the handshake.
- */
-static void q_early_rejected(void *ud, ags_quic_conn *c)
-{
-	struct ags_node *n = ud;
-	struct ags_link *l = ags_quic_conn_user_data(c);
-	if (!l)
-		return;
-	ags_node_log(n, AGS_LOG_INFO, "early data rejected by %s; resending after the handshake",
-	             l->peer ? l->peer->id : "?");
-	l->early = 0;
-	if (l->sync) {
-		ags_sync_del(l->sync);
-		l->sync = NULL;
-	}
-	while (l->pend_head) {
-		struct ags_pending *q = l->pend_head;
-		l->pend_head = q->next;
-		free(q->frame);
-		free(q);
-	}
-	l->pend_tail = NULL;
-	l->sid = -1;
-}
-
-const ags_quic_callbacks ags_node_quic_callbacks = {
-    .version = AGS_QUIC_CALLBACKS_VERSION,
-    .on_connected = q_connected,
-    .on_refused = q_refused,
-    .on_closed = q_closed,
-    .on_stream_open = q_stream_open,
-    .on_stream_data = q_stream_data,
-    .on_stream_close = q_stream_close,
-    .on_writable = q_writable,
-    .on_early_data_rejected = q_early_rejected,
-    .on_read_pause = ags_node_deliver,
-};
-
-/* ---- housekeeping ---- */
-
-static void dial(struct ags_node *n, struct ags_peer *p)
-{
-	if (p->upstream) {
-		ags_node_upstream_dial(n, p);
-		return;
-	}
-	struct ags_link *l = ags_node_link_new(n, NULL, 1);
+	struct ags_link *l = ags_node_link_new(n, NULL, 1, &ags_node_peer_ops, n);
 	if (!l)
 		return;
 	l->peer = p;
@@ -736,85 +414,24 @@ static void dial(struct ags_node *n, struct ags_peer *p)
 		/* A resumed session: HELLO and the first batches go in 0-RTT (they are
 		 * idempotent, and never move the peer's cursor before its HELLO). */
 		l->early = 1;
-		link_start_stream(n, l);
-		if (l->sync)
-			ags_sync_pump(l->sync, ags_mono_us());
+		ags_node_link_start_stream(l);
+		ags_node_link_pump(l, ags_mono_us());
 		ags_node_log(n, AGS_LOG_INFO, "resuming with %s in 0-RTT from its cursor %llu",
 		             p->id, (unsigned long long)p->resume.acked_seq);
 	}
 }
 
-void ags_node_pump_all(struct ags_node *n)
-{
-	uint64_t now = ags_mono_us();
-	for (size_t i = 0; i < n->n_peers; i++) {
-		struct ags_link *l = n->peers[i]->link;
-		if (l && l->sync && !l->pend_head)
-			ags_sync_pump(l->sync, now);
-		/* A resumed connection still in its handshake sends in 0-RTT. */
-		l = n->peers[i]->dialing;
-		if (l && l->sync && !l->pend_head)
-			ags_sync_pump(l->sync, now);
-	}
-	if (n->hub)
-		ags_hub_pump_default(n->hub);
-	if (n->up)
-		ags_node_upstream_step(n);
-}
+const struct ags_link_ops ags_node_peer_ops = {
+    .kind = "peer",
+    .dial = peer_dial,
+    .start = peer_start,
+    .connected = peer_connected,
+    .stream_open = ags_node_peer_stream_open,
+    .hello = ags_node_peer_hello,
+    .closed = ags_node_peer_closed,
+};
 
-void ags_node_tick(struct ags_node *n)
-{
-	uint64_t now = ags_mono_ms();
-	for (size_t i = 0; i < n->n_peers; i++) {
-		struct ags_peer *p = n->peers[i];
-		if (p->dial && !p->link && !p->dialing && p->retry_at_ms <= now && p->address)
-			dial(n, p);
-	}
-	ags_node_pump_all(n);
-	/* While the log is being sent the store is not idle: no checkpoint yet. */
-	for (size_t i = 0; i < n->n_peers; i++) {
-		struct ags_link *l = n->peers[i]->link;
-		if (l && l->sync && ags_sync_sending(l->sync)) {
-			ags_store_ckpt_defer(n->store);
-			break;
-		}
-	}
-	int sweep = now >= n->next_sweep_ms;
-	if (n->hub)
-		ags_hub_tick(n->hub, now, sweep);
-	if (now >= n->next_health_ms) {
-		n->next_health_ms = now + n->cfg.health_interval_ms;
-		for (size_t i = 0; i < n->n_peers; i++)
-			check_health(n, n->peers[i]);
-	}
-	if (now >= n->next_sweep_ms) {
-		n->next_sweep_ms = now + n->cfg.sweep_interval_ms;
-		uint64_t purged = 0;
-		pthread_mutex_lock(&n->store_mu);
-		int rv = ags_store_sweep(n->store, ags_now_ms(), &purged);
-		pthread_mutex_unlock(&n->store_mu);
-		if (rv)
-			ags_node_log(n, AGS_LOG_ERROR, "expiry sweep failed: %s", ags_strerror(rv));
-		else if (purged)
-			ags_node_log(n, AGS_LOG_INFO, "expiry sweep purged %llu patterns",
-			             (unsigned long long)purged);
-	}
-}
-
-void ags_node_close_all(struct ags_node *n)
-{
-	if (n->hub)
-		ags_hub_close_all(n->hub);
-	for (size_t i = 0; i < n->n_peers; i++) {
-		struct ags_peer *p = n->peers[i];
-		if (p->link)
-			ags_quic_conn_close(p->link->conn, AGS_APP_SHUTTING_DOWN,
-			                    "node shutting down");
-	}
-	/* Sends CONNECTION_CLOSE, runs on_closed for every connection, closes handles. */
-	ags_quic_ep_del(n->ep);
-	n->ep = NULL;
-}
+/* ---- state ---- */
 
 void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 {

@@ -1,17 +1,23 @@
 /*
  * A node's upstream hub (hub.upstream, and the connection of an ags_agent):
- * dialling with TLS resumption and 0-RTT, AUTH before HELLO, and the sync
- * cycle "push everything, PULL, wait for PULL_DONE" (docs/parts/hub.md).
- * Loop thread, except where said.
+ * its links (ags_node_upstream_ops: dialling with TLS resumption and 0-RTT,
+ * AUTH before HELLO), the sync cycle "push everything, PULL, wait for
+ * PULL_DONE" (docs/PROTOCOL.md, "Federation hub"), and what an ags_agent
+ * asks of its node (node_agent.h). Loop thread, except where said.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "error.h"
 #include "frame.h"
+#include "node_agent.h"
 #include "node_int.h"
+#include "node_link.h"
 
 #define UPSTREAM_PLACEHOLDER_ID "hub"
 
@@ -74,14 +80,15 @@ int ags_node_upstream_init(struct ags_node *n, ags_error *err)
 	struct ags_peer *p = ags_node_peer_add(n, id ? id : UPSTREAM_PLACEHOLDER_ID, host, port, 1);
 	if (!p)
 		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
-	p->upstream = 1;
+	p->ops = &ags_node_upstream_ops;
 	p->id_known = id != NULL;
 	p->auto_sync = 1;
 	n->up = p;
 	return 0;
 }
 
-void ags_node_up_op_finish(struct ags_node *n, int result, const char *reason)
+/* Completes n->up_op (takes cmd_mu). */
+static void op_finish(struct ags_node *n, int result, const char *reason)
 {
 	pthread_mutex_lock(&n->cmd_mu);
 	struct ags_up_op *op = &n->up_op;
@@ -104,12 +111,13 @@ static int op_waiting(struct ags_node *n)
 	return k;
 }
 
-void ags_node_upstream_dial(struct ags_node *n, struct ags_peer *p)
+static int up_start(struct ags_link *l);
+
+static void up_dial(struct ags_node *n, struct ags_peer *p)
 {
-	struct ags_link *l = ags_node_link_new(n, NULL, 1);
+	struct ags_link *l = ags_node_link_new(n, NULL, 1, &ags_node_upstream_ops, n);
 	if (!l)
 		return;
-	l->role = AGS_LINK_UPSTREAM;
 	l->peer = p;
 	p->last_error[0] = '\0';
 	ags_error err;
@@ -125,7 +133,7 @@ void ags_node_upstream_dial(struct ags_node *n, struct ags_peer *p)
 		ags_node_peer_error(n, p, msg);
 		if (n->agent_mode) {
 			p->dial = 0;
-			ags_node_up_op_finish(n, rv, msg);
+			op_finish(n, rv, msg);
 		} else {
 			ags_node_peer_retry(n, p);
 		}
@@ -136,15 +144,17 @@ void ags_node_upstream_dial(struct ags_node *n, struct ags_peer *p)
 	ags_quic_conn_info(l->conn, &qi);
 	if (qi.early_data_possible && ags_quic_stream_open(l->conn, &l->sid) == 0) {
 		/* Resumed: AUTH, HELLO and the first batches go out as 0-RTT data. */
-		if (ags_node_upstream_start(n, l) != 0)
+		if (up_start(l) != 0)
 			return;
 	}
 	ags_node_log(n, AGS_LOG_DEBUG, "dialling hub %s:%u%s", p->address, p->port,
 	             qi.early_data_possible ? " (resuming, 0-RTT)" : "");
 }
 
-int ags_node_upstream_start(struct ags_node *n, struct ags_link *l)
+/* The session of an upstream link: AUTH + HELLO on its stream. */
+static int up_start(struct ags_link *l)
 {
+	struct ags_node *n = l->node;
 	ags_sync_opts o = {.role = AGS_SYNC_ROLE_UPSTREAM, .token = n->cfg.hub.upstream.token};
 	int rv = ags_sync_new_ex(&n->host, l->peer->id, &o, l, &l->sync);
 	if (rv) {
@@ -156,8 +166,13 @@ int ags_node_upstream_start(struct ags_node *n, struct ags_link *l)
 	return 0;
 }
 
-void ags_node_upstream_ready(struct ags_node *n, struct ags_link *l)
+/* The hub's HELLO arrived: a connection as the peer's, then the upstream's cycle. */
+static int up_hello(struct ags_link *l, const char *instance)
 {
+	int rv = ags_node_peer_hello(l, instance);
+	if (rv)
+		return rv;
+	struct ags_node *n = l->node;
 	struct ags_peer *p = l->peer;
 	ags_quic_info qi;
 	ags_quic_conn_info(l->conn, &qi);
@@ -171,13 +186,14 @@ void ags_node_upstream_ready(struct ags_node *n, struct ags_link *l)
 	}
 	pthread_mutex_unlock(&n->cmd_mu);
 	if (op_waiting(n) == AGS_UP_OP_CONNECT)
-		ags_node_up_op_finish(n, 0, NULL);
+		op_finish(n, 0, NULL);
 	p->sync_state = p->auto_sync ? AGS_UP_PUSHING : AGS_UP_IDLE;
 	ags_node_upstream_step(n);
+	return 0;
 }
 
-void ags_node_upstream_closed(struct ags_node *n, struct ags_link *l, uint64_t code,
-                              const char *reason)
+/* An upstream attempt or connection ended (before the peer's part of closing it). */
+static void up_ended(struct ags_node *n, struct ags_link *l, uint64_t code, const char *reason)
 {
 	struct ags_peer *p = l->peer;
 	p->sync_state = AGS_UP_IDLE;
@@ -201,8 +217,52 @@ void ags_node_upstream_closed(struct ags_node *n, struct ags_link *l, uint64_t c
 		         reason && *reason ? reason : "connection closed",
 		         ags_app_error_name(code));
 	}
-	ags_node_up_op_finish(n, rv, msg);
+	op_finish(n, rv, msg);
 }
+
+static void up_closed(struct ags_link *l, uint64_t code, const char *reason, int by_peer)
+{
+	struct ags_peer *p = l->peer;
+	if (p && (p->link == l || p->dialing == l))
+		up_ended(l->node, l, code, reason);
+	ags_node_peer_closed(l, code, reason, by_peer);
+}
+
+static void up_connected(struct ags_link *l, const char *peer_id, const char *addr)
+{
+	if (l->peer && !l->peer->id_known) {
+		/* A hub dialled without an expected id: from now on it is this one. */
+		snprintf(l->peer->id, sizeof(l->peer->id), "%s", peer_id);
+		l->peer->id_known = 1;
+	} else if (l->peer && strcmp(l->peer->id, peer_id) != 0) {
+		/* TLS verified the expected id; this cannot differ. */
+		ags_quic_conn_close(l->conn, AGS_APP_INTERNAL_ERROR, "peer id mismatch");
+		return;
+	}
+	ags_node_link_established(l, peer_id, addr);
+}
+
+static void up_writable(struct ags_link *l)
+{
+	ags_node_upstream_step(l->node);
+}
+
+void ags_node_upstream_pulled(void *ud, void *session_ud)
+{
+	(void)session_ud;
+	ags_node_upstream_step(ud);
+}
+
+const struct ags_link_ops ags_node_upstream_ops = {
+    .kind = "upstream",
+    .dial = up_dial,
+    .start = up_start,
+    .connected = up_connected,
+    .stream_open = ags_node_peer_stream_open, /* ours: the hub opens none */
+    .hello = up_hello,
+    .closed = up_closed,
+    .writable = up_writable,
+};
 
 /* Totals of the upstream peer's sessions: applied, acknowledged, conflicts. */
 static void totals(struct ags_peer *p, uint64_t *applied, uint64_t *acked, uint64_t *conflicts)
@@ -231,7 +291,7 @@ void ags_node_upstream_step(struct ags_node *n)
 			ags_node_log(n, AGS_LOG_ERROR, "PULL to hub %s failed: %s", p->id,
 			             ags_strerror(rv));
 			p->sync_state = AGS_UP_IDLE;
-			ags_node_up_op_finish(n, rv, "cannot send PULL");
+			op_finish(n, rv, "cannot send PULL");
 			return;
 		}
 		p->sync_state = AGS_UP_PULLING;
@@ -260,7 +320,7 @@ void ags_node_upstream_step(struct ags_node *n)
 	p->mark_applied = applied;
 	p->mark_acked = acked;
 	p->mark_conflicts = conflicts;
-	ags_node_up_op_finish(n, 0, NULL);
+	op_finish(n, 0, NULL);
 }
 
 static void op_start(struct ags_node *n)
@@ -270,7 +330,7 @@ static void op_start(struct ags_node *n)
 	int kind = n->up_op.active && !n->up_op.done ? n->up_op.kind : 0;
 	pthread_mutex_unlock(&n->cmd_mu);
 	if (!p) {
-		ags_node_up_op_finish(n, AGS_ERR_STATE, "no hub configured");
+		op_finish(n, AGS_ERR_STATE, "no hub configured");
 		return;
 	}
 	if (kind == AGS_UP_OP_CONNECT) {
@@ -285,12 +345,12 @@ static void op_start(struct ags_node *n)
 			n->up_op.resumed = qi.resumed;
 			n->up_op.early_data = qi.early_data_accepted;
 			pthread_mutex_unlock(&n->cmd_mu);
-			ags_node_up_op_finish(n, 0, NULL);
+			op_finish(n, 0, NULL);
 		} else if (!p->link && !p->dialing)
-			ags_node_upstream_dial(n, p);
+			up_dial(n, p);
 	} else if (kind == AGS_UP_OP_SYNC) {
 		if (!p->link || !p->link->announced) {
-			ags_node_up_op_finish(n, AGS_ERR_STATE, "not connected to the hub");
+			op_finish(n, AGS_ERR_STATE, "not connected to the hub");
 			return;
 		}
 		if (p->sync_state == AGS_UP_IDLE)
@@ -347,4 +407,143 @@ void ags_node_upstream_cmd(struct ags_node *n, struct ags_cmd *c)
 	default:
 		break;
 	}
+}
+
+/* ---- what an ags_agent asks of its node (node_agent.h; any thread) ---- */
+
+int ags_node_agent_mode(ags_node *n)
+{
+	if (!n || n->started || !n->up)
+		return AGS_ERR_STATE;
+	n->agent_mode = 1;
+	n->up->dial = 0;
+	n->up->auto_sync = 0;
+	return 0;
+}
+
+int ags_node_agent_run(ags_node *n, int op, uint32_t timeout_ms, ags_node_agent_result *res,
+                       ags_error *err)
+{
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	pthread_mutex_lock(&n->cmd_mu);
+	memset(&n->up_op, 0, sizeof(n->up_op));
+	n->up_op.kind = op;
+	n->up_op.active = 1;
+	n->up_op.started_us = ags_mono_us();
+	pthread_mutex_unlock(&n->cmd_mu);
+	c->type = CMD_UP_OP;
+	int rv = ags_node_post_sync(n, c);
+	free(c);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&n->cmd_mu);
+	while (rv == 0 && !n->up_op.done) {
+		if (pthread_cond_timedwait(&n->cmd_cv, &n->cmd_mu, &dl) == ETIMEDOUT)
+			break;
+	}
+	struct ags_up_op r = n->up_op;
+	n->up_op.active = 0;
+	pthread_mutex_unlock(&n->cmd_mu);
+	if (rv)
+		return ags_error_set(err, rv, NULL, "the agent is stopped");
+	if (!r.done)
+		return ags_error_set(err, AGS_ERR_TIMEOUT, NULL,
+		                     "no answer from the hub within %u ms", timeout_ms);
+	if (r.result)
+		return ags_error_set(err, r.result, NULL, "%s", r.reason);
+	if (res) {
+		res->resumed = r.resumed;
+		res->early_data = r.early_data;
+		res->pulled = r.pulled;
+		res->pushed = r.pushed;
+		res->conflicts = r.conflicts;
+		res->duration_ms = r.duration_ms;
+	}
+	return 0;
+}
+
+int ags_node_agent_disconnect(ags_node *n)
+{
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_UP_DISCONNECT;
+	int rv = ags_node_post_sync(n, c);
+	free(c);
+	return rv;
+}
+
+int ags_node_agent_export(ags_node *n, char **hub_id, uint8_t **blob, size_t *len)
+{
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_UP_EXPORT;
+	int rv = ags_node_post_sync(n, c);
+	if (rv == 0 && (!c->id || !c->blob))
+		rv = AGS_ERR_NOT_FOUND;
+	if (rv == 0) {
+		*hub_id = c->id;
+		*blob = c->blob;
+		*len = c->blob_len;
+		c->id = NULL;
+		c->blob = NULL;
+	}
+	ags_node_cmd_free(c);
+	return rv;
+}
+
+int ags_node_agent_import(ags_node *n, const char *hub_id, const uint8_t *blob, size_t len)
+{
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_UP_IMPORT;
+	c->id = strdup(hub_id);
+	c->blob_len = len;
+	c->blob = malloc(len ? len : 1);
+	int rv = AGS_ERR_NOMEM;
+	if (c->id && c->blob) {
+		if (len)
+			memcpy(c->blob, blob, len);
+		rv = ags_node_post_sync(n, c);
+	}
+	ags_node_cmd_free(c);
+	return rv;
+}
+
+int ags_node_agent_clock(ags_node *n, char **json)
+{
+	int rv = AGS_ERR_STATE;
+	pthread_mutex_lock(&n->store_mu);
+	if (n->clock)
+		rv = ags_vclock_to_json(n->clock, json, NULL);
+	pthread_mutex_unlock(&n->store_mu);
+	return rv;
+}
+
+int ags_node_agent_store_state(ags_node *n, uint64_t *patterns, uint64_t *seq, char digest[65])
+{
+	int rv = 0;
+	pthread_mutex_lock(&n->store_mu);
+	if (!n->store) {
+		rv = AGS_ERR_STATE;
+	} else {
+		if (patterns)
+			rv = ags_store_count(n->store, patterns);
+		if (seq)
+			*seq = ags_store_seq(n->store);
+		if (digest)
+			ags_store_digest(n->store, digest);
+	}
+	pthread_mutex_unlock(&n->store_mu);
+	return rv;
 }
