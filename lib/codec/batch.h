@@ -276,4 +276,10 @@ int ags_batch_encoder_finish(ags_batch_encoder *e, uint64_t request_id, int64_t 
                              uint64_t upto_seq, const char *source, int codec,
                              const uint8_t **frame, size_t *frame_len, ags_batch_stats *stats);
 
+/* Shared by the decoder (batch.c) and the encoder (batch_enc.c). */
+/* Whether `s` (n bytes) is a usable node id: 1..256 bytes, no control characters. */
+int ags_batch_source_ok(const char *s, size_t n);
+/* Whether s (n bytes) is 64 hexadecimal digits (a SHA-256). */
+int ags_batch_hex64_ok(const char *s, size_t n);
+
 #endif

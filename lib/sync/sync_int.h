@@ -118,6 +118,9 @@ struct ags_sync {
 	int dead;    /* ags_sync_del was called: freed when the last job is finished */
 };
 
+/* Empties the chunk of changes waiting to be batched (sync_send.c). */
+void ags_sync_chunk_clear(ags_sync *s);
+
 /* Frees a session (ags_sync_del, or the last job of a deleted one). */
 void ags_sync_release(ags_sync *s);
 

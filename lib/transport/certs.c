@@ -15,6 +15,7 @@
 
 #include "agentsync/certs.h"
 #include "error.h"
+#include "file.h"
 #include "tls.h"
 
 #define DAY_S     (24 * 60 * 60)
@@ -150,21 +151,22 @@ static int write_atomic(const char *path, const gnutls_datum_t *data, mode_t mod
 	return 0;
 }
 
-/* Loads a whole file with GnuTLS; AGS_ERR_IO naming it when that fails. */
+/* Reads a PEM file (ags_file_read, at most 1 MiB) into a malloc'd datum; AGS_ERR_IO naming it. */
 static int load(const char *path, gnutls_datum_t *out, ags_error *err)
 {
-	char eb[128];
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return ags_error_set(err, AGS_ERR_IO, NULL, "cannot read %s: %s", path,
-		                     strerror_r(errno, eb, sizeof(eb)));
-	if (!S_ISREG(st.st_mode) || st.st_size > 1024 * 1024)
-		return ags_error_set(err, AGS_ERR_IO, NULL, "%s is not a regular file under 1 MiB",
-		                     path);
-	int g = gnutls_load_file(path, out);
-	if (g < 0)
-		return ags_error_set(err, AGS_ERR_IO, NULL, "cannot read %s: %s", path,
-		                     gnutls_strerror(g));
+	ags_error e;
+	ags_error_clear(&e);
+	char *buf = NULL;
+	size_t len = 0;
+	int rv = ags_file_read(path, AGS_FILE_KEY_MAX, &buf, &len, &e);
+	if (rv == AGS_ERR_NOMEM)
+		return ags_error_set(err, rv, NULL, NULL);
+	if (rv == AGS_ERR_TOO_LARGE)
+		return ags_error_set(err, AGS_ERR_IO, NULL, "%s %s", path, e.message);
+	if (rv)
+		return ags_error_set(err, AGS_ERR_IO, NULL, "cannot read %s: %s", path, e.message);
+	out->data = (unsigned char *)buf;
+	out->size = (unsigned)len;
 	return 0;
 }
 
@@ -182,7 +184,7 @@ static int load_crt(const char *path, gnutls_x509_crt_t *out, ags_error *err)
 			*out = NULL;
 		}
 	}
-	gnutls_free(pem.data);
+	free(pem.data);
 	return g < 0 ? g_err(err, "cannot load certificate", path, g) : 0;
 }
 
@@ -201,7 +203,7 @@ static int load_key(const char *path, gnutls_x509_privkey_t *out, ags_error *err
 		}
 	}
 	gnutls_memset(pem.data, 0, pem.size);
-	gnutls_free(pem.data);
+	free(pem.data);
 	return g < 0 ? g_err(err, "cannot load key", path, g) : 0;
 }
 

@@ -1,6 +1,7 @@
 /*
  * TLS 1.3 for QUIC with GnuTLS and ngtcp2_crypto_gnutls: credentials,
- * session setup, peer checks, resumption and 0-RTT anti-replay.
+ * session setup, peer checks, resumption and 0-RTT anti-replay (the sessions
+ * themselves are made in tls_session.c).
  *
  * Where each check happens during a handshake:
  *   - Server, ClientHello received (handshake hook, PRE): the client must
@@ -46,19 +47,12 @@
 
 #include "agentsync/certs.h"
 #include "error.h"
+#include "file.h"
 #include "tls.h"
+#include "tls_int.h"
 
-/* Longest node id taken from a certificate (node ids are at most 64 bytes). */
-#define ID_MAX 255
 /* Largest PEM file read (certificate chain, key, CA bundle). */
 #define PEM_MAX (4u * 1024u * 1024u)
-/* Most DNS SANs looked at in one certificate. */
-#define SAN_MAX 32
-/* Anti-replay table: slots (a power of two) and most live entries. */
-#define REPLAY_SLOTS    2048u
-#define REPLAY_LIVE_MAX (REPLAY_SLOTS / 2u)
-/* GnuTLS's anti-replay key: 12 bytes of window start, then a binder of up to 64 bytes. */
-#define REPLAY_KEY_MAX 80u
 
 /*
  * TLS 1.3 only, without middlebox compatibility mode (QUIC forbids it), with
@@ -69,46 +63,7 @@ static const char PRIORITY[] =
     "+CHACHA20-POLY1305:+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
     "+GROUP-SECP384R1:+GROUP-SECP521R1:%DISABLE_TLS13_COMPAT_MODE";
 
-struct replay_entry {
-	time_t exp; /* 0: free slot */
-	unsigned len;
-	unsigned char key[REPLAY_KEY_MAX];
-};
-
-struct ags_tls_ctx {
-	gnutls_certificate_credentials_t cred;   /* own certificate and key, CA */
-	gnutls_certificate_credentials_t nocert; /* CA only, for client_no_cert; else NULL */
-	gnutls_priority_t prio;
-	gnutls_datum_t ticket_key;
-	gnutls_anti_replay_t anti_replay;
-	struct replay_entry *replay; /* REPLAY_SLOTS entries, allocated on first 0-RTT */
-	size_t replay_used;
-	FILE *keylog;
-	int reject_unauthorized;
-	char **allowed;
-	size_t n_allowed;
-	char **pins; /* lowercase hex */
-	size_t n_pins;
-	char *client_alpn; /* NULL: AGS_ALPN */
-	char own_id[ID_MAX + 1];
-};
-
-/* Private per-session state, reached through gnutls_db_get_ptr(). */
-struct sess {
-	ags_tls_ctx *ctx;
-	int server;
-	int checked;               /* the peer checks passed */
-	int finished;              /* the peer's Finished was received and every check passed */
-	char expected[ID_MAX + 1]; /* client: expected server id, "" for any */
-	char peer_id[ID_MAX + 1];
-	char peer_pin[65];          /* pin of the peer's certificate, "" when unknown */
-	char ticket_id[ID_MAX + 1]; /* client resuming: the peer id the ticket was issued by */
-	char ticket_pin[65];        /* and that peer's pin */
-	int resuming;               /* client: a ticket was set */
-	char reason[256];           /* refusal reason, "" when none */
-};
-
-static int tls_err(ags_error *err, const char *field, const char *what, int grv)
+int ags_tls_err(ags_error *err, const char *field, const char *what, int grv)
 {
 	return ags_error_set(err, AGS_ERR_TLS, field, "%s: %s", what, gnutls_strerror(grv));
 }
@@ -128,49 +83,27 @@ static void free_strv(char **v, size_t n)
 }
 
 /*
- * Reads a whole file of at most PEM_MAX bytes into a gnutls_malloc'd datum
- * (free with gnutls_free). `field` names the configuration value in errors.
+ * Reads a PEM file (ags_file_read, at most PEM_MAX bytes, not empty) into a
+ * malloc'd datum (free with free). `field` names the configuration value in errors.
  */
 static int read_pem(const char *path, const char *field, gnutls_datum_t *out, ags_error *err)
 {
-	char eb[128];
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		return ags_error_set(err, AGS_ERR_IO, field, "cannot open %s: %s", path,
-		                     strerror_r(e, eb, sizeof(eb)));
+	ags_error e;
+	ags_error_clear(&e);
+	char *buf = NULL;
+	size_t len = 0;
+	int rv = ags_file_read(path, PEM_MAX, &buf, &len, &e);
+	if (rv == AGS_ERR_NOMEM)
+		return ags_error_set(err, rv, field, "out of memory reading %s", path);
+	if (rv == AGS_ERR_TOO_LARGE)
+		return ags_error_set(err, AGS_ERR_IO, field, "%s %s", path, e.message);
+	if (rv)
+		return ags_error_set(err, AGS_ERR_IO, field, "cannot read %s: %s", path, e.message);
+	if (len == 0) {
+		free(buf);
+		return ags_error_set(err, AGS_ERR_IO, field, "%s is empty", path);
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    (uint64_t)st.st_size > PEM_MAX) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_IO, field,
-		                     "%s is not a regular file of 1 byte to %u bytes", path,
-		                     PEM_MAX);
-	}
-	size_t len = (size_t)st.st_size;
-	unsigned char *buf = gnutls_malloc(len + 1);
-	if (!buf) {
-		close(fd);
-		return ags_error_set(err, AGS_ERR_NOMEM, field, "out of memory reading %s", path);
-	}
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-			close(fd);
-			gnutls_free(buf);
-			return ags_error_set(err, AGS_ERR_IO, field, "cannot read %s: %s", path,
-			                     strerror_r(e, eb, sizeof(eb)));
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	out->data = buf;
+	out->data = (unsigned char *)buf;
 	out->size = (unsigned)len;
 	return 0;
 }
@@ -233,9 +166,10 @@ static int cert_names_has(const struct cert_names *nm, const char *id)
 /* Peer checks                                                            */
 /* ---------------------------------------------------------------------- */
 
-static void refuse(struct sess *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(struct ags_tls_sess *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void refuse(struct sess *st, const char *fmt, ...)
+static void refuse(struct ags_tls_sess *st, const char *fmt, ...)
 {
 	if (st->reason[0])
 		return; /* keep the first reason */
@@ -246,7 +180,7 @@ static void refuse(struct sess *st, const char *fmt, ...)
 }
 
 /* Copies the peer's unverified leaf certificate id into st->peer_id (or ""). */
-static void peer_id_unverified(gnutls_session_t s, struct sess *st)
+static void peer_id_unverified(gnutls_session_t s, struct ags_tls_sess *st)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
@@ -282,7 +216,7 @@ static int pin_allowed(const ags_tls_ctx *ctx, const char *pin)
  * verified when the ticket was issued (and saved with it by
  * ags_tls_session_ticket), so the checks run on those.
  */
-static int check_resumed_client(struct sess *st)
+static int check_resumed_client(struct ags_tls_sess *st)
 {
 	ags_tls_ctx *ctx = st->ctx;
 	if (ctx->reject_unauthorized) {
@@ -304,7 +238,7 @@ static int check_resumed_client(struct sess *st)
 }
 
 /* Describes a failed chain verification in st->reason. */
-static void refuse_status(struct sess *st, unsigned status)
+static void refuse_status(struct ags_tls_sess *st, unsigned status)
 {
 	gnutls_datum_t txt = {NULL, 0};
 	const char *what = "untrusted certificate";
@@ -328,7 +262,7 @@ static void refuse_status(struct sess *st, unsigned status)
  * Runs every check on the peer's certificate and fills st->peer_id. Returns
  * 0, or a negative GnuTLS code after recording the reason.
  */
-static int check_peer(gnutls_session_t s, struct sess *st)
+static int check_peer(gnutls_session_t s, struct ags_tls_sess *st)
 {
 	ags_tls_ctx *ctx = st->ctx;
 	if (!ctx->reject_unauthorized) {
@@ -423,9 +357,9 @@ out:
 }
 
 /* The session's verify function: runs after the peer's CertificateVerify. */
-static int verify_cb(gnutls_session_t s)
+int ags_tls_verify_cb(gnutls_session_t s)
 {
-	struct sess *st = gnutls_db_get_ptr(s);
+	struct ags_tls_sess *st = gnutls_db_get_ptr(s);
 	if (!st)
 		return -1;
 	int rv = check_peer(s, st);
@@ -474,7 +408,7 @@ static int alpn_ext_cb(void *vctx, unsigned tls_id, const unsigned char *d, unsi
 }
 
 /* Server: refuses a ClientHello that does not offer agentsync/1. */
-static int check_client_hello(struct sess *st, const gnutls_datum_t *msg)
+static int check_client_hello(struct ags_tls_sess *st, const gnutls_datum_t *msg)
 {
 	struct alpn_scan a = {0};
 	/* A malformed ClientHello or ALPN extension is left to GnuTLS, which refuses it with a
@@ -494,7 +428,7 @@ static int check_client_hello(struct sess *st, const gnutls_datum_t *msg)
 }
 
 /* Both sides: the peer's Finished arrived. Last chance to refuse. */
-static int check_finished(gnutls_session_t s, struct sess *st)
+static int check_finished(gnutls_session_t s, struct ags_tls_sess *st)
 {
 	gnutls_datum_t sel = {NULL, 0};
 	if (gnutls_alpn_get_selected_protocol(s, &sel) != 0 || sel.size != sizeof(AGS_ALPN) - 1 ||
@@ -513,10 +447,10 @@ static int check_finished(gnutls_session_t s, struct sess *st)
 	return 0;
 }
 
-static int hook_cb(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
-                   const gnutls_datum_t *msg)
+int ags_tls_hook_cb(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                    const gnutls_datum_t *msg)
 {
-	struct sess *st = gnutls_db_get_ptr(s);
+	struct ags_tls_sess *st = gnutls_db_get_ptr(s);
 	if (!st || !incoming)
 		return 0;
 	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && when == GNUTLS_HOOK_PRE && st->server)
@@ -535,9 +469,9 @@ static int hook_cb(gnutls_session_t s, unsigned htype, unsigned when, unsigned i
  * of this file): writes NSS key log lines when a key log file is configured,
  * nothing otherwise.
  */
-static int keylog_cb(gnutls_session_t s, const char *label, const gnutls_datum_t *secret)
+int ags_tls_keylog_cb(gnutls_session_t s, const char *label, const gnutls_datum_t *secret)
 {
-	struct sess *st = gnutls_db_get_ptr(s);
+	struct ags_tls_sess *st = gnutls_db_get_ptr(s);
 	if (!st || !st->ctx->keylog || secret->size > 64)
 		return 0;
 	gnutls_datum_t crand = {NULL, 0};
@@ -568,7 +502,8 @@ static size_t replay_slot(const unsigned char *key, unsigned len)
 	return h & (REPLAY_SLOTS - 1);
 }
 
-static void replay_put(struct replay_entry *tab, const unsigned char *key, unsigned len, time_t exp)
+static void replay_put(struct ags_tls_replay *tab, const unsigned char *key, unsigned len,
+                       time_t exp)
 {
 	size_t i = replay_slot(key, len);
 	while (tab[i].exp)
@@ -581,12 +516,12 @@ static void replay_put(struct replay_entry *tab, const unsigned char *key, unsig
 /* Rebuilds the table without the entries that expired before `now`. */
 static void replay_purge(ags_tls_ctx *ctx, time_t now)
 {
-	struct replay_entry *fresh = calloc(REPLAY_SLOTS, sizeof(*fresh));
+	struct ags_tls_replay *fresh = calloc(REPLAY_SLOTS, sizeof(*fresh));
 	if (!fresh)
 		return;
 	size_t used = 0;
 	for (size_t i = 0; i < REPLAY_SLOTS; i++) {
-		struct replay_entry *e = &ctx->replay[i];
+		struct ags_tls_replay *e = &ctx->replay[i];
 		if (e->exp && e->exp >= now) {
 			replay_put(fresh, e->key, e->len, e->exp);
 			used++;
@@ -622,7 +557,7 @@ static int replay_add_cb(void *ptr, time_t exp, const gnutls_datum_t *key,
 	}
 	for (size_t i = replay_slot(key->data, key->size); ctx->replay[i].exp;
 	     i = (i + 1) & (REPLAY_SLOTS - 1)) {
-		struct replay_entry *e = &ctx->replay[i];
+		struct ags_tls_replay *e = &ctx->replay[i];
 		if (e->len == key->size && memcmp(e->key, key->data, key->size) == 0)
 			return GNUTLS_E_DB_ENTRY_EXISTS;
 	}
@@ -685,7 +620,7 @@ static int load_ca(gnutls_certificate_credentials_t cred, const char *path, ags_
 	if (rv)
 		return rv;
 	int n = gnutls_certificate_set_x509_trust_mem(cred, &pem, GNUTLS_X509_FMT_PEM);
-	gnutls_free(pem.data);
+	free(pem.data);
 	if (n < 0)
 		return ags_error_set(err, AGS_ERR_TLS, "ca_file", "%s: not a valid PEM CA: %s",
 		                     path, gnutls_strerror(n));
@@ -755,9 +690,9 @@ out:
 	gnutls_free(list);
 	if (kpem.data) {
 		gnutls_memset(kpem.data, 0, kpem.size);
-		gnutls_free(kpem.data);
+		free(kpem.data);
 	}
-	gnutls_free(cpem.data);
+	free(cpem.data);
 	return rv;
 }
 
@@ -814,7 +749,7 @@ int ags_tls_ctx_new(const ags_tls_config *cfg, ags_tls_ctx **out, ags_error *err
 
 	g = gnutls_certificate_allocate_credentials(&ctx->cred);
 	if (g < 0) {
-		rv = tls_err(err, NULL, "gnutls_certificate_allocate_credentials", g);
+		rv = ags_tls_err(err, NULL, "gnutls_certificate_allocate_credentials", g);
 		goto fail;
 	}
 	rv = load_own(ctx, cfg, err);
@@ -828,7 +763,7 @@ int ags_tls_ctx_new(const ags_tls_config *cfg, ags_tls_ctx **out, ags_error *err
 	if (cfg->client_no_cert) {
 		g = gnutls_certificate_allocate_credentials(&ctx->nocert);
 		if (g < 0) {
-			rv = tls_err(err, NULL, "gnutls_certificate_allocate_credentials", g);
+			rv = ags_tls_err(err, NULL, "gnutls_certificate_allocate_credentials", g);
 			goto fail;
 		}
 		if (cfg->ca_file && (rv = load_ca(ctx->nocert, cfg->ca_file, err)) != 0)
@@ -838,17 +773,17 @@ int ags_tls_ctx_new(const ags_tls_config *cfg, ags_tls_ctx **out, ags_error *err
 	const char *epos = NULL;
 	g = gnutls_priority_init(&ctx->prio, PRIORITY, &epos);
 	if (g < 0) {
-		rv = tls_err(err, NULL, "gnutls_priority_init", g);
+		rv = ags_tls_err(err, NULL, "gnutls_priority_init", g);
 		goto fail;
 	}
 	g = gnutls_session_ticket_key_generate(&ctx->ticket_key);
 	if (g < 0) {
-		rv = tls_err(err, NULL, "gnutls_session_ticket_key_generate", g);
+		rv = ags_tls_err(err, NULL, "gnutls_session_ticket_key_generate", g);
 		goto fail;
 	}
 	g = gnutls_anti_replay_init(&ctx->anti_replay);
 	if (g < 0) {
-		rv = tls_err(err, NULL, "gnutls_anti_replay_init", g);
+		rv = ags_tls_err(err, NULL, "gnutls_anti_replay_init", g);
 		goto fail;
 	}
 	gnutls_anti_replay_set_add_function(ctx->anti_replay, replay_add_cb);
@@ -894,253 +829,4 @@ void ags_tls_ctx_del(ags_tls_ctx *ctx)
 const char *ags_tls_ctx_own_id(const ags_tls_ctx *ctx)
 {
 	return ctx ? ctx->own_id : "";
-}
-
-/* ---------------------------------------------------------------------- */
-/* Sessions                                                               */
-/* ---------------------------------------------------------------------- */
-
-/*
- * What both sides share: gnutls_init with the QUIC flags, private state,
- * key log override, priority, hooks, verify function, ngtcp2's callbacks.
- */
-static int session_common(ags_tls_ctx *ctx, int server, ngtcp2_crypto_conn_ref *ref,
-                          gnutls_session_t *out, ags_error *err)
-{
-	gnutls_session_t s = NULL;
-	unsigned flags = GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA;
-	/* The server's tickets are sent by the transport (gnutls_session_ticket_send) when the
-	 * QUIC handshake completes, not by GnuTLS inside the handshake. */
-	flags |= server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET : GNUTLS_CLIENT;
-	struct sess *st = calloc(1, sizeof(*st));
-	if (!st)
-		return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
-	st->ctx = ctx;
-	st->server = server;
-	int g = gnutls_init(&s, flags);
-	if (g < 0) {
-		free(st);
-		return tls_err(err, NULL, "gnutls_init", g);
-	}
-	gnutls_db_set_ptr(s, st);
-	gnutls_session_set_keylog_function(s, keylog_cb);
-	gnutls_session_set_ptr(s, ref);
-
-	g = gnutls_priority_set(s, ctx->prio);
-	if (g < 0) {
-		tls_err(err, NULL, "gnutls_priority_set", g);
-		goto fail;
-	}
-	gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, hook_cb);
-	gnutls_session_set_verify_function(s, verify_cb);
-	if ((server ? ngtcp2_crypto_gnutls_configure_server_session(s)
-	            : ngtcp2_crypto_gnutls_configure_client_session(s)) != 0) {
-		ags_error_set(err, AGS_ERR_TLS, NULL,
-		              "ngtcp2_crypto_gnutls cannot configure session");
-		goto fail;
-	}
-	gnutls_certificate_credentials_t cred = (!server && ctx->nocert) ? ctx->nocert : ctx->cred;
-	g = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
-	if (g < 0) {
-		tls_err(err, NULL, "gnutls_credentials_set", g);
-		goto fail;
-	}
-	*out = s;
-	return 0;
-fail:
-	ags_tls_session_del(s);
-	return AGS_ERR_TLS;
-}
-
-int ags_tls_session_server(ags_tls_ctx *ctx, ngtcp2_crypto_conn_ref *ref, gnutls_session_t *out,
-                           ags_error *err)
-{
-	gnutls_session_t s = NULL;
-	if (!ctx || !ref || !out)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "ctx, ref and out are required");
-	int rv = session_common(ctx, 1, ref, &s, err);
-	if (rv)
-		return rv;
-	int g = gnutls_session_ticket_enable_server(s, &ctx->ticket_key);
-	if (g < 0) {
-		tls_err(err, NULL, "gnutls_session_ticket_enable_server", g);
-		goto fail;
-	}
-	gnutls_anti_replay_enable(s, ctx->anti_replay);
-	/* QUIC requires max_early_data_size 0xffffffff in tickets that allow 0-RTT (RFC 9001
-	 * 4.6.1); QUIC flow control bounds early data instead. */
-	g = gnutls_record_set_max_early_data_size(s, 0xffffffffu);
-	if (g < 0) {
-		tls_err(err, NULL, "gnutls_record_set_max_early_data_size", g);
-		goto fail;
-	}
-	gnutls_datum_t alpn = {(unsigned char *)AGS_ALPN, sizeof(AGS_ALPN) - 1};
-	g = gnutls_alpn_set_protocols(s, &alpn, 1,
-	                              GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
-	if (g < 0) {
-		tls_err(err, NULL, "gnutls_alpn_set_protocols", g);
-		goto fail;
-	}
-	/* REQUEST rather than REQUIRE: with REQUIRE, GnuTLS refuses a client without a certificate
-	 * before the verify function runs, and the refusal would have no recorded reason. The
-	 * verify function (check_peer) refuses it instead, with GNUTLS_E_CERTIFICATE_REQUIRED. */
-	gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUEST);
-	/* Do not list the CA names in CertificateRequest: nodes have one certificate each. */
-	gnutls_certificate_send_x509_rdn_sequence(s, 1);
-	*out = s;
-	return 0;
-fail:
-	ags_tls_session_del(s);
-	return AGS_ERR_TLS;
-}
-
-/*
- * Tickets handed out by ags_tls_session_ticket are GnuTLS's session data
- * behind a small header naming the peer the session was verified with:
- *   "agt1", u8 id length, id, u8 pin length (0 or 64), pin (hex), session data.
- */
-static const unsigned char TICKET_MAGIC[4] = {'a', 'g', 't', '1'};
-
-static int ticket_unwrap(struct sess *st, const gnutls_datum_t *t, gnutls_datum_t *data)
-{
-	const unsigned char *p = t->data, *end = t->data + t->size;
-	if (t->size < sizeof(TICKET_MAGIC) + 2 ||
-	    memcmp(p, TICKET_MAGIC, sizeof(TICKET_MAGIC)) != 0)
-		return -1;
-	p += sizeof(TICKET_MAGIC);
-	size_t idl = *p++;
-	if ((size_t)(end - p) < idl + 1)
-		return -1;
-	memcpy(st->ticket_id, p, idl);
-	st->ticket_id[idl] = '\0';
-	p += idl;
-	size_t pl = *p++;
-	if ((pl != 0 && pl != 64) || (size_t)(end - p) <= pl || memchr(st->ticket_id, 0, idl))
-		return -1;
-	memcpy(st->ticket_pin, p, pl);
-	st->ticket_pin[pl] = '\0';
-	p += pl;
-	data->data = (unsigned char *)p;
-	data->size = (unsigned)(end - p);
-	return 0;
-}
-
-int ags_tls_session_client(ags_tls_ctx *ctx, ngtcp2_crypto_conn_ref *ref, const char *expected_id,
-                           const gnutls_datum_t *ticket, gnutls_session_t *out, ags_error *err)
-{
-	gnutls_session_t s = NULL;
-	if (!ctx || !ref || !out)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "ctx, ref and out are required");
-	if (expected_id && strlen(expected_id) > ID_MAX)
-		return ags_error_set(err, AGS_ERR_INVALID, "expected_id", "longer than %d bytes",
-		                     ID_MAX);
-	int rv = session_common(ctx, 0, ref, &s, err);
-	if (rv)
-		return rv;
-	struct sess *st = gnutls_db_get_ptr(s);
-	snprintf(st->expected, sizeof(st->expected), "%s", expected_id ? expected_id : "");
-
-	const char *proto = ctx->client_alpn ? ctx->client_alpn : AGS_ALPN;
-	int g = 0;
-	if (proto[0]) {
-		gnutls_datum_t alpn = {(unsigned char *)proto, (unsigned)strlen(proto)};
-		g = gnutls_alpn_set_protocols(s, &alpn, 1, GNUTLS_ALPN_MANDATORY);
-	}
-	if (g < 0) {
-		tls_err(err, "client_alpn", "gnutls_alpn_set_protocols", g);
-		goto fail;
-	}
-	if (ticket && ticket->data && ticket->size) {
-		gnutls_datum_t data;
-		if (ticket_unwrap(st, ticket, &data) != 0) {
-			ags_error_set(
-			    err, AGS_ERR_TLS, "ticket",
-			    "session ticket not usable: not made by ags_tls_session_ticket");
-			goto fail;
-		}
-		g = gnutls_session_set_data(s, data.data, data.size);
-		if (g < 0) {
-			tls_err(err, "ticket", "session ticket not usable", g);
-			goto fail;
-		}
-		st->resuming = 1;
-	}
-	*out = s;
-	return 0;
-fail:
-	ags_tls_session_del(s);
-	return AGS_ERR_TLS;
-}
-
-int ags_tls_session_peer_id(gnutls_session_t s, char *buf, size_t cap, ags_error *err)
-{
-	if (!s || !buf || cap == 0)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "session and buffer are required");
-	buf[0] = '\0';
-	struct sess *st = gnutls_db_get_ptr(s);
-	if (!st)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "not an agentsync session");
-	if (st->reason[0])
-		return ags_error_set(err, AGS_ERR_AUTH, NULL, "%s", st->reason);
-	if (!st->finished)
-		return ags_error_set(err, AGS_ERR_STATE, NULL, "handshake not complete");
-	if (strlen(st->peer_id) >= cap)
-		return ags_error_set(err, AGS_ERR_TOO_LARGE, NULL,
-		                     "peer id longer than the buffer");
-	memcpy(buf, st->peer_id, strlen(st->peer_id) + 1);
-	return 0;
-}
-
-const char *ags_tls_session_refusal(gnutls_session_t s)
-{
-	struct sess *st = s ? gnutls_db_get_ptr(s) : NULL;
-	return st && st->reason[0] ? st->reason : NULL;
-}
-
-int ags_tls_session_ticket(gnutls_session_t s, gnutls_datum_t *out)
-{
-	if (!s || !out)
-		return AGS_ERR_INVALID;
-	out->data = NULL;
-	out->size = 0;
-	/* Without a received ticket, gnutls_session_get_data2 would wait for one on the
-	 * transport (which QUIC does not give it) and then return data that cannot resume. */
-	struct sess *st = gnutls_db_get_ptr(s);
-	if (!st || st->server)
-		return AGS_ERR_INVALID;
-	if (!st->finished || !(gnutls_session_get_flags(s) & GNUTLS_SFLAGS_SESSION_TICKET))
-		return AGS_ERR_NOT_FOUND;
-	gnutls_datum_t d = {NULL, 0};
-	if (gnutls_session_get_data2(s, &d) != 0)
-		return AGS_ERR_TLS;
-	size_t idl = strlen(st->peer_id), pl = strlen(st->peer_pin);
-	size_t total = sizeof(TICKET_MAGIC) + 1 + idl + 1 + pl + d.size;
-	unsigned char *buf = gnutls_malloc(total);
-	if (!buf) {
-		gnutls_free(d.data);
-		return AGS_ERR_NOMEM;
-	}
-	unsigned char *p = buf;
-	memcpy(p, TICKET_MAGIC, sizeof(TICKET_MAGIC));
-	p += sizeof(TICKET_MAGIC);
-	*p++ = (unsigned char)idl;
-	memcpy(p, st->peer_id, idl);
-	p += idl;
-	*p++ = (unsigned char)pl;
-	memcpy(p, st->peer_pin, pl);
-	p += pl;
-	memcpy(p, d.data, d.size);
-	gnutls_free(d.data);
-	out->data = buf;
-	out->size = (unsigned)total;
-	return 0;
-}
-
-void ags_tls_session_del(gnutls_session_t s)
-{
-	if (!s)
-		return;
-	struct sess *st = gnutls_db_get_ptr(s);
-	gnutls_deinit(s);
-	free(st);
 }
