@@ -14,9 +14,12 @@
 
 #include "testutil.h"
 #include "agentsync/agentsync.h"
+#include "agentsync/certs.h"
+#include "agentsync/node.h"
 #include "clock.h"
 #include "frame.h"
 #include "sync.h"
+#include "vclock.h"
 
 /* ---- the injector ---- */
 
@@ -120,27 +123,37 @@ struct host {
 	pthread_mutex_t mu;
 	ags_sync_host h;
 	size_t sends;
+	ags_frame_buf out; /* what was sent, when collect is set */
+	int collect;
+	ags_sync *s;
 };
 
 static void h_send(void *ud, void *sud, uint8_t *frame, size_t len)
 {
 	(void)sud;
-	(void)len;
-	((struct host *)ud)->sends++;
+	struct host *t = ud;
+	t->sends++;
+	if (t->collect) {
+		int armed = fail_alloc; /* the test's own bookkeeping does not count */
+		fail_alloc = 0;
+		assert_int_equal(ags_frame_buf_append(&t->out, frame, len), 0);
+		fail_alloc = armed;
+	}
 	free(frame);
 }
 
-static void host_init(struct host *t, const char *dir)
+static void host_init_as(struct host *t, const char *dir, const char *id)
 {
 	memset(t, 0, sizeof(*t));
-	char *path = tu_sprintf("%s/a.db", dir);
+	ags_frame_buf_init(&t->out, 0);
+	char *path = tu_sprintf("%s/%s.db", dir, id);
 	assert_int_equal(ags_store_open(path, NULL, &t->store, NULL), 0);
 	free(path);
 	pthread_mutex_init(&t->mu, NULL);
 	ags_sync_host *h = &t->h;
 	h->store = t->store;
 	h->store_mu = &t->mu;
-	h->node_id = "a";
+	h->node_id = id;
 	h->store_id = ags_store_id(t->store);
 	h->tenant = "default";
 	h->batch_size = 100;
@@ -153,8 +166,16 @@ static void host_init(struct host *t, const char *dir)
 	h->send = h_send;
 }
 
+static void host_init(struct host *t, const char *dir)
+{
+	host_init_as(t, dir, "a");
+}
+
 static void host_free(struct host *t)
 {
+	ags_sync_del(t->s);
+	ags_vclock_del(t->h.clock);
+	ags_frame_buf_free(&t->out);
 	ags_store_close(t->store);
 	pthread_mutex_destroy(&t->mu);
 }
@@ -208,13 +229,172 @@ static void sync_new_fails_at_every_allocation_without_sending(void **state)
 	free(dir);
 }
 
+/*
+ * Hands everything `from` sent to `to`'s session, with the k-th allocation
+ * from then on failing (0: none). Returns ags_sync_on_data's result.
+ */
+static int deliver(struct host *from, struct host *to, int k)
+{
+	size_t n = from->out.len;
+	uint8_t *copy = malloc(n ? n : 1);
+	memcpy(copy, from->out.data, n);
+	ags_frame_buf_reset(&from->out);
+	uint64_t code = 0;
+	char reason[256];
+	fail_alloc = k;
+	int rv = ags_sync_on_data(to->s, copy, n, ags_mono_us(), &code, reason, sizeof(reason));
+	free(copy);
+	return rv;
+}
+
+/* Drops the AUTH frame an upstream session sends first (a hub reads it before the session). */
+static void drop_auth(struct host *t)
+{
+	assert_int_equal(t->out.data[0], AGS_FRAME_AUTH);
+	size_t len =
+	    AGS_FRAME_HEADER_LEN + ((size_t)t->out.data[4] << 24 | (size_t)t->out.data[5] << 16 |
+	                            (size_t)t->out.data[6] << 8 | t->out.data[7]);
+	memmove(t->out.data, t->out.data + len, t->out.len - len);
+	t->out.len -= len;
+}
+
+/*
+ * A hub answers an agent's PULL with PULL_DONE, which carries the hub's
+ * clock; every allocation while it handles the PULL fails in turn. Before
+ * the fix, when an array of that clock could not be made, clock_arrays freed
+ * the other one and left both pointers to its caller, which freed them again
+ * (a double free, caught by glibc or ASan).
+ */
+static void pull_done_survives_every_allocation_failure(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("faults-pull");
+	int k, failures = 0;
+	for (k = 1; k < 2000; k++) {
+		struct host a, b;
+		host_init_as(&a, dir, "a");
+		host_init_as(&b, dir, "b");
+		a.collect = b.collect = 1;
+		assert_int_equal(ags_vclock_new(&a.h.clock), 0);
+		assert_int_equal(ags_vclock_new(&b.h.clock), 0);
+		assert_int_equal(ags_vclock_set(b.h.clock, "other-agent", 3), 0);
+		ags_sync_opts up = {.role = AGS_SYNC_ROLE_UPSTREAM, .token = "x.y.z"};
+		ags_sync_opts hub = {.role = AGS_SYNC_ROLE_HUB};
+		assert_int_equal(ags_sync_new_ex(&a.h, "b", &up, NULL, &a.s), 0);
+		assert_int_equal(ags_sync_new_ex(&b.h, "a", &hub, NULL, &b.s), 0);
+		ags_sync_start(a.s, ags_mono_us());
+		ags_sync_start(b.s, ags_mono_us());
+		drop_auth(&a);
+		assert_int_equal(deliver(&a, &b, 0), 0);
+		assert_int_equal(deliver(&b, &a, 0), 0);
+		assert_int_equal(ags_sync_pull(a.s), 0);
+		b.sends = 0;
+		int rv = deliver(&a, &b, k);
+		int reached = fail_alloc == 0; /* the k-th allocation came (and failed) */
+		fail_alloc = 0;
+		if (!reached) {
+			/* Past the last allocation: the hub answered. */
+			assert_int_equal(rv, 0);
+			assert_true(b.sends >= 1);
+			assert_int_equal(b.out.data[0], AGS_FRAME_PULL_DONE);
+		} else {
+			failures++;
+		}
+		host_free(&a);
+		host_free(&b);
+		if (!reached)
+			break;
+	}
+	assert_true(k < 2000);
+	assert_true(failures >= 2); /* at least the clock's two arrays */
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- the node's start ---- */
+
+static ags_node *node_make(const char *dir)
+{
+	const char *ids[] = {"n1"};
+	ags_error e;
+	assert_int_equal(ags_certs_init(dir, ids, 1, AGS_CERTS_ED25519, &e), 0);
+	ags_node_config c;
+	ags_node_config_init(&c);
+	char *cert = tu_sprintf("%s/n1.pem", dir), *key = tu_sprintf("%s/n1-key.pem", dir),
+	     *ca = tu_sprintf("%s/ca.pem", dir), *data = tu_sprintf("%s/data", dir);
+	c.node_id = "n1";
+	c.port = 0;
+	c.data_dir = data;
+	c.tls.cert = cert;
+	c.tls.key = key;
+	c.tls.ca = ca;
+	ags_node *n = NULL;
+	assert_int_equal(ags_node_new(&c, NULL, NULL, &n, &e), 0);
+	free(cert);
+	free(key);
+	free(ca);
+	free(data);
+	return n;
+}
+
+/*
+ * Each libuv initialiser that ags_node_start calls fails in turn (as in a
+ * process out of descriptors). Start must then fail naming it, leave nothing
+ * in the loop (uv_loop_close succeeds: before the fix the endpoint whose
+ * second uv_poll_init failed was left to a close callback of a loop that
+ * was never run, and uv_loop_close failed with UV_EBUSY), and a start after
+ * it must work. Before the fix uv_async_init and uv_timer_init failing went
+ * unnoticed and start succeeded with a dead wake-up handle.
+ */
+static void node_start_fails_cleanly_at_every_libuv_init(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("faults-node");
+	ags_node *n = node_make(dir);
+	int k, failed = 0;
+	for (k = 1; k < 50; k++) {
+		ags_error e;
+		ags_error_clear(&e);
+		loop_closes = 0;
+		fail_uv = k;
+		int rv = ags_node_start(n, &e);
+		int reached = fail_uv == 0;
+		fail_uv = 0;
+		if (rv == 0) {
+			assert_int_equal(ags_node_stop(n), 0);
+			assert_int_equal(last_loop_close, 0);
+			if (!reached)
+				break; /* past the last initialiser */
+			continue;      /* the applier's: the node applies on its loop instead */
+		}
+		failed++;
+		assert_true(reached);
+		assert_int_equal(rv, AGS_ERR_IO);
+		assert_non_null(strstr(e.message, "failed"));
+		assert_non_null(strstr(e.message, "uv_"));
+		assert_int_equal(loop_closes, 1);
+		assert_int_equal(last_loop_close, 0);
+		assert_int_equal(ags_node_port(n), 0);
+	}
+	assert_true(k < 50);
+	assert_true(failed >= 6); /* async, timer, the endpoint's two polls, prepare, check */
+	/* After all that the node still starts, and stops, as it should. */
+	ags_error e;
+	assert_int_equal(ags_node_start(n, &e), 0);
+	assert_true(ags_node_port(n) > 0);
+	assert_int_equal(ags_node_stop(n), 0);
+	assert_int_equal(last_loop_close, 0);
+	ags_node_del(n);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(sync_new_fails_at_every_allocation_without_sending),
+	    cmocka_unit_test(pull_done_survives_every_allocation_failure),
+	    cmocka_unit_test(node_start_fails_cleanly_at_every_libuv_init),
 	};
-	(void)last_loop_close;
-	(void)loop_closes;
-	(void)fail_uv;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -468,12 +468,9 @@ int ags_node_make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err)
 	return ags_tls_ctx_new(&tc, out, err);
 }
 
-AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
+/* Start, step 1: the data directory, the store's three connections, its clock. */
+static int open_stores(struct ags_node *n, ags_error *err)
 {
-	if (!n)
-		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node is NULL");
-	if (n->started)
-		return ags_error_set(err, AGS_ERR_STATE, NULL, "node already started");
 	int rv;
 	char path[4096];
 	if (mkdir_p(n->cfg.data_dir) < 0)
@@ -488,28 +485,40 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		snprintf(path, sizeof(path), "%s/store.db", n->cfg.data_dir);
 	}
 	ags_store_opts so = {.fsync_full = n->cfg.fsync_full};
-	if ((rv = ags_store_open(path, &so, &n->store, err)))
+	if ((rv = ags_store_open(path, &so, &n->store, err)) ||
+	    (rv = ags_store_open(path, &so, &n->rstore, err)) ||
+	    (rv = ags_store_open(path, &so, &n->lstore, err)))
 		return rv;
-	if ((rv = ags_store_open(path, &so, &n->rstore, err)))
-		goto fail;
-	if ((rv = ags_store_open(path, &so, &n->lstore, err)))
-		goto fail;
 	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
-	if ((rv = ags_sync_clock_load(n->store, &n->clock))) {
-		rv = ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
-		                   ags_strerror(rv));
-		goto fail;
-	}
+	if ((rv = ags_sync_clock_load(n->store, &n->clock)))
+		return ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
+		                     ags_strerror(rv));
+	ags_node_recent_clear(n); /* rows of a store opened before are not this one's */
+	return 0;
+}
+
+/* Fails a libuv call: AGS_ERR_IO naming it, with libuv's message. */
+static int uv_fail(ags_error *err, const char *what, int urv)
+{
+	return ags_error_set(err, AGS_ERR_IO, NULL, "%s failed: %s", what, uv_strerror(urv));
+}
+
+/*
+ * Start, step 2: TLS, the process instance, the node's sync host and hub,
+ * then the loop with its wake-up and tick handles, the endpoint (the UDP
+ * socket) and the applier.
+ */
+static int start_transport(struct ags_node *n, ags_error *err)
+{
+	int rv, urv;
 	if ((rv = ags_node_make_tls(n, &n->tls, err)))
-		goto fail;
+		return rv;
 	/* An agent may share its client certificate with others: its id is its token's. */
 	if (!n->agent_mode && strcmp(ags_tls_ctx_own_id(n->tls), n->node_id) != 0 &&
-	    n->cfg.tls.reject_unauthorized) {
-		rv = ags_error_set(err, AGS_ERR_CONFIG, "tls.cert",
-		                   "certificate is for '%s' but nodeId is '%s'",
-		                   ags_tls_ctx_own_id(n->tls), n->node_id);
-		goto fail;
-	}
+	    n->cfg.tls.reject_unauthorized)
+		return ags_error_set(err, AGS_ERR_CONFIG, "tls.cert",
+		                     "certificate is for '%s' but nodeId is '%s'",
+		                     ags_tls_ctx_own_id(n->tls), n->node_id);
 	if (!n->cfg.tls.reject_unauthorized)
 		ags_node_log(n, AGS_LOG_WARN,
 		             "tls.rejectUnauthorized is false: connections are encrypted but peers "
@@ -530,17 +539,24 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 		                   .log = ags_node_host_log,
 		                   .ud = n};
 		if ((rv = ags_hub_new(&env, &n->hub, err)))
-			goto fail;
+			return rv;
 	}
 	/* Who may connect: agents (hub mode), peers, or nobody (an agent's node). */
 	n->incoming_ops = n->agent_mode ? NULL : n->hub ? &ags_hub_agent_ops : &ags_node_peer_ops;
 	n->incoming_owner = n->hub ? (void *)n->hub : (void *)n;
 	n->event_tenant = n->hub ? n->cfg.tenant : NULL;
 
-	if (uv_loop_init(&n->loop) != 0) {
-		rv = ags_error_set(err, AGS_ERR_IO, NULL, "uv_loop_init failed");
-		goto fail;
-	}
+	if ((urv = uv_loop_init(&n->loop)) != 0)
+		return uv_fail(err, "uv_loop_init", urv);
+	n->loop_open = 1;
+	if ((urv = uv_async_init(&n->loop, &n->async, ags_node_on_async)) != 0)
+		return uv_fail(err, "uv_async_init", urv);
+	n->async_open = 1;
+	n->async.data = n;
+	if ((urv = uv_timer_init(&n->loop, &n->tick)) != 0)
+		return uv_fail(err, "uv_timer_init", urv);
+	n->tick_open = 1;
+	n->tick.data = n;
 	ags_quic_config qc;
 	memset(&qc, 0, sizeof(qc));
 	qc.host = n->cfg.host;
@@ -561,92 +577,66 @@ AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
 	}
 	ags_quic_callbacks qcb = ags_node_quic_callbacks;
 	qcb.user_data = n;
-	if ((rv = ags_quic_ep_new(&n->loop, &qc, &qcb, &n->ep, err))) {
-		uv_loop_close(&n->loop);
-		goto fail;
-	}
+	if ((rv = ags_quic_ep_new(&n->loop, &qc, &qcb, &n->ep, err)))
+		return rv; /* handles it made are freed when the teardown runs the loop */
 	n->port = ags_quic_ep_port(n->ep);
-	uv_async_init(&n->loop, &n->async, ags_node_on_async);
-	n->async.data = n;
 	if (!n->hub && (rv = ags_applier_start(&n->applier, &n->loop, applied, n)) != 0)
 		ags_node_log(n, AGS_LOG_WARN,
 		             "no applier thread (%s): batches are written on the loop",
 		             ags_strerror(rv));
 	n->host.submit = ags_applier_running(&n->applier) ? host_submit : NULL;
-	uv_timer_init(&n->loop, &n->tick);
-	n->tick.data = n;
-	uv_timer_start(&n->tick, ags_node_on_tick, TICK_MS, TICK_MS);
+	return 0;
+}
+
+/* Start, step 3: the tick, then the loop thread. */
+static int start_loop(struct ags_node *n, ags_error *err)
+{
+	int urv = uv_timer_start(&n->tick, ags_node_on_tick, TICK_MS, TICK_MS);
+	if (urv != 0)
+		return uv_fail(err, "uv_timer_start", urv);
 	uint64_t now = ags_mono_ms();
 	n->next_health_ms = now + n->cfg.health_interval_ms;
 	n->next_sweep_ms = now;
-	ags_node_recent_clear(n); /* rows of a store opened before are not this one's */
 	n->started = 1;
 	n->running = 1;
-	if (uv_thread_create(&n->thread, ags_node_loop_main, n) != 0) {
+	if ((urv = uv_thread_create(&n->thread, ags_node_loop_main, n)) != 0) {
 		n->running = 0;
 		n->started = 0;
-		ags_quic_ep_del(n->ep);
-		n->ep = NULL;
-		uv_close((uv_handle_t *)&n->async, NULL);
-		uv_close((uv_handle_t *)&n->tick, NULL);
+		return ags_error_set(err, AGS_ERR_IO, NULL, "cannot start the loop thread: %s",
+		                     uv_strerror(urv));
+	}
+	return 0;
+}
+
+/*
+ * Undoes what ags_node_start did, whatever it got to, in reverse; with the
+ * loop thread not running (never started, or joined by ags_node_stop). The
+ * loop's handles still open are closed and the loop is run until their
+ * close callbacks ran (an endpoint frees itself there, also one whose
+ * ags_quic_ep_new failed half-way), then the applier is stopped and the loop
+ * closed; then TLS, the hub, the store's connections and clock.
+ */
+static void teardown(struct ags_node *n)
+{
+	if (n->loop_open) {
+		if (n->ep) {
+			ags_quic_ep_del(n->ep);
+			n->ep = NULL;
+		}
+		if (n->async_open)
+			uv_close((uv_handle_t *)&n->async, NULL);
+		if (n->tick_open)
+			uv_close((uv_handle_t *)&n->tick, NULL);
+		n->async_open = n->tick_open = 0;
 		ags_applier_close(&n->applier);
 		uv_run(&n->loop, UV_RUN_DEFAULT);
 		stop_applier(n);
-		uv_loop_close(&n->loop);
-		rv = ags_error_set(err, AGS_ERR_IO, NULL, "cannot start the loop thread");
-		goto fail;
+		int urv = uv_loop_close(&n->loop);
+		if (urv != 0)
+			ags_node_log(n, AGS_LOG_ERROR, "closing the loop failed: %s",
+			             uv_strerror(urv));
+		n->loop_open = 0;
 	}
-	ags_node_log(n, AGS_LOG_INFO, "node %s listening on %s:%u (store %s)%s", n->node_id,
-	             n->cfg.host, n->port, n->store_id,
-	             n->hub ? ", hub mode: agents authenticate with AUTH" : "");
-	/* The first tick dials every configured peer. */
-	uv_async_send(&n->async);
-	return 0;
-fail:
-	ags_hub_del(n->hub);
-	n->hub = NULL;
-	ags_tls_ctx_del(n->tls);
-	n->tls = NULL;
-	ags_vclock_del(n->clock);
-	n->clock = NULL;
-	ags_store_close(n->lstore);
-	n->lstore = NULL;
-	ags_store_close(n->rstore);
-	n->rstore = NULL;
-	ags_store_close(n->store);
-	n->store = NULL;
-	return rv;
-}
-
-AGS_EXPORT int ags_node_stop(ags_node *n)
-{
-	if (!n || !n->started)
-		return 0;
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	if (!c)
-		return AGS_ERR_NOMEM;
-	c->type = CMD_STOP;
-	if (ags_node_post(n, c) != 0)
-		ags_node_cmd_free(c);
-	uv_thread_join(&n->thread);
-	stop_applier(n);
-	pthread_mutex_lock(&n->cmd_mu);
-	n->running = 0;
-	/* Commands that raced with the stop: complete them as refused. */
-	while (n->cmd_head) {
-		struct ags_cmd *q = n->cmd_head;
-		n->cmd_head = q->next;
-		if (q->sync) {
-			q->result = AGS_ERR_STATE;
-			q->done = 1;
-		} else {
-			ags_node_cmd_free(q);
-		}
-	}
-	n->cmd_tail = NULL;
-	pthread_cond_broadcast(&n->cmd_cv);
-	pthread_mutex_unlock(&n->cmd_mu);
-	uv_loop_close(&n->loop);
 	ags_tls_ctx_del(n->tls);
 	n->tls = NULL;
 	for (size_t i = 0; i < n->n_retired_tls; i++)
@@ -670,6 +660,59 @@ AGS_EXPORT int ags_node_stop(ags_node *n)
 	ags_store_close(n->rstore);
 	n->rstore = NULL;
 	pthread_mutex_unlock(&n->rstore_mu);
+}
+
+AGS_EXPORT int ags_node_start(ags_node *n, ags_error *err)
+{
+	if (!n)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "node is NULL");
+	if (n->started)
+		return ags_error_set(err, AGS_ERR_STATE, NULL, "node already started");
+	int rv = open_stores(n, err);
+	if (rv == 0)
+		rv = start_transport(n, err);
+	if (rv == 0)
+		rv = start_loop(n, err);
+	if (rv) {
+		teardown(n);
+		return rv;
+	}
+	ags_node_log(n, AGS_LOG_INFO, "node %s listening on %s:%u (store %s)%s", n->node_id,
+	             n->cfg.host, n->port, n->store_id,
+	             n->hub ? ", hub mode: agents authenticate with AUTH" : "");
+	/* The first tick dials every configured peer. */
+	uv_async_send(&n->async);
+	return 0;
+}
+
+AGS_EXPORT int ags_node_stop(ags_node *n)
+{
+	if (!n || !n->started)
+		return 0;
+	struct ags_cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return AGS_ERR_NOMEM;
+	c->type = CMD_STOP;
+	if (ags_node_post(n, c) != 0)
+		ags_node_cmd_free(c);
+	uv_thread_join(&n->thread);
+	pthread_mutex_lock(&n->cmd_mu);
+	n->running = 0;
+	/* Commands that raced with the stop: complete them as refused. */
+	while (n->cmd_head) {
+		struct ags_cmd *q = n->cmd_head;
+		n->cmd_head = q->next;
+		if (q->sync) {
+			q->result = AGS_ERR_STATE;
+			q->done = 1;
+		} else {
+			ags_node_cmd_free(q);
+		}
+	}
+	n->cmd_tail = NULL;
+	pthread_cond_broadcast(&n->cmd_cv);
+	pthread_mutex_unlock(&n->cmd_mu);
+	teardown(n);
 	n->started = 0;
 	ags_node_log(n, AGS_LOG_INFO, "node %s stopped", n->node_id);
 	return 0;

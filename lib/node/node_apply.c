@@ -120,7 +120,7 @@ int ags_applier_start(ags_applier *a, uv_loop_t *loop, ags_applier_done_cb done,
 
 void ags_applier_close(ags_applier *a)
 {
-	if (!a->running)
+	if (!a->running || a->closed)
 		return;
 	pthread_mutex_lock(&a->mu);
 	a->closed = 1;

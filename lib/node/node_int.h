@@ -128,6 +128,8 @@ struct ags_node {
 	int started;
 	int running; /* the loop thread is up */
 	uint16_t port;
+	/* What of the loop exists (ags_node_start's teardown closes what does). */
+	int loop_open, async_open, tick_open;
 
 	ags_store *store; /* written by the loop thread and by API callers, under store_mu */
 	pthread_mutex_t store_mu;

@@ -180,6 +180,7 @@ static void run_cmd(struct ags_node *n, struct ags_cmd *c)
 		ags_applier_close(&n->applier);
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
+		n->async_open = n->tick_open = 0;
 		break;
 	}
 }

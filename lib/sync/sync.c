@@ -198,12 +198,13 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 		s->codec = host->compression ? r->codec : AGS_CODEC_NONE;
 		s->peer_max_frame = r->max_frame;
 		s->peer_batch = r->batch_size;
+		/* The counts go with the lists at once: a failure frees what was copied. */
 		s->f_types = dup_list((const char *const *)r->types, r->n_types);
+		s->n_f_types = s->f_types ? r->n_types : 0;
 		s->f_tags = dup_list((const char *const *)r->tags, r->n_tags);
+		s->n_f_tags = s->f_tags ? r->n_tags : 0;
 		if (!s->f_types || !s->f_tags)
 			goto fail;
-		s->n_f_types = r->n_types;
-		s->n_f_tags = r->n_tags;
 		s->sent_seq = s->st.acked_seq = s->early_from = r->acked_seq;
 		s->early = 1;
 	}
@@ -243,8 +244,10 @@ void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r)
 	char **types = dup_list((const char *const *)s->f_types, s->n_f_types);
 	char **tags = dup_list((const char *const *)s->f_tags, s->n_f_tags);
 	if (!types || !tags) {
-		free(types);
-		free(tags);
+		if (types)
+			free_list(types, s->n_f_types);
+		if (tags)
+			free_list(tags, s->n_f_tags);
 		return;
 	}
 	ags_sync_resume_free(r);
@@ -389,15 +392,15 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 	s->n_f_types = s->n_f_tags = 0;
 	if (m.has_filter) {
 		s->f_types = dup_list(m.types, m.n_types);
+		s->n_f_types = s->f_types ? m.n_types : 0;
 		s->f_tags = dup_list(m.tags, m.n_tags);
+		s->n_f_tags = s->f_tags ? m.n_tags : 0;
 		if (!s->f_types || !s->f_tags) {
 			ags_wire_hello_free(&m);
 			*code = AGS_APP_INTERNAL_ERROR;
 			snprintf(reason, cap, "out of memory");
 			return AGS_ERR_NOMEM;
 		}
-		s->n_f_types = m.n_types;
-		s->n_f_tags = m.n_tags;
 	}
 	s->peer_delta = m.delta;
 	char instance[40];

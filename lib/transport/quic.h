@@ -252,8 +252,12 @@ typedef struct ags_quic_info {
  * Errors: AGS_ERR_INVALID (NULL argument, no tls, bad callbacks version),
  * AGS_ERR_CONFIG (host is not a numeric address, test_drop_permille over
  * 1000, static_secret shorter than 16 bytes; err->field names it),
- * AGS_ERR_IO (socket, bind or timerfd failed; err has the errno text),
- * AGS_ERR_TLS (no randomness), AGS_ERR_NOMEM.
+ * AGS_ERR_IO (socket, bind, timerfd or a libuv handle failed; err has the
+ * errno or libuv text), AGS_ERR_TLS (no randomness), AGS_ERR_NOMEM.
+ * On failure no callback of `cbs` is ever called and *out is not set; when
+ * libuv handles had been made already, they are closed and the endpoint's
+ * memory is freed by their close callbacks: as after ags_quic_ep_del(), run
+ * the loop before uv_loop_close() (which otherwise fails with UV_EBUSY).
  */
 int ags_quic_ep_new(uv_loop_t *loop, const ags_quic_config *cfg, const ags_quic_callbacks *cbs,
                     ags_quic_ep **out, ags_error *err);

@@ -678,27 +678,48 @@ int ags_quic_ep_new(uv_loop_t *loop, const ags_quic_config *cfg, const ags_quic_
 		rv = ags_error_set(err, AGS_ERR_IO, NULL, "timerfd_create: %m");
 		goto fail;
 	}
-	if (uv_poll_init(loop, &ep->poll, ep->fd) != 0) {
-		rv = ags_error_set(err, AGS_ERR_IO, NULL, "uv_poll_init failed");
-		goto fail;
-	}
+	/*
+	 * The handles. Once the first exists the endpoint cannot be freed here:
+	 * libuv frees a handle's loop entry only in its close callback. If a
+	 * later one fails, the handles made are closed and the last close
+	 * callback frees the endpoint (and its descriptors) when the caller
+	 * runs the loop, as after ags_quic_ep_del.
+	 */
+	const char *what = NULL;
+	int made = 0, urv;
+	if ((urv = uv_poll_init(loop, &ep->poll, ep->fd)) != 0)
+		what = "uv_poll_init (socket)";
+	else if (made++, (urv = uv_poll_init(loop, &ep->tpoll, ep->tfd)) != 0)
+		what = "uv_poll_init (timer)";
+	else if (made++, (urv = uv_prepare_init(loop, &ep->prepare)) != 0)
+		what = "uv_prepare_init";
+	else if (made++, (urv = uv_check_init(loop, &ep->check)) != 0)
+		what = "uv_check_init";
+	else
+		made++;
 	ep->poll.data = ep;
-	if (uv_poll_init(loop, &ep->tpoll, ep->tfd) != 0) {
-		/* The socket's handle exists: its close callback frees the rest (the loop must
-		 * run). */
-		close(ep->tfd);
-		ep->tfd = -1;
-		ep->handles_open = 1;
+	ep->tpoll.data = ep;
+	ep->prepare.data = ep;
+	ep->check.data = ep;
+	if (what) {
+		rv = ags_error_set(err, AGS_ERR_IO, NULL, "%s failed: %s", what, uv_strerror(urv));
+		if (made == 0)
+			goto fail;
+		/* A descriptor whose poll handle was not made is closed here, the others by
+		 * their handle's close callback. */
+		if (made < 2) {
+			close(ep->tfd);
+			ep->tfd = -1;
+		}
+		ep->handles_open = made;
 		ep->deleting = 1;
-		uv_close((uv_handle_t *)&ep->poll, on_handle_closed);
-		return ags_error_set(err, AGS_ERR_IO, NULL, "uv_poll_init failed");
+		uv_handle_t *hs[] = {(uv_handle_t *)&ep->poll, (uv_handle_t *)&ep->tpoll,
+		                     (uv_handle_t *)&ep->prepare, (uv_handle_t *)&ep->check};
+		for (int i = 0; i < made; i++)
+			uv_close(hs[i], on_handle_closed);
+		return rv;
 	}
 	/* From here on the handles own the cleanup (ags_quic_ep_del). */
-	uv_prepare_init(loop, &ep->prepare);
-	ep->prepare.data = ep;
-	uv_check_init(loop, &ep->check);
-	ep->check.data = ep;
-	ep->tpoll.data = ep;
 	ep->handles_open = 4;
 	uv_prepare_start(&ep->prepare, on_prepare);
 	uv_check_start(&ep->check, on_check);
