@@ -242,7 +242,28 @@ static const char *hub_pull(void)
 	return failed("no PULL_DONE");
 }
 
+static const char *hub_vclock_limit(void)
+{
+	const char *why;
+	struct sess *s = agent_in("a5", &why);
+	CHECK(s, "%s", why);
+	size_t cap = 4097 * 24 + 64, len = 0;
+	char *pull = autofree(malloc(cap));
+	len += (size_t)snprintf(pull, cap, "{\"vectorClock\":{");
+	for (int i = 0; i < 4097; i++)
+		len += (size_t)snprintf(pull + len, cap - len, "%s\"a%d\":1", i ? "," : "", i);
+	snprintf(pull + len, cap - len, "}}");
+	send_json(s, F_PULL, pull);
+	int64_t code = wait_close(s, WAIT_MS);
+	CHECK(code == E_PROTOCOL,
+	      "a PULL clock of 4097 entries: closed with %lld ('%s'), want "
+	      "PROTOCOL_ERROR",
+	      (long long)code, cq_end(s->c)->reason);
+	return NULL;
+}
+
 const struct check checks_hub[] = {
+    {"hub.vclock_limit", hub_vclock_limit, "a vector clock over 4096 entries: PROTOCOL_ERROR"},
     {"hub.auth_first", hub_auth_first,
      "a frame other than AUTH first: ERROR then close AUTH_FAILED"},
     {"hub.token_refused", hub_token_refused,

@@ -472,14 +472,71 @@ static const char *refuse_count_mismatch(void)
 	return refused(&b, ERR_PROTO, "count 3 for two entries");
 }
 
+/* An entry of the wrong shape is refused alone; the other entries are applied. */
 static const char *refuse_entry_shape(void)
 {
-	struct batch b = {.raw = "[{\"p\":{},\"d\":{\"id\":\"x\",\"version\":1,\"timestamp\":1}}]"};
-	const char *r = refused(&b, ERR_PROTO, "an entry with both p and d");
-	if (r)
-		return r;
-	struct batch b2 = {.raw = "[{\"q\":1}]"};
-	return refused(&b2, ERR_PROTO, "an entry with none of p, d, x");
+	const char *bad[] = {"{\"p\":{},\"d\":{\"id\":\"x\",\"version\":1,\"timestamp\":1}}",
+	                     "{\"q\":1}", "{\"d\":{\"id\":\"x\",\"version\":0,\"timestamp\":1}}"};
+	for (int i = 0; i < 3; i++) {
+		OPEN(s, "c", NULL);
+		const char *good = uniq("shape-");
+		char *raw = autofree(tu_sprintf("[%s,%s]", bad[i], put_entry(good, "conf")));
+		struct batch b = {.request_id = ++next_id, .source = s->id, .raw = raw};
+		yyjson_val *ack = send_batch(s, &b, &why);
+		CHECK(ack, "%s", why);
+		yyjson_val *e0 = yyjson_arr_get(yyjson_obj_get(ack, "errors"), 0);
+		CHECK(!yyjson_get_bool(yyjson_obj_get(ack, "retry")) &&
+		          yyjson_get_uint(yyjson_obj_get(ack, "receivedCount")) == 2 &&
+		          yyjson_get_uint(yyjson_obj_get(ack, "applied")) == 1 &&
+		          yyjson_get_sint(yyjson_obj_get(e0, "code")) == ERR_PROTO,
+		      "entry %s next to a valid put: ACK %.300s, want that entry alone refused "
+		      "(AGS_ERR_PROTO) and the put applied",
+		      bad[i], (const char *)s->payload);
+		CHECK(api_get(good), "the valid put was not applied");
+	}
+	return NULL;
+}
+
+/* The ranges of the pattern fields and the pattern size limit. */
+static const char *recv_pattern_limits(void)
+{
+	OPEN(s, "c", NULL);
+	char id257[258];
+	memset(id257, 'i', 257);
+	id257[257] = 0;
+	char *big = autofree(malloc((1u << 20) + 16));
+	memset(big, 'x', 1u << 20);
+	big[1u << 20] = 0;
+	const char *cases[][2] = {
+	    {"version 2^63", "\"version\":9223372036854775808"},
+	    {"timestamp -1", "\"timestamp\":-1"},
+	    {"id of 257 bytes", NULL},
+	    {"a pattern over 1 MiB", NULL},
+	};
+	int codes[] = {ERR_PATTERN, ERR_PATTERN, ERR_PATTERN, ERR_TOO_LARGE};
+	for (int i = 0; i < 4; i++) {
+		const char *id = uniq("lim-");
+		char *p = pattern(id, "conf", 0, 1);
+		if (i == 0)
+			p = autofree(tu_replace(p, "\"version\":1", cases[0][1]));
+		else if (i == 1)
+			p = autofree(tu_replace(p, "\"timestamp\":1700000000000", cases[1][1]));
+		else if (i == 2)
+			p = autofree(tu_replace(p, id, id257));
+		else
+			p = autofree(
+			    tu_replace(p, "{\"n\":1}", autofree(tu_sprintf("\"%s\"", big))));
+		char *raw = autofree(tu_sprintf("[{\"p\":%s}]", p));
+		struct batch b = {.request_id = ++next_id, .source = s->id, .raw = raw};
+		yyjson_val *ack = send_batch(s, &b, &why);
+		CHECK(ack, "%s: %s", cases[i][0], why);
+		yyjson_val *e0 = yyjson_arr_get(yyjson_obj_get(ack, "errors"), 0);
+		CHECK(!yyjson_get_bool(yyjson_obj_get(ack, "success")) &&
+		          yyjson_get_sint(yyjson_obj_get(e0, "code")) == codes[i],
+		      "%s: ACK %.300s, want that entry refused with %d", cases[i][0],
+		      (const char *)s->payload, codes[i]);
+	}
+	return NULL;
 }
 
 static const char *refuse_received_count(void)
@@ -632,7 +689,9 @@ const struct check checks_recv[] = {
     {"refuse.not_array", refuse_not_array, "raw body not an array: AGS_ERR_PROTO"},
     {"refuse.count_mismatch", refuse_count_mismatch, "array size != count: AGS_ERR_PROTO"},
     {"refuse.entry_shape", refuse_entry_shape,
-     "an entry not exactly one of p, d, x: AGS_ERR_PROTO"},
+     "an entry of the wrong shape is refused alone (AGS_ERR_PROTO); the others are applied"},
+    {"recv.pattern_limits", recv_pattern_limits,
+     "version 2^63, timestamp -1, an id of 257 bytes, a pattern over 1 MiB: refused"},
     {"refuse.received_count", refuse_received_count,
      "receivedCount counts the entries decoded: 0 for a batch refused whole"},
     {"refuse.retry", refuse_retry, "a batch refused whole is ACKed with \"retry\": true"},

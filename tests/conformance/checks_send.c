@@ -550,7 +550,41 @@ static const char *ack_refusal_resent(void)
 	return NULL;
 }
 
+/* A chunk with nothing for the peer still moves its cursor: a BATCH carries uptoSeq. */
+static const char *send_upto_filtered(void)
+{
+	const char *r = put_n(uniq("flt-"), 3, NULL, NULL);
+	if (r)
+		return r;
+	yyjson_doc *st = autodoc(api_state());
+	uint64_t seq = yyjson_get_uint(yyjson_ptr_get(yyjson_doc_get_root(st), "/store/seq"));
+	const char *why;
+	struct sess *s =
+	    open_with("c7",
+	              autofree(tu_sprintf(",\"codecs\":[],\"maxFrame\":65536,\"batchSize\":100%s",
+	                                  filter_for("nothing-matches"))),
+	              &why);
+	CHECK(s, "%s", why);
+	uint64_t upto = 0;
+	for (int i = 0; i < 100 && upto < seq; i++) {
+		struct rbatch b;
+		if (read_batch(s, &b, WAIT_MS, &why) != 1)
+			break;
+		int puts = strstr(b.raw, "\"p\"") != NULL;
+		if (b.upto)
+			upto = b.upto;
+		ack_batch(s, &b);
+		rbatch_free(&b);
+		CHECK(!puts, "a put the filter excludes was sent");
+	}
+	CHECK(upto >= seq, "no BATCH carried uptoSeq %llu (last %llu)", (unsigned long long)seq,
+	      (unsigned long long)upto);
+	return NULL;
+}
+
 const struct check checks_send[] = {
+    {"send.upto_filtered", send_upto_filtered,
+     "changes filtered out still move the cursor: a BATCH (maybe count 0) carries uptoSeq"},
     {"send.catchup", send_all_after_cursor,
      "every change in log order, within our batchSize, uncompressed without codecs, uptoSeq"},
     {"send.priority", send_priority, "inside a chunk: highest priority first, then log order"},

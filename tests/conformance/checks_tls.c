@@ -235,6 +235,56 @@ static const char *resume(const char *id, int seconds_clock, int want_early)
 	return NULL;
 }
 
+/* A session of `id` that leaves a ticket in t. */
+static const char *get_ticket(const char *id, struct cq_ticket *t)
+{
+	const char *why;
+	struct sess *s = sess_connect(id, NULL, &why);
+	CHECK(s, "%s", why);
+	send_json(s, F_HELLO, hello_json(s, NULL));
+	cq_pump(s->c, WAIT_MS, has_ticket);
+	CHECK(cq_save_ticket(s->c, t), "the daemon sent no session ticket");
+	return NULL;
+}
+
+/* Resumes with t, HELLO in 0-RTT; *accepted says whether the early data was. */
+static const char *resume_with(const char *id, struct cq_ticket *t, int *accepted)
+{
+	const char *why;
+	struct cq_opts r = {.resume = t};
+	struct sess *s = sess_connect(id, &r, &why);
+	CHECK(s, "%s", why);
+	send_json(s, F_HELLO, hello_json(s, NULL));
+	CHECK(read_frame(s, WAIT_MS) == 1 && s->type == F_HELLO,
+	      "no HELLO on the resumed connection");
+	CHECK(cq_resumed(s->c), "the session was not resumed");
+	*accepted = cq_early_accepted(s->c);
+	return NULL;
+}
+
+/* A ticket issued before the anti-replay window last started anew carries no early data. */
+static const char *tls_0rtt_window(void)
+{
+	struct cq_ticket old = {0}, fresh = {0};
+	const char *r = get_ticket("c5", &old);
+	int acc = 0;
+	if (!r) {
+		tu_sleep_ms(10500); /* longer than the 10 s window */
+		r = get_ticket("c6", &fresh);
+	}
+	if (!r) /* this attempt starts a new window (and is itself accepted) */
+		r = resume_with("c6", &fresh, &acc);
+	if (!r && !acc)
+		r = failed("a fresh ticket's early data was rejected");
+	if (!r)
+		r = resume_with("c5", &old, &acc);
+	if (!r && acc)
+		r = failed("early data accepted with a ticket older than the anti-replay window");
+	cq_ticket_free(&old);
+	cq_ticket_free(&fresh);
+	return r;
+}
+
 static const char *tls_resume_0rtt(void)
 {
 	return resume("c3", 0, 1);
@@ -267,5 +317,7 @@ const struct check checks_tls[] = {
      "a resumed session's early data (HELLO in 0-RTT) is accepted"},
     {"tls.0rtt_ticket_age", tls_0rtt_ticket_age,
      "early data is refused when the client's ticket age exceeds the server's"},
+    {"tls.0rtt_window", tls_0rtt_window,
+     "early data is refused with a ticket issued before the anti-replay window restarted"},
     {NULL, NULL, NULL},
 };
