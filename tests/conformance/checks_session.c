@@ -357,16 +357,25 @@ static const char *hello_second(void)
 
 static const char *hello_batch_first(void)
 {
-	const char *why;
-	struct sess *s = sess_connect("c", NULL, &why);
-	CHECK(s, "%s", why);
-	struct batch b = {.request_id = 1, .source = "c", .raw = "[]"};
-	size_t n;
-	uint8_t *p = autofree(batch_encode(&b, &n));
-	send_frame(s, F_BATCH, p, n);
-	int64_t code = wait_close(s, WAIT_MS);
-	CHECK(code == E_BAD_HELLO, "BATCH before HELLO: closed with %lld (0x%llx), want BAD_HELLO",
-	      (long long)code, (unsigned long long)code);
+	for (int i = 0; i < 2; i++) {
+		const char *why;
+		struct sess *s = sess_connect("c", NULL, &why);
+		CHECK(s, "%s", why);
+		if (i == 0) {
+			struct batch b = {.request_id = 1, .source = "c", .raw = "[]"};
+			size_t n;
+			uint8_t *p = autofree(batch_encode(&b, &n));
+			send_frame(s, F_BATCH, p, n);
+		} else {
+			send_json(s, F_ACK,
+			          "{\"requestId\":1,\"success\":true,\"receivedCount\":0,"
+			          "\"applied\":0,\"errors\":[],\"seq\":0}");
+		}
+		int64_t code = wait_close(s, WAIT_MS);
+		CHECK(code == E_BAD_HELLO,
+		      "%s before HELLO: closed with %lld (0x%llx), want BAD_HELLO",
+		      i ? "ACK" : "BATCH", (long long)code, (unsigned long long)code);
+	}
 	return NULL;
 }
 
@@ -529,7 +538,7 @@ const struct check checks_session[] = {
     {"hello.cursor_range", hello_cursor_range,
      "cursor.seq is unsigned 64-bit: 2^64-1 accepted, 2^64 BAD_HELLO"},
     {"hello.second", hello_second, "a second HELLO: close PROTOCOL_ERROR"},
-    {"hello.batch_first", hello_batch_first, "BATCH before HELLO: close BAD_HELLO"},
+    {"hello.batch_first", hello_batch_first, "BATCH or ACK before HELLO: close BAD_HELLO"},
     {"error.frame_before_close", error_frame_before_close,
      "every close for a violation is preceded by an ERROR frame with its code"},
     {"close.hub_frames_to_mesh", close_mesh_refuses_hub_frames,
