@@ -244,6 +244,20 @@ static const char *recv_invalid_pattern(void)
 	return NULL;
 }
 
+/* An entry refused for good is counted against the peer that sent it. */
+static const char *recv_rejected_counted(void)
+{
+	OPEN(s, "c9", NULL);
+	char *raw = autofree(tu_sprintf("[{\"p\":%s}]", pattern(uniq("rej-"), "conf", 11, 1)));
+	struct batch b = {.request_id = ++next_id, .source = s->id, .raw = raw};
+	CHECK(send_batch(s, &b, &why), "%s", why);
+	yyjson_doc *st = autodoc(api_state());
+	yyjson_val *n = yyjson_ptr_get(yyjson_doc_get_root(st), "/peers/c9/rejected");
+	CHECK(yyjson_get_uint(n) >= 1, "/v1/state has no peers.c9.rejected count after a refused "
+	                               "pattern");
+	return NULL;
+}
+
 static const char *recv_error_path(void)
 {
 	OPEN(s, "c", NULL);
@@ -669,6 +683,8 @@ const struct check checks_recv[] = {
      "a matching checksum (any case) is accepted, a wrong one refuses that entry"},
     {"recv.invalid_pattern", recv_invalid_pattern,
      "an invalid put is listed in errors; the others are applied"},
+    {"recv.rejected_counted", recv_rejected_counted,
+     "an entry refused for good is counted (peers.<id>.rejected in /v1/state)"},
     {"recv.error_path", recv_error_path, "ACK errors name the JSON path of the value at fault"},
     {"canon.vectors", canon_vectors, "the document's test vectors, here and in the daemon"},
     {"refuse.header_cut", refuse_header_cut, "a cut header: whole batch refused, AGS_ERR_PROTO"},

@@ -582,6 +582,53 @@ static const char *send_upto_filtered(void)
 	return NULL;
 }
 
+/* We refuse one put for good: the daemon counts it and goes on past it. */
+static const char *ack_rejected_counted(void)
+{
+	const char *type = uniq("rj-");
+	const char *r = put_n(type, 1, NULL, NULL);
+	if (r)
+		return r;
+	const char *why;
+	struct sess *s =
+	    open_with("c9",
+	              autofree(tu_sprintf(",\"codecs\":[],\"maxFrame\":65536,\"batchSize\":1000%s",
+	                                  filter_for(type))),
+	              &why);
+	CHECK(s, "%s", why);
+	struct rbatch b;
+	int refused = 0;
+	for (int i = 0; i < 100 && !refused && read_batch(s, &b, WAIT_MS, &why) == 1; i++) {
+		if (strstr(b.raw, "\"p\"")) {
+			char *ack = autofree(tu_sprintf("{\"requestId\":%llu,\"success\":false,"
+			                                "\"receivedCount\":%u,\"applied\":%u,"
+			                                "\"errors\":[{\"patternId\":\"%s-0\","
+			                                "\"error\":\"entries[0].p.type: not "
+			                                "wanted\",\"code\":-4}],\"seq\":0}",
+			                                (unsigned long long)b.request_id, b.count,
+			                                b.count - 1, type));
+			send_json(s, F_ACK, ack);
+			refused = 1;
+		} else {
+			ack_batch(s, &b);
+		}
+		rbatch_free(&b);
+	}
+	CHECK(refused, "no put came");
+	/* The stream goes on past the refused entry: a later change arrives. */
+	r = put_n(autofree(tu_sprintf("%s", type)), 2, NULL, NULL);
+	if (r)
+		return r;
+	struct got g = {0};
+	r = collect(s, &g, 1, 1);
+	if (r)
+		return r;
+	yyjson_doc *st = autodoc(api_state());
+	CHECK(yyjson_get_uint(yyjson_ptr_get(yyjson_doc_get_root(st), "/peers/c9/rejected")) >= 1,
+	      "/v1/state has no peers.c9.rejected count after the peer refused a pattern for good");
+	return NULL;
+}
+
 const struct check checks_send[] = {
     {"send.upto_filtered", send_upto_filtered,
      "changes filtered out still move the cursor: a BATCH (maybe count 0) carries uptoSeq"},
@@ -602,6 +649,8 @@ const struct check checks_send[] = {
     {"ack.unknown_request", ack_unknown_request,
      "an ACK for no batch: close PROTOCOL_ERROR naming the requestId"},
     {"ack.malformed", ack_malformed, "an ACK without its members: close PROTOCOL_ERROR"},
+    {"ack.rejected_counted", ack_rejected_counted,
+     "an entry the peer refused for good is counted; the stream goes on past it"},
     {"ack.refusal_resent", ack_refusal_resent,
      "a batch refused with retry is sent again; nothing is skipped"},
     {NULL, NULL, NULL},
