@@ -74,7 +74,7 @@ static const char *tls_server_identity(void)
 	/* Its HELLO names the same id. */
 	send_json(s, F_HELLO, hello_json(s, NULL));
 	CHECK(read_frame(s, WAIT_MS) == 1 && s->type == F_HELLO, "no HELLO");
-	CHECK(strcmp(yyjson_get_str(yyjson_obj_get(frame_json(s), "node")) ?: "", "d") == 0,
+	CHECK(yyjson_equals_str(yyjson_obj_get(frame_json(s), "node"), "d"),
 	      "HELLO node is not the certificate's id");
 	return NULL;
 }
