@@ -651,7 +651,8 @@ static const char *recv_batch_size(void)
 	char *exact = autofree(strdup(raw));
 	char *cut = strstr(
 	    exact, autofree(tu_sprintf(",{\"d\":{\"id\":\"bs-%llu\"", (unsigned long long)n)));
-	strcpy(cut, "]");
+	cut[0] = ']';
+	cut[1] = '\0';
 	struct batch b = {.request_id = ++next_id, .source = s->id, .raw = exact};
 	yyjson_val *ack = send_batch(s, &b, &why);
 	CHECK(ack && yyjson_get_bool(yyjson_obj_get(ack, "success")),

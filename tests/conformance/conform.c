@@ -431,11 +431,11 @@ int api(const char *method, const char *path, const char *body, char **out)
 		tu_write_file(file, body);
 		char *at = tu_sprintf("@%s", file);
 		st = tu_curl(&resp, "-X", method, "-H", "Content-Type: application/json",
-		             "--data-binary", at, url, NULL);
+		             "--data-binary", at, url, (char *)NULL);
 		free(at);
 		free(file);
 	} else {
-		st = tu_curl(&resp, "-X", method, url, NULL);
+		st = tu_curl(&resp, "-X", method, url, (char *)NULL);
 	}
 	free(url);
 	if (out)

@@ -303,7 +303,8 @@ struct cq_conn *cq_connect(const struct cq_opts *o, char *err, size_t errlen)
 	socklen_t sl = sizeof(c->local);
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&c->remote, sizeof(c->remote)) != 0 ||
 	    getsockname(c->fd, (struct sockaddr *)&c->local, &sl) != 0) {
-		snprintf(err, errlen, "UDP socket: %s", strerror(errno));
+		char eb[128];
+		snprintf(err, errlen, "UDP socket: %s", strerror_r(errno, eb, sizeof(eb)));
 		goto fail;
 	}
 	if (tls_setup(c, o, err, errlen) != 0)
