@@ -31,6 +31,8 @@ def main():
                     help="the daemons' idleTimeout in ms (default 3000)")
     ap.add_argument("--converge-timeout", type=float, default=120,
                     help="seconds to wait for convergence after the heal (default 120)")
+    ap.add_argument("--max-ids", type=int, default=200000,
+                    help="ids created at most; then creates become updates (default 200000)")
     ap.add_argument("--self-test", action="store_true",
                     help="after the check, delete a row from one store behind the node's back "
                          "and require the checker to report exactly that loss")

@@ -61,10 +61,9 @@ def index_listing(rows, node, report):
     return held
 
 
-def check(history, listings, states):
-    """listings: {node: [pattern objects]}, states: {node: /v1/state document}."""
-    r = Report()
-    held = {node: index_listing(rows, node, r) for node, rows in listings.items()}
+def check(history, held, states, r):
+    """held: {node: index_listing() of its listing}, states: {node: /v1/state document};
+    the findings go to the Report r (which index_listing filled already)."""
     for node, h in held.items():
         st = states[node]["store"]
         mine = patterns.digest((id, v[0], v[2]) for id, v in h.items())

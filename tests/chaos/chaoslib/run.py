@@ -93,7 +93,8 @@ class Run:
         self.nem = nemesis.Nemesis(self.cl, self.net, self.edges, self.seed,
                                    os.path.join(self.workdir, "nemesis.log"))
         self.writers, self.ids = workload.start_writers(self.a.writers, self.seed, self.cl.nodes,
-                                                        self.hist, self.stop_writers)
+                                                        self.hist, self.stop_writers,
+                                                        self.a.max_ids)
         t0 = time.monotonic()
         self.nem.run(self.a.duration, should_stop=lambda: any(w.error for w in self.writers))
         self.stop_writers.set()
@@ -129,9 +130,12 @@ class Run:
 
     # ------------------------------------------------------------------ check
     def check(self, label="check", verdicts=("ok", "FAILED")):
-        listings = {n.name: n.api(60).listing() for n in self.cl.nodes}
+        rep = checker.Report()
+        held = {}
+        for n in self.cl.nodes:  # one listing in memory at a time
+            held[n.name] = checker.index_listing(n.api(120).listing(), n.name, rep)
         states = self.states()
-        rep = checker.check(self.hist, listings, states)
+        checker.check(self.hist, held, states, rep)
         self.say("%s: %d ids, %s" % (label, rep.ids_checked, verdicts[0] if rep.ok else
                                      verdicts[1]))
         for line in rep.lines():

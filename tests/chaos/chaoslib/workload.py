@@ -23,8 +23,9 @@ KINDS = [("create", 25), ("update", 40), ("delete", 10), ("resurrect", 7), ("con
 class IdSpace:
     """Which ids exist, which are deleted, and the highest version handed out for each."""
 
-    def __init__(self):
+    def __init__(self, max_ids):
         self._lock = threading.Lock()
+        self.max_ids = max_ids
         self._next = 0
         self.top = {}
         self._live, self._live_at = [], {}
@@ -49,6 +50,11 @@ class IdSpace:
         if rng.random() < 0.5:  # hot ids: the newest ones, where writers collide
             return lst[rng.randrange(max(0, len(lst) - 200), len(lst))]
         return lst[rng.randrange(len(lst))]
+
+    def full(self):
+        """Whether max_ids ids exist (then writers update instead of creating, so the
+        history's memory stays bounded however long the run)."""
+        return self._next >= self.max_ids
 
     def take(self, rng, kind, busy):
         """Reserves a change of `kind`: (id, version, is_delete), or None when no id fits.
@@ -144,6 +150,8 @@ class Writer(threading.Thread):
                 batch, twins, busy = [], [], set()
                 for _ in range(self.rng.randint(1, self.max_batch)):
                     kind = self.rng.choices(kinds, weights)[0]
+                    if kind == "create" and self.ids.full():
+                        kind = "update"
                     w = self._make(kind, busy)
                     if w is None:
                         continue
@@ -167,8 +175,8 @@ class Writer(threading.Thread):
                 a.close()
 
 
-def start_writers(n, seed, nodes, history, stop):
-    ids = IdSpace()
+def start_writers(n, seed, nodes, history, stop, max_ids):
+    ids = IdSpace(max_ids)
     ws = [Writer(k, seed, nodes, ids, history, stop) for k in range(n)]
     for w in ws:
         w.start()
