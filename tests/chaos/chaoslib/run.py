@@ -100,10 +100,14 @@ class Run:
         self.stop_writers.set()
         for w in self.writers:
             w.join(10)
-        self.figures["fault time"] = "%.1f s" % (time.monotonic() - t0)
+        self.t_last = time.monotonic()  # every writer has its last answer (or gave up)
+        self.figures["fault time"] = "%.1f s" % (self.t_last - t0)
         for w in self.writers:
             if w.error:
                 raise RuntimeError("writer failed: " + w.error)
+        active = [f.desc for f in self.nem.active]
+        self.figures["faults active at the heal"] = "%d%s%s" % (
+            len(active), ": " if active else "", "; ".join(active))
         t_heal = time.monotonic()
         self.nem.heal()
         t_up = time.monotonic()
@@ -195,19 +199,19 @@ class Run:
         return dup, false, warn
 
     def start_times(self):
-        """Seconds from each start's "config" log line to its "listening" line (issue 13
-        item 5 measured them the same way)."""
+        """(seconds, node, log stamp) from each start's "config" log line to its
+        "listening" line (issue 13 item 5 measured them the same way), sorted."""
         out = []
         for n in self.cl.nodes:
             cfg = None
             with open(n.log, "rb") as f:
                 for line in f.read().decode(errors="replace").splitlines():
                     if " INFO config " in line and ": node " in line:
-                        cfg = bed.log_time(line)
+                        cfg = line
                     elif " INFO listening " in line and cfg is not None:
-                        t = bed.log_time(line)
-                        if t is not None:
-                            out.append(t - cfg)
+                        t0, t1 = bed.log_time(cfg), bed.log_time(line)
+                        if t0 is not None and t1 is not None:
+                            out.append((t1 - t0, n.name, cfg.split(" ", 1)[0]))
                         cfg = None
         return sorted(out)
 
@@ -239,16 +243,19 @@ class Run:
         f["most faults at once"] = nm.max_active
         st = self.start_times()
         if st:
+            slow = [x for x in st if x[0] >= 1.0]
             f["daemon starts: config line to listening"] = (
-                "%d starts, median %.3f s, max %.3f s, %d at 1 s or more" %
-                (len(st), st[len(st) // 2], st[-1], sum(1 for t in st if t >= 1.0)))
+                "%d starts, median %.3f s, max %.3f s, %d at 1 s or more%s%s" %
+                (len(st), st[len(st) // 2][0], st[-1][0], len(slow), ": " if slow else "",
+                 ", ".join("%s %.2f s at %s" % (n, t, stamp) for t, n, stamp in slow[-5:])))
         dup, false, warn = self.scan_logs()
         f["log: duplicate-connection refusals"] = dup
         f["log: false protocol errors (issue 13 item 2)"] = false
         f["log: WARN/ERROR lines"] = warn
         if t_conv is not None:
-            f["time to converge after the heal"] = "%.2f s (%.2f s after every daemon listened)" % (
-                t_conv - t_heal, t_conv - t_up)
+            f["time to converge after the heal"] = (
+                "%.2f s (%.2f s after every daemon listened, %.2f s after the last write)" %
+                (t_conv - t_heal, t_conv - t_up, t_conv - self.t_last))
         else:
             f["time to converge after the heal"] = "did not converge"
 
