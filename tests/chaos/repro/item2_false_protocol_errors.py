@@ -16,8 +16,11 @@ such lines (a refusal itself, "closing connection with ?: duplicate
 connection", is not counted).
 
 Prints the refusals and false protocol-error lines after each heal and in
-all. Exit status: 1 when any false protocol-error line was logged (the bug),
-0 when none was; 77 when namespaces cannot be made.
+all. Exit status: 1 when any false protocol-error line was logged (the bug);
+0 when duplicates were refused and none was; 2 when no duplicate was
+refused at all, so item 2 was not exercised (once item 1 is fixed, this
+sequence no longer makes refusals: the regression test then needs another
+way to have a duplicate refused); 77 when namespaces cannot be made.
 """
 
 import os
@@ -77,7 +80,12 @@ def main():
         print("  e.g. " + e)
     print("item 2: %d false protocol-error lines after %d refused duplicates in %d rounds%s" %
           (total_false, total_dup, args.rounds, " -- reproduced" if total_false else ""))
-    return 1 if total_false else 0
+    if total_false:
+        return 1
+    if not total_dup:
+        print("item 2: not exercised: no duplicate connection was refused")
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
