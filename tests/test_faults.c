@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "testutil.h"
+#include "frameutil.h"
 #include "agentsync/agentsync.h"
 #include "agentsync/certs.h"
 #include "agentsync/node.h"

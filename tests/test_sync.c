@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "frameutil.h"
 #include "agentsync/agentsync.h"
 #include "batch.h"
 #include "clock.h"

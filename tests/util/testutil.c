@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "frame.h"
 
 char *tu_mkdtemp(const char *tag)
 {
@@ -156,15 +155,4 @@ int tu_free_port(int udp)
 		fail_msg("free port: %s", strerror(errno));
 	close(fd);
 	return ntohs(a.sin_port);
-}
-
-void tu_frame_drop(uint8_t *data, size_t *len, int type)
-{
-	assert_true(*len >= AGS_FRAME_HEADER_LEN);
-	assert_int_equal(data[0], type);
-	size_t n = AGS_FRAME_HEADER_LEN +
-	           ((size_t)data[4] << 24 | (size_t)data[5] << 16 | (size_t)data[6] << 8 | data[7]);
-	assert_true(n <= *len);
-	memmove(data, data + n, *len - n);
-	*len -= n;
 }

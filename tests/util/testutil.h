@@ -50,12 +50,6 @@ int tu_wait_for(int (*cond)(void *), void *arg, unsigned tries, unsigned step_ms
 /* Whether the file at `path` contains `needle`. */
 int tu_file_contains(const char *path, const char *needle);
 
-/*
- * Removes the first frame of the `*len` bytes at data, which must be of
- * frame type `type` (fails the test otherwise).
- */
-void tu_frame_drop(uint8_t *data, size_t *len, int type);
-
 /* A free UDP/TCP port on 127.0.0.1 (bound then released). */
 int tu_free_port(int udp);
 
