@@ -27,7 +27,7 @@
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
 #include "batch.h"
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "frame.h"
 #include "jwtauth.h"
 #include "quic.h"

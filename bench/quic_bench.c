@@ -25,7 +25,7 @@
 #include <gnutls/crypto.h>
 #include <uv.h>
 
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "quic.h"
 #include "tls.h"
 

@@ -31,7 +31,7 @@
 
 #include "agentsync/agentsync.h"
 #include "agentsync/node.h"
-#include "certs.h"
+#include "agentsync/certs.h"
 
 static uint64_t mono_us(void)
 {

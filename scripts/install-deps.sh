@@ -35,6 +35,7 @@ BASE_PKGS=(
 	libjwt-gnutls-dev
 	libcmocka-dev
 	clang llvm
+	clang-tidy cppcheck
 	curl libcurl4-gnutls-dev
 	iproute2 nftables python3
 )

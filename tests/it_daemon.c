@@ -15,7 +15,7 @@
 
 #include "daemonutil.h"
 #include "testutil.h"
-#include "config.h"
+#include "agentsyncd/config.h"
 
 struct fixture {
 	char *dir;

@@ -15,7 +15,7 @@
 
 #include "testutil.h"
 
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "quic.h"
 #include "tls.h"
 

@@ -1,4 +1,5 @@
-/* Unit tests for certificate generation (lib/certs.c), checked with GnuTLS's own parsers. */
+/* Unit tests for certificate generation (lib/transport/certs.c), checked with GnuTLS's own parsers.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 
 #include "testutil.h"
 #include "agentsync/agentsync.h"
-#include "certs.h"
+#include "agentsync/certs.h"
 
 static gnutls_x509_crt_t load_crt(const char *path)
 {

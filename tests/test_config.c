@@ -1,4 +1,4 @@
-/* Unit tests of the daemon's configuration parser (lib/config.c). */
+/* Unit tests of the daemon's configuration parser (src/agentsyncd/config.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 #include "daemonutil.h"
 #include "testutil.h"
 #include "agentsync/agentsync.h"
-#include "config.h"
+#include "agentsyncd/config.h"
 
 /* Parses `json` (with node id "me" unless the text has one), expecting success. */
 static ags_config *parse_ok(const char *json, const ags_config_overrides *ov)

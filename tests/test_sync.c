@@ -1,5 +1,5 @@
 /*
- * Unit tests of the sync engine (lib/sync.c) without a network: two sessions
+ * Unit tests of the sync engine (lib/sync/sync.c) without a network: two sessions
  * wired back to back in memory, each over a real SQLite store. Frames one
  * session sends are fed to the other until nothing moves. Also feeds a
  * session hand-made bad frames, as a misbehaving peer would.
@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "frameutil.h"
 #include "agentsync/agentsync.h"
 #include "batch.h"
+#include "clock.h"
 #include "error.h"
 #include "frame.h"
 #include "store.h"
@@ -51,7 +53,7 @@ static void run_job(struct side *s)
 	memmove(s->jobs, s->jobs + 1, (size_t)(s->n_jobs - 1) * sizeof(s->jobs[0]));
 	s->n_jobs--;
 	ags_sync_job_apply(j);
-	ags_sync_job_finish(j);
+	ags_sync_job_finish(j, ags_mono_us());
 }
 
 static void h_send(void *ud, void *sud, uint8_t *frame, size_t len)
@@ -132,6 +134,7 @@ static void side_init(struct side *s, const char *dir, const char *id, int filte
 static void side_connect(struct side *s, const char *peer)
 {
 	assert_int_equal(ags_sync_new(&s->host, peer, s, &s->sync), 0);
+	ags_sync_start(s->sync, ags_mono_us());
 }
 
 static void side_free(struct side *s)
@@ -153,7 +156,7 @@ static size_t deliver(struct side *from, struct side *to)
 	ags_frame_buf_reset(&from->out);
 	uint64_t code = 0;
 	char reason[256] = "";
-	int rv = ags_sync_on_data(to->sync, copy, n, &code, reason, sizeof(reason));
+	int rv = ags_sync_on_data(to->sync, copy, n, ags_mono_us(), &code, reason, sizeof(reason));
 	free(copy);
 	if (rv)
 		fail_msg("%s closed the connection: %s (0x%llx)", to->id, reason,
@@ -314,11 +317,58 @@ static void a_wiped_receiver_gets_everything_again(void **state)
 	assert_int_equal(e->b.received, 120);
 }
 
+/*
+ * A session sends nothing while it is made, only when started: a constructor
+ * that fails has called no host function (its HELLO went nowhere), and an
+ * upstream session's AUTH and HELLO go together, AUTH first.
+ */
+static void a_session_sends_its_hello_only_when_started(void **state)
+{
+	struct env *e = *state;
+	char *types[] = {"coverage_gap"};
+	ags_sync_resume hint = {.valid = 1,
+	                        .peer_store = "0123456789abcdef0123456789abcdef",
+	                        .types = types,
+	                        .n_types = 1};
+	ags_sync_opts o = {.role = AGS_SYNC_ROLE_PEER, .resume = &hint};
+	assert_int_equal(ags_sync_new_ex(&e->a.host, "b", &o, &e->a, &e->a.sync), 0);
+	assert_int_equal(e->a.out.len, 0);
+	ags_sync_start(e->a.sync, ags_mono_us());
+	ags_frame_reader rd;
+	ags_frame f;
+	size_t used = 0;
+	assert_int_equal(ags_frame_reader_init(&rd, 1u << 20), 0);
+	assert_int_equal(ags_frame_reader_feed(&rd, e->a.out.data, e->a.out.len, &used, &f, NULL),
+	                 1);
+	assert_int_equal(f.type, AGS_FRAME_HELLO);
+	ags_frame_reader_free(&rd);
+	size_t sent = e->a.out.len;
+	ags_sync_start(e->a.sync, ags_mono_us()); /* a second start sends nothing */
+	assert_int_equal(e->a.out.len, sent);
+	ags_sync_del(e->a.sync);
+	ags_frame_buf_reset(&e->a.out);
+
+	ags_sync_opts up = {.role = AGS_SYNC_ROLE_UPSTREAM, .token = "a.b.c"};
+	assert_int_equal(ags_sync_new_ex(&e->a.host, "hub", &up, &e->a, &e->a.sync), 0);
+	assert_int_equal(e->a.out.len, 0);
+	ags_sync_start(e->a.sync, ags_mono_us());
+	assert_int_equal(ags_frame_reader_init(&rd, 1u << 20), 0);
+	assert_int_equal(ags_frame_reader_feed(&rd, e->a.out.data, e->a.out.len, &used, &f, NULL),
+	                 1);
+	assert_int_equal(f.type, AGS_FRAME_AUTH);
+	assert_int_equal(
+	    ags_frame_reader_feed(&rd, e->a.out.data + used, e->a.out.len - used, &used, &f, NULL),
+	    1);
+	assert_int_equal(f.type, AGS_FRAME_HELLO);
+	ags_frame_reader_free(&rd);
+}
+
 /* Starts a's session with a resume hint (as a 0-RTT redial does) and b's normally. */
 static void connect_resumed(struct env *e, const ags_sync_resume *hint)
 {
 	ags_sync_opts o = {.role = AGS_SYNC_ROLE_PEER, .resume = hint};
 	assert_int_equal(ags_sync_new_ex(&e->a.host, "b", &o, &e->a, &e->a.sync), 0);
+	ags_sync_start(e->a.sync, ags_mono_us());
 	side_connect(&e->b, "a");
 }
 
@@ -503,7 +553,7 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 		ags_sync_job_set_next(e->b.jobs[i], i < 2 ? e->b.jobs[i + 1] : NULL);
 	ags_sync_jobs_apply(e->b.jobs[0]);
 	for (int i = 0; i < 3; i++)
-		ags_sync_job_finish(e->b.jobs[i]);
+		ags_sync_job_finish(e->b.jobs[i], ags_mono_us());
 	e->b.n_jobs = 0;
 	uint64_t n;
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
@@ -531,7 +581,7 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 		ags_sync_job_set_next(e->b.jobs[i], i + 1 < k ? e->b.jobs[i + 1] : NULL);
 	ags_sync_jobs_apply(e->b.jobs[0]);
 	for (int i = 0; i < k; i++)
-		ags_sync_job_finish(e->b.jobs[i]);
+		ags_sync_job_finish(e->b.jobs[i], ags_mono_us());
 	e->b.n_jobs = 0;
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
 	assert_int_equal(n, 150 + (uint64_t)k * 100);
@@ -692,8 +742,9 @@ static void connect_b_only(struct env *e)
 	assert_int_equal(ags_wire_hello_encode(&h, &fb, NULL), 0);
 	uint64_t code;
 	char reason[256];
-	assert_int_equal(
-	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)), 0);
+	assert_int_equal(ags_sync_on_data(e->b.sync, fb.data, fb.len, ags_mono_us(), &code, reason,
+	                                  sizeof(reason)),
+	                 0);
 	ags_frame_buf_free(&fb);
 	ags_frame_buf_reset(&e->b.out); /* b's own HELLO */
 }
@@ -744,8 +795,9 @@ static void invalid_pattern_in_a_batch_is_refused_alone(void **state)
 	make_batch((const char *const[]){good1, bad_priority, good2}, 3, 7, &fb);
 	uint64_t code;
 	char reason[256];
-	assert_int_equal(
-	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)), 0);
+	assert_int_equal(ags_sync_on_data(e->b.sync, fb.data, fb.len, ags_mono_us(), &code, reason,
+	                                  sizeof(reason)),
+	                 0);
 	ags_frame_buf_free(&fb);
 	ags_wire_ack ack;
 	last_ack(e, &ack);
@@ -773,8 +825,9 @@ static void wrong_checksum_is_refused_whole(void **state)
 	fb.data[fb.len - 3] ^= 0x01;
 	uint64_t code;
 	char reason[256];
-	assert_int_equal(
-	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)), 0);
+	assert_int_equal(ags_sync_on_data(e->b.sync, fb.data, fb.len, ags_mono_us(), &code, reason,
+	                                  sizeof(reason)),
+	                 0);
 	ags_frame_buf_free(&fb);
 	ags_wire_ack ack;
 	last_ack(e, &ack);
@@ -809,8 +862,8 @@ static void framing_violations_close_with_a_code(void **state)
 		connect_b_only(e);
 		uint64_t code = 0;
 		char reason[256] = "";
-		int rv = ags_sync_on_data(e->b.sync, cases[i].bytes, cases[i].len, &code, reason,
-		                          sizeof(reason));
+		int rv = ags_sync_on_data(e->b.sync, cases[i].bytes, cases[i].len, ags_mono_us(),
+		                          &code, reason, sizeof(reason));
 		assert_true(rv < 0);
 		assert_true(code == cases[i].code);
 		assert_true(reason[0] != '\0');
@@ -839,9 +892,9 @@ static void hello_must_name_the_certificate_id(void **state)
 	assert_int_equal(ags_wire_hello_encode(&h, &fb, NULL), 0);
 	uint64_t code = 0;
 	char reason[256] = "";
-	assert_int_equal(
-	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)),
-	    AGS_ERR_AUTH);
+	assert_int_equal(ags_sync_on_data(e->b.sync, fb.data, fb.len, ags_mono_us(), &code, reason,
+	                                  sizeof(reason)),
+	                 AGS_ERR_AUTH);
 	assert_true(code == AGS_APP_BAD_HELLO);
 	assert_non_null(strstr(reason, "mallory"));
 	ags_frame_buf_free(&fb);
@@ -869,13 +922,7 @@ static void put_ticked(struct side *s, const char *prefix, int n, int64_t versio
 /* Drops the first frame of what `s` sent (an AUTH the hub layer reads itself). */
 static void drop_first_frame(struct side *s)
 {
-	assert_true(s->out.len >= AGS_FRAME_HEADER_LEN);
-	assert_int_equal(s->out.data[0], AGS_FRAME_AUTH);
-	size_t len =
-	    AGS_FRAME_HEADER_LEN + ((size_t)s->out.data[4] << 24 | (size_t)s->out.data[5] << 16 |
-	                            (size_t)s->out.data[6] << 8 | s->out.data[7]);
-	memmove(s->out.data, s->out.data + len, s->out.len - len);
-	s->out.len -= len;
+	tu_frame_drop(s->out.data, &s->out.len, AGS_FRAME_AUTH);
 }
 
 static void hub_sends_after_pull_and_answers_with_pull_done(void **state)
@@ -891,8 +938,10 @@ static void hub_sends_after_pull_and_answers_with_pull_done(void **state)
 	ags_sync_opts up = {.role = AGS_SYNC_ROLE_UPSTREAM, .token = "x.y.z"};
 	ags_sync_opts hub = {.role = AGS_SYNC_ROLE_HUB};
 	assert_int_equal(ags_sync_new_ex(&e->a.host, "b", &up, &e->a, &e->a.sync), 0);
+	ags_sync_start(e->a.sync, ags_mono_us());
 	drop_first_frame(&e->a);
 	assert_int_equal(ags_sync_new_ex(&e->b.host, "a", &hub, &e->b, &e->b.sync), 0);
+	ags_sync_start(e->b.sync, ags_mono_us());
 	settle(&e->a, &e->b);
 	/* The agent pushed; the hub sent nothing before the agent's PULL. */
 	assert_int_equal(e->b.received, 5);
@@ -926,9 +975,9 @@ static void hub_sends_after_pull_and_answers_with_pull_done(void **state)
 	assert_int_equal(ags_wire_auth_encode("x.y.z", &fb, NULL), 0);
 	uint64_t code = 0;
 	char reason[256] = "";
-	assert_int_equal(
-	    ags_sync_on_data(e->b.sync, fb.data, fb.len, &code, reason, sizeof(reason)),
-	    AGS_ERR_AUTH);
+	assert_int_equal(ags_sync_on_data(e->b.sync, fb.data, fb.len, ags_mono_us(), &code, reason,
+	                                  sizeof(reason)),
+	                 AGS_ERR_AUTH);
 	assert_int_equal(code, AGS_APP_AUTH_FAILED);
 	assert_non_null(strstr(reason, "second AUTH"));
 	ags_frame_buf_free(&fb);
@@ -964,7 +1013,8 @@ static void bad_record_clock_refuses_its_entry(void **state)
 	    ags_batch_encoder_finish(enc, 9, 1, 0, "a", AGS_CODEC_NONE, &f, &flen, NULL), 0);
 	uint64_t code;
 	char reason[256];
-	assert_int_equal(ags_sync_on_data(e->b.sync, f, flen, &code, reason, sizeof(reason)), 0);
+	assert_int_equal(
+	    ags_sync_on_data(e->b.sync, f, flen, ags_mono_us(), &code, reason, sizeof(reason)), 0);
 	ags_batch_encoder_del(enc);
 	ags_wire_ack ack;
 	last_ack(e, &ack);
@@ -1181,6 +1231,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(both_sides_converge_and_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_session_sends_its_hello_only_when_started, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(reconnect_resumes_from_the_durable_cursor, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(

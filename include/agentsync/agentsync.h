@@ -47,28 +47,28 @@ extern "C" {
  */
 typedef enum ags_err {
 	AGS_OK = 0,
-	AGS_ERR_INVALID = -1,    /* An argument is invalid (NULL, out of range). */
-	AGS_ERR_NOMEM = -2,      /* Out of memory. */
-	AGS_ERR_JSON = -3,       /* Malformed JSON (the error detail has the byte offset). */
-	AGS_ERR_PATTERN = -4,    /* Well-formed JSON, but not a valid pattern. */
-	AGS_ERR_TOO_LARGE = -5,  /* Over a configured size limit. */
-	AGS_ERR_CHECKSUM = -6,   /* A supplied checksum does not match the content. */
-	AGS_ERR_STORE = -7,      /* The SQLite store failed (the detail has SQLite's message). */
-	AGS_ERR_IO = -8,         /* A file or socket operation failed (detail has errno text). */
-	AGS_ERR_NOT_FOUND = -9,  /* No such record, peer or file. */
-	AGS_ERR_TLS = -10,       /* TLS failed: handshake, certificate, key. */
-	AGS_ERR_QUIC = -11,      /* The QUIC layer failed. */
-	AGS_ERR_PROTO = -12,     /* The peer broke the wire protocol. */
-	AGS_ERR_CLOSED = -13,    /* The connection or object is closed. */
-	AGS_ERR_TIMEOUT = -14,   /* An operation did not complete in time. */
-	AGS_ERR_AUTH = -15,      /* Authentication or authorisation refused. */
-	AGS_ERR_CONFIG = -16,    /* A configuration value is wrong (detail has its path). */
-	AGS_ERR_STATE = -17,     /* The call does not fit the object's state (e.g. not started). */
-	AGS_ERR_AGAIN = -18,     /* Try again later (flow control, full queue). */
-	AGS_ERR_COMPRESS = -19,  /* Compression or decompression failed, or output limit hit. */
+	AGS_ERR_INVALID = -1,   /* An argument is invalid (NULL, out of range). */
+	AGS_ERR_NOMEM = -2,     /* Out of memory. */
+	AGS_ERR_JSON = -3,      /* Malformed JSON (the error detail has the byte offset). */
+	AGS_ERR_PATTERN = -4,   /* Well-formed JSON, but not a valid pattern. */
+	AGS_ERR_TOO_LARGE = -5, /* Over a configured size limit. */
+	AGS_ERR_CHECKSUM = -6,  /* A supplied checksum does not match the content. */
+	AGS_ERR_STORE = -7,     /* The SQLite store failed (the detail has SQLite's message). */
+	AGS_ERR_IO = -8,        /* A file or socket operation failed (detail has errno text). */
+	AGS_ERR_NOT_FOUND = -9, /* No such record, peer or file. */
+	AGS_ERR_TLS = -10,      /* TLS failed: handshake, certificate, key. */
+	AGS_ERR_QUIC = -11,     /* The QUIC layer failed. */
+	AGS_ERR_PROTO = -12,    /* The peer broke the wire protocol. */
+	AGS_ERR_CLOSED = -13,   /* The connection or object is closed. */
+	AGS_ERR_TIMEOUT = -14,  /* An operation did not complete in time. */
+	AGS_ERR_AUTH = -15,     /* Authentication or authorisation refused. */
+	AGS_ERR_CONFIG = -16,   /* A configuration value is wrong (detail has its path). */
+	AGS_ERR_STATE = -17,    /* The call does not fit the object's state (e.g. not started). */
+	AGS_ERR_AGAIN = -18,    /* Try again later (flow control, full queue). */
+	AGS_ERR_COMPRESS = -19, /* Compression or decompression failed, or output limit hit. */
 	AGS_ERR_UNSUPPORTED = -20, /* Not supported by this build or by the peer. */
-	AGS_ERR_EXISTS = -21,    /* Already exists. */
-	AGS_ERR_INTERNAL = -22,  /* A bug: an invariant did not hold. */
+	AGS_ERR_EXISTS = -21,      /* Already exists. */
+	AGS_ERR_INTERNAL = -22,    /* A bug: an invariant did not hold. */
 } ags_err;
 
 /* Returns a static, human-readable name for an error code. Never NULL. */
@@ -141,7 +141,7 @@ typedef struct ags_pattern_opts {
  * AGS_ERR_PATTERN (err->field set), AGS_ERR_TOO_LARGE, AGS_ERR_CHECKSUM.
  */
 AGS_EXPORT int ags_pattern_parse(const char *json, size_t len, const ags_pattern_opts *opts,
-				 ags_pattern **out, ags_error *err);
+                                 ags_pattern **out, ags_error *err);
 
 /*
  * Makes a tombstone: the deletion of `id` at `version` (>= 1), made at
@@ -149,7 +149,7 @@ AGS_EXPORT int ags_pattern_parse(const char *json, size_t len, const ags_pattern
  * Errors: AGS_ERR_INVALID (bad id or version), AGS_ERR_NOMEM.
  */
 AGS_EXPORT int ags_pattern_new_tombstone(const char *id, int64_t version, int64_t timestamp_ms,
-					 ags_pattern **out);
+                                         ags_pattern **out);
 
 /* Frees a pattern. NULL is a no-op. */
 AGS_EXPORT void ags_pattern_del(ags_pattern *p);
@@ -220,7 +220,7 @@ typedef struct ags_store_opts {
  * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_STORE, AGS_ERR_IO.
  */
 AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_store **out,
-			      ags_error *err);
+                              ags_error *err);
 
 /* Closes the store. NULL is a no-op. */
 AGS_EXPORT void ags_store_close(ags_store *s);
@@ -242,7 +242,7 @@ typedef enum ags_apply_outcome {
 AGS_EXPORT const char *ags_apply_outcome_name(int outcome);
 
 typedef struct ags_apply_result {
-	int outcome; /* an ags_apply_outcome */
+	int outcome;  /* an ags_apply_outcome */
 	uint64_t seq; /* the change-log sequence given to it, 0 when nothing changed */
 } ags_apply_result;
 
@@ -250,7 +250,7 @@ typedef struct ags_apply_result {
  * Applies one change (a pattern or a tombstone) durably; see the batch form.
  */
 AGS_EXPORT int ags_store_apply(ags_store *s, const ags_pattern *p, ags_apply_result *res,
-			       ags_error *err);
+                               ags_error *err);
 
 /*
  * Applies `n` changes in one transaction: all of them or none. Apply is
@@ -266,7 +266,7 @@ AGS_EXPORT int ags_store_apply(ags_store *s, const ags_pattern *p, ags_apply_res
  * Errors: AGS_ERR_INVALID, AGS_ERR_STORE (nothing applied).
  */
 AGS_EXPORT int ags_store_apply_batch(ags_store *s, const ags_pattern *const *p, size_t n,
-				     ags_apply_result *res, ags_error *err);
+                                     ags_apply_result *res, ags_error *err);
 
 /*
  * Gets the live record `id` (not deleted, not expired). On success *out owns
@@ -296,7 +296,7 @@ typedef struct ags_query {
  * Errors: AGS_ERR_STORE, AGS_ERR_NOMEM, or the callback's non-zero value.
  */
 AGS_EXPORT int ags_store_query(ags_store *s, const ags_query *q, ags_pattern_cb cb,
-			       void *user_data);
+                               void *user_data);
 
 /*
  * The change log: every change with a sequence greater than `after_seq`, in
@@ -305,8 +305,8 @@ AGS_EXPORT int ags_store_query(ags_store *s, const ags_query *q, ags_pattern_cb 
  * superseded), and expired records are left out (every node expires them
  * itself). Errors as ags_store_query.
  */
-AGS_EXPORT int ags_store_changes(ags_store *s, uint64_t after_seq, size_t limit,
-				 ags_pattern_cb cb, void *user_data);
+AGS_EXPORT int ags_store_changes(ags_store *s, uint64_t after_seq, size_t limit, ags_pattern_cb cb,
+                                 void *user_data);
 
 /* Number of live records. Errors: AGS_ERR_STORE. */
 AGS_EXPORT int ags_store_count(ags_store *s, uint64_t *out);
@@ -338,6 +338,12 @@ AGS_EXPORT int ags_store_sweep(ags_store *s, int64_t now_ms, uint64_t *purged);
  */
 AGS_EXPORT int ags_store_state_set(ags_store *s, const char *key, const char *value);
 AGS_EXPORT int ags_store_state_get(ags_store *s, const char *key, char *buf, size_t cap);
+
+/*
+ * The state key under which a synced store keeps its vector clock: a JSON
+ * object {"writer": counter, ...} (docs/PROTOCOL.md, "Federation hub").
+ */
+#define AGS_STORE_CLOCK_KEY "vclock"
 
 #ifdef __cplusplus
 }

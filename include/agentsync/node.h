@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "agentsync/agentsync.h"
+#include "agentsync/event.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -104,7 +105,7 @@ typedef struct ags_node_config {
 	unsigned test_drop_permille; /* TEST ONLY: drop this many per mille of received datagrams */
 
 	/*
-	 * Federation hub (seed 004; docs/parts/hub.md). With `enabled`, the node
+	 * Federation hub (seed 004; docs/PROTOCOL.md, "Federation hub"). With `enabled`, the node
 	 * serves agents: each connects with mutual TLS (any certificate the CA
 	 * vouches for; agents may share one), sends AUTH {token} first, and is
 	 * bound to the token's tenant for the life of the connection. Each tenant
@@ -149,41 +150,6 @@ typedef struct ags_node_config {
 
 /* Fills cfg with the defaults. */
 AGS_EXPORT void ags_node_config_init(ags_node_config *cfg);
-
-/* Event types, with seed 000's names (ags_event_name). */
-typedef enum ags_event_type {
-	AGS_EV_PEER_CONNECTED = 1,    /* "peer:connected" {peer_id, address} */
-	AGS_EV_PEER_DISCONNECTED,     /* "peer:disconnected" {peer_id, error} */
-	AGS_EV_PEER_ERROR,            /* "peer:error" {peer_id, error} */
-	AGS_EV_PEER_HEALTH_DEGRADED,  /* "peer:health:degraded" {peer_id, state} */
-	AGS_EV_PEER_HEALTH_RECOVERED, /* "peer:health:recovered" {peer_id, state} */
-	AGS_EV_SYNC_COMPLETED,        /* "sync:completed" {peer_id, pattern_count, latency_ms} */
-	AGS_EV_SYNC_FAILED,           /* "sync:failed" {peer_id, pattern_id, error} */
-	AGS_EV_PATTERN_RECEIVED,      /* "pattern:received" {pattern, source_id} */
-	AGS_EV_CONNECTION_REFUSED,    /* "connection:refused" {address, error} */
-	AGS_EV_PATTERN_CONFLICT,      /* "pattern:conflict" {pattern, source_id, error} */
-} ags_event_type;
-
-/* An event. Pointers are valid only during the callback. */
-typedef struct ags_event {
-	int type;                   /* ags_event_type */
-	const char *name;           /* e.g. "peer:connected" */
-	const char *peer_id;        /* or NULL */
-	const char *address;        /* "host:port", or NULL */
-	const char *error;          /* or NULL */
-	const char *state;          /* peer state as JSON for health events, or NULL */
-	const ags_pattern *pattern; /* or NULL */
-	const char *pattern_id;     /* or NULL */
-	const char *source_id;      /* node the pattern came from, or NULL */
-	uint32_t pattern_count;
-	double latency_ms;
-	const char *tenant; /* hub mode: the tenant the event belongs to, or NULL */
-} ags_event;
-
-/* Returns seed 000's name of an event type ("peer:connected", ...). */
-AGS_EXPORT const char *ags_event_name(int type);
-
-enum { AGS_LOG_ERROR = 0, AGS_LOG_WARN = 1, AGS_LOG_INFO = 2, AGS_LOG_DEBUG = 3 };
 
 #define AGS_NODE_CALLBACKS_VERSION 1
 

@@ -24,7 +24,6 @@
 #include "agentsync/agent.h"
 #include "agentsync/agentsync.h"
 #include "cli.h"
-#include "sync.h"
 
 /* Conflict lines kept for the report; more are counted, not listed. */
 #define CONFLICTS_LISTED 50
@@ -655,7 +654,7 @@ static int agent_status(int argc, char **argv)
 	char *clock = malloc(cap);
 	ags_store_digest(s, digest);
 	int crc = clock ? ags_store_count(s, &patterns) : AGS_ERR_NOMEM;
-	if (clock && ags_store_state_get(s, AGS_SYNC_CLOCK_KEY, clock, cap) < 0)
+	if (clock && ags_store_state_get(s, AGS_STORE_CLOCK_KEY, clock, cap) < 0)
 		snprintf(clock, cap, "{}");
 	if (crc < 0) {
 		fprintf(stderr, "agentsync: agent status: %s\n", ags_strerror(crc));

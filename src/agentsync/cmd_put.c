@@ -160,7 +160,7 @@ static int take_answer(struct put *p, const struct http_resp *r, size_t base)
 		if (p->progress)
 			fputs("\r\033[K", stderr);
 		printf("rejected #%llu%s%s: %s%s%s\n",
-		       (unsigned long long)(base + yyjson_get_uint(yyjson_obj_get(e, "index"))),
+		       (unsigned long long)base + yyjson_get_uint(yyjson_obj_get(e, "index")),
 		       id ? " id=" : "", id ? id : "", field && *field ? field : "",
 		       field && *field ? ": " : "", error ? error : "rejected");
 		p->rejected++;

@@ -1,7 +1,7 @@
 /*
  * agentsync token: makes a JSON Web Token for an agent of a federation hub
  * (claims sub, tenant, iss?, aud?, iat, exp), signed with HS256 and a shared
- * secret, or with RS256 / ES256 and a private key (lib/jwtauth.h). For tests
+ * secret, or with RS256 / ES256 and a private key (include/agentsync/token.h). For tests
  * and small set-ups; a real deployment has its own issuer.
  */
 #include <getopt.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "agentsync/agentsync.h"
+#include "agentsync/token.h"
 #include "cli.h"
-#include "jwtauth.h"
 
 /* Longest lifetime accepted: ten years. */
 #define TTL_MAX (10LL * 366 * 24 * 3600)

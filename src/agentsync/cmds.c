@@ -9,7 +9,7 @@
 
 #include <yyjson.h>
 
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "cli.h"
 
 int wants_help(int argc, char **argv)

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "agentsync/agentsync.h"
-#include "certs.h"
+#include "agentsync/certs.h"
 #include "nodeproc.h"
 #include "testutil.h"
 

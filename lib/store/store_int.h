@@ -1,0 +1,112 @@
+/*
+ * The store's own structure, shared by its files: store.c (helpers, digest,
+ * open and close), store_apply.c (writes), store_read.c (reads, expiry,
+ * state, conflicts). Only the store touches SQLite.
+ */
+#ifndef AGS_STORE_INT_H
+#define AGS_STORE_INT_H
+
+#include <stdint.h>
+
+#include <gnutls/crypto.h>
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store_ckpt.h"
+
+/* The prepared statements, kept for the life of the store. */
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_HEAD,
+	ST_INSERT,
+	ST_REPLACE,
+	ST_META_PUT,
+	ST_STATE_PUT,
+	ST_STATE_GET,
+	ST_STATE_DEL,
+	ST_GET,
+	ST_QUERY,
+	ST_CHANGES,
+	ST_ROWS,
+	ST_META_SEQ,
+	ST_NEXT_SEQ,
+	ST_EXPIRED_COUNT,
+	ST_SWEEP,
+	ST_CONFLICT_STORED,
+	ST_CONFLICT_INCOMING,
+	ST_CONFLICTS,
+	ST_CONFLICT_COUNT,
+	ST_PREV_SAVE,
+	ST_PREV_DEL,
+	ST_PREV_GET,
+	ST_PREV_SWEEP,
+	ST__COUNT
+};
+
+/* Columns listed by ST_QUERY and ST_CHANGES, in this order. */
+#define ROW_COLS "seq, id, version, ts, st, body, origin, scope, vc"
+
+/* Saved in-memory counters, restored when a transaction rolls back. */
+struct snapshot {
+	uint64_t seq, live;
+	uint8_t digest[32];
+};
+
+struct ags_store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__COUNT];
+	unsigned char busy[ST__COUNT]; /* a listing is stepping it (re-entrancy guard) */
+	uint64_t seq;                  /* highest sequence given */
+	uint64_t committed;            /* seq as of the last commit (atomic: read without a lock) */
+	uint64_t live;                 /* rows in state live (swept or not) */
+	uint8_t digest[32];            /* big-endian 256-bit sum */
+	char id[33];
+	char errmsg[256];
+	gnutls_hash_hd_t sha;     /* for digest terms */
+	int group;                /* inside ags_store_group_begin ... commit/abort */
+	struct snapshot group_sn; /* the counters as the group began */
+	struct ags_ckpt *ckpt;    /* the checkpointer, once the WAL has needed one */
+	ags_ckpt_limits ckpt_lim;
+	int ckpt_failed; /* it could not start: the writer checkpoints at soft_frames */
+};
+
+/* What the store holds for one id, as read by ST_HEAD. */
+struct ags_store_row_head {
+	int64_t seq, version, ts, expires_at;
+	int st;
+	char checksum[65];
+	char *origin; /* malloc'd, or NULL */
+	char *vc;     /* malloc'd, or NULL */
+};
+
+/* The SQL of each prepared statement (store.c). */
+extern const char *const ags_store_sql[ST__COUNT];
+
+/* ---- store.c ---- */
+/* Lowercase hex of n bytes into out (2n + 1 bytes). */
+void ags_store_hex(const uint8_t *in, size_t n, char *out);
+/* Remembers SQLite's message for `rc` and returns AGS_ERR_STORE (filling err if given). */
+int ags_store_fail(ags_store *s, int rc, ags_error *err);
+/* Steps a statement that returns no rows, then resets it. Returns the SQLite code. */
+int ags_store_step_done(sqlite3_stmt *st);
+/* A sequence as SQLite's signed integer. */
+int64_t ags_store_clamp_seq(uint64_t seq);
+/* The digest term of one live record: SHA-256(id 0x00 version 0x00 checksum) into out. */
+void ags_store_digest_term(ags_store *s, const char *id, int64_t version, const char *checksum,
+                           uint8_t out[32]);
+/* acc += t and acc -= t, modulo 2^256 (the digest is their sum over live records). */
+void ags_store_digest_add(uint8_t acc[32], const uint8_t t[32]);
+void ags_store_digest_sub(uint8_t acc[32], const uint8_t t[32]);
+
+/* ---- store_apply.c ---- */
+/* Frees what a head holds. */
+void ags_store_head_clear(struct ags_store_row_head *h);
+/*
+ * Reads what the store holds for id into *h (origin and vc malloc'd:
+ * ags_store_head_clear); returns 1 found, 0 not, or a negative SQLite code.
+ */
+int ags_store_read_head(ags_store *s, const char *id, struct ags_store_row_head *h);
+
+#endif

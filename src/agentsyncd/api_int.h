@@ -1,0 +1,123 @@
+/*
+ * Internals of the HTTP API shared by its files: src/agentsyncd/api.c (server, routing,
+ * authentication, peers), src/agentsyncd/api_patterns.c (patterns in and out),
+ * src/agentsyncd/api_events.c (event ring, Server-Sent Events) and src/agentsyncd/api_state.c
+ * (state and metrics).
+ */
+#ifndef AGS_API_INT_H
+#define AGS_API_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+#include <yyjson.h>
+
+#include "agentsync/agentsync.h"
+#include "agentsync/node.h"
+#include "api.h"
+
+/* Upper bounds (seconds) of the sync latency histogram buckets. */
+#define AGS_API_LATENCY_BUCKETS 12
+
+/* One recorded event. `json` is the event's JSON object without its '{'. */
+struct ags_api_slot {
+	uint64_t id;
+	char name[40];
+	char *json;
+	size_t len;
+};
+
+/*
+ * The ring of recent events: ids are consecutive, the ring holds
+ * [oldest, next_id). Ids start at the API's start time in microseconds, so
+ * a restarted daemon never reuses an id a client may still hold.
+ */
+struct ags_api_ring {
+	struct ags_api_slot *slots;
+	size_t cap, head, count; /* head: index of the oldest */
+	size_t bytes, max_bytes;
+	uint64_t next_id;
+};
+
+struct ags_api {
+	ags_node *node;
+	char host[256];
+	uint16_t port;
+	size_t max_pattern_bytes, max_body_bytes;
+	ags_api_log_fn log;
+	void *log_user_data;
+	struct MHD_Daemon *mhd;
+
+	/* Guards the token, the ring, the histogram and `stopping`. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled on every new event and on stop */
+	int has_token;
+	unsigned char token_hash[32];
+	struct ags_api_ring ring;
+	int stopping;
+
+	uint64_t hist[AGS_API_LATENCY_BUCKETS + 1]; /* last: +Inf */
+	uint64_t hist_count;
+	double hist_sum;
+};
+
+/* Bucket bounds of the latency histogram, in seconds. */
+extern const double ags_api_latency_bounds[AGS_API_LATENCY_BUCKETS];
+
+/* Logs through the configured callback (if any). */
+void ags_api_logf(ags_api *api, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Queues a response with `body` (malloc'd, ownership taken in every case) of
+ * `len` bytes and Content-Type `ctype`. Returns MHD's result.
+ */
+enum MHD_Result ags_api_reply(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                              const char *ctype);
+
+/*
+ * Queues an error response {"error": message, "field": field} (plus
+ * "offset" when offset != (size_t)-1) with `status`.
+ */
+enum MHD_Result ags_api_reply_error(struct MHD_Connection *c, unsigned status, const char *field,
+                                    size_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Queues an error response made from `err` with the status that fits err->code. */
+enum MHD_Result ags_api_reply_agserr(struct MHD_Connection *c, const ags_error *err);
+
+/* The HTTP status for an AGS_ERR_* code (400, 404, 409, 413, 503, 500...). */
+unsigned ags_api_status_of(int code);
+
+/*
+ * Writes `doc` compactly, frees it, and queues it as application/json (a 500
+ * when out of memory).
+ */
+enum MHD_Result ags_api_reply_doc(struct MHD_Connection *c, unsigned status, yyjson_mut_doc *doc);
+
+/* Handlers (api_patterns.c). `body` is the request body, owned by the caller. */
+enum MHD_Result ags_api_post_patterns(ags_api *api, struct MHD_Connection *c, const char *body,
+                                      size_t len);
+enum MHD_Result ags_api_get_pattern(ags_api *api, struct MHD_Connection *c, const char *id);
+enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c);
+enum MHD_Result ags_api_delete_pattern(ags_api *api, struct MHD_Connection *c, const char *id);
+
+/* Handlers (api_events.c, api_state.c). */
+enum MHD_Result ags_api_serve_events(ags_api *api, struct MHD_Connection *c);
+enum MHD_Result ags_api_serve_state(ags_api *api, struct MHD_Connection *c);
+enum MHD_Result ags_api_serve_peers(ags_api *api, struct MHD_Connection *c);
+enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c);
+
+/* Event ring (api_events.c). init returns AGS_ERR_NOMEM on failure. */
+int ags_api_ring_init(struct ags_api_ring *r, size_t cap, size_t max_bytes);
+void ags_api_ring_free(struct ags_api_ring *r);
+
+/*
+ * Records an event made by the API itself (name e.g. AGS_API_EV_PATTERN_STORED)
+ * with the fields of `ev` that apply.
+ */
+void ags_api_emit(ags_api *api, const char *name, const ags_event *ev);
+
+#endif
