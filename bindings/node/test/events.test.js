@@ -1,0 +1,66 @@
+'use strict';
+// Seed 000's events, with its payloads, from real servers.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { scratch, servers, next, until, link, pattern } = require('./helpers');
+
+test('peer:connected, sync:completed, pattern:received and peer:disconnected payloads', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const { a, b } = await servers(t, dir, ['a', 'b']);
+  const connectedAtB = next(b, 'peer:connected', (e) => e.peerId === 'a');
+  const c = await link(a, b, 'b');
+  assert.deepEqual(Object.keys(c).sort(), ['address', 'peerId']);
+  assert.equal(c.address, `127.0.0.1:${b.port}`);
+  assert.match((await connectedAtB).address, /^127\.0\.0\.1:\d+$/);
+
+  const completed = next(a, 'sync:completed', (e) => e.peerId === 'b');
+  const received = next(b, 'pattern:received');
+  await a.syncPatterns([pattern('e1'), pattern('e2')]);
+  const done = await completed;
+  assert.equal(done.patternCount, 2);
+  assert.equal(typeof done.latency, 'number');
+  assert.ok(done.latency > 0);
+  const r = await received;
+  assert.deepEqual(Object.keys(r).sort(), ['pattern', 'sourceId']);
+  assert.equal(r.sourceId, 'a');
+
+  const gone = next(b, 'peer:disconnected', (e) => e.peerId === 'a');
+  await a.disconnectFromPeer('b');
+  assert.equal((await gone).peerId, 'a');
+  assert.equal(a.getState().peers.has('b'), false);
+  await assert.rejects(a.disconnectFromPeer('b'), { code: 'AGS_ERR_NOT_FOUND', field: 'peerId' });
+});
+
+test('sync:failed names the pattern the peer refused, with an Error', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  // b takes patterns of at most 256 bytes: a's bigger one is refused by b.
+  const { a, b } = await servers(t, dir, ['a', 'b'], { b: { limits: { maxPatternBytes: 256 } } });
+  await link(a, b, 'b');
+  const failed = next(a, 'sync:failed');
+  await a.syncPattern(pattern('big', { data: { blob: 'x'.repeat(1000) } }));
+  const f = await failed;
+  assert.equal(f.peerId, 'b');
+  assert.equal(f.patternId, 'big');
+  assert.ok(f.error instanceof Error);
+  assert.match(f.error.message, /\S/);
+  assert.equal(b.get('big'), undefined);
+  assert.ok(a.getState().stats.failedSyncs >= 1);
+});
+
+test('events nobody listens to are not delivered, and a listener added later gets them', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const { a, b } = await servers(t, dir, ['a', 'b']);
+  await link(a, b, 'b');
+  await a.syncPattern(pattern('unheard'));
+  await until(() => b.get('unheard'), 'the pattern at b');
+  const heard = [];
+  const on = (e) => heard.push(e.pattern.id);
+  b.on('pattern:received', on);
+  await a.syncPattern(pattern('heard'));
+  await until(() => heard.length === 1, 'the second pattern:received');
+  assert.deepEqual(heard, ['heard']);
+  b.off('pattern:received', on);
+  await a.syncPattern(pattern('unheard-2'));
+  await until(() => b.get('unheard-2'), 'the third pattern at b');
+  assert.deepEqual(heard, ['heard']);
+});

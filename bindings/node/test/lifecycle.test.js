@@ -1,0 +1,95 @@
+'use strict';
+// Start/stop cycles, a process that exits by itself, servers collected without stop().
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { agentsync, scratch, config, link, until, pattern, WAIT_MS } = require('./helpers');
+
+const fixture = path.join(__dirname, 'fixtures', 'exit.js');
+
+/* Runs the fixture in `mode`; resolves {code, signal, out} when it exits, or kills it after ms. */
+function child(mode, dir, { ms = WAIT_MS, args = [] } = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [...args, fixture, mode, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out });
+    });
+  });
+}
+
+const count = (dir) => fs.readdirSync(dir).length;
+
+test('start/stop cycles leave no thread, file or socket behind', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const b = new agentsync.QUICServer(config(dir, 'b'));
+  await b.start();
+  t.after(() => b.stop());
+  const a = new agentsync.QUICServer(config(dir, 'a'));
+  const cycle = async (i) => {
+    await a.start();
+    await link(a, b, 'b');
+    await a.syncPattern(pattern(`cycle-${i}`));
+    await until(() => a.getState().peers.get('b').lag === 0, 'b to have the pattern');
+    await a.disconnectFromPeer('b');
+    await a.stop();
+  };
+  await cycle(0); // the first one brings up what stays (thread pools)
+  const fds = count('/proc/self/fd');
+  const threads = count('/proc/self/task');
+  const CYCLES = Number(process.env.AGS_NODE_CYCLES || 20);
+  for (let i = 1; i <= CYCLES; i++) await cycle(i);
+  await until(() => count('/proc/self/task') === threads, `threads back to ${threads}`);
+  assert.equal(count('/proc/self/fd'), fds);
+  assert.equal(b.getState().store.patterns, CYCLES + 1);
+  assert.equal(a.getState().running, false);
+});
+
+test('a process whose servers were stopped exits by itself', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const r = await child('stopped', dir);
+  assert.equal(r.signal, null, r.out);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /done/);
+});
+
+test('running servers keep the process up', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const r = await child('running', dir, { ms: 3000 });
+  assert.match(r.out, /done/);
+  assert.equal(r.signal, 'SIGKILL', r.out);
+});
+
+test('servers collected without stop() do not crash the process', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  for (const [mode, n] of [['collected', 20], ['unrefCollected', 2]]) {
+    const r = await child(mode, dir, { args: ['--expose-gc'] });
+    assert.equal(r.signal, null, `${mode}: ${r.out}`);
+    assert.equal(r.code, 0, `${mode}: ${r.out}`);
+    assert.match(r.out, new RegExp(`freed ${n} of ${n}`), `${mode}: ${r.out}`);
+    assert.match(r.out, /done/, mode);
+  }
+});
+
+test('process.exit() while servers run exits cleanly', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  for (let i = 0; i < 3; i++) {
+    const r = await child('exitRunning', dir);
+    assert.equal(r.signal, null, r.out);
+    assert.equal(r.code, 0, r.out);
+  }
+});
+
+test('a listener that throws is an uncaught exception, and the server still stops', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const r = await child('throwing', dir);
+  assert.match(r.out, /uncaught: listener failed/);
+  assert.match(r.out, /done/);
+  assert.equal(r.code, 0, r.out);
+});
