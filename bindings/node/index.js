@@ -239,7 +239,8 @@ class QUICServer extends EventEmitter {
 
   async syncPatterns(patterns) {
     if (!Array.isArray(patterns)) throw new TypeError('syncPatterns(patterns): patterns must be an array');
-    return this.#native.syncPatterns(patterns.map(patternJson));
+    // One text for the batch: one copy into the addon, one parse there (ags_pattern_parse_array).
+    return this.#native.syncPatterns(JSON.stringify(patterns));
   }
 
   async delete(id) {

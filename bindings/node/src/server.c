@@ -130,9 +130,10 @@ struct sjob {
 	char **ids; /* syncPattern's peer ids */
 	size_t n_ids;
 	int has_ids;
-	char **jsons; /* patterns' JSON texts */
-	size_t *lens;
-	size_t n;
+	int many;   /* syncPatterns: json is an array */
+	char *json; /* the pattern's (or the array's) JSON text */
+	size_t json_len;
+	size_t n; /* patterns applied, results in res */
 	ags_apply_result *res;
 };
 
@@ -144,10 +145,7 @@ static void sjob_del(struct nh_job *j)
 	for (size_t i = 0; i < s->n_ids; i++)
 		free(s->ids[i]);
 	free(s->ids);
-	for (size_t i = 0; i < s->n; i++)
-		free(s->jsons[i]);
-	free(s->jsons);
-	free(s->lens);
+	free(s->json);
 	free(s->res);
 	free(s);
 }
@@ -251,62 +249,34 @@ static napi_value result_obj(napi_env env, const ags_apply_result *r)
 	return o;
 }
 
-/* Parses s->jsons into patterns (all of them, or fails naming the one at fault). */
-static int parse_all(struct nh *h, struct sjob *s, ags_pattern ***out)
-{
-	ags_pattern_opts po = {.max_bytes = srv(h)->cfg->node.max_pattern_bytes};
-	ags_pattern **ps = calloc(s->n ? s->n : 1, sizeof(*ps));
-	if (!ps)
-		return set(&s->j, AGS_ERR_NOMEM, NULL, "out of memory");
-	for (size_t i = 0; i < s->n; i++) {
-		int rc = ags_pattern_parse(s->jsons[i], s->lens[i], &po, &ps[i], &s->j.err);
-		if (rc) {
-			s->j.rc = rc;
-			if (s->has_ids == -1) {
-				/* syncPatterns: the index goes in front of the field. */
-				char *f = s->j.err.field, head[32];
-				int hn =
-				    snprintf(head, sizeof(head), "[%zu]%s", i, f[0] ? "." : "");
-				size_t cap = sizeof(s->j.err.field), fl = strlen(f);
-				if ((size_t)hn + fl >= cap)
-					fl = cap - 1 - (size_t)hn;
-				memmove(f + hn, f, fl);
-				memcpy(f, head, (size_t)hn);
-				f[(size_t)hn + fl] = '\0';
-			}
-			for (size_t k = 0; k < i; k++)
-				ags_pattern_del(ps[k]);
-			free(ps);
-			return rc;
-		}
-	}
-	*out = ps;
-	return 0;
-}
-
 static void run_sync(struct nh *h, struct nh_job *j)
 {
 	struct sjob *s = (struct sjob *)j;
-	ags_pattern **ps = NULL;
-	if (parse_all(h, s, &ps))
+	ags_node *node = srv(h)->node;
+	ags_pattern_opts po = {.max_bytes = srv(h)->cfg->node.max_pattern_bytes};
+	ags_pattern **ps = NULL, *one = NULL;
+	if (s->many) {
+		j->rc = ags_pattern_parse_array(s->json, s->json_len, &po, &ps, &s->n, &j->err);
+	} else {
+		j->rc = ags_pattern_parse(s->json, s->json_len, &po, &one, &j->err);
+		s->n = 1;
+	}
+	if (j->rc)
 		return;
 	s->res = calloc(s->n ? s->n : 1, sizeof(*s->res));
-	if (!s->res) {
+	if (!s->res)
 		set(j, AGS_ERR_NOMEM, NULL, "out of memory");
-	} else if (s->has_ids == 1) {
-		j->rc = ags_node_sync_pattern(srv(h)->node, ps[0], (const char *const *)s->ids,
+	else if (s->many)
+		j->rc = ags_node_sync_patterns(node, (const ags_pattern *const *)ps, s->n, s->res,
+		                               &j->err);
+	else
+		j->rc = ags_node_sync_pattern(node, one,
+		                              s->has_ids ? (const char *const *)s->ids : NULL,
 		                              s->n_ids, s->res, &j->err);
-	} else if (s->has_ids == 0) {
-		j->rc = ags_node_sync_pattern(srv(h)->node, ps[0], NULL, 0, s->res, &j->err);
-	} else {
-		j->rc = ags_node_sync_patterns(srv(h)->node, (const ags_pattern *const *)ps, s->n,
-		                               s->res, &j->err);
-	}
 	if (j->rc == AGS_ERR_STATE && !j->err.message[0])
 		set(j, j->rc, NULL, "the server is not started");
-	for (size_t i = 0; i < s->n; i++)
-		ags_pattern_del(ps[i]);
-	free(ps);
+	ags_pattern_array_del(ps, s->n);
+	ags_pattern_del(one);
 }
 
 static napi_value done_sync_one(napi_env env, struct nh *h, struct nh_job *j)
@@ -451,12 +421,12 @@ static napi_value m_delete(napi_env env, napi_callback_info info)
 	return id_job(env, info, "id", run_delete, done_sync_one);
 }
 
-/* Copies string `v` (a pattern's JSON) into slot i of s. */
-static int take_json(napi_env env, struct sjob *s, size_t i, napi_value v)
+/* Copies the JSON text argument `v` into the job. */
+static int take_json(napi_env env, struct sjob *s, napi_value v)
 {
-	if (nh_get_str(env, v, "pattern JSON", 0, NH_JSON_MAX, &s->jsons[i]) < 0)
+	if (nh_get_str(env, v, "pattern JSON", 0, NH_JSON_MAX, &s->json) < 0)
 		return -1;
-	s->lens[i] = strlen(s->jsons[i]);
+	s->json_len = strlen(s->json);
 	return 0;
 }
 
@@ -473,14 +443,7 @@ static napi_value m_sync_pattern(napi_env env, napi_callback_info info)
 	struct sjob *s = sjob_new(env, run_sync, done_sync_one);
 	if (!s)
 		return NULL;
-	s->jsons = calloc(1, sizeof(*s->jsons));
-	s->lens = calloc(1, sizeof(*s->lens));
-	if (!s->jsons || !s->lens) {
-		napi_throw_error(env, "AGS_ERR_NOMEM", "out of memory");
-		goto fail;
-	}
-	s->n = 1;
-	if (take_json(env, s, 0, argv[0]) < 0)
+	if (take_json(env, s, argv[0]) < 0)
 		goto fail;
 	napi_valuetype t = napi_undefined;
 	if (argc > 1)
@@ -515,7 +478,7 @@ fail:
 	return NULL;
 }
 
-/* syncPatterns(jsons: string[]) */
+/* syncPatterns(json): the JSON text of an array of patterns. */
 static napi_value m_sync_patterns(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1;
@@ -523,32 +486,17 @@ static napi_value m_sync_patterns(napi_env env, napi_callback_info info)
 	struct nh *h = nh_this(env, info, &argc, argv);
 	if (!h)
 		return NULL;
-	bool is_arr = false;
-	uint32_t n = 0;
-	if (argc < 1 || napi_is_array(env, argv[0], &is_arr) != napi_ok || !is_arr)
+	if (argc < 1)
 		return nh_type_error(env, "syncPatterns(patterns) needs an array of patterns");
-	napi_get_array_length(env, argv[0], &n);
 	struct sjob *s = sjob_new(env, run_sync, done_sync_many);
 	if (!s)
 		return NULL;
-	s->has_ids = -1;
-	s->jsons = calloc(n ? n : 1, sizeof(*s->jsons));
-	s->lens = calloc(n ? n : 1, sizeof(*s->lens));
-	if (!s->jsons || !s->lens) {
-		napi_throw_error(env, "AGS_ERR_NOMEM", "out of memory");
-		goto fail;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		napi_value e;
-		napi_get_element(env, argv[0], i, &e);
-		if (take_json(env, s, i, e) < 0)
-			goto fail;
-		s->n++;
+	s->many = 1;
+	if (take_json(env, s, argv[0]) < 0) {
+		sjob_del(&s->j);
+		return NULL;
 	}
 	return nh_submit(h, &s->j);
-fail:
-	sjob_del(&s->j);
-	return NULL;
 }
 
 /* getState(): the node's snapshot as a plain object (peers as an array of [id, state]). */
