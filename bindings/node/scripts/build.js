@@ -11,7 +11,7 @@
  * repository's own CMakeLists.txt is configured with only what the addon
  * needs, and only the addon's target is built, in ./build.
  *
- * Environment: AGENTSYNC_BUILD_TYPE (default Release), AGENTSYNC_JOBS
+ * Environment: AGENTSYNC_BUILD_TYPE (default RelWithDebInfo, as the repository's own build), AGENTSYNC_JOBS
  * (default: the number of CPUs), AGENTSYNC_NODE_INCLUDE_DIR (where
  * node_api.h is, when not beside this Node).
  */
@@ -65,7 +65,7 @@ const jobs = process.env.AGENTSYNC_JOBS || String(os.cpus().length || 2);
 run('cmake', [
   '-S', sourceRoot(),
   '-B', build,
-  `-DCMAKE_BUILD_TYPE=${process.env.AGENTSYNC_BUILD_TYPE || 'Release'}`,
+  `-DCMAKE_BUILD_TYPE=${process.env.AGENTSYNC_BUILD_TYPE || 'RelWithDebInfo'}`,
   '-DAGS_TESTS=OFF',
   '-DAGS_BENCH=OFF',
   '-DAGS_NODE=ON',
