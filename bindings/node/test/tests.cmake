@@ -1,17 +1,33 @@
-# The package's tests, run by ctest (so by `make test`):
+# The package's tests, run by ctest (so by `make test`, and by `make test-sanitize` against the
+# ASan + UBSan build of the addon, with the sanitizer's runtime preloaded into node):
 #  - node_<name>: Node's test runner on test/<name>.test.js, against the addon built here
 #    (AGENTSYNC_ADDON) and, for the hub test, this build's agentsyncd (AGS_BIN_DIR);
 #  - node_types: `tsc --strict --noEmit` of test/types/usage.ts, which uses the whole typed
 #    surface of index.d.ts (and the seed's own code); node_typescript_deps installs the
 #    pinned typescript and @types/node (package-lock.json) from the npm registry first.
+set(_env "AGENTSYNC_ADDON=$<TARGET_FILE:agentsync_node>" "AGS_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
+set(_run_node_tests ON)
+if(AGS_SANITIZE)
+  # node itself is not instrumented: the sanitizer's runtime has to be loaded first.
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE _asan OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(IS_ABSOLUTE "${_asan}" AND EXISTS "${_asan}")
+    list(APPEND _env "LD_PRELOAD=${_asan}")
+  else()
+    message(WARNING "no libasan.so from ${CMAKE_C_COMPILER}: the Node tests are not run in this "
+                    "sanitizer build")
+    set(_run_node_tests OFF)
+  endif()
+endif()
 file(GLOB AGS_NODE_TEST_FILES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/test/*.test.js)
 foreach(file ${AGS_NODE_TEST_FILES})
+  if(NOT _run_node_tests)
+    break()
+  endif()
   get_filename_component(name ${file} NAME_WE)
   add_test(NAME node_${name} COMMAND ${AGS_NODE_EXECUTABLE} --test ${file}
            WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
-  set_tests_properties(node_${name} PROPERTIES
-    ENVIRONMENT "AGENTSYNC_ADDON=$<TARGET_FILE:agentsync_node>;AGS_BIN_DIR=${CMAKE_BINARY_DIR}/bin"
-    LABELS node TIMEOUT 300)
+  set_tests_properties(node_${name} PROPERTIES ENVIRONMENT "${_env}" LABELS node TIMEOUT 300)
 endforeach()
 
 find_program(AGS_NPM_EXECUTABLE npm)
