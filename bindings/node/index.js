@@ -34,6 +34,8 @@ const NAMES = Object.fromEntries(Object.entries(TYPES).map(([n, t]) => [t, n]));
 /* Events of this layer, and the library event each one comes from. */
 const DERIVED = { 'pattern:deleted': 'pattern:received' };
 const OVERFLOW = 'events:overflow';
+/* Apply outcome names by number (ags_apply_outcome_name). */
+const OUTCOMES = native.outcomes;
 
 /*
  * process.exit() runs no Node-API cleanup hook: the library's threads would
@@ -240,7 +242,10 @@ class QUICServer extends EventEmitter {
   async syncPatterns(patterns) {
     if (!Array.isArray(patterns)) throw new TypeError('syncPatterns(patterns): patterns must be an array');
     // One text for the batch: one copy into the addon, one parse there (ags_pattern_parse_array).
-    return this.#native.syncPatterns(JSON.stringify(patterns));
+    const [outcomes, seqs] = await this.#native.syncPatterns(JSON.stringify(patterns));
+    const out = new Array(outcomes.length);
+    for (let i = 0; i < outcomes.length; i++) out[i] = { outcome: OUTCOMES[outcomes[i]], seq: seqs[i] };
+    return out;
   }
 
   async delete(id) {

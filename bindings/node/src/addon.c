@@ -371,6 +371,12 @@ static napi_value init(napi_env env, napi_value exports)
 		nh_set_num(env, types, name, t);
 	}
 	napi_set_named_property(env, exports, "eventTypes", types);
+	/* Outcome names by number (ags_apply_outcome_name), for syncPatterns' results. */
+	napi_value outcomes;
+	napi_create_array(env, &outcomes);
+	for (int o = 0; o <= AGS_APPLY_CONFLICT_LOST; o++)
+		nh_set_str_at(env, outcomes, (uint32_t)o, ags_apply_outcome_name(o));
+	napi_set_named_property(env, exports, "outcomes", outcomes);
 	nh_set_str(env, exports, "version", AGS_VERSION_STRING);
 	return exports;
 }

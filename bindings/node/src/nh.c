@@ -154,6 +154,13 @@ napi_status nh_set_bool(napi_env env, napi_value obj, const char *key, int b)
 	return st == napi_ok ? napi_set_named_property(env, obj, key, v) : st;
 }
 
+napi_status nh_set_str_at(napi_env env, napi_value arr, uint32_t i, const char *s)
+{
+	napi_value v;
+	napi_status st = napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+	return st == napi_ok ? napi_set_element(env, arr, i, v) : st;
+}
+
 /* The property `key` of obj, or NULL when obj lacks it or it is undefined/null. */
 static napi_value prop(napi_env env, napi_value obj, const char *key)
 {

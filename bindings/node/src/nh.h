@@ -173,6 +173,7 @@ int nh_get_str(napi_env env, napi_value v, const char *what, int optional, size_
 napi_status nh_set_str(napi_env env, napi_value obj, const char *key, const char *s);
 napi_status nh_set_num(napi_env env, napi_value obj, const char *key, double d);
 napi_status nh_set_bool(napi_env env, napi_value obj, const char *key, int b);
+napi_status nh_set_str_at(napi_env env, napi_value arr, uint32_t i, const char *s);
 
 /*
  * Reads an optional property of object `obj`: a string (copied into *out, or

@@ -285,15 +285,32 @@ static napi_value done_sync_one(napi_env env, struct nh *h, struct nh_job *j)
 	return result_obj(env, ((struct sjob *)j)->res);
 }
 
+/*
+ * syncPatterns' results as two typed arrays, [outcomes (Uint8Array of
+ * ags_apply_outcome), seqs (Float64Array)]: JavaScript makes the objects,
+ * far faster than one napi object per pattern.
+ */
 static napi_value done_sync_many(napi_env env, struct nh *h, struct nh_job *j)
 {
 	(void)h;
 	struct sjob *s = (struct sjob *)j;
-	napi_value arr;
-	napi_create_array_with_length(env, s->n, &arr);
-	for (size_t i = 0; i < s->n; i++)
-		napi_set_element(env, arr, (uint32_t)i, result_obj(env, &s->res[i]));
-	return arr;
+	napi_value pair, ob, sb, outcomes, seqs;
+	void *op = NULL, *sp = NULL;
+	if (napi_create_arraybuffer(env, s->n, &op, &ob) != napi_ok ||
+	    napi_create_arraybuffer(env, s->n * sizeof(double), &sp, &sb) != napi_ok ||
+	    napi_create_typedarray(env, napi_uint8_array, s->n, ob, 0, &outcomes) != napi_ok ||
+	    napi_create_typedarray(env, napi_float64_array, s->n, sb, 0, &seqs) != napi_ok) {
+		set(j, AGS_ERR_NOMEM, NULL, "out of memory for %zu results", s->n);
+		return NULL;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		((uint8_t *)op)[i] = (uint8_t)s->res[i].outcome;
+		((double *)sp)[i] = (double)s->res[i].seq;
+	}
+	napi_create_array_with_length(env, 2, &pair);
+	napi_set_element(env, pair, 0, outcomes);
+	napi_set_element(env, pair, 1, seqs);
+	return pair;
 }
 
 static void run_delete(struct nh *h, struct nh_job *j)
