@@ -47,7 +47,7 @@ test('sync:failed names the pattern the peer refused, with an Error', async (t) 
   assert.ok(a.getState().stats.failedSyncs >= 1);
 });
 
-test('events nobody listens to are not delivered, and a listener added later gets them', async (t) => {
+test('a listener added later gets the events from then on, and none once removed', async (t) => {
   const dir = await scratch(['a', 'b'], t);
   const { a, b } = await servers(t, dir, ['a', 'b']);
   await link(a, b, 'b');

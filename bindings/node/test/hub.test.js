@@ -76,6 +76,7 @@ test('FederationHub: push, pull, stats, local reads; a repeat run resumes with 0
   const endpoint = await startHub(t, dir);
 
   const one = new FederationHub(agentConfig(dir, endpoint, 'agent-1'));
+  t.after(() => one.disconnect());
   assert.equal(one.agentId, 'agent-1');
   assert.equal(one.isConnected(), false);
   await assert.rejects(one.sync(), { code: 'AGS_ERR_STATE' });
@@ -98,6 +99,7 @@ test('FederationHub: push, pull, stats, local reads; a repeat run resumes with 0
   fs.writeFileSync(path.join(dir, 'two.jwt'), `${jwt('agent-2', 'acme')}\n`);
   const { token, ...noToken } = agentConfig(dir, endpoint, 'agent-2');
   const two = new FederationHub({ ...noToken, tokenFile: path.join(dir, 'two.jwt') });
+  t.after(() => two.disconnect());
   const received = [];
   two.on('pattern:received', ({ pattern: p, sourceId }) => received.push([p.id, sourceId]));
   await two.connect();

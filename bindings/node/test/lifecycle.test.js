@@ -5,12 +5,12 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { agentsync, scratch, config, link, until, pattern, WAIT_MS } = require('./helpers');
+const { agentsync, scratch, config, link, next, until, pattern, WAIT_MS } = require('./helpers');
 
 const fixture = path.join(__dirname, 'fixtures', 'exit.js');
 
 /* Runs the fixture in `mode`; resolves {code, signal, out} when it exits, or kills it after ms. */
-function child(mode, dir, { ms = WAIT_MS, args = [] } = {}) {
+function child(mode, dir, { ms = WAIT_MS, args = [], extra = [] } = {}) {
   const env = { ...process.env };
   if (mode === 'exitRunning' && env.LD_PRELOAD) {
     // Under the sanitizer build: process.exit() leaves V8's own heap allocated, by design,
@@ -18,7 +18,7 @@ function child(mode, dir, { ms = WAIT_MS, args = [] } = {}) {
     env.ASAN_OPTIONS = `${env.ASAN_OPTIONS ? `${env.ASAN_OPTIONS}:` : ''}detect_leaks=0`;
   }
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [...args, fixture, mode, dir], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const p = spawn(process.execPath, [...args, fixture, mode, dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => { out += d; });
@@ -38,6 +38,7 @@ test('start/stop cycles leave no thread, file or socket behind', async (t) => {
   await b.start();
   t.after(() => b.stop());
   const a = new agentsync.QUICServer(config(dir, 'a'));
+  t.after(() => a.stop());
   const cycle = async (i) => {
     await a.start();
     await link(a, b, 'b');
@@ -83,12 +84,21 @@ test('servers collected without stop() do not crash the process', async (t) => {
   }
 });
 
-test('process.exit() while servers run exits cleanly', async (t) => {
+test('process.exit() while a server runs stops it on the way out: its peer is told', async (t) => {
   const dir = await scratch(['a', 'b'], t);
+  // b would take ten minutes to notice a peer that vanished without a word.
+  const b = new agentsync.QUICServer(config(dir, 'b', { idleTimeout: 600000, keepAlive: 0 }));
+  await b.start();
+  t.after(() => b.stop());
   for (let i = 0; i < 3; i++) {
-    const r = await child('exitRunning', dir);
+    const connected = next(b, 'peer:connected', (e) => e.peerId === 'a');
+    const gone = next(b, 'peer:disconnected', (e) => e.peerId === 'a');
+    const r = await child('exitRunning', dir, { args: [], extra: [String(b.port)] });
     assert.equal(r.signal, null, r.out);
     assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /done/);
+    await connected;
+    await gone;
   }
 });
 

@@ -77,6 +77,7 @@ test('getCachedPatterns returns seed-shaped patterns, kept across a restart', as
   const dir = await scratch(['a'], t);
   const a = new agentsync.QUICServer(config(dir, 'a'));
   await a.start();
+  t.after(() => a.stop());
   const given = [pattern('c1', { data: { deep: { list: [1, 2, { x: null }] } } }), pattern('c2')];
   await a.syncPatterns(given);
   const cached = a.getCachedPatterns();
