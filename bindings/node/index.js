@@ -34,6 +34,8 @@ const NAMES = Object.fromEntries(Object.entries(TYPES).map(([n, t]) => [t, n]));
 /* Events of this layer, and the library event each one comes from. */
 const DERIVED = { 'pattern:deleted': 'pattern:received' };
 const OVERFLOW = 'events:overflow';
+/* Patterns per JSON text handed to the addon by syncPatterns. */
+const PART = 250;
 /* Apply outcome names by number (ags_apply_outcome_name). */
 const OUTCOMES = native.outcomes;
 
@@ -62,6 +64,8 @@ function agsError(code, field, message) {
   if (field) e.field = field;
   return e;
 }
+
+function noop() {}
 
 function isPlainObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -241,8 +245,23 @@ class QUICServer extends EventEmitter {
 
   async syncPatterns(patterns) {
     if (!Array.isArray(patterns)) throw new TypeError('syncPatterns(patterns): patterns must be an array');
-    // One text for the batch: one copy into the addon, one parse there (ags_pattern_parse_array).
-    const [outcomes, seqs] = await this.#native.syncPatterns(JSON.stringify(patterns));
+    // The batch goes over as JSON texts of PART patterns each (one copy, one parse each:
+    // ags_pattern_parse_array): the addon's worker parses part k while this thread
+    // serialises part k+1, and the last part applies them all in one transaction.
+    const nat = this.#native;
+    let last;
+    try {
+      let i = 0;
+      for (; i + PART < patterns.length; i += PART) {
+        // A part never fails by itself (its error comes with the last part's Promise).
+        nat.syncPatterns(JSON.stringify(patterns.slice(i, i + PART)), true).catch(noop);
+      }
+      last = nat.syncPatterns(JSON.stringify(i === 0 ? patterns : patterns.slice(i)), false);
+    } catch (e) {
+      nat.syncPatterns('', 'abort').catch(noop);
+      throw e;
+    }
+    const [outcomes, seqs] = await last;
     const out = new Array(outcomes.length);
     for (let i = 0; i < outcomes.length; i++) out[i] = { outcome: OUTCOMES[outcomes[i]], seq: seqs[i] };
     return out;

@@ -21,6 +21,7 @@
  * the medians.
  *
  * Usage: node bench/bench.js [N] [rounds]   (default 100000 and 3)
+ * BENCH_ONLY=node (or node-ahead) runs one Node W1 alone, for profiles.
  * Environment: AGENTSYNC_ADDON (the addon), AGS_SYNC_BENCH (the C program;
  * default ../../build/bench/sync_bench); SB_BATCH, SB_WINDOW, SB_BUSY_POLL
  * as sync_bench reads them (applied to both).
@@ -153,6 +154,12 @@ async function main() {
   }
   const n = Number(process.argv[2] || 100000);
   const rounds = Number(process.argv[3] || 3);
+  if (process.env.BENCH_ONLY === 'node' || process.env.BENCH_ONLY === 'node-ahead') {
+    // One Node run alone (e.g. under /usr/bin/time, to see its CPU).
+    const js = await nodeW1(n, process.env.BENCH_ONLY === 'node-ahead');
+    console.log(`Node W1 patterns=${n} seconds=${js.secs.toFixed(3)} patterns_per_s=${js.rate.toFixed(0)}`);
+    return;
+  }
   const ratios = {};
   for (let r = 1; r <= rounds; r++) {
     const c = await cW1(n);

@@ -13,17 +13,39 @@
 #include "certs.h"
 #include "config.h"
 
+/* Most patterns one syncPatterns call may give (its parts add up to it). */
+#define BATCH_MAX (16u * 1024u * 1024u)
+
 struct server {
 	ags_config *cfg;
 	ags_node *node;
 	int own_certs; /* no quic.tls.cert: a self-signed CA and certificate in dataDir/certs */
+	/*
+	 * A syncPatterns call given in parts (worker thread only): the patterns
+	 * parsed so far, or the first error, until the last part applies them.
+	 */
+	struct {
+		ags_pattern **ps;
+		size_t n, cap;
+		int rc;
+		ags_error err;
+	} pend;
 };
+
+static void pend_clear(struct server *s)
+{
+	ags_pattern_array_del(s->pend.ps, s->pend.n);
+	s->pend.ps = NULL;
+	s->pend.n = s->pend.cap = 0;
+	s->pend.rc = 0;
+}
 
 static void server_free(void *impl)
 {
 	struct server *s = impl;
 	if (!s)
 		return;
+	pend_clear(s);
 	ags_config_del(s->cfg);
 	free(s);
 }
@@ -131,6 +153,8 @@ struct sjob {
 	size_t n_ids;
 	int has_ids;
 	int many;   /* syncPatterns: json is an array */
+	int part;   /* ... and more parts of the same call follow */
+	int abort;  /* drop the parts given so far (the call failed in JavaScript) */
 	char *json; /* the pattern's (or the array's) JSON text */
 	size_t json_len;
 	size_t n; /* patterns applied, results in res */
@@ -249,20 +273,105 @@ static napi_value result_obj(napi_env env, const ags_apply_result *r)
 	return o;
 }
 
+/* Adds the patterns of a part (taking them over) to the call's pending ones. */
+static int pend_add(struct server *sv, ags_pattern **ps, size_t n)
+{
+	if (sv->pend.n + n > BATCH_MAX) {
+		ags_pattern_array_del(ps, n);
+		ags_error_clear(&sv->pend.err);
+		sv->pend.err.code = AGS_ERR_TOO_LARGE;
+		snprintf(sv->pend.err.message, sizeof(sv->pend.err.message),
+		         "more than %u patterns in one syncPatterns call", BATCH_MAX);
+		return sv->pend.rc = AGS_ERR_TOO_LARGE;
+	}
+	if (sv->pend.n + n > sv->pend.cap) {
+		size_t cap = sv->pend.cap ? sv->pend.cap : 1024;
+		while (cap < sv->pend.n + n)
+			cap *= 2;
+		ags_pattern **p = realloc(sv->pend.ps, cap * sizeof(*p));
+		if (!p) {
+			ags_pattern_array_del(ps, n);
+			ags_error_clear(&sv->pend.err);
+			sv->pend.err.code = AGS_ERR_NOMEM;
+			return sv->pend.rc = AGS_ERR_NOMEM;
+		}
+		sv->pend.ps = p;
+		sv->pend.cap = cap;
+	}
+	if (n)
+		memcpy(sv->pend.ps + sv->pend.n, ps, n * sizeof(*ps));
+	sv->pend.n += n;
+	free(ps); /* the array only: the patterns are pend's now */
+	return 0;
+}
+
+/* Makes "[k]..." of a part's error "[base+k]...": the index in the whole call. */
+static void shift_index(ags_error *err, size_t base)
+{
+	size_t k;
+	int used = 0;
+	if (!base || sscanf(err->field, "[%zu]%n", &k, &used) != 1 || used <= 0)
+		return;
+	char rest[sizeof(err->field)];
+	snprintf(rest, sizeof(rest), "%s", err->field + used);
+	char head[32];
+	int hn = snprintf(head, sizeof(head), "[%zu]", base + k);
+	size_t rl = strlen(rest), cap = sizeof(err->field);
+	if ((size_t)hn + rl >= cap)
+		rl = cap - 1 - (size_t)hn;
+	memcpy(err->field, head, (size_t)hn);
+	memcpy(err->field + hn, rest, rl);
+	err->field[(size_t)hn + rl] = '\0';
+}
+
+/* syncPatterns in parts: parse this part (unless an earlier one failed) and keep it. */
+static void run_part(struct server *sv, struct sjob *s, ags_pattern_opts *po)
+{
+	if (sv->pend.rc)
+		return;
+	ags_pattern **ps = NULL;
+	size_t n = 0;
+	int rc = ags_pattern_parse_array(s->json, s->json_len, po, &ps, &n, &sv->pend.err);
+	if (rc) {
+		shift_index(&sv->pend.err, sv->pend.n);
+		sv->pend.rc = rc;
+		return;
+	}
+	pend_add(sv, ps, n);
+}
+
 static void run_sync(struct nh *h, struct nh_job *j)
 {
 	struct sjob *s = (struct sjob *)j;
-	ags_node *node = srv(h)->node;
-	ags_pattern_opts po = {.max_bytes = srv(h)->cfg->node.max_pattern_bytes};
+	struct server *sv = srv(h);
+	ags_node *node = sv->node;
+	ags_pattern_opts po = {.max_bytes = sv->cfg->node.max_pattern_bytes};
 	ags_pattern **ps = NULL, *one = NULL;
+	if (s->abort) {
+		pend_clear(sv);
+		return;
+	}
 	if (s->many) {
-		j->rc = ags_pattern_parse_array(s->json, s->json_len, &po, &ps, &s->n, &j->err);
+		/* The last part (or the only one): everything given so far, then this. */
+		run_part(sv, s, &po);
+		if (s->part)
+			return;
+		j->rc = sv->pend.rc;
+		j->err = sv->pend.err;
+		ps = sv->pend.ps;
+		s->n = sv->pend.n;
+		sv->pend.ps = NULL;
+		sv->pend.n = sv->pend.cap = 0;
+		sv->pend.rc = 0;
 	} else {
 		j->rc = ags_pattern_parse(s->json, s->json_len, &po, &one, &j->err);
 		s->n = 1;
 	}
-	if (j->rc)
+	if (j->rc) {
+		ags_pattern_array_del(ps, s->n);
+		s->n = 0;
 		return;
+	}
 	s->res = calloc(s->n ? s->n : 1, sizeof(*s->res));
 	if (!s->res)
 		set(j, AGS_ERR_NOMEM, NULL, "out of memory");
@@ -495,21 +604,36 @@ fail:
 	return NULL;
 }
 
-/* syncPatterns(json): the JSON text of an array of patterns. */
+/*
+ * syncPatterns(json, more): json is the JSON text of an array of patterns.
+ * With more === true it is one part of a call whose last part follows: the
+ * worker parses it while JavaScript serialises the next one, and the last
+ * part applies all of them in one transaction (or rejects with the first
+ * error, its index counted over the whole call). more === "abort" drops the
+ * parts given so far. A part's Promise resolves once it is parsed.
+ */
 static napi_value m_sync_patterns(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value argv[1];
+	size_t argc = 2;
+	napi_value argv[2];
 	struct nh *h = nh_this(env, info, &argc, argv);
 	if (!h)
 		return NULL;
 	if (argc < 1)
 		return nh_type_error(env, "syncPatterns(patterns) needs an array of patterns");
-	struct sjob *s = sjob_new(env, run_sync, done_sync_many);
+	bool more = false;
+	napi_valuetype t = napi_undefined;
+	if (argc > 1)
+		napi_typeof(env, argv[1], &t);
+	if (t == napi_boolean)
+		napi_get_value_bool(env, argv[1], &more);
+	struct sjob *s = sjob_new(env, run_sync, more ? NULL : done_sync_many);
 	if (!s)
 		return NULL;
 	s->many = 1;
-	if (take_json(env, s, argv[0]) < 0) {
+	s->part = more;
+	s->abort = t == napi_string;
+	if (!s->abort && take_json(env, s, argv[0]) < 0) {
 		sjob_del(&s->j);
 		return NULL;
 	}

@@ -44,6 +44,19 @@ test('syncPatterns with one bad pattern rejects naming its index, and stores non
   assert.equal(a.getState().store.patterns, 0);
   await assert.rejects(a.syncPatterns('nope'), TypeError);
   assert.deepEqual(await a.syncPatterns([]), []);
+
+  // A big batch crosses in parts: the index still counts over the whole call.
+  const big = Array.from({ length: 1234 }, (_, i) => pattern(`big-${i}`));
+  big[1111] = pattern('big-1111', { version: 'one' });
+  await assert.rejects(a.syncPatterns(big), { code: 'AGS_ERR_PATTERN', field: '[1111].version' });
+  // One that cannot be serialised fails in JavaScript: the parts given before it are dropped.
+  big[1111] = pattern('big-1111', { data: { n: 1n } });
+  await assert.rejects(a.syncPatterns(big), TypeError);
+  assert.equal(a.getState().store.patterns, 0);
+  big[1111] = pattern('big-1111');
+  const ok = await a.syncPatterns(big.slice(0, 600));
+  assert.equal(ok.length, 600);
+  assert.deepEqual(a.getCachedPatterns().map((p) => p.id), big.slice(0, 600).map((p) => p.id));
 });
 
 test('a bad config throws naming the JSON path, as agentsyncd does', async (t) => {
