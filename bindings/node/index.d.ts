@@ -246,9 +246,9 @@ export declare class QUICServer extends TypedEmitter<QUICServerEvents> {
   connectToPeer(address: string, port: number, peerId: string): Promise<void>;
   disconnectFromPeer(peerId: string): Promise<void>;
   /** Stores the pattern durably, then syncs it: to every peer, or only to `peerIds` (not relayed). */
-  syncPattern(pattern: Pattern, peerIds?: string[]): Promise<ApplyResult>;
+  syncPattern(pattern: Pattern, peerIds?: readonly string[]): Promise<ApplyResult>;
   /** All of them in one transaction, or none (the error names the index: '[3].id'). */
-  syncPatterns(patterns: Pattern[]): Promise<ApplyResult[]>;
+  syncPatterns(patterns: readonly Pattern[]): Promise<ApplyResult[]>;
   /** Deletes a pattern everywhere (a tombstone one version up). */
   delete(id: string): Promise<ApplyResult>;
   /** Reloads the TLS files (key rotation); new connections use them. */
