@@ -279,7 +279,8 @@ void nh_wrapper_finalize(napi_env env, void *data, void *hint)
 		h->dispatch = NULL;
 	}
 	/* Keep the process up until the worker has torn the library object down. */
-	napi_ref_threadsafe_function(env, h->tsfn);
+	if (h->tsfn)
+		napi_ref_threadsafe_function(env, h->tsfn);
 	nh_close(h);
 	nh_unref(h);
 }
@@ -291,6 +292,7 @@ static void tsfn_finalize(napi_env env, void *data, void *hint)
 	/* At environment teardown this may come before the hook: stop here then. */
 	nh_close(h);
 	nh_join(h);
+	h->tsfn = NULL; /* gone once this returns (the wrapper may outlive it) */
 	if (h->hook_added) {
 		napi_remove_env_cleanup_hook(env, nh_cleanup_hook, h);
 		h->hook_added = 0;
@@ -301,7 +303,7 @@ static void tsfn_finalize(napi_env env, void *data, void *hint)
 void nh_update_hold(struct nh *h)
 {
 	int want = ((h->active && h->user_ref) || h->pending > 0) && !h->wrapper_gone;
-	if (want == h->held)
+	if (want == h->held || !h->tsfn)
 		return;
 	if (want) {
 		napi_ref_threadsafe_function(h->env, h->tsfn);
