@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { agentsync, scratch, config, link, next, until, pattern, WAIT_MS } = require('./helpers');
+const { agentsync, scratch, config, link, next, until, pattern, once, WAIT_MS } = require('./helpers');
 
 const fixture = path.join(__dirname, 'fixtures', 'exit.js');
 
@@ -108,4 +108,25 @@ test('a listener that throws is an uncaught exception, and the server still stop
   assert.match(r.out, /uncaught: listener failed/);
   assert.match(r.out, /done/);
   assert.equal(r.code, 0, r.out);
+});
+
+test('a server in a worker thread that is terminated while running is torn down with it', async (t) => {
+  const { Worker } = require('node:worker_threads');
+  const dir = await scratch(['a'], t);
+  const src = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { QUICServer } = require(workerData.pkg);
+    const s = new QUICServer(workerData.cfg);
+    s.start().then(() => parentPort.postMessage(s.port));`;
+  for (let i = 0; i < 3; i++) {
+    const cfg = config(dir, 'a', { dataDir: path.join(dir, `w${i}`) });
+    const w = new Worker(src, { eval: true, workerData: { pkg: path.resolve(__dirname, '..'), cfg } });
+    const [port] = await once(w, 'message');
+    await w.terminate();
+    // Its socket is closed: the port can be bound again.
+    const again = new agentsync.QUICServer(config(dir, 'a', { port, dataDir: path.join(dir, `m${i}`) }));
+    await again.start();
+    assert.equal(again.port, port);
+    await again.stop();
+  }
 });
