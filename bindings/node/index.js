@@ -305,9 +305,12 @@ class QUICServer extends EventEmitter {
   }
 }
 
+/* FederationHub's options: seed 004's, then agentsync's. */
+const HUB_KEYS = new Set(['endpoint', 'agentId', 'tenantId', 'token', 'tokenFile', 'enableMTLS', 'cert',
+  'key', 'ca', 'dataDir', 'hubId', 'timeoutMs', 'batchSize', 'compression']);
+
 class FederationHub extends EventEmitter {
   #native;
-  #config;
 
   /**
    * Seed 004's FederationHub: {endpoint: 'quic://host:4433', agentId,
@@ -318,7 +321,9 @@ class FederationHub extends EventEmitter {
     super();
     if (!isPlainObject(config)) throw new TypeError('FederationHub(config): config must be an object');
     const c = { enableMTLS: true, ...config };
-    this.#config = c;
+    for (const k of Object.keys(c)) {
+      if (!HUB_KEYS.has(k)) process.emitWarning(`agentsync FederationHub: ${k}: unknown key, ignored`, { code: 'AGENTSYNC_CONFIG' });
+    }
     if (c.enableMTLS !== true) {
       throw agsError('AGS_ERR_CONFIG', 'enableMTLS',
         'must be true: an agentsync hub always authenticates agents with mutual TLS (cert, key, ca) and a token');
@@ -334,10 +339,8 @@ class FederationHub extends EventEmitter {
         throw agsError('AGS_ERR_CONFIG', 'tokenFile', `cannot read ${c.tokenFile}: ${e.message}`);
       }
     }
-    for (const k of ['compression']) {
-      if (c[k] !== undefined && typeof c[k] !== 'boolean') {
-        throw agsError('AGS_ERR_CONFIG', k, 'must be true or false');
-      }
+    if (c.compression !== undefined && typeof c.compression !== 'boolean') {
+      throw agsError('AGS_ERR_CONFIG', 'compression', 'must be true or false');
     }
     this.#native = new native.Agent({
       endpoint: c.endpoint,

@@ -11,9 +11,10 @@
  * repository's own CMakeLists.txt is configured with only what the addon
  * needs, and only the addon's target is built, in ./build.
  *
- * Environment: AGENTSYNC_BUILD_TYPE (default RelWithDebInfo, as the repository's own build), AGENTSYNC_JOBS
- * (default: the number of CPUs), AGENTSYNC_NODE_INCLUDE_DIR (where
- * node_api.h is, when not beside this Node).
+ * Environment: AGENTSYNC_BUILD_TYPE (default RelWithDebInfo, as the
+ * repository's own build), AGENTSYNC_JOBS (default: the number of CPUs),
+ * AGENTSYNC_NODE_INCLUDE_DIR (where node_api.h is, when not beside this
+ * Node).
  */
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');

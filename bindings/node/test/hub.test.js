@@ -167,4 +167,12 @@ test('FederationHub refuses a bad token, a foreign secret, and bad options by na
     });
   }
   await assert.rejects(new FederationHub(base).put({ id: 'x' }), { code: 'AGS_ERR_PATTERN' });
+  assert.throws(() => new FederationHub({ ...base, compression: 'yes' }), { code: 'AGS_ERR_CONFIG', field: 'compression' });
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  new FederationHub({ ...agentConfig(dir, endpoint, 'agent-10'), enableMtls: true });
+  await new Promise((r) => setImmediate(r));
+  assert.ok(warnings.some((w) => /enableMtls: unknown key/.test(w)), warnings.join('; '));
 });
