@@ -2,7 +2,8 @@
 // Seed 000's events, with its payloads, from real servers.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { scratch, servers, next, until, link, pattern } = require('./helpers');
+const path = require('node:path');
+const { agentsync, scratch, servers, next, until, link, pattern, config } = require('./helpers');
 
 test('peer:connected, sync:completed, pattern:received and peer:disconnected payloads', async (t) => {
   const dir = await scratch(['a', 'b'], t);
@@ -63,4 +64,47 @@ test('a listener added later gets the events from then on, and none once removed
   await a.syncPattern(pattern('unheard-2'));
   await until(() => b.get('unheard-2'), 'the third pattern at b');
   assert.deepEqual(heard, ['heard']);
+});
+
+test('pattern:conflict: the same version written on both sides, one winner everywhere', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const { a, b } = await servers(t, dir, ['a', 'b']);
+  await a.syncPattern(pattern('c', { data: { side: 'a' } }));
+  await b.syncPattern(pattern('c', { data: { side: 'b' } }));
+  const conflicts = [];
+  a.on('pattern:conflict', (e) => conflicts.push(['a', e]));
+  b.on('pattern:conflict', (e) => conflicts.push(['b', e]));
+  await link(a, b, 'b');
+  await until(() => conflicts.length > 0 && a.getState().store.digest === b.getState().store.digest,
+    'a conflict reported and both stores equal');
+  const [, e] = conflicts[0];
+  assert.deepEqual(Object.keys(e).sort(), ['pattern', 'resolution', 'sourceId']);
+  assert.equal(e.pattern.id, 'c');
+  assert.match(e.sourceId, /^[ab]$/);
+  assert.match(e.resolution, /won/);
+  assert.deepEqual(a.get('c').data, b.get('c').data);
+});
+
+test('peer:health:recovered once a degraded peer answers again', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const other = await scratch(['b'], t); // a CA a does not trust
+  const { a } = await servers(t, dir, ['a'], {
+    a: { retry: { maxAttempts: 1000, baseDelay: 20, maxDelay: 40, backoffMultiplier: 1 } },
+  });
+  const bad = new agentsync.QUICServer(config(other, 'b', { dataDir: path.join(dir, 'bad-b') }));
+  await bad.start();
+  const port = bad.port;
+  const degraded = next(a, 'peer:health:degraded', (e) => e.peerId === 'b');
+  await a.connectToPeer('127.0.0.1', port, 'b');
+  await degraded;
+  await bad.stop();
+  // The real b comes up on the same port: a's next attempt succeeds.
+  const recovered = next(a, 'peer:health:recovered', (e) => e.peerId === 'b');
+  const good = new agentsync.QUICServer(config(dir, 'b', { port }));
+  await good.start();
+  t.after(() => good.stop());
+  const r = await recovered;
+  assert.equal(r.state.degraded, false);
+  assert.equal(r.state.consecutiveErrors, 0);
+  assert.equal(a.getState().peers.get('b').degraded, false);
 });
