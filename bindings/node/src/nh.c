@@ -5,7 +5,10 @@
 
 #include "nh.h"
 
-enum { NH_ITEM_JOB = 1, NH_ITEM_EVENT = 2 };
+enum { NH_ITEM_JOB = 1, NH_ITEM_EVENT = 2, NH_ITEM_GAP = 3 };
+
+/* The marker of a gap: when JavaScript reaches it, it is told how many events were dropped. */
+static int gap_item = NH_ITEM_GAP;
 
 /* An event on its way to JavaScript: the strings live in buf. */
 struct nh_event {
@@ -14,7 +17,6 @@ struct nh_event {
 	int tombstone;
 	uint32_t count;
 	double latency;
-	size_t dropped; /* events dropped just before this one */
 	/* Offsets into buf, or -1 when absent. */
 	long peer_id, address, error, state, pattern, pattern_id, source_id, tenant;
 	size_t pattern_len;
@@ -407,14 +409,28 @@ static long put_str(char *buf, size_t *used, const char *s)
 	return at;
 }
 
+/*
+ * Counts an event that could not be queued (the queue holds it no more) and
+ * makes sure a gap marker is on its way: one marker in the queue at a time,
+ * past the bound, so the gap is reported even if no event follows it.
+ */
+static void note_drop(struct nh *h)
+{
+	atomic_fetch_sub(&h->queued, 1);
+	atomic_fetch_add(&h->dropped, 1);
+	if (atomic_exchange(&h->gap_posted, 1))
+		return;
+	if (napi_call_threadsafe_function(h->tsfn, &gap_item, napi_tsfn_nonblocking) != napi_ok)
+		atomic_store(&h->gap_posted, 0);
+}
+
 void nh_post_event(struct nh *h, const ags_event *ev)
 {
 	if (atomic_load(&h->quiet) || ev->type < 0 || ev->type >= 32 ||
 	    !(atomic_load(&h->mask) & (1u << ev->type)))
 		return;
 	if (atomic_fetch_add(&h->queued, 1) >= NH_EVENTS_MAX) {
-		atomic_fetch_sub(&h->queued, 1);
-		atomic_fetch_add(&h->dropped, 1);
+		note_drop(h);
 		return;
 	}
 	const char *strs[] = {ev->peer_id,    ev->address,   ev->error, ev->state,
@@ -426,8 +442,7 @@ void nh_post_event(struct nh *h, const ags_event *ev)
 	need += pj ? plen + 1 : 0;
 	struct nh_event *e = malloc(sizeof(*e) + need);
 	if (!e) {
-		atomic_fetch_sub(&h->queued, 1);
-		atomic_fetch_add(&h->dropped, 1);
+		note_drop(h);
 		return;
 	}
 	size_t used = 0;
@@ -436,7 +451,6 @@ void nh_post_event(struct nh *h, const ags_event *ev)
 	e->tombstone = ev->pattern ? ags_pattern_is_tombstone(ev->pattern) : 0;
 	e->count = ev->pattern_count;
 	e->latency = ev->latency_ms;
-	e->dropped = atomic_exchange(&h->dropped, 0);
 	e->peer_id = put_str(e->buf, &used, ev->peer_id);
 	e->address = put_str(e->buf, &used, ev->address);
 	e->error = put_str(e->buf, &used, ev->error);
@@ -494,14 +508,6 @@ static void deliver_event(napi_env env, struct nh *h, struct nh_event *e)
 	napi_create_double(env, e->latency, &argv[9]);
 	argv[10] = str_or_undef(env, e, e->tenant, 0);
 	napi_get_boolean(env, e->tombstone, &argv[11]);
-	if (e->dropped) {
-		/* The gap first: dispatch(0, dropped). */
-		napi_value gap[2];
-		napi_create_int32(env, 0, &gap[0]);
-		napi_create_double(env, (double)e->dropped, &gap[1]);
-		if (napi_call_function(env, undef, fn, 2, gap, NULL) == napi_pending_exception)
-			rethrow_pending(env);
-	}
 	if (napi_call_function(env, undef, fn, 12, argv, NULL) == napi_pending_exception)
 		rethrow_pending(env);
 }
@@ -528,6 +534,26 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
 	(void)js_cb;
 	struct nh *h = context;
 	int kind = *(int *)data;
+	if (kind == NH_ITEM_GAP) {
+		/* Cleared first: a drop from now on posts a marker of its own. */
+		atomic_store(&h->gap_posted, 0);
+		size_t n = atomic_exchange(&h->dropped, 0);
+		napi_value fn = NULL;
+		if (env && n && !atomic_load(&h->quiet) && h->dispatch &&
+		    napi_get_reference_value(env, h->dispatch, &fn) == napi_ok && fn) {
+			napi_handle_scope scope;
+			napi_open_handle_scope(env, &scope);
+			napi_value argv[2], undef;
+			napi_get_undefined(env, &undef);
+			napi_create_int32(env, 0, &argv[0]);
+			napi_create_double(env, (double)n, &argv[1]);
+			if (napi_call_function(env, undef, fn, 2, argv, NULL) ==
+			    napi_pending_exception)
+				rethrow_pending(env);
+			napi_close_handle_scope(env, scope);
+		}
+		return;
+	}
 	if (kind == NH_ITEM_EVENT) {
 		struct nh_event *e = data;
 		atomic_fetch_sub(&h->queued, 1);

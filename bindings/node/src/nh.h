@@ -10,7 +10,8 @@
  *    the worker) and the library's events (from its loop thread) reach the
  *    JavaScript thread. Its queue is unbounded, so no thread ever waits on
  *    JavaScript; events are bounded by NH_EVENTS_MAX instead: past it they
- *    are counted, and the next event delivered says how many were dropped.
+ *    are counted, and a marker put in the queue (one at a time, past the
+ *    bound) tells JavaScript how many, where the gap is: never a silent gap.
  *  - Lifetime. While the object is active (a server started, an agent
  *    connected) and not unref()'d, or while a job is pending, the TSFN is
  *    referenced (the process stays up) and the JavaScript dispatcher is held
@@ -102,7 +103,8 @@ struct nh {
 	atomic_uint mask;      /* bit (1 << ags_event_type) set: JavaScript listens */
 	atomic_int quiet;      /* set when closing: events are no longer delivered */
 	atomic_size_t queued;  /* events in the TSFN queue */
-	atomic_size_t dropped; /* events dropped since the last one delivered */
+	atomic_size_t dropped; /* events dropped and not reported yet */
+	atomic_int gap_posted; /* a gap marker is in the queue */
 };
 
 /*

@@ -108,3 +108,28 @@ test('peer:health:recovered once a degraded peer answers again', async (t) => {
   assert.equal(r.state.consecutiveErrors, 0);
   assert.equal(a.getState().peers.get('b').degraded, false);
 });
+
+test('events JavaScript cannot take in time are counted and reported, never a silent gap', async (t) => {
+  const dir = await scratch(['a', 'b'], t);
+  const { a, b } = await servers(t, dir, ['a', 'b']);
+  let received = 0;
+  let dropped = 0;
+  let overflows = 0;
+  b.on('pattern:received', () => { received++; });
+  b.on('events:overflow', (e) => { overflows++; dropped += e.dropped; });
+  const N = 70000; // more than the 65,536 events that may wait for JavaScript
+  for (let i = 0; i < N; i += 10000) {
+    await a.syncPatterns(Array.from({ length: 10000 }, (_, k) => pattern(`o-${i + k}`)));
+  }
+  // a sends them once connected; this thread is kept busy until b holds them all, so
+  // every one of b's events waits in the queue meanwhile.
+  const connecting = a.connectToPeer('127.0.0.1', b.port, 'b');
+  const end = Date.now() + 120000;
+  while (b.getState().store.patterns < N && Date.now() < end);
+  assert.equal(b.getState().store.patterns, N);
+  await connecting;
+  await until(() => received + dropped === N, `${N} events or drops (${received} + ${dropped})`);
+  assert.ok(overflows >= 1);
+  assert.ok(dropped > 0);
+  assert.ok(received >= 65536, `${received} received`);
+});
