@@ -94,3 +94,22 @@ test('getCachedPatterns returns seed-shaped patterns, kept across a restart', as
   t.after(() => again.stop());
   assert.deepEqual(again.getCachedPatterns(), cached);
 });
+
+test('without tls.cert a server makes its own CA and certificate in dataDir/certs, as agentsyncd does', async (t) => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const dir = await scratch([], t);
+  const dataDir = path.join(dir, 'solo');
+  const s = new agentsync.QUICServer({ nodeId: 'solo', host: '127.0.0.1', port: 0, dataDir });
+  assert.equal(fs.existsSync(path.join(dataDir, 'certs')), false); // nothing before start()
+  await s.start();
+  t.after(() => s.stop());
+  for (const f of ['ca.pem', 'solo.pem', 'solo-key.pem']) {
+    assert.ok(fs.existsSync(path.join(dataDir, 'certs', f)), f);
+  }
+  await s.syncPattern(pattern('own'));
+  assert.equal(s.get('own').id, 'own');
+  // Without nodeId either, the id comes from the host name.
+  const h = new agentsync.QUICServer({ port: 0, dataDir: path.join(dir, 'h') });
+  assert.match(h.nodeId, /^[a-z0-9._-]+$/);
+});
