@@ -65,8 +65,6 @@ function agsError(code, field, message) {
   return e;
 }
 
-function noop() {}
-
 function isPlainObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -253,12 +251,12 @@ class QUICServer extends EventEmitter {
     try {
       let i = 0;
       for (; i + PART < patterns.length; i += PART) {
-        // A part never fails by itself (its error comes with the last part's Promise).
-        nat.syncPatterns(JSON.stringify(patterns.slice(i, i + PART)), true).catch(noop);
+        // A part returns nothing: its error, if any, comes with the last part's Promise.
+        nat.syncPatterns(JSON.stringify(patterns.slice(i, i + PART)), true);
       }
       last = nat.syncPatterns(JSON.stringify(i === 0 ? patterns : patterns.slice(i)), false);
     } catch (e) {
-      nat.syncPatterns('', 'abort').catch(noop);
+      nat.syncPatterns('', 'abort');
       throw e;
     }
     const [outcomes, seqs] = await last;

@@ -351,6 +351,10 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		j->run(h, j);
+		if (!j->deferred) {
+			j->del(j); /* a job without a Promise: nothing to tell JavaScript */
+			continue;
+		}
 		if (napi_call_threadsafe_function(h->tsfn, j, napi_tsfn_nonblocking) != napi_ok)
 			j->del(j);
 	}
@@ -360,16 +364,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-napi_value nh_submit(struct nh *h, struct nh_job *j)
+/* Queues j for the worker; 0, or -1 (j not queued) when the handle is closing. */
+static int enqueue(struct nh *h, struct nh_job *j)
 {
-	napi_env env = h->env;
-	napi_value promise;
-	j->kind = NH_ITEM_JOB;
-	ags_error_clear(&j->err);
-	if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
-		j->del(j);
-		return NULL;
-	}
 	pthread_mutex_lock(&h->mu);
 	int closing = h->closing;
 	if (!closing) {
@@ -382,7 +379,29 @@ napi_value nh_submit(struct nh *h, struct nh_job *j)
 		pthread_cond_signal(&h->cv);
 	}
 	pthread_mutex_unlock(&h->mu);
-	if (closing) {
+	return closing ? -1 : 0;
+}
+
+void nh_submit_silent(struct nh *h, struct nh_job *j)
+{
+	j->kind = NH_ITEM_JOB;
+	j->deferred = NULL;
+	ags_error_clear(&j->err);
+	if (enqueue(h, j) < 0)
+		j->del(j);
+}
+
+napi_value nh_submit(struct nh *h, struct nh_job *j)
+{
+	napi_env env = h->env;
+	napi_value promise;
+	j->kind = NH_ITEM_JOB;
+	ags_error_clear(&j->err);
+	if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+		j->del(j);
+		return NULL;
+	}
+	if (enqueue(h, j) < 0) {
 		ags_error e;
 		ags_error_clear(&e);
 		e.code = AGS_ERR_CLOSED;

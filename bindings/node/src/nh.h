@@ -125,6 +125,13 @@ void nh_wrapper_finalize(napi_env env, void *data, void *hint);
  */
 napi_value nh_submit(struct nh *h, struct nh_job *j);
 
+/*
+ * Submits job `j` without a Promise: the worker runs it and frees it, and
+ * JavaScript hears nothing of it (its `done` is never called). For steps
+ * whose outcome a later job reports. Dropped when the handle is closing.
+ */
+void nh_submit_silent(struct nh *h, struct nh_job *j);
+
 /* Re-evaluates whether the handle holds the process and the dispatcher. */
 void nh_update_hold(struct nh *h);
 

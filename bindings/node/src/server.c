@@ -610,7 +610,8 @@ fail:
  * worker parses it while JavaScript serialises the next one, and the last
  * part applies all of them in one transaction (or rejects with the first
  * error, its index counted over the whole call). more === "abort" drops the
- * parts given so far. A part's Promise resolves once it is parsed.
+ * parts given so far. Parts and aborts return nothing: the last part's
+ * Promise says how the whole call went.
  */
 static napi_value m_sync_patterns(napi_env env, napi_callback_info info)
 {
@@ -635,6 +636,11 @@ static napi_value m_sync_patterns(napi_env env, napi_callback_info info)
 	s->abort = t == napi_string;
 	if (!s->abort && take_json(env, s, argv[0]) < 0) {
 		sjob_del(&s->j);
+		return NULL;
+	}
+	if (s->part || s->abort) {
+		/* Their outcome comes with the last part: no Promise, no wake-up of JavaScript. */
+		nh_submit_silent(h, &s->j);
 		return NULL;
 	}
 	return nh_submit(h, &s->j);
