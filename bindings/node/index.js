@@ -34,8 +34,9 @@ const NAMES = Object.fromEntries(Object.entries(TYPES).map(([n, t]) => [t, n]));
 /* Events of this layer, and the library event each one comes from. */
 const DERIVED = { 'pattern:deleted': 'pattern:received' };
 const OVERFLOW = 'events:overflow';
-/* Patterns per JSON text handed to the addon by syncPatterns. */
+/* Patterns per JSON text handed to the addon by syncPatterns, and in its last text. */
 const PART = 250;
+const LAST_PART = 50;
 /* Apply outcome names by number (ags_apply_outcome_name). */
 const OUTCOMES = native.outcomes;
 
@@ -249,12 +250,14 @@ class QUICServer extends EventEmitter {
     const nat = this.#native;
     let last;
     try {
-      let i = 0;
-      for (; i + PART < patterns.length; i += PART) {
+      // The last part is small: its parse is the one that nothing overlaps.
+      const tail = patterns.length > PART ? Math.min(LAST_PART, patterns.length) : patterns.length;
+      const end = patterns.length - tail;
+      for (let i = 0; i < end; i += PART) {
         // A part returns nothing: its error, if any, comes with the last part's Promise.
-        nat.syncPatterns(JSON.stringify(patterns.slice(i, i + PART)), true);
+        nat.syncPatterns(JSON.stringify(patterns.slice(i, Math.min(i + PART, end))), true);
       }
-      last = nat.syncPatterns(JSON.stringify(i === 0 ? patterns : patterns.slice(i)), false);
+      last = nat.syncPatterns(JSON.stringify(end === 0 ? patterns : patterns.slice(end)), false);
     } catch (e) {
       nat.syncPatterns('', 'abort');
       throw e;
