@@ -43,6 +43,11 @@ BASE_PKGS=(
 NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)
 # Packages that on bookworm come from trixie.
 YYJSON_PKGS=(libyyjson-dev)
+# Node.js for bindings/node (the npm package and its tests): node, npm and
+# node_api.h. Installed only when one of them is missing: a Node already on
+# the machine (another packaging of it, e.g. one that ships npm and the
+# headers itself) is kept.
+NODE_PKGS=(nodejs libnode-dev npm)
 
 codename=""
 if [ -r /etc/os-release ]; then
@@ -57,6 +62,14 @@ bookworm | trixie) ;;
 	;;
 esac
 
+# node, npm and the headers of that node (<prefix>/include/node/node_api.h)?
+have_node() {
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+	local prefix
+	prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+	[ -f "$prefix/include/node/node_api.h" ]
+}
+
 # Every package is installed, ngtcp2 is new enough, and the fuzzer runtime is there?
 have_all() {
 	local p
@@ -65,6 +78,7 @@ have_all() {
 	done
 	pkg-config --atleast-version=1.11 libngtcp2 2>/dev/null || return 1
 	pkg-config --exists libngtcp2_crypto_gnutls gnutls yyjson 2>/dev/null || return 1
+	have_node || return 1
 	return 0
 }
 
@@ -137,6 +151,11 @@ if [ "$codename" = bookworm ]; then
 	"${APT[@]}" "${YYJSON_PKGS[@]}"
 else
 	"${APT[@]}" "${NGTCP2_PKGS[@]}" "${YYJSON_PKGS[@]}"
+fi
+
+if ! have_node; then
+	say "installing Node.js for bindings/node: ${NODE_PKGS[*]}"
+	"${APT[@]}" "${NODE_PKGS[@]}"
 fi
 
 if ! have_all; then

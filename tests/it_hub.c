@@ -600,7 +600,10 @@ static void offline_agent_catches_up_in_one_sync(void **state)
 	np_node *d1 = agent_for(e, e->hub, "d1", "umbrella");
 	np_node *d2 = agent_for(e, e->hub, "d2", "umbrella");
 	connect_sync(d1);
-	must(d1, "disconnect", "disconnect", "disconnect ok");
+	must(d1, "connected", "connected ", "connected 1");
+	/* Once disconnect returns the agent is not connected, even while the connection closes. */
+	must(d1, "disconnect", "disconnect", "disconnect ok connected=0");
+	must(d1, "connected", "connected ", "connected 0");
 
 	must(d2, "put 10000 bulk", "put ", "put ok 10000");
 	connect_sync(d2);

@@ -354,6 +354,37 @@ static void pin_is_the_spki_sha256(void **state)
 	free(dir);
 }
 
+static void node_id_is_the_certificates_name(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("certs");
+	const char *nodes[] = {"agent-1", "n.b_2"};
+	assert_int_equal(ags_certs_init(dir, nodes, 2, AGS_CERTS_ED25519, NULL), 0);
+	char id[AGS_CERTS_ID_MAX + 1];
+	for (size_t i = 0; i < 2; i++) {
+		char *path = tu_sprintf("%s/%s.pem", dir, nodes[i]);
+		assert_int_equal(ags_certs_node_id(path, id, NULL), 0);
+		assert_string_equal(id, nodes[i]);
+		free(path);
+	}
+	/* The CA's CN ("agentsync CA") is no node id. */
+	ags_error e;
+	char *ca = tu_sprintf("%s/ca.pem", dir);
+	assert_int_equal(ags_certs_node_id(ca, id, &e), AGS_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.message, "agentsync CA"));
+	/* A key is not a certificate; a missing file is named. */
+	char *key = tu_sprintf("%s/agent-1-key.pem", dir);
+	assert_int_equal(ags_certs_node_id(key, id, &e), AGS_ERR_TLS);
+	char *missing = tu_sprintf("%s/none.pem", dir);
+	assert_int_equal(ags_certs_node_id(missing, id, &e), AGS_ERR_IO);
+	assert_non_null(strstr(e.message, missing));
+	free(ca);
+	free(key);
+	free(missing);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +396,7 @@ int main(void)
 	    cmocka_unit_test(half_a_ca_is_an_error),
 	    cmocka_unit_test(self_signed_for_a_lone_daemon),
 	    cmocka_unit_test(pin_is_the_spki_sha256),
+	    cmocka_unit_test(node_id_is_the_certificates_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

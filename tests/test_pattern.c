@@ -1548,6 +1548,61 @@ static void checksum_digits(void **state)
 	}
 }
 
+static void parse_array_all_or_none(void **state)
+{
+	(void)state;
+	char json[4096];
+	snprintf(json, sizeof(json),
+	         "[%s,%s,{\"deleted\":true,\"id\":\"gone\",\"version\":2,"
+	         "\"timestamp\":3}]",
+	         SEED, VECTOR);
+	ags_pattern **ps = NULL;
+	size_t n = 99;
+	ags_error e;
+	assert_int_equal(ags_pattern_parse_array(json, strlen(json), NULL, &ps, &n, &e), 0);
+	assert_int_equal(n, 3);
+	/* Each element is what ags_pattern_parse makes of it alone. */
+	const char *one[] = {SEED, VECTOR};
+	for (size_t i = 0; i < 2; i++) {
+		ags_pattern *p = parse_ok(one[i]);
+		assert_string_equal(ags_pattern_json(ps[i], NULL), ags_pattern_json(p, NULL));
+		assert_string_equal(ags_pattern_checksum(ps[i]), ags_pattern_checksum(p));
+		ags_pattern_del(p);
+	}
+	assert_true(ags_pattern_is_tombstone(ps[2]));
+	ags_pattern_array_del(ps, n);
+
+	assert_int_equal(ags_pattern_parse_array("[]", 2, NULL, &ps, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	ags_pattern_array_del(ps, n);
+
+	/* One bad element: nothing is returned, and the error names it. */
+	snprintf(json, sizeof(json), "[%s,%s]", SEED, VECTOR);
+	char *bad = strstr(json + strlen(SEED), "\"priority\":3");
+	assert_non_null(bad);
+	memcpy(bad, "\"priority\":0", 12);
+	assert_int_equal(ags_pattern_parse_array(json, strlen(json), NULL, &ps, &n, &e),
+	                 AGS_ERR_PATTERN);
+	assert_null(ps);
+	assert_int_equal(n, 0);
+	assert_string_equal(e.field, "[1].metadata.priority");
+	assert_int_equal(ags_pattern_parse_array("[{}]", 4, NULL, &ps, &n, &e), AGS_ERR_PATTERN);
+	assert_string_equal(e.field, "[0].id");
+	assert_int_equal(ags_pattern_parse_array("[1,", 3, NULL, &ps, &n, &e), AGS_ERR_JSON);
+	assert_int_equal(e.offset, 3);
+	assert_int_equal(ags_pattern_parse_array(SEED, strlen(SEED), NULL, &ps, &n, &e),
+	                 AGS_ERR_PATTERN);
+	assert_non_null(strstr(e.message, "array"));
+	/* The size limit is each pattern's. */
+	ags_pattern_opts small = {.max_bytes = 256};
+	snprintf(json, sizeof(json), "[%s]", SEED);
+	assert_int_equal(ags_pattern_parse_array(json, strlen(json), &small, &ps, &n, &e),
+	                 AGS_ERR_TOO_LARGE);
+	assert_string_equal(e.field, "[0]");
+	assert_int_equal(ags_pattern_parse_array(NULL, 1, NULL, &ps, &n, &e), AGS_ERR_INVALID);
+	ags_pattern_array_del(NULL, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1577,6 +1632,7 @@ int main(void)
 	    cmocka_unit_test(pinned_errors),
 	    cmocka_unit_test(sorted_and_unsorted_agree),
 	    cmocka_unit_test(checksum_digits),
+	    cmocka_unit_test(parse_array_all_or_none),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,10 @@ AGS_EXPORT int ags_agent_sync(ags_agent *a, ags_agent_sync_result *res, ags_erro
 /* Closes the connection to the hub (saving the resumption state). Idempotent. */
 AGS_EXPORT int ags_agent_disconnect(ags_agent *a);
 
-/* Whether the agent is connected to the hub (HELLO exchanged). */
+/*
+ * Whether the agent is connected to the hub (HELLO exchanged). 0 as soon as
+ * ags_agent_disconnect() returns, while the connection may still be closing.
+ */
 AGS_EXPORT int ags_agent_is_connected(ags_agent *a);
 
 /* Seed 004's getSyncStats, and how the last connection was made. */

@@ -144,6 +144,24 @@ AGS_EXPORT int ags_pattern_parse(const char *json, size_t len, const ags_pattern
                                  ags_pattern **out, ags_error *err);
 
 /*
+ * Parses and validates a JSON array of patterns (`len` bytes of `json`),
+ * each element exactly as ags_pattern_parse() does, except that the size
+ * limit (opts->max_bytes) applies to each pattern's serialised form. One
+ * parse of the whole text, which costs less than one call per pattern.
+ * All of them or none: on success *out is a new array of *n patterns (free
+ * it with ags_pattern_array_del); on failure *out is NULL, *n is 0 and
+ * err->field names the element at fault ("[3].metadata.priority").
+ * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_JSON (err->offset set),
+ * AGS_ERR_PATTERN (also when the root is not an array), AGS_ERR_TOO_LARGE,
+ * AGS_ERR_CHECKSUM.
+ */
+AGS_EXPORT int ags_pattern_parse_array(const char *json, size_t len, const ags_pattern_opts *opts,
+                                       ags_pattern ***out, size_t *n, ags_error *err);
+
+/* Frees the n patterns of ps and ps itself (from ags_pattern_parse_array). NULL is a no-op. */
+AGS_EXPORT void ags_pattern_array_del(ags_pattern **ps, size_t n);
+
+/*
  * Makes a tombstone: the deletion of `id` at `version` (>= 1), made at
  * `timestamp_ms`. Its checksum covers id, version and timestamp.
  * Errors: AGS_ERR_INVALID (bad id or version), AGS_ERR_NOMEM.

@@ -66,6 +66,18 @@ AGS_EXPORT int ags_certs_self_signed(const char *dir, const char *node, ags_erro
  */
 AGS_EXPORT int ags_certs_pin(const char *cert_file, char out[65], ags_error *err);
 
+/*
+ * Writes to `out` the node id that the (first) certificate in the PEM file
+ * `cert_file` names, as its peers read it: its CN, else its first DNS SAN.
+ * A node with this certificate must have this id (ags_node_config.node_id),
+ * so a caller without a configured id can take it from here.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_IO (err names the file), AGS_ERR_TLS (not
+ * a PEM certificate), AGS_ERR_NOT_FOUND (no CN or DNS SAN that is a valid
+ * node id: 1 to AGS_CERTS_ID_MAX bytes of [A-Za-z0-9._-]).
+ */
+AGS_EXPORT int ags_certs_node_id(const char *cert_file, char out[AGS_CERTS_ID_MAX + 1],
+                                 ags_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,6 +38,7 @@ struct ags_agent {
 	size_t n_conflicts;
 	int64_t last_sync_ms;
 	int resumed, early_data;
+	int wanted; /* between a connect that succeeded and a disconnect */
 };
 
 AGS_EXPORT void ags_agent_config_init(ags_agent_config *c)
@@ -340,6 +341,7 @@ AGS_EXPORT int ags_agent_connect(ags_agent *a, ags_error *err)
 		pthread_mutex_lock(&a->mu);
 		a->resumed = r.resumed;
 		a->early_data = r.early_data;
+		a->wanted = 1;
 		pthread_mutex_unlock(&a->mu);
 		resume_save(a);
 	}
@@ -379,6 +381,9 @@ AGS_EXPORT int ags_agent_disconnect(ags_agent *a)
 	if (!a || !a->node)
 		return AGS_ERR_INVALID;
 	pthread_mutex_lock(&a->op_mu);
+	pthread_mutex_lock(&a->mu);
+	a->wanted = 0;
+	pthread_mutex_unlock(&a->mu);
 	resume_save(a);
 	int rv = ags_node_agent_disconnect(a->node);
 	pthread_mutex_unlock(&a->op_mu);
@@ -388,6 +393,12 @@ AGS_EXPORT int ags_agent_disconnect(ags_agent *a)
 AGS_EXPORT int ags_agent_is_connected(ags_agent *a)
 {
 	if (!a || !a->node)
+		return 0;
+	/* A connection that disconnect() closes can take a moment to go: it no longer counts. */
+	pthread_mutex_lock(&a->mu);
+	int wanted = a->wanted;
+	pthread_mutex_unlock(&a->mu);
+	if (!wanted)
 		return 0;
 	ags_node_state *st = NULL;
 	if (ags_node_get_state(a->node, &st) != 0)

@@ -539,6 +539,69 @@ AGS_EXPORT int ags_pattern_parse(const char *json, size_t len, const ags_pattern
 	return rc;
 }
 
+/* Puts "[i]" (and a dot) in front of err->field, cut to fit. */
+static void prefix_index(ags_error *err, size_t i)
+{
+	if (!err)
+		return;
+	char head[32];
+	int hn = snprintf(head, sizeof(head), "[%zu]%s", i, err->field[0] ? "." : "");
+	size_t cap = sizeof(err->field), fl = strlen(err->field);
+	if ((size_t)hn + fl >= cap)
+		fl = cap - 1 - (size_t)hn;
+	memmove(err->field + hn, err->field, fl);
+	memcpy(err->field, head, (size_t)hn);
+	err->field[(size_t)hn + fl] = '\0';
+}
+
+AGS_EXPORT int ags_pattern_parse_array(const char *json, size_t len, const ags_pattern_opts *opts,
+                                       ags_pattern ***out, size_t *n, ags_error *err)
+{
+	if (!out || !n || (!json && len))
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "json, out or n is NULL");
+	*out = NULL;
+	*n = 0;
+	int rc = 0;
+	yyjson_doc *doc = read_json(json, len, err, &rc);
+	if (!doc)
+		return rc;
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	if (!yyjson_is_arr(root)) {
+		yyjson_doc_free(doc);
+		return ags_error_set(err, AGS_ERR_PATTERN, NULL, "must be an array of patterns");
+	}
+	size_t cnt = yyjson_arr_size(root), i, imax;
+	ags_pattern **ps = calloc(cnt ? cnt : 1, sizeof(*ps));
+	if (!ps) {
+		yyjson_doc_free(doc);
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
+	}
+	yyjson_val *v;
+	yyjson_arr_foreach(root, i, imax, v)
+	{
+		rc = ags_pattern_from_val(v, opts, &ps[i], err);
+		if (rc) {
+			prefix_index(err, i);
+			ags_pattern_array_del(ps, i);
+			yyjson_doc_free(doc);
+			return rc;
+		}
+	}
+	yyjson_doc_free(doc);
+	*out = ps;
+	*n = cnt;
+	return 0;
+}
+
+AGS_EXPORT void ags_pattern_array_del(ags_pattern **ps, size_t n)
+{
+	if (!ps)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ags_pattern_del(ps[i]);
+	free(ps);
+}
+
 int ags_pattern_parse_trusted(const char *json, size_t len, ags_pattern **out)
 {
 	struct fields f;

@@ -469,3 +469,24 @@ AGS_EXPORT int ags_certs_pin(const char *cert_file, char out[65], ags_error *err
 	gnutls_x509_crt_deinit(crt);
 	return g < 0 ? g_err(err, "cannot hash the public key of", cert_file, g) : 0;
 }
+
+AGS_EXPORT int ags_certs_node_id(const char *cert_file, char out[AGS_CERTS_ID_MAX + 1],
+                                 ags_error *err)
+{
+	if (!cert_file || !out)
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "cert_file and out are required");
+	gnutls_x509_crt_t crt = NULL;
+	int rv = load_crt(cert_file, &crt, err);
+	if (rv)
+		return rv;
+	char id[256];
+	ags_tls_crt_primary_id(crt, id, sizeof(id));
+	gnutls_x509_crt_deinit(crt);
+	if (check_id(id, 0, NULL) != 0)
+		return ags_error_set(err, AGS_ERR_NOT_FOUND, NULL,
+		                     "%s names no node id (its CN or first DNS SAN must be 1 to %d "
+		                     "letters, digits, '.', '_' or '-'; got \"%.80s\")",
+		                     cert_file, AGS_CERTS_ID_MAX, id);
+	memcpy(out, id, strlen(id) + 1); /* check_id: at most AGS_CERTS_ID_MAX bytes */
+	return 0;
+}

@@ -141,6 +141,13 @@ static const char *cert_names_primary(const struct cert_names *nm)
 	return nm->n_dns ? nm->dns[0] : "";
 }
 
+void ags_tls_crt_primary_id(gnutls_x509_crt_t crt, char *out, size_t cap)
+{
+	struct cert_names nm;
+	cert_names_get(crt, &nm);
+	snprintf(out, cap, "%s", cert_names_primary(&nm));
+}
+
 static int cert_names_has(const struct cert_names *nm, const char *id)
 {
 	if (!id[0])

@@ -71,6 +71,13 @@ void ags_tls_ctx_del(ags_tls_ctx *ctx);
 const char *ags_tls_ctx_own_id(const ags_tls_ctx *ctx);
 
 /*
+ * Writes to `out` (cap bytes) the id certificate `crt` names first, as a
+ * peer reads it (ags_tls_session_peer_id): its CN, else its first DNS SAN,
+ * else "". Cut to cap - 1 bytes.
+ */
+void ags_tls_crt_primary_id(gnutls_x509_crt_t crt, char *out, size_t cap);
+
+/*
  * Makes a server-side session for one QUIC connection: TLS 1.3 only,
  * ALPN agentsync/1 mandatory (a ClientHello with another ALPN or none is
  * refused), client certificate required when reject_unauthorized, session

@@ -13,7 +13,7 @@
  *   state                           "state {"patterns":N,"seq":N,"digest":"..."}"
  *   stats                           "stats {"lastSyncTime":N,"vectorClock":{...},...}"
  *   connected                       "connected 0|1"
- *   disconnect                      "disconnect ok"
+ *   disconnect                      "disconnect ok connected=0|1" (asked right after)
  *   quit                            stop cleanly and exit 0
  *
  * Usage: agsagent --endpoint quic://HOST:PORT --token-file F --data DIR --certs DIR
@@ -257,7 +257,8 @@ int main(int argc, char **argv)
 			out("connected %d\n", ags_agent_is_connected(ag));
 		} else if (!strcmp(a, "disconnect")) {
 			ags_agent_disconnect(ag);
-			out("disconnect ok\n");
+			/* Asked at once: disconnect() returned, so not connected. */
+			out("disconnect ok connected=%d\n", ags_agent_is_connected(ag));
 		} else if (!strcmp(a, "quit")) {
 			break;
 		} else if (a[0]) {
