@@ -464,13 +464,10 @@ AGS_EXPORT int ags_agent_disconnect(ags_agent *a)
 		return AGS_ERR_INVALID;
 	pthread_mutex_lock(&a->op_mu);
 	resume_save(a);
-	struct ags_cmd *c = calloc(1, sizeof(*c));
-	int rv = AGS_ERR_NOMEM;
-	if (c) {
-		c->type = CMD_UP_DISCONNECT;
-		rv = ags_node_post_sync(a->node, c);
-		free(c);
-	}
+	/* Waits for the close: until then the connection still counts as connected,
+	 * and a connect() would take it for the live one. */
+	struct ags_up_op r;
+	int rv = run_op(a, AGS_UP_OP_DISCONNECT, &r, NULL);
 	pthread_mutex_unlock(&a->op_mu);
 	return rv == AGS_ERR_STATE ? 0 : rv;
 }
