@@ -8,6 +8,8 @@
 #    bookworm-backports (a deb822 source is added for that suite).
 #  - yyjson: on bookworm from trixie, behind an apt pin that lets nothing but
 #    libyyjson* come from trixie.
+#  - Python (bindings/python): Debian's python3 with its headers, venv,
+#    setuptools, the wheel package as a wheel file, pytest and mypy.
 set -euo pipefail
 
 say() { printf 'install-deps: %s\n' "$*"; }
@@ -34,6 +36,7 @@ BASE_PKGS=(
 	libcmocka-dev
 	clang llvm
 	curl libcurl4-gnutls-dev
+	python3-dev python3-venv python3-pytest python3-setuptools python3-wheel-whl python3-mypy
 )
 # Packages that on bookworm come from bookworm-backports.
 NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)
