@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= $(if $(AGS_WERROR),$(AGS_WERROR),OFF)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench format lint clean
+.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench bench-python format lint clean
 
 all: build
 
@@ -45,6 +45,11 @@ fuzz-smoke: fuzz
 
 bench: build
 	@ls $(BUILD)/bench
+
+# The Python package against the C library: W1 of sync_bench, pairs back to back.
+bench-python: build
+	PYTHONPATH=$(BUILD)/python /usr/bin/python3 bindings/python/bench.py \
+		--sync-bench $(BUILD)/bench/sync_bench
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
