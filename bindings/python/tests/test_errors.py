@@ -69,6 +69,12 @@ def test_a_bad_pattern_in_a_batch_names_its_index_and_nothing_is_stored(make_nod
     with pytest.raises(agentsync.PatternError) as ei:
         a.sync_patterns(batch)
     assert (ei.value.index, ei.value.field) == (700, "[700].id")
+    # A pattern the parser refuses comes before a later one the conversion refuses.
+    batch[2999]["version"] = 1
+    batch[2500]["data"] = {"when": object()}
+    with pytest.raises(agentsync.PatternError) as ei:
+        a.sync_patterns(batch)
+    assert (ei.value.index, ei.value.field) == (700, "[700].id")
     assert a.get_state()["store"]["patterns"] == 0
     assert a.cached_patterns() == []
     with pytest.raises(TypeError):

@@ -41,15 +41,19 @@ def test_start_stop_cycles_leave_no_thread_behind(certs, tmp_path):
 def test_asyncio_cycles_leave_no_thread_behind(certs, tmp_path):
     before_tasks, before = task_count(), _threads()
 
+    kept = []  # still referenced: their threads must end by stop(), not by garbage collection
+
     async def main():
         for cycle in range(3):
             async with agentsync.aio.Node(node_config(certs, "a", str(tmp_path))) as a:
+                kept.append(a)
                 await a.sync_pattern(pattern(f"aio-{cycle}"))
                 assert (await a.get(f"aio-{cycle}"))["id"] == f"aio-{cycle}"
 
     asyncio.run(asyncio.wait_for(main(), WAIT_S))
     assert _threads() == before
     assert settled_task_count(before_tasks) == before_tasks
+    assert len(kept) == 3
 
 
 def test_a_node_dropped_while_running_is_stopped(certs, tmp_path):

@@ -65,6 +65,10 @@ def test_batch_of_1000(make_node):
     assert len(b.cached_patterns()) == 1000
     # A second time: every one a duplicate, nothing new sent.
     assert a.sync_patterns([pattern(f"batch-{i:04d}") for i in range(1000)])["duplicate"] == 1000
+    # Larger than one transaction (1,000), with a part of one at the end.
+    assert a.sync_patterns([pattern(f"big-{i:04d}") for i in range(2500)])["inserted"] == 2500
+    got.wait_for(lambda e: len(e) >= 3500, "3500 patterns at b")
+    assert b.get_state()["store"]["patterns"] == 3500
 
 
 def test_version_rule_newer_replaces_older_is_ignored(make_node):
