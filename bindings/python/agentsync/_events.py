@@ -250,22 +250,22 @@ class Events:
     # ---- the dispatcher thread ----
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            if self._thread is threading.current_thread():
-                return
-            self._thread.join()
-        self._thread = threading.Thread(
-            target=self._run, name=f"agentsync-events-{self._name}", daemon=True
-        )
-        self._thread.start()
+        """Starts a dispatcher (the caller has joined the one of a previous run)."""
+        t = threading.Thread(target=self._run, name=f"agentsync-events-{self._name}", daemon=True)
+        with self._lock:
+            self._thread = t
+        t.start()
 
     def join(self) -> None:
         """Waits for the dispatcher to deliver the last events and end (the
         queue must be closed first). A no-op on the dispatcher itself."""
-        t = self._thread
+        with self._lock:
+            t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join()
-            self._thread = None
+            with self._lock:
+                if self._thread is t:
+                    self._thread = None
 
     def _run(self) -> None:
         core = self._core

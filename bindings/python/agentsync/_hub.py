@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, overload
 
 from . import _agentsync
@@ -85,7 +84,6 @@ class FederationHub:
             if e.field in _FIELDS:
                 e.field = _FIELDS[e.field]
             raise
-        self._lock = threading.Lock()
         self._events = Events(self._core, f"agent-{self._core.agent_id}", "agentsync.agent")
         self._events.start()
         _register(self)
@@ -159,8 +157,7 @@ class FederationHub:
     def close(self) -> None:
         """Disconnects, stops the network thread, closes the store, and ends
         the event thread and every ``async for``. Idempotent."""
-        with self._lock:
-            self._shutdown()
+        self._shutdown()
 
     def _shutdown(self) -> None:
         self._core.close()

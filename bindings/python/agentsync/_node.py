@@ -131,7 +131,6 @@ class Node:
     def _setup(self, core: _agentsync._Node) -> None:
         self._core = core
         self._events = Events(core, f"node-{core.node_id}", "agentsync.node")
-        self._lock = threading.Lock()
         for w in core.warnings:
             warnings.warn(w, ConfigWarning, stacklevel=3)
 
@@ -141,17 +140,22 @@ class Node:
         """Opens the store, binds the UDP port, connects the configured peers.
         Returns once the node listens. Raises StateError when already started,
         TLSError, StoreError, ..."""
-        with self._lock:
-            self._core.start()
-            self._events.start()
-            _register(self)
+        # No lock of ours is held while a thread is joined: a callback may
+        # call start() or stop() itself, on the event thread.
+        if self._core.running:
+            self._core.start()  # raises StateError: already started
+        self._events.join()  # the last run's event thread, if still delivering
+        self._core.start()
+        self._events.start()
+        _register(self)
 
     def stop(self) -> None:
         """Closes every connection, waits for the node's threads, closes the
         store; then delivers the last events and ends the event thread and
-        every ``async for``. Idempotent. Changes already applied are durable."""
-        with self._lock:
-            self._shutdown()
+        every ``async for``. Idempotent. Changes already applied are durable.
+        From a callback (the event thread) it returns without waiting for
+        that thread, which ends once the callback returns."""
+        self._shutdown()
 
     def _shutdown(self) -> None:
         self._core.stop()

@@ -88,16 +88,29 @@ def test_restart_keeps_the_data_and_the_state_is_true_when_stopped(certs, tmp_pa
     a.stop()  # idempotent
 
 
-def test_stop_from_a_callback_does_not_deadlock(make_node):
+def test_stop_from_a_callback_while_the_program_stops_too(make_node):
     a, b = make_node("a"), make_node("b")
-    stopped = threading.Event()
+    main_stopping, stopped = threading.Event(), threading.Event()
 
     def on_recv(ev):
-        b.stop()  # on b's own event thread
+        if ev["pattern"]["id"] != "stop-me":
+            return
+        main_stopping.wait(WAIT_S)
+        b.stop()  # on b's own event thread, while the main thread is in stop() as well
         stopped.set()
 
     b.on("pattern:received", on_recv)
     connect(a, b)
     a.sync_pattern(pattern("stop-me"))
-    assert stopped.wait(WAIT_S)
-    assert not b.running
+    stopper = threading.Thread(target=lambda: (main_stopping.set(), b.stop()))
+    stopper.start()
+    stopper.join(WAIT_S)
+    assert not stopper.is_alive(), "stop() and a callback's stop() deadlocked"
+    assert stopped.wait(WAIT_S) and not b.running
+    # And the node starts again, with a new event thread, and works.
+    again = Collector()
+    b.on("pattern:received", again)
+    b.start()
+    connect(a, b)
+    a.sync_pattern(pattern("after-restart"))
+    again.wait_for(lambda e: "after-restart" in again.ids(), "after-restart at b")
