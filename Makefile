@@ -15,7 +15,7 @@ CHAOS_NODES   ?= 5
 CHAOS_WRITERS ?= 5
 CHAOS_ARGS    ?=
 
-.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench chaos format lint clean
+.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench bench-python chaos format lint clean
 
 all: build
 
@@ -58,6 +58,11 @@ chaos: build
 
 bench: build
 	@ls $(BUILD)/bench
+
+# The Python package against the C library: W1 of sync_bench, pairs back to back.
+bench-python: build
+	PYTHONPATH=$(BUILD)/python /usr/bin/python3 bindings/python/bench.py \
+		--sync-bench $(BUILD)/bench/sync_bench
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

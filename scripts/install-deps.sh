@@ -10,6 +10,8 @@
 #    libyyjson* come from trixie.
 #  - iproute2 (ip, tc), nftables and python3 for the fault-injection test
 #    (tests/chaos); setpriv comes with util-linux, which every Debian has.
+#  - Python (bindings/python): Debian's python3 with its headers, venv,
+#    setuptools, the wheel package as a wheel file, pytest and mypy.
 set -euo pipefail
 
 say() { printf 'install-deps: %s\n' "$*"; }
@@ -38,6 +40,7 @@ BASE_PKGS=(
 	clang-tidy cppcheck
 	curl libcurl4-gnutls-dev
 	iproute2 nftables python3
+	python3-dev python3-venv python3-pytest python3-setuptools python3-wheel-whl python3-mypy
 )
 # Packages that on bookworm come from bookworm-backports.
 NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)

@@ -709,6 +709,26 @@ static void node_keeps_the_hub_as_upstream(void **state)
 	assert_int_equal(np_quit(e->hub), 0);
 }
 
+/* ---- disconnect, then connect at once ---- */
+
+static void reconnect_at_once(void **state)
+{
+	struct env *e = *state;
+	e->hub = start_hub(e, "reconnect");
+	np_node *r1 = agent_for(e, e->hub, "r1", "wayne");
+	connect_sync(r1);
+	for (int i = 0; i < 5; i++) {
+		/* Commands sent in one write run back to back: once disconnect returned,
+		 * the agent is not connected, and a connect dials anew. */
+		must(r1, "disconnect\nconnected", "connected ", "connected 0");
+		must(r1, "connect\nsync", "sync ", "sync ok");
+		must(r1, "disconnect\nconnect\nsync", "sync ", "sync ok");
+	}
+	must(r1, "connected", "connected ", "connected 1");
+	assert_int_equal(np_quit(r1), 0);
+	assert_int_equal(np_quit(e->hub), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +740,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(offline_agent_catches_up_in_one_sync, setup, teardown),
 	    cmocka_unit_test_setup_teardown(node_keeps_the_hub_as_upstream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reconnect_at_once, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,7 +123,12 @@ typedef struct ags_agent_sync_result {
  */
 AGS_EXPORT int ags_agent_sync(ags_agent *a, ags_agent_sync_result *res, ags_error *err);
 
-/* Closes the connection to the hub (saving the resumption state). Idempotent. */
+/*
+ * Closes the connection to the hub (saving the resumption state) and returns
+ * once it is closed: ags_agent_is_connected() is then 0, and a connect()
+ * dials anew. Idempotent. Errors: AGS_ERR_INVALID, AGS_ERR_TIMEOUT (not
+ * closed within timeout_ms), AGS_ERR_NOMEM.
+ */
 AGS_EXPORT int ags_agent_disconnect(ags_agent *a);
 
 /*

@@ -385,7 +385,10 @@ AGS_EXPORT int ags_agent_disconnect(ags_agent *a)
 	a->wanted = 0;
 	pthread_mutex_unlock(&a->mu);
 	resume_save(a);
-	int rv = ags_node_agent_disconnect(a->node);
+	/* Waits for the close: until then the connection still counts as connected,
+	 * and a connect() would take it for the live one. */
+	int rv =
+	    ags_node_agent_run(a->node, AGS_NODE_AGENT_DISCONNECT, a->cfg.timeout_ms, NULL, NULL);
 	pthread_mutex_unlock(&a->op_mu);
 	return rv == AGS_ERR_STATE ? 0 : rv;
 }

@@ -32,12 +32,13 @@ typedef struct ags_node_agent_result {
 	double duration_ms;                 /* from the call to the end of the operation */
 } ags_node_agent_result;
 
-enum { AGS_NODE_AGENT_CONNECT = 1, AGS_NODE_AGENT_SYNC = 2 };
+enum { AGS_NODE_AGENT_CONNECT = 1, AGS_NODE_AGENT_SYNC = 2, AGS_NODE_AGENT_DISCONNECT = 3 };
 
 /*
  * Runs one operation with the upstream hub on the loop thread and waits for
- * its end, at most timeout_ms: CONNECT (dial, AUTH, HELLO) or SYNC (push
- * everything, PULL, PULL_DONE). One at a time (the caller serialises).
+ * its end, at most timeout_ms: CONNECT (dial, AUTH, HELLO), SYNC (push
+ * everything, PULL, PULL_DONE) or DISCONNECT (close the connection to the
+ * hub, stop dialling, and wait until no connection is left). One at a time (the caller serialises).
  * *res (may be NULL) is filled on success. err has the reason of a failure,
  * the hub's when it refused.
  * Errors: AGS_ERR_STATE (not started, or SYNC while not connected),

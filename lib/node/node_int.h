@@ -65,7 +65,7 @@ struct ags_peer {
 enum ags_up_state { AGS_UP_IDLE = 0, AGS_UP_PUSHING = 1, AGS_UP_PULLING = 2 };
 
 /* What an ags_agent call waits for (one at a time; under cmd_mu). */
-enum ags_up_op_kind { AGS_UP_OP_CONNECT = 1, AGS_UP_OP_SYNC = 2 };
+enum ags_up_op_kind { AGS_UP_OP_CONNECT = 1, AGS_UP_OP_SYNC = 2, AGS_UP_OP_DISCONNECT = 3 };
 
 struct ags_up_op {
 	int kind;

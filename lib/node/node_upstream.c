@@ -200,8 +200,15 @@ static void up_ended(struct ags_node *n, struct ags_link *l, uint64_t code, cons
 	p->sync_state = AGS_UP_IDLE;
 	if (n->agent_mode)
 		p->dial = 0; /* an agent reconnects when its owner asks */
-	if (!op_waiting(n))
+	int kind = op_waiting(n);
+	if (!kind)
 		return;
+	if (kind == AGS_UP_OP_DISCONNECT) {
+		/* Done when this was the last connection to the hub (l is not detached yet). */
+		if ((!p->link || p->link == l) && (!p->dialing || p->dialing == l))
+			op_finish(n, 0, NULL);
+		return;
+	}
 	char msg[400];
 	int rv = AGS_ERR_CLOSED;
 	if (!l->established) {
@@ -349,6 +356,19 @@ static void op_start(struct ags_node *n)
 			op_finish(n, 0, NULL);
 		} else if (!p->link && !p->dialing)
 			up_dial(n, p);
+	} else if (kind == AGS_UP_OP_DISCONNECT) {
+		/* Finished by up_ended once no connection is left. */
+		p->dial = 0;
+		p->sync_state = AGS_UP_IDLE;
+		if (!p->link && !p->dialing) {
+			op_finish(n, 0, NULL);
+			return;
+		}
+		if (p->link)
+			ags_quic_conn_close(p->link->conn, AGS_APP_NO_ERROR, "agent disconnecting");
+		if (p->dialing)
+			ags_quic_conn_close(p->dialing->conn, AGS_APP_NO_ERROR,
+			                    "agent disconnecting");
 	} else if (kind == AGS_UP_OP_SYNC) {
 		if (!p->link || !p->link->announced) {
 			op_finish(n, AGS_ERR_STATE, "not connected to the hub");
