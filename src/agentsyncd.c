@@ -242,6 +242,7 @@ static int start(struct daemon *d)
 	    .port = c->api.port,
 	    .token = c->api.token,
 	    .max_pattern_bytes = c->node.max_pattern_bytes,
+	    .data_dir = c->node.data_dir,
 	    .log = on_api_log,
 	    .log_user_data = d,
 	};

@@ -233,6 +233,16 @@ AGS_EXPORT int ags_node_delete(ags_node *node, const char *id, ags_apply_result 
  */
 AGS_EXPORT int ags_node_reload_tls(ags_node *node, ags_error *err);
 
+/*
+ * An online, consistent copy of the node's store (in hub mode: of its own
+ * tenant's store) into the new file `dst`, made while the node runs; see
+ * ags_store_backup (which this calls on the store's file). The copy keeps
+ * the store's identity. `info` (may be NULL) gets what it holds.
+ * Errors: AGS_ERR_STATE (not started), and those of ags_store_backup.
+ */
+AGS_EXPORT int ags_node_backup(ags_node *node, const char *dst, ags_store_info *info,
+                               ags_error *err);
+
 /* Wakes every peer's sender now (normally driven by changes and the interval). */
 AGS_EXPORT int ags_node_sync_now(ags_node *node);
 

@@ -49,6 +49,7 @@ struct ags_api {
 	ags_api_log_fn log;
 	void *log_user_data;
 	struct MHD_Daemon *mhd;
+	char data_dir[4096]; /* where GET /v1/backup makes its copy; "": no backups */
 
 	/* Guards the token, the ring, the histogram and `stopping`. */
 	pthread_mutex_t mu;
@@ -109,6 +110,7 @@ enum MHD_Result ags_api_serve_events(ags_api *api, struct MHD_Connection *c);
 enum MHD_Result ags_api_serve_state(ags_api *api, struct MHD_Connection *c);
 enum MHD_Result ags_api_serve_peers(ags_api *api, struct MHD_Connection *c);
 enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c);
+enum MHD_Result ags_api_serve_backup(ags_api *api, struct MHD_Connection *c); /* api_backup.c */
 
 /* Event ring (api_events.c). init returns AGS_ERR_NOMEM on failure. */
 int ags_api_ring_init(struct ags_api_ring *r, size_t cap, size_t max_bytes);
