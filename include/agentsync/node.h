@@ -262,8 +262,16 @@ typedef struct ags_peer_state {
 	double latency_ms; /* smoothed RTT from QUIC */
 	uint64_t lag;      /* changes not yet acknowledged by the peer */
 	uint64_t bytes_in, bytes_out;
-	uint64_t acked_seq; /* our change-log sequence the peer has acknowledged */
+	uint64_t acked_seq;         /* our change-log sequence the peer has acknowledged */
+	uint64_t patterns_received; /* entries of batches received from the peer, since start */
 } ags_peer_state;
+
+/*
+ * Slots of ags_node_state's per-codec byte counters: the BATCH codec byte
+ * (0 none, 1 gzip, 2 zstd; docs/PROTOCOL.md), then 3 for received frames
+ * too short to have one or with an unknown one.
+ */
+#define AGS_NODE_CODECS 4
 
 typedef struct ags_node_state {
 	int running;
@@ -273,6 +281,9 @@ typedef struct ags_node_state {
 		double average_latency_ms;
 		uint64_t bytes_transferred; /* wire bytes of batch frames, both directions */
 		double compression_ratio;   /* wire bytes / raw bytes of batches sent */
+		/* bytes_transferred by direction and codec (AGS_NODE_CODECS slots): they add
+		 * up to it. */
+		uint64_t codec_bytes_out[AGS_NODE_CODECS], codec_bytes_in[AGS_NODE_CODECS];
 	} stats;
 	ags_peer_state *peers;
 	size_t n_peers;
