@@ -14,17 +14,13 @@
 #
 # `make install` (cmake --install) honours CMAKE_INSTALL_PREFIX (PREFIX= in
 # the Makefile) and DESTDIR. AGS_SYSTEMD_UNIT_DIR moves the unit (default
-# lib/systemd/system under the prefix; Debian's package uses /lib/systemd/system).
+# lib/systemd/system under the prefix; Debian 12's package uses /lib/systemd/system).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(AGS_SOVERSION 0)
-set(AGS_SYSTEMD_UNIT_DIR "${CMAKE_INSTALL_LIBDIR}/systemd/system" CACHE STRING
+set(AGS_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING
     "Where the systemd unit is installed (relative to the prefix, or absolute)")
-if(CMAKE_INSTALL_LIBDIR MATCHES "/")
-  # A multiarch libdir (lib/x86_64-linux-gnu): units live in lib/systemd/system.
-  set(AGS_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING "" FORCE)
-endif()
 
 # ---- man pages (scdoc) ----
 find_program(AGS_SCDOC scdoc)

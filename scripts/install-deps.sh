@@ -35,6 +35,13 @@ BASE_PKGS=(
 	clang llvm
 	clang-tidy cppcheck
 	curl libcurl4-gnutls-dev
+	# Packaging and operations (issue 16): sd_notify, man pages, the Debian
+	# package and its checks, and the tests of tests/pkg/ (Debian's python3
+	# with jsonschema and yaml, promtool, systemd-analyze, man, col, zsh).
+	libsystemd-dev scdoc
+	debhelper dpkg-dev lintian adduser
+	python3 python3-jsonschema python3-yaml
+	prometheus systemd man-db bsdextrautils bash zsh binutils
 )
 # Packages that on bookworm come from bookworm-backports.
 NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)

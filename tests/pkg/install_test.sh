@@ -52,8 +52,8 @@ soname=$(objdump -p "$lib/libagentsync.so.0" | awk '$1 == "SONAME" {print $2}')
 internal=$(nm -D --defined-only "$lib/libagentsync.so.0" | awk '{print $3}' | grep -v '^ags_' | grep -v '^_' || true)
 [ -z "$internal" ] || fail "libagentsync.so exports more than ags_*: $internal"
 
-"$root/bin/agentsyncd" --version | grep -q "^agentsyncd " || fail "installed agentsyncd does not run"
-"$root/bin/agentsync" --version | grep -q "^agentsync " || fail "installed agentsync does not run"
+v=$("$root/bin/agentsyncd" --version) && [[ $v == "agentsyncd "* ]] || fail "installed agentsyncd does not run"
+v=$("$root/bin/agentsync" --version) && [[ $v == "agentsync "* ]] || fail "installed agentsync does not run"
 man -l "$root/share/man/man8/agentsyncd.8" >/dev/null 2>&1 || fail "man cannot read agentsyncd.8"
 
 # 1. pkg-config (the deps' .pc files from the system, agentsync's from DESTDIR).
@@ -68,8 +68,9 @@ cc -std=c17 -Wall -Werror -o "$tmp/consumer_pc" "$src/tests/pkg/consumer/main.c"
 mkdir "$tmp/d1"
 out=$(LD_LIBRARY_PATH="$lib" "$tmp/consumer_pc" "$tmp/d1") || fail "consumer (pkg-config) failed: $out"
 case "$out" in "ok $ver "*" installed") ;; *) fail "consumer (pkg-config) printed: $out" ;; esac
-LD_LIBRARY_PATH="$lib" ldd "$tmp/consumer_pc" | grep -q "$lib/libagentsync.so.0" ||
-	fail "the pkg-config build does not use the installed libagentsync.so.0"
+libs=$(LD_LIBRARY_PATH="$lib" ldd "$tmp/consumer_pc")
+grep -q "$lib/libagentsync.so.0" <<<"$libs" ||
+	fail "the pkg-config build does not use the installed libagentsync.so.0: $libs"
 unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 
 # 2. CMake: find_package(agentsync) -> agentsync::agentsync and agentsync::agentsync_static.
@@ -79,11 +80,13 @@ cmake --build "$tmp/cbuild" >"$tmp/cbuild.log" 2>&1 || { cat "$tmp/cbuild.log"; 
 mkdir "$tmp/d2" "$tmp/d3"
 out=$("$tmp/cbuild/consumer_shared" "$tmp/d2") || fail "consumer_shared failed: $out"
 case "$out" in "ok $ver "*" installed") ;; *) fail "consumer_shared printed: $out" ;; esac
-ldd "$tmp/cbuild/consumer_shared" | grep -q "$lib/libagentsync.so.0" ||
-	fail "consumer_shared does not use the installed libagentsync.so.0 (no RPATH from the package?)"
+libs=$(ldd "$tmp/cbuild/consumer_shared")
+grep -q "$lib/libagentsync.so.0" <<<"$libs" ||
+	fail "consumer_shared does not use the installed libagentsync.so.0: $libs"
 out=$("$tmp/cbuild/consumer_static" "$tmp/d3") || fail "consumer_static failed: $out"
 case "$out" in "ok $ver "*" installed") ;; *) fail "consumer_static printed: $out" ;; esac
-if ldd "$tmp/cbuild/consumer_static" | grep -q libagentsync; then
+libs=$(ldd "$tmp/cbuild/consumer_static")
+if grep -q libagentsync <<<"$libs"; then
 	fail "consumer_static links libagentsync.so"
 fi
 echo "install: 1 passed, 0 failed"
