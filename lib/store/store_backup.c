@@ -173,6 +173,7 @@ AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info
 		return ags_error_set(err, AGS_ERR_EXISTS, NULL,
 		                     "%s exists: a backup or restore never overwrites a file", dst);
 	ags_store_info local;
+	memset(&local, 0, sizeof(local));
 	ags_store_info *out = info ? info : &local;
 	sqlite3 *from = NULL, *to = NULL;
 	int r = open_ro(src, &from, err);
