@@ -7,9 +7,16 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= $(if $(AGS_WERROR),$(AGS_WERROR),OFF)
 FUZZ_SECONDS ?= 20
+# make chaos: seconds of faults, seed (empty: a new one, printed), daemons, writers, and
+# more options of tests/chaos/chaos.py (e.g. CHAOS_ARGS=--keep).
+CHAOS_SECONDS ?= 600
+CHAOS_SEED    ?=
+CHAOS_NODES   ?= 5
+CHAOS_WRITERS ?= 5
+CHAOS_ARGS    ?=
 
-.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench format lint clean install deb \
-	test-deb
+.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench chaos format lint clean \
+	install deb test-deb
 
 all: build
 
@@ -43,6 +50,12 @@ fuzz: deps
 # Runs every fuzz target for FUZZ_SECONDS on a copy of its seed corpus.
 fuzz-smoke: fuzz
 	./scripts/fuzz-smoke.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+# The long fault-injection run (tests/chaos/README.md); needs root and network namespaces.
+chaos: build
+	/usr/bin/python3 tests/chaos/chaos.py --bin-dir $(BUILD)/bin --duration $(CHAOS_SECONDS) \
+		--nodes $(CHAOS_NODES) --writers $(CHAOS_WRITERS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) \
+		$(CHAOS_ARGS)
 
 bench: build
 	@ls $(BUILD)/bench

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the daemon's configuration parser (lib/config.c) on
+ * libFuzzer target: the daemon's configuration parser (src/agentsyncd/config.c) on
  * arbitrary bytes. It must never crash or leak, and a configuration it
  * accepts must carry a valid node id (when one is given) and sane limits.
  */

@@ -8,6 +8,8 @@
 #    bookworm-backports (a deb822 source is added for that suite).
 #  - yyjson: on bookworm from trixie, behind an apt pin that lets nothing but
 #    libyyjson* come from trixie.
+#  - iproute2 (ip, tc), nftables and python3 for the fault-injection test
+#    (tests/chaos); setpriv comes with util-linux, which every Debian has.
 set -euo pipefail
 
 say() { printf 'install-deps: %s\n' "$*"; }
@@ -35,6 +37,7 @@ BASE_PKGS=(
 	clang llvm
 	clang-tidy cppcheck
 	curl libcurl4-gnutls-dev
+	iproute2 nftables
 	# Packaging and operations (issue 16): sd_notify, man pages, the Debian
 	# package and its checks, and the tests of tests/pkg/ (Debian's python3
 	# with jsonschema and yaml, promtool, systemd-analyze, man, col, zsh).

@@ -8,8 +8,9 @@
 #     headers of SQLite, ngtcp2, sockets, libmicrohttpd, libcurl and libjwt
 #     only where their layer is.
 #  2. calls: no object of a layer refers to a function (or data) defined in
-#     a layer it does not use (nm on BUILD's objects), and the programs call
-#     only the library's exported API.
+#     a layer it does not use (nm on BUILD's objects), the programs call only
+#     the library's exported API, and libagentsync.so links neither
+#     libmicrohttpd nor libcurl (readelf -d).
 #  3. clang-tidy with the checks of .clang-tidy, on every library, daemon and
 #     program source (BUILD/compile_commands.json).
 #  4. cppcheck on the same sources.
@@ -190,6 +191,13 @@ for t in agentsync_prog agentsyncd_prog; do
 		done < <(nm -u "$o" | awk '{print $2}')
 	done
 done
+
+# The shared library: the daemon's and the CLI's libraries are not its.
+while read -r lib; do
+	case "$lib" in *microhttpd* | *curl*)
+		fail "$build/libagentsync.so: links $lib, which only the programs use" ;;
+	esac
+done < <(readelf -d "$build/libagentsync.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 
 # ---- 5. SPDX licence identifiers ----
 scripts/spdx.sh --check || failed=1

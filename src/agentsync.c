@@ -2,7 +2,8 @@
  * agentsync: the command-line tool over agentsyncd's local HTTP API
  * (commands in src/agentsync/), plus the commands of an ephemeral agent of
  * a federation hub (sync --hub, agent, token), which need no daemon. See
- * docs/parts/daemon.md and docs/parts/hub-daemon.md.
+ * docs/ARCHITECTURE.md, "Daemon, HTTP API and CLI" and docs/ARCHITECTURE.md, "The federation hub in
+ * agentsyncd and the CLI".
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,9 +6,9 @@
  * "listening quic=HOST:PORT api=HOST:PORT node=ID" on stdout once ready, and
  * runs until SIGTERM or SIGINT. SIGHUP re-reads the configuration: peers are
  * added and removed, the API token and log settings change, and the TLS
- * files are re-read. See docs/parts/daemon.md. With --hub (or
+ * files are re-read. See docs/ARCHITECTURE.md, "Daemon, HTTP API and CLI". With --hub (or
  * quic.hub.enabled) the node is a federation hub serving agents (seed 004;
- * docs/parts/hub-daemon.md).
+ * docs/ARCHITECTURE.md, "The federation hub in agentsyncd and the CLI").
  */
 #include <errno.h>
 #include <getopt.h>

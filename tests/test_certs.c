@@ -1,4 +1,5 @@
-/* Unit tests for certificate generation (lib/certs.c), checked with GnuTLS's own parsers. */
+/* Unit tests for certificate generation (lib/transport/certs.c), checked with GnuTLS's own parsers.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

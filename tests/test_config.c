@@ -1,4 +1,4 @@
-/* Unit tests of the daemon's configuration parser (lib/config.c). */
+/* Unit tests of the daemon's configuration parser (src/agentsyncd/config.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

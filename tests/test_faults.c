@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "testutil.h"
+#include "frameutil.h"
 #include "agentsync/agentsync.h"
 #include "agentsync/certs.h"
 #include "agentsync/node.h"
@@ -250,12 +251,7 @@ static int deliver(struct host *from, struct host *to, int k)
 /* Drops the AUTH frame an upstream session sends first (a hub reads it before the session). */
 static void drop_auth(struct host *t)
 {
-	assert_int_equal(t->out.data[0], AGS_FRAME_AUTH);
-	size_t len =
-	    AGS_FRAME_HEADER_LEN + ((size_t)t->out.data[4] << 24 | (size_t)t->out.data[5] << 16 |
-	                            (size_t)t->out.data[6] << 8 | t->out.data[7]);
-	memmove(t->out.data, t->out.data + len, t->out.len - len);
-	t->out.len -= len;
+	tu_frame_drop(t->out.data, &t->out.len, AGS_FRAME_AUTH);
 }
 
 /*

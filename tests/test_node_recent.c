@@ -1,5 +1,5 @@
 /*
- * Unit tests of the node's recent local writes (lib/node_recent.c): the rows
+ * Unit tests of the node's recent local writes (lib/node/node_recent.c): the rows
  * a sender may take from memory instead of the store. They must be exactly
  * the log's rows, and only when they cover the whole range asked for.
  */
@@ -80,7 +80,8 @@ static void rows_are_the_log_rows_when_they_cover_the_range(void **state)
 	ags_pattern *first = mk("w", "");
 	ags_apply_result r0 = {0};
 	assert_int_equal(ags_store_apply(st, first, &r0, NULL), 0);
-	/* Written as the API writes (lib/node.c apply_local): writer "a", one tick, a scope. */
+	/* Written as the API writes (lib/node/node_api.c apply_local): writer "a", one tick, a
+	 * scope. */
 	ags_pattern *p[2] = {mk("x", ",\"priority\":7"), mk("y", "")};
 	const char *scope = "\x1f"
 	                    "b\x1f";

@@ -1,4 +1,4 @@
-/* Unit tests for the durable store (lib/store.c) on real SQLite files. */
+/* Unit tests for the durable store (lib/store/store.c) on real SQLite files. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

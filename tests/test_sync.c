@@ -1,5 +1,5 @@
 /*
- * Unit tests of the sync engine (lib/sync.c) without a network: two sessions
+ * Unit tests of the sync engine (lib/sync/sync.c) without a network: two sessions
  * wired back to back in memory, each over a real SQLite store. Frames one
  * session sends are fed to the other until nothing moves. Also feeds a
  * session hand-made bad frames, as a misbehaving peer would.
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "frameutil.h"
 #include "agentsync/agentsync.h"
 #include "batch.h"
 #include "clock.h"
@@ -921,13 +922,7 @@ static void put_ticked(struct side *s, const char *prefix, int n, int64_t versio
 /* Drops the first frame of what `s` sent (an AUTH the hub layer reads itself). */
 static void drop_first_frame(struct side *s)
 {
-	assert_true(s->out.len >= AGS_FRAME_HEADER_LEN);
-	assert_int_equal(s->out.data[0], AGS_FRAME_AUTH);
-	size_t len =
-	    AGS_FRAME_HEADER_LEN + ((size_t)s->out.data[4] << 24 | (size_t)s->out.data[5] << 16 |
-	                            (size_t)s->out.data[6] << 8 | s->out.data[7]);
-	memmove(s->out.data, s->out.data + len, s->out.len - len);
-	s->out.len -= len;
+	tu_frame_drop(s->out.data, &s->out.len, AGS_FRAME_AUTH);
 }
 
 static void hub_sends_after_pull_and_answers_with_pull_done(void **state)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/tls.c: context errors, own id, sessions, and full TLS
+ * Unit tests for lib/transport/tls.c: context errors, own id, sessions, and full TLS
  * 1.3 handshakes between a real ngtcp2 client and a real ngtcp2 server whose
  * packets are handed from one to the other in memory (no socket): mutual
  * TLS, identity, allow-list, pins, ALPN refusal, unknown CA, resumption with

@@ -82,6 +82,22 @@ static void file_read_reads_whole_files_up_to_the_limit(void **state)
 	assert_string_equal(e.message, "not a regular file");
 	assert_null(buf);
 	free(path);
+	/* For a file a setting names: the setting, the file, the reason. */
+	path = tu_sprintf("%s/none", dir);
+	assert_int_equal(ags_file_read_setting(path, 10, "tls.key", AGS_ERR_CONFIG, &buf, &len, &e),
+	                 AGS_ERR_CONFIG);
+	assert_string_equal(e.field, "tls.key");
+	char *want = tu_sprintf("cannot read \"%s\": No such file or directory", path);
+	assert_string_equal(e.message, want);
+	free(want);
+	free(path);
+	path = tu_sprintf("%s/key", dir);
+	assert_int_equal(ags_file_read_setting(path, 4, "hub.key", AGS_ERR_IO, &buf, &len, &e),
+	                 AGS_ERR_IO);
+	want = tu_sprintf("\"%s\" is 10 bytes, more than the 4 accepted", path);
+	assert_string_equal(e.message, want);
+	free(want);
+	free(path);
 	tu_rmrf(dir);
 	free(dir);
 }

@@ -18,7 +18,7 @@
  *   ags_agent_disconnect(a);
  *   ags_agent_del(a);
  *
- * Semantics (docs/parts/hub.md): a sync sends the hub every local change it
+ * Semantics (docs/PROTOCOL.md, "Federation hub"): a sync sends the hub every local change it
  * has not acknowledged yet, then asks (PULL) for every change of the tenant
  * the agent lacks, and returns once the hub says it has sent them all
  * (PULL_DONE, with the hub's vector clock, merged into the agent's). While

@@ -105,7 +105,7 @@ typedef struct ags_node_config {
 	unsigned test_drop_permille; /* TEST ONLY: drop this many per mille of received datagrams */
 
 	/*
-	 * Federation hub (seed 004; docs/parts/hub.md). With `enabled`, the node
+	 * Federation hub (seed 004; docs/PROTOCOL.md, "Federation hub"). With `enabled`, the node
 	 * serves agents: each connects with mutual TLS (any certificate the CA
 	 * vouches for; agents may share one), sends AUTH {token} first, and is
 	 * bound to the token's tenant for the life of the connection. Each tenant

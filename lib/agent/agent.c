@@ -92,22 +92,6 @@ static int token_claims(const char *token, const char *sub_dflt, const char *ten
 	return 0;
 }
 
-static void agent_log(ags_agent *a, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A log line of the agent itself, where its node's go (on_log). */
-static void agent_log(ags_agent *a, int level, const char *fmt, ...)
-{
-	if (!a->cfg.on_log)
-		return;
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	a->cfg.on_log(a, level, buf, a->cfg.user_data);
-}
-
 /* ---- events ---- */
 
 static void note_conflict(ags_agent *a, const char *id)
@@ -170,7 +154,8 @@ static void resume_save(ags_agent *a)
 			ok = fclose(f) == 0 && ok;
 		}
 		if (ok && rename(tmp, path) == 0)
-			agent_log(a, AGS_LOG_DEBUG, "saved the TLS session of hub %s", id);
+			ags_node_agent_log(a->node, AGS_LOG_DEBUG,
+			                   "saved the TLS session of hub %s", id);
 		else
 			unlink(tmp);
 	}
@@ -200,7 +185,8 @@ static void resume_load(ags_agent *a)
 	if (!a->cfg.hub_id || strcmp(a->cfg.hub_id, id) == 0) {
 		size_t off = (size_t)((uint8_t *)nl + 1 - buf);
 		if (ags_node_agent_import(a->node, id, buf + off, n - off) == 0)
-			agent_log(a, AGS_LOG_DEBUG, "loaded the TLS session of hub %s", id);
+			ags_node_agent_log(a->node, AGS_LOG_DEBUG,
+			                   "loaded the TLS session of hub %s", id);
 	}
 	free(buf);
 }

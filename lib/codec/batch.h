@@ -22,11 +22,11 @@
  *   {"p": <pattern object>}                                 a put, or
  *   {"d": {"id": s, "version": n, "timestamp": n}}          a delete (tombstone), or
  *   {"x": {"id": s, "version": n, "base": {"version": n, "checksum": "64hex"},
- *          "delta": "base64", "size": n}}                   a delta (lib/delta.h):
+ *          "delta": "base64", "size": n}}                   a delta (lib/codec/delta.h):
  *   the new version `version` of pattern `id`, whose full JSON is `size` bytes,
  *   as a zstd frame compressed with the JSON of the base version as dictionary;
  * optionally with "nr": true (no relay: the receiver must not forward it) and
- * "vc": {...} (the change's record clock, an object; see docs/parts/hub.md).
+ * "vc": {...} (the change's record clock, an object; see docs/PROTOCOL.md, "Federation hub").
  *
  * This module checks the framing, the codec, the sizes, the checksum and the
  * shape of the entries; it does not validate pattern content (the sync

@@ -14,7 +14,7 @@
 #include "base64.h"
 #include "error.h"
 #include "jwtauth.h"
-/* libjwt's header, through lib/jwtauth.h (which has the same name; see there). */
+/* libjwt's header, through lib/codec/jwtauth.h (which has the same name; see there). */
 #include <jwt.h>
 
 #define ALL_ALGS      (AGS_JWT_HS256 | AGS_JWT_RS256 | AGS_JWT_ES256)

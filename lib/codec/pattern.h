@@ -1,5 +1,5 @@
 /*
- * Internal interface of the pattern codec (lib/pattern.c): entry points for
+ * Internal interface of the pattern codec (lib/codec/pattern.c): entry points for
  * layers that already hold parsed JSON (the batch decoder) or that read back
  * records they wrote themselves (the store), and the canonical serialiser.
  * The canonical form and checksum are specified in docs/PROTOCOL.md.

@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "hub.h"
 #include "jwtauth.h"
+#include "log.h"
 #include "node_link.h"
 #include "store.h"
 #include "wire.h"
@@ -83,14 +84,10 @@ static void hub_log(struct ags_hub *h, int level, const char *fmt, ...)
 
 static void hub_log(struct ags_hub *h, int level, const char *fmt, ...)
 {
-	if (!h->env.log)
-		return;
-	char buf[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	ags_vlogf(h->env.log, h->env.ud, level, fmt, ap);
 	va_end(ap);
-	h->env.log(h->env.ud, level, buf);
 }
 
 static void hub_emit(struct ags_hub *h, const ags_event *ev)
@@ -175,17 +172,7 @@ static int list_remove(struct ags_link **arr, size_t *n, struct ags_link *l)
 /* Reads a key file (the reader and limit the daemon's configuration checks with). */
 static int read_file(const char *path, const char *field, char **out, size_t *len, ags_error *err)
 {
-	ags_error e;
-	ags_error_clear(&e);
-	int rv = ags_file_read(path, AGS_FILE_KEY_MAX, out, len, &e);
-	if (rv == AGS_ERR_NOMEM)
-		return ags_error_set(err, rv, NULL, NULL);
-	if (rv == AGS_ERR_TOO_LARGE)
-		return ags_error_set(err, AGS_ERR_CONFIG, field, "\"%.120s\" %s", path, e.message);
-	if (rv)
-		return ags_error_set(err, AGS_ERR_IO, field, "cannot read \"%.120s\": %s", path,
-		                     e.message);
-	return 0;
+	return ags_file_read_setting(path, AGS_FILE_KEY_MAX, field, AGS_ERR_IO, out, len, err);
 }
 
 static unsigned alg_bit(const char *name)

@@ -62,16 +62,21 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 	cfg->busy_poll_us = 200;
 }
 
-void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
+void ags_node_vlog(struct ags_node *n, int level, const char *fmt, va_list ap)
 {
 	if (!n->cb.on_log)
 		return;
 	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n->cb.on_log(n, level, buf, n->user_data);
+}
+
+void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	ags_node_vlog(n, level, fmt, ap);
 	va_end(ap);
-	n->cb.on_log(n, level, buf, n->user_data);
 }
 
 void ags_node_emit(struct ags_node *n, const ags_event *ev)

@@ -74,6 +74,10 @@ int ags_node_agent_clock(ags_node *n, char **json);
  */
 int ags_node_agent_store_state(ags_node *n, uint64_t *patterns, uint64_t *seq, char digest[65]);
 
+/* A log line through the node's on_log (which an agent hands to its own). */
+void ags_node_agent_log(ags_node *n, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Parses "quic://host:port" (or "host:port"); host gets at most cap bytes. 0 or AGS_ERR_INVALID. */
 int ags_node_parse_endpoint(const char *endpoint, char *host, size_t cap, uint16_t *port);
 

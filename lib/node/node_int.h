@@ -14,6 +14,7 @@
 #define AGS_NODE_INT_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -153,7 +154,7 @@ struct ags_node {
 	/* The applier (lib/node/node_apply.h): batches from peers are written on
 	 * a thread of their own while the loop validates the next ones. */
 	ags_applier applier;
-	/* Recent local writes for the senders (lib/node_recent.c), under recent_mu. */
+	/* Recent local writes for the senders (lib/node/node_recent.c), under recent_mu. */
 	pthread_mutex_t recent_mu;
 	struct ags_recent_row recent[AGS_NODE_RECENT_MAX];
 	size_t recent_n;
@@ -191,6 +192,8 @@ struct ags_node {
 /* ---- node.c ---- */
 void ags_node_log(struct ags_node *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void ags_node_vlog(struct ags_node *n, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* Reports an event to the node's on_event (the name is filled in here, from the type). */
 void ags_node_emit(struct ags_node *n, const ags_event *ev);
 /* Whether valid_id() would take id (node ids: 1-64 of [A-Za-z0-9._-]). */

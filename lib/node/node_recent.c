@@ -30,7 +30,7 @@ void ags_node_recent_clear(struct ags_node *n)
 	n->recent_n = 0;
 }
 
-/* One row as the store wrote it for a new id (see effective_vc in lib/store.c). */
+/* One row as the store wrote it for a new id (see effective_vc in lib/store/store_apply.c). */
 static int row_make(struct ags_recent_row *r, const ags_pattern *p, uint64_t seq, const char *scope,
                     const char *vc)
 {

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,14 @@ int ags_node_agent_mode(ags_node *n)
 	n->up->dial = 0;
 	n->up->auto_sync = 0;
 	return 0;
+}
+
+void ags_node_agent_log(ags_node *n, int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ags_node_vlog(n, level, fmt, ap);
+	va_end(ap);
 }
 
 int ags_node_agent_run(ags_node *n, int op, uint32_t timeout_ms, ags_node_agent_result *res,

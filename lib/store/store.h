@@ -1,5 +1,5 @@
 /*
- * Internal extras of the store (lib/store.c), for the sync engine and for
+ * Internal extras of the store (lib/store/), for the sync engine and for
  * tests. The public store API is in agentsync/agentsync.h; the schema, the
  * apply rules and the digest are described in docs/ARCHITECTURE.md (Store).
  */
@@ -37,7 +37,7 @@ typedef struct ags_change_meta {
 /*
  * The record clock of a change (strings borrowed for the call only).
  *
- * Record clocks (docs/parts/hub.md, "Conflicts"): every row may carry a
+ * Record clocks (docs/PROTOCOL.md, "Federation hub", "Conflicts"): every row may carry a
  * vector clock (JSON object text, as ags_vclock_to_json writes it). A
  * received change brings its clock in `vc`, stored as is. A local write names
  * its `writer` and the writer's `tick` instead: the row's clock becomes the
@@ -107,7 +107,7 @@ int ags_store_group_commit(ags_store *s, ags_error *err);
 void ags_store_group_abort(ags_store *s);
 
 /*
- * Checkpoints (lib/store_ckpt.c): the WAL of a connection that writes is
+ * Checkpoints (lib/store/store_ckpt.c): the WAL of a connection that writes is
  * copied into the database file by a thread of the store's own, started on
  * the first commit that leaves the WAL over lim->soft_frames. The limits
  * are the defaults unless set (before that commit; for tests).
@@ -249,7 +249,7 @@ int ags_store_conflict_count(ags_store *s, uint64_t *count, uint64_t *max_cseq);
 /*
  * The delta base kept for `id` (docs/PROTOCOL.md, "Delta sync"): when an
  * apply replaces a live record whose stored JSON is at least
- * AGS_DELTA_MIN_BYTES (lib/delta.h) with a newer live version, the replaced
+ * AGS_DELTA_MIN_BYTES (lib/codec/delta.h) with a newer live version, the replaced
  * version is kept in the same transaction (one per id; the next update
  * overwrites it; a delete, an expiry or an update from a small record drops
  * it). Gives its version, checksum, the sequence it had in the change log

@@ -1,4 +1,4 @@
-/* The store's checkpointer thread (lib/store_ckpt.c). */
+/* The store's checkpointer thread (lib/store/store_ckpt.c). */
 #ifndef AGS_STORE_CKPT_H
 #define AGS_STORE_CKPT_H
 

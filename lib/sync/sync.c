@@ -16,6 +16,7 @@
 #include "batch.h"
 #include "error.h"
 #include "frame.h"
+#include "log.h"
 #include "pattern.h"
 #include "store.h"
 #include "sync.h"
@@ -26,14 +27,10 @@
 
 void ags_sync_log(ags_sync *s, int level, const char *fmt, ...)
 {
-	if (!s->h->log)
-		return;
-	char buf[400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	ags_vlogf(s->h->log, s->h->ud, level, fmt, ap);
 	va_end(ap);
-	s->h->log(s->h->ud, level, buf);
 }
 
 void ags_sync_send_buf(ags_sync *s, ags_frame_buf *b)

@@ -195,7 +195,7 @@ typedef struct ags_sync_host {
 
 typedef struct ags_sync ags_sync;
 
-/* A received batch on its way to the store (lib/sync_recv.c). */
+/* A received batch on its way to the store (lib/sync/sync_recv.c). */
 typedef struct ags_sync_job ags_sync_job;
 
 /*

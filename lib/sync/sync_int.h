@@ -1,7 +1,8 @@
 /*
- * Internal structure of a sync session, shared by lib/sync.c (HELLO, sender,
- * receiver, ACK) and lib/sync_pull.c (the hub protocol: PULL, PULL_DONE,
- * vector clocks).
+ * Internal structure of a sync session, shared by the engine's files:
+ * lib/sync/sync.c (sessions, HELLO, ACK, frame dispatch), sync_send.c (the
+ * sender), sync_recv.c (the receiver), sync_delta.c (delta sync) and
+ * sync_pull.c (the hub protocol: PULL, PULL_DONE, vector clocks).
  */
 #ifndef AGS_SYNC_INT_H
 #define AGS_SYNC_INT_H
@@ -21,7 +22,7 @@ struct ags_sync_inflight {
 	uint32_t count;
 	uint64_t sent_us;
 	uint64_t acked_at_send; /* the peer's acknowledged cursor when it went */
-	/* Entries of the batch sent as deltas (lib/sync_delta.c): resent whole if refused. */
+	/* Entries of the batch sent as deltas (lib/sync/sync_delta.c): resent whole if refused. */
 	struct ags_sync_delta_sent *deltas;
 	size_t n_deltas;
 	struct ags_sync_inflight *next;
@@ -98,7 +99,7 @@ struct ags_sync {
 
 	struct ags_sync_pull_req pull;
 
-	/* Delta sync (lib/sync_delta.c). Sender: */
+	/* Delta sync (lib/sync/sync_delta.c). Sender: */
 	int peer_delta;                     /* the peer's HELLO said "delta": true */
 	int delta_off;                      /* stopped for this session (resend overflow) */
 	struct ags_sync_delta_sent *resend; /* refused deltas to resend whole */
@@ -114,7 +115,7 @@ struct ags_sync {
 	int started;
 
 	ags_sync_stats st;
-	size_t jobs; /* received batches not yet answered (lib/sync_recv.c) */
+	size_t jobs; /* received batches not yet answered (lib/sync/sync_recv.c) */
 	int dead;    /* ags_sync_del was called: freed when the last job is finished */
 };
 
@@ -125,7 +126,7 @@ void ags_sync_chunk_clear(ags_sync *s);
 void ags_sync_release(ags_sync *s);
 
 /*
- * BATCH received (lib/sync_recv.c): decoded and validated here, applied and
+ * BATCH received (lib/sync/sync_recv.c): decoded and validated here, applied and
  * answered through the host's submit or at once. Returns 0, or an error with
  * *code and reason set (close).
  */
@@ -168,7 +169,7 @@ void ags_sync_pull_clear(struct ags_sync_pull_req *p);
  */
 int ags_sync_entry_vc(ags_sync *s, yyjson_val *vc, char **out, ags_vclock **acc, ags_error *err);
 
-/* ---- delta sync (lib/sync_delta.c) ---- */
+/* ---- delta sync (lib/sync/sync_delta.c) ---- */
 
 /*
  * Finishes the batch in s->enc as request q->request_id with uptoSeq `upto`,

@@ -1,5 +1,5 @@
 /*
- * The hub protocol of a sync session (docs/parts/hub.md): PULL and
+ * The hub protocol of a sync session (docs/PROTOCOL.md, "Federation hub"): PULL and
  * PULL_DONE, the store's vector clock, record clocks in batch entries, and
  * the conflicts a hub reports to an agent.
  */

@@ -151,23 +151,10 @@ static int write_atomic(const char *path, const gnutls_datum_t *data, mode_t mod
 	return 0;
 }
 
-/* Reads a PEM file (ags_file_read, at most 1 MiB) into a malloc'd datum; AGS_ERR_IO naming it. */
+/* Reads a PEM file of at most 1 MiB into a malloc'd datum; AGS_ERR_IO naming it. */
 static int load(const char *path, gnutls_datum_t *out, ags_error *err)
 {
-	ags_error e;
-	ags_error_clear(&e);
-	char *buf = NULL;
-	size_t len = 0;
-	int rv = ags_file_read(path, AGS_FILE_KEY_MAX, &buf, &len, &e);
-	if (rv == AGS_ERR_NOMEM)
-		return ags_error_set(err, rv, NULL, NULL);
-	if (rv == AGS_ERR_TOO_LARGE)
-		return ags_error_set(err, AGS_ERR_IO, NULL, "%s %s", path, e.message);
-	if (rv)
-		return ags_error_set(err, AGS_ERR_IO, NULL, "cannot read %s: %s", path, e.message);
-	out->data = (unsigned char *)buf;
-	out->size = (unsigned)len;
-	return 0;
+	return ags_tls_read_pem(path, AGS_FILE_KEY_MAX, NULL, out, err);
 }
 
 static int load_crt(const char *path, gnutls_x509_crt_t *out, ags_error *err)

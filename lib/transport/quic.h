@@ -1,5 +1,5 @@
 /*
- * QUIC transport (ngtcp2 + GnuTLS through lib/tls.h) on a libuv loop.
+ * QUIC transport (ngtcp2 + GnuTLS through lib/transport/tls.h) on a libuv loop.
  *
  * One endpoint (ags_quic_ep) owns one non-blocking UDP socket and serves
  * incoming and outgoing connections on it; datagrams are routed to

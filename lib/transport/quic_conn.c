@@ -61,7 +61,12 @@ static ags_quic_conn *conn_alloc(ags_quic_ep *ep, const ags_quic_addr *remote)
 	c->ref.get_conn = get_conn;
 	c->ref.user_data = c;
 	ngtcp2_ccerr_default(&c->ccerr);
-	uv_timer_init(ep->loop, &c->timer);
+	if (uv_timer_init(ep->loop, &c->timer) != 0) {
+		/* Nothing was made in the loop: the connection can go at once. */
+		free(c->txbuf);
+		free(c);
+		return NULL;
+	}
 	c->timer.data = c;
 	ep->handles_open++;
 	return c;

@@ -82,26 +82,17 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
-/*
- * Reads a PEM file (ags_file_read, at most PEM_MAX bytes, not empty) into a
- * malloc'd datum (free with free). `field` names the configuration value in errors.
- */
-static int read_pem(const char *path, const char *field, gnutls_datum_t *out, ags_error *err)
+int ags_tls_read_pem(const char *path, size_t max, const char *field, gnutls_datum_t *out,
+                     ags_error *err)
 {
-	ags_error e;
-	ags_error_clear(&e);
 	char *buf = NULL;
 	size_t len = 0;
-	int rv = ags_file_read(path, PEM_MAX, &buf, &len, &e);
-	if (rv == AGS_ERR_NOMEM)
-		return ags_error_set(err, rv, field, "out of memory reading %s", path);
-	if (rv == AGS_ERR_TOO_LARGE)
-		return ags_error_set(err, AGS_ERR_IO, field, "%s %s", path, e.message);
+	int rv = ags_file_read_setting(path, max, field, AGS_ERR_IO, &buf, &len, err);
 	if (rv)
-		return ags_error_set(err, AGS_ERR_IO, field, "cannot read %s: %s", path, e.message);
+		return rv;
 	if (len == 0) {
 		free(buf);
-		return ags_error_set(err, AGS_ERR_IO, field, "%s is empty", path);
+		return ags_error_set(err, AGS_ERR_IO, field, "\"%.120s\" is empty", path);
 	}
 	out->data = (unsigned char *)buf;
 	out->size = (unsigned)len;
@@ -616,7 +607,7 @@ static int normalize_pins(char **pins, size_t n, ags_error *err)
 static int load_ca(gnutls_certificate_credentials_t cred, const char *path, ags_error *err)
 {
 	gnutls_datum_t pem = {NULL, 0};
-	int rv = read_pem(path, "ca_file", &pem, err);
+	int rv = ags_tls_read_pem(path, PEM_MAX, "ca_file", &pem, err);
 	if (rv)
 		return rv;
 	int n = gnutls_certificate_set_x509_trust_mem(cred, &pem, GNUTLS_X509_FMT_PEM);
@@ -638,10 +629,10 @@ static int load_own(ags_tls_ctx *ctx, const ags_tls_config *cfg, ags_error *err)
 	unsigned char kid1[64], kid2[64];
 	size_t kid1_len = sizeof(kid1), kid2_len = sizeof(kid2);
 	unsigned n = 0;
-	int rv = read_pem(cfg->cert_file, "cert_file", &cpem, err);
+	int rv = ags_tls_read_pem(cfg->cert_file, PEM_MAX, "cert_file", &cpem, err);
 	if (rv)
 		return rv;
-	rv = read_pem(cfg->key_file, "key_file", &kpem, err);
+	rv = ags_tls_read_pem(cfg->key_file, PEM_MAX, "key_file", &kpem, err);
 	if (rv)
 		goto out;
 	int g = gnutls_x509_crt_list_import2(&list, &n, &cpem, GNUTLS_X509_FMT_PEM,

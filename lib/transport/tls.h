@@ -5,7 +5,7 @@
  * A ags_tls_ctx holds what is shared by every connection of a node: its
  * certificate and key, the CA it trusts, the policy (mutual TLS, allow-list,
  * pins), the session-ticket key and the anti-replay state for 0-RTT.
- * Sessions are made per QUIC connection by the transport (lib/quic.c).
+ * Sessions are made per QUIC connection by the transport (lib/transport/quic_conn.c).
  *
  * Identity: a node's id is the CN or a DNS SAN of its certificate. With
  * reject_unauthorized (the default), every peer's certificate must chain to
@@ -116,6 +116,14 @@ int ags_tls_session_ticket(gnutls_session_t s, gnutls_datum_t *out);
 
 /* Frees a session made by the functions above (and its private state). */
 void ags_tls_session_del(gnutls_session_t s);
+
+/*
+ * Reads the PEM file `path` (at most max bytes, not empty; ags_file_read) into
+ * a malloc'd datum (free out->data with free()). Errors: AGS_ERR_IO naming
+ * `field` (may be NULL) and the file, AGS_ERR_NOMEM.
+ */
+int ags_tls_read_pem(const char *path, size_t max, const char *field, gnutls_datum_t *out,
+                     ags_error *err);
 
 /*
  * Writes the pin of crt (as ags_certs_pin, lib/transport/certs.c) to out.

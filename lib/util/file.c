@@ -60,3 +60,20 @@ int ags_file_read(const char *path, size_t max, char **out, size_t *len, ags_err
 	*len = n;
 	return 0;
 }
+
+int ags_file_read_setting(const char *path, size_t max, const char *field, int code, char **out,
+                          size_t *len, ags_error *err)
+{
+	ags_error e;
+	ags_error_clear(&e);
+	int rc = ags_file_read(path, max, out, len, &e);
+	if (rc == 0)
+		return 0;
+	if (rc == AGS_ERR_NOMEM)
+		return ags_error_set(err, rc, field, NULL);
+	if (rc == AGS_ERR_TOO_LARGE)
+		return ags_error_set(err, code, field, "\"%.120s\" %s", path ? path : "",
+		                     e.message);
+	return ags_error_set(err, code, field, "cannot read \"%.120s\": %s", path ? path : "",
+	                     e.message);
+}

@@ -26,4 +26,13 @@
  */
 int ags_file_read(const char *path, size_t max, char **out, size_t *len, ags_error *err);
 
+/*
+ * ags_file_read of a file that setting `field` names: a failure is `code`
+ * (AGS_ERR_NOMEM stays itself) with err->field = field and a message that
+ * names the file: `cannot read "PATH": reason` or `"PATH" is N bytes, more
+ * than the MAX accepted`.
+ */
+int ags_file_read_setting(const char *path, size_t max, const char *field, int code, char **out,
+                          size_t *len, ags_error *err);
+
 #endif

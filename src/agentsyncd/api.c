@@ -1,8 +1,8 @@
 /*
  * The local HTTP API: the libmicrohttpd server, routing, bearer-token
  * authentication, request bodies, and the small peer and sync endpoints.
- * Patterns, events and state are served by lib/api_patterns.c,
- * lib/api_events.c and lib/api_state.c.
+ * Patterns, events and state are served by src/agentsyncd/api_patterns.c,
+ * src/agentsyncd/api_events.c and src/agentsyncd/api_state.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * The local HTTP API of agentsyncd (lib/api*.c), served with libmicrohttpd
  * over a node: patterns in and out, peers, state, metrics, and a stream of
  * the node's events as Server-Sent Events. The endpoints are described in
- * docs/parts/daemon.md.
+ * docs/ARCHITECTURE.md, "Daemon, HTTP API and CLI".
  *
  * Lifecycle: ags_api_new (nothing bound) -> ags_api_start (binds, serves on
  * threads of its own) -> ags_api_stop -> ags_api_del. Events reach the API

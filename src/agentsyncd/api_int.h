@@ -1,7 +1,7 @@
 /*
- * Internals of the HTTP API shared by its files: lib/api.c (server, routing,
- * authentication, peers), lib/api_patterns.c (patterns in and out),
- * lib/api_events.c (event ring, Server-Sent Events) and lib/api_state.c
+ * Internals of the HTTP API shared by its files: src/agentsyncd/api.c (server, routing,
+ * authentication, peers), src/agentsyncd/api_patterns.c (patterns in and out),
+ * src/agentsyncd/api_events.c (event ring, Server-Sent Events) and src/agentsyncd/api_state.c
  * (state and metrics).
  */
 #ifndef AGS_API_INT_H

@@ -2,7 +2,7 @@
  * The daemon's configuration file (src/agentsyncd/config.c, config_hub.c;
  * CMake target agentsyncd_config, no HTTP): seed 000's
  * `.agentic-qe/config/quic.json`, as it stands, plus agentsync's own keys in
- * the same "quic" object (the full table is in docs/parts/daemon.md).
+ * the same "quic" object (the full table is in docs/ARCHITECTURE.md, "Daemon, HTTP API and CLI").
  *
  * A parsed configuration is an ags_config: an ags_node_config ready for
  * ags_node_new() plus the daemon's API and log settings. The config owns
@@ -181,7 +181,7 @@ int ags_config_check_files(const ags_config *c, ags_error *err);
 int ags_config_load_files(ags_config *c, ags_error *err);
 
 /*
- * The hub checks that need several keys (lib/config_hub.c; part of
+ * The hub checks that need several keys (src/agentsyncd/config_hub.c; part of
  * ags_config_parse): in hub mode (quic.hub.enabled or --hub) every
  * algorithm in hub.algorithms has its key file, or, without that list, at
  * least one key file is named; hub.upstream has an endpoint exactly when it

@@ -1,8 +1,8 @@
 /*
  * The federation hub's part of the daemon configuration (quic.hub, see
- * lib/config.h): the checks that need several hub keys at once, the checks
+ * src/agentsyncd/config.h): the checks that need several hub keys at once, the checks
  * of the key files on disk, and reading the upstream token file. The keys
- * themselves are parsed with the other tables in lib/config.c.
+ * themselves are parsed with the other tables in src/agentsyncd/config.c.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -116,24 +116,10 @@ int ags_config_check_hub(const ags_config *c, ags_error *err)
 	                     "rs256PublicKeyFile or es256PublicKeyFile");
 }
 
-/*
- * Reads the key or token file at `path` (ags_file_read, at most
- * AGS_FILE_KEY_MAX bytes). Errors are AGS_ERR_CONFIG (AGS_ERR_NOMEM) naming
- * `field` and the file.
- */
+/* Reads the key or token file at `path`; errors are AGS_ERR_CONFIG naming `field` and it. */
 static int read_small(const char *field, const char *path, char **out, size_t *len, ags_error *err)
 {
-	ags_error e;
-	ags_error_clear(&e);
-	int rc = ags_file_read(path, AGS_FILE_KEY_MAX, out, len, &e);
-	if (rc == AGS_ERR_NOMEM)
-		return ags_error_set(err, rc, field, NULL);
-	if (rc == AGS_ERR_TOO_LARGE)
-		return ags_error_set(err, AGS_ERR_CONFIG, field, "\"%.120s\" %s", path, e.message);
-	if (rc)
-		return ags_error_set(err, AGS_ERR_CONFIG, field, "cannot read \"%.120s\": %s", path,
-		                     e.message);
-	return 0;
+	return ags_file_read_setting(path, AGS_FILE_KEY_MAX, field, AGS_ERR_CONFIG, out, len, err);
 }
 
 int ags_config_check_hub_files(const ags_config *c, ags_error *err)

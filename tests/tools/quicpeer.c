@@ -1,6 +1,6 @@
 /*
- * quicpeer: a command-line peer over the QUIC transport (lib/quic.h) and
- * lib/tls.h, for black-box tests.
+ * quicpeer: a command-line peer over the QUIC transport (lib/transport/quic.h) and
+ * lib/transport/tls.h, for black-box tests.
  *
  *   quicpeer server --cert F --key F --ca F --port P [--host H] [--allow id,id]
  *                   [--retry] [--drop-permille N] [--no-verify]
