@@ -15,7 +15,8 @@ CHAOS_NODES   ?= 5
 CHAOS_WRITERS ?= 5
 CHAOS_ARGS    ?=
 
-.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench bench-python chaos format lint clean
+.PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench bench-python chaos format lint clean \
+	install deb test-deb
 
 all: build
 
@@ -70,5 +71,21 @@ format:
 lint: build
 	./scripts/lint.sh $(BUILD)
 
+# Installs into PREFIX (default /usr/local; the build's CMAKE_INSTALL_PREFIX), under DESTDIR if set.
+PREFIX ?= /usr/local
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# The Debian packages (debian/), in build-deb/.
+deb: deps
+	./scripts/deb.sh build-deb
+
+# Builds the packages, runs lintian, installs them on this machine, runs the
+# installed daemon, removes them (needs root; leaves the machine as it was).
+test-deb: deps
+	./tests/pkg/deb_test.sh build-deb
+
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) build-deb

@@ -39,8 +39,15 @@ BASE_PKGS=(
 	clang llvm
 	clang-tidy cppcheck
 	curl libcurl4-gnutls-dev
-	iproute2 nftables python3
 	python3-dev python3-venv python3-pytest python3-setuptools python3-wheel-whl python3-mypy
+	iproute2 nftables
+	# Packaging and operations (issue 16): sd_notify, man pages, the Debian
+	# package and its checks, and the tests of tests/pkg/ (Debian's python3
+	# with jsonschema and yaml, promtool, systemd-analyze, man, col, zsh).
+	libsystemd-dev scdoc
+	debhelper dpkg-dev lintian adduser
+	python3 python3-jsonschema python3-yaml
+	prometheus systemd man-db bsdextrautils bash zsh binutils
 )
 # Packages that on bookworm come from bookworm-backports.
 NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)

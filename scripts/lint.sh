@@ -14,9 +14,11 @@
 #  3. clang-tidy with the checks of .clang-tidy, on every library, daemon and
 #     program source (BUILD/compile_commands.json).
 #  4. cppcheck on the same sources.
+#  5. licence: every source file has an SPDX-License-Identifier in its header
+#     (scripts/spdx.sh --check; scripts/spdx.sh adds the missing ones).
 #
 # Usage: scripts/lint.sh [BUILD_DIR] (default build; configured and built).
-# AGS_LINT_FAST=1 runs checks 1 and 2 only (a few seconds).
+# AGS_LINT_FAST=1 runs checks 1, 2 and 5 only (a few seconds).
 # Exits non-zero when any check finds something; each finding is one line
 # "file:line: what is wrong".
 set -euo pipefail
@@ -197,8 +199,11 @@ while read -r lib; do
 	esac
 done < <(readelf -d "$build/libagentsync.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 
+# ---- 5. SPDX licence identifiers ----
+scripts/spdx.sh --check || failed=1
+
 if [ "${AGS_LINT_FAST:-0}" = 1 ]; then
-	[ $failed = 0 ] && echo "lint: clean (layers, calls)"
+	[ $failed = 0 ] && echo "lint: clean (layers, calls, licence)"
 	exit $failed
 fi
 
@@ -226,6 +231,6 @@ if ! cppcheck --quiet --error-exitcode=1 --std=c11 --language=c --inline-suppr \
 fi
 
 if [ $failed = 0 ]; then
-	echo "lint: clean (layers, calls, clang-tidy, cppcheck)"
+	echo "lint: clean (layers, calls, licence, clang-tidy, cppcheck)"
 fi
 exit $failed

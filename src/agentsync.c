@@ -16,33 +16,20 @@
 
 static void usage(FILE *f)
 {
+	fprintf(f, "Usage: agentsync [--api HOST:PORT] [--token T] COMMAND [ARGS]\n"
+	           "Talks to a running agentsyncd through its HTTP API, or is an agent of a\n"
+	           "federation hub (sync --hub, agent, token: no daemon involved).\n"
+	           "\n"
+	           "Commands:\n");
+	cli_print_commands(f);
 	fprintf(
-	    f, "Usage: agentsync [--api HOST:PORT] [--token T] COMMAND [ARGS]\n"
-	       "Talks to a running agentsyncd through its HTTP API, or is an agent of a\n"
-	       "federation hub (sync --hub, agent, token: no daemon involved).\n"
-	       "\n"
-	       "Commands:\n"
-	       "  put [FILE|-]     store patterns (JSON object, array or NDJSON)\n"
-	       "  get ID           print one pattern\n"
-	       "  list [FILTERS]   print stored patterns as NDJSON\n"
-	       "  delete ID        delete a pattern\n"
-	       "  watch            print events as NDJSON until interrupted\n"
-	       "  status [--json]  node, store, statistics and peers\n"
-	       "  peers            list peers (also: peers add ID HOST PORT, peers remove ID)\n"
-	       "  sync             send pending changes to the peers now\n"
-	       "  sync --hub URL   sync an agent with a federation hub once (seed 004)\n"
-	       "  agent SUB        an agent's store: put (pushed by the next sync --hub), get,\n"
-	       "                   status; agent sync = sync --hub\n"
-	       "  token            make a JWT for an agent (HS256 secret, or RS256/ES256 key)\n"
-	       "  certs init       make a CA and node certificates (local, no daemon)\n"
-	       "  bench            write N generated patterns, report patterns/s to store and to "
-	       "sync\n"
-	       "Run `agentsync COMMAND --help` for a command's options.\n"
+	    f, "Run `agentsync COMMAND --help` for a command's options.\n"
 	       "\n"
 	       "Options:\n"
 	       "  --api HOST:PORT  the daemon's API (default $AGENTSYNC_API, else 127.0.0.1:7433)\n"
 	       "  --token T        bearer token (default $AGENTSYNC_TOKEN)\n"
-	       "  -h, --help       this help;  --version  the version\n"
+	       "  -h, --help       this help\n"
+	       "  --version        the version\n"
 	       "\n"
 	       "Exit status:\n"
 	       "  0 ok, 1 error, 2 usage, 3 cannot reach the daemon, 4 not found,\n"
@@ -98,23 +85,13 @@ int main(int argc, char **argv)
 	if (bl && c.base[bl - 1] == '/')
 		c.base[bl - 1] = '\0';
 
-	static const struct {
-		const char *name;
-		int (*fn)(const struct cli *, int, char **);
-	} cmds[] = {
-	    {"put", cmd_put},       {"get", cmd_get},     {"list", cmd_list},
-	    {"delete", cmd_delete}, {"watch", cmd_watch}, {"status", cmd_status},
-	    {"peers", cmd_peers},   {"sync", cmd_sync},   {"certs", cmd_certs},
-	    {"bench", cmd_bench},   {"agent", cmd_agent}, {"token", cmd_token},
-	};
-	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
-		if (strcmp(argv[i], cmds[k].name) != 0)
-			continue;
+	const struct cli_command *cmd = cli_find_command(argv[i]);
+	if (cmd) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 			fprintf(stderr, "agentsync: cannot initialise libcurl\n");
 			return EXIT_ERROR;
 		}
-		int rc = cmds[k].fn(&c, argc - i, argv + i);
+		int rc = cmd->fn(&c, argc - i, argv + i);
 		curl_global_cleanup();
 		return rc;
 	}

@@ -25,6 +25,7 @@
 #include "agentsyncd/api.h"
 #include "agentsync/certs.h"
 #include "agentsyncd/config.h"
+#include "agentsyncd/notify.h"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -52,6 +53,7 @@ static void usage(FILE *f)
 	           "  --log-format F     text or json (replaces quic.log.format)\n"
 	           "  --log-level L      error, warn, info or debug (replaces quic.log.level)\n"
 	           "  --check            validate the configuration and exit\n"
+	           "  --config-keys      list every configuration key and exit\n"
 	           "  --hub              run as a federation hub for agents (replaces\n"
 	           "                     quic.hub.enabled; needs a key in quic.hub)\n"
 	           "  -h, --help         this help\n"
@@ -65,6 +67,11 @@ static void usage(FILE *f)
 	           "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP re-reads the configuration.\n"
 	           "Exit status: 0 stopped cleanly (or --check passed), 1 runtime error,\n"
 	           "2 usage or configuration error.\n");
+}
+
+static void print_key(const char *path, void *ud)
+{
+	puts(path);
 }
 
 static void on_event(ags_node *node, const ags_event *ev, void *user_data)
@@ -242,6 +249,7 @@ static int start(struct daemon *d)
 	    .port = c->api.port,
 	    .token = c->api.token,
 	    .max_pattern_bytes = c->node.max_pattern_bytes,
+	    .data_dir = c->node.data_dir,
 	    .log = on_api_log,
 	    .log_user_data = d,
 	};
@@ -270,6 +278,10 @@ static int start(struct daemon *d)
 	dlog_kv(AGS_LOG_INFO, "listening", kv, 4);
 	printf("listening quic=%s api=%s node=%s\n", quic, api, c->node.node_id);
 	fflush(stdout);
+	char status[700];
+	snprintf(status, sizeof(status), "node %s: QUIC on %s, API on %s", c->node.node_id, quic,
+	         api);
+	dnotify_ready(status);
 	return 0;
 }
 
@@ -414,6 +426,7 @@ int main(int argc, char **argv)
 		O_LVL,
 		O_CHECK,
 		O_HUB,
+		O_KEYS,
 		O_VERSION
 	};
 	static const struct option opts[] = {
@@ -427,6 +440,7 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, O_LVL},
 	    {"check", no_argument, NULL, O_CHECK},
 	    {"hub", no_argument, NULL, O_HUB},
+	    {"config-keys", no_argument, NULL, O_KEYS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -494,6 +508,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case O_KEYS:
+			ags_config_keys(print_key, NULL);
+			return 0;
 		case O_VERSION:
 			printf("agentsyncd %s\n", AGS_VERSION_STRING);
 			return 0;
@@ -551,11 +568,14 @@ int main(int argc, char **argv)
 			if (sigwait(&set, &sig) != 0)
 				continue;
 			if (sig == SIGHUP) {
+				dnotify_reloading();
 				reload(&d);
+				dnotify_ready("running (configuration re-read)");
 				continue;
 			}
 			dlog(AGS_LOG_INFO, "daemon", "%s: stopping",
 			     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			dnotify_stopping();
 			break;
 		}
 	}

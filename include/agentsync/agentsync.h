@@ -357,6 +357,42 @@ AGS_EXPORT int ags_store_sweep(ags_store *s, int64_t now_ms, uint64_t *purged);
 AGS_EXPORT int ags_store_state_set(ags_store *s, const char *key, const char *value);
 AGS_EXPORT int ags_store_state_get(ags_store *s, const char *key, char *buf, size_t cap);
 
+/* What ags_store_backup and ags_store_inspect found in a store file. */
+typedef struct ags_store_info {
+	char id[33];       /* the store's identity (32 hex digits) */
+	uint64_t seq;      /* its change-log sequence */
+	uint64_t patterns; /* live records */
+	int schema;        /* schema version (PRAGMA user_version) */
+	uint64_t bytes;    /* size of the file */
+} ags_store_info;
+
+/*
+ * Copies the store database at `src` into a new file `dst`, online and
+ * consistent: SQLite's backup API reads every page in one read transaction
+ * of a connection of its own, so a node may go on writing to `src` (its WAL
+ * is read too) and the copy is the store as of one commit. The copy is
+ * written to a temporary file beside `dst` (mode 0600), turned into a single
+ * file (journal mode DELETE), checked (PRAGMA quick_check and the store's
+ * meta table), synced, and then renamed to `dst`; nothing is left at `dst`
+ * when it fails. The copy keeps the store's identity. `info` (may be NULL)
+ * gets what the copy holds. Also the way to restore: copy a backup into a
+ * new data directory's store.db.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_EXISTS (dst exists), AGS_ERR_NOT_FOUND
+ * (no src), AGS_ERR_IO, AGS_ERR_STORE (src is not a readable agentsync
+ * store, or the copy is damaged; the message says which file and why),
+ * AGS_ERR_NOMEM.
+ */
+AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info *info,
+                                ags_error *err);
+
+/*
+ * Opens the store database at `path` read-only, checks it (PRAGMA
+ * quick_check, the meta table, the schema version) and fills `info`.
+ * Changes nothing. Errors: AGS_ERR_INVALID, AGS_ERR_NOT_FOUND, AGS_ERR_IO,
+ * AGS_ERR_STORE (not an agentsync store, damaged, or of a newer schema).
+ */
+AGS_EXPORT int ags_store_inspect(const char *path, ags_store_info *info, ags_error *err);
+
 /*
  * The state key under which a synced store keeps its vector clock: a JSON
  * object {"writer": counter, ...} (docs/PROTOCOL.md, "Federation hub").

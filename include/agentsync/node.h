@@ -233,6 +233,16 @@ AGS_EXPORT int ags_node_delete(ags_node *node, const char *id, ags_apply_result 
  */
 AGS_EXPORT int ags_node_reload_tls(ags_node *node, ags_error *err);
 
+/*
+ * An online, consistent copy of the node's store (in hub mode: of its own
+ * tenant's store) into the new file `dst`, made while the node runs; see
+ * ags_store_backup (which this calls on the store's file). The copy keeps
+ * the store's identity. `info` (may be NULL) gets what it holds.
+ * Errors: AGS_ERR_STATE (not started), and those of ags_store_backup.
+ */
+AGS_EXPORT int ags_node_backup(ags_node *node, const char *dst, ags_store_info *info,
+                               ags_error *err);
+
 /* Wakes every peer's sender now (normally driven by changes and the interval). */
 AGS_EXPORT int ags_node_sync_now(ags_node *node);
 
@@ -252,8 +262,16 @@ typedef struct ags_peer_state {
 	double latency_ms; /* smoothed RTT from QUIC */
 	uint64_t lag;      /* changes not yet acknowledged by the peer */
 	uint64_t bytes_in, bytes_out;
-	uint64_t acked_seq; /* our change-log sequence the peer has acknowledged */
+	uint64_t acked_seq;         /* our change-log sequence the peer has acknowledged */
+	uint64_t patterns_received; /* entries of batches received from the peer, since start */
 } ags_peer_state;
+
+/*
+ * Slots of ags_node_state's per-codec byte counters: the BATCH codec byte
+ * (0 none, 1 gzip, 2 zstd; docs/PROTOCOL.md), then 3 for received frames
+ * too short to have one or with an unknown one.
+ */
+#define AGS_NODE_CODECS 4
 
 typedef struct ags_node_state {
 	int running;
@@ -263,6 +281,9 @@ typedef struct ags_node_state {
 		double average_latency_ms;
 		uint64_t bytes_transferred; /* wire bytes of batch frames, both directions */
 		double compression_ratio;   /* wire bytes / raw bytes of batches sent */
+		/* bytes_transferred by direction and codec (AGS_NODE_CODECS slots): they add
+		 * up to it. */
+		uint64_t codec_bytes_out[AGS_NODE_CODECS], codec_bytes_in[AGS_NODE_CODECS];
 	} stats;
 	ags_peer_state *peers;
 	size_t n_peers;

@@ -48,7 +48,7 @@ struct ags_peer {
 	int degraded;
 	char last_error[160];
 	/* Counters of closed sessions, added to the live one. */
-	uint64_t base_acked, base_failed, base_bytes_in, base_bytes_out;
+	uint64_t base_acked, base_failed, base_bytes_in, base_bytes_out, base_received;
 	uint64_t acked_seq;
 	/* A hub we keep as upstream (hub.upstream or an ags_agent). */
 	int upstream;
@@ -185,6 +185,7 @@ struct ags_node {
 	/* Totals of closed sessions (node-wide stats). */
 	uint64_t base_failed, base_raw_out, base_wire_out, base_wire_in, base_sent;
 	double base_latency_sum;
+	uint64_t base_codec_out[AGS_SYNC_CODECS], base_codec_in[AGS_SYNC_CODECS];
 	uint64_t base_acked;
 };
 

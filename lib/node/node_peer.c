@@ -164,6 +164,7 @@ static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags
 			p->base_applied += ss.patterns_applied;
 			p->base_patterns_acked += ss.patterns_acked;
 			p->base_conflicts += ss.conflicts;
+			p->base_received += ss.patterns_received;
 			if (ss.acked_seq > p->acked_seq)
 				p->acked_seq = ss.acked_seq;
 		}
@@ -173,6 +174,10 @@ static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags
 		n->base_wire_out += ss.wire_bytes_out;
 		n->base_wire_in += ss.wire_bytes_in;
 		n->base_latency_sum += ss.latency_sum_ms;
+		for (int c = 0; c < AGS_SYNC_CODECS; c++) {
+			n->base_codec_out[c] += ss.codec_bytes_out[c];
+			n->base_codec_in[c] += ss.codec_bytes_in[c];
+		}
 	}
 	if (l->conn && p) {
 		ags_quic_info qi;
@@ -440,6 +445,10 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 	uint64_t acked = n->base_acked, failed = n->base_failed;
 	uint64_t raw_out = n->base_raw_out, wire_out = n->base_wire_out, wire_in = n->base_wire_in;
 	double lat = n->base_latency_sum;
+	for (int c = 0; c < AGS_SYNC_CODECS && c < AGS_NODE_CODECS; c++) {
+		st->stats.codec_bytes_out[c] = n->base_codec_out[c];
+		st->stats.codec_bytes_in[c] = n->base_codec_in[c];
+	}
 	for (size_t i = 0; i < n->n_peers; i++) {
 		struct ags_peer *p = n->peers[i];
 		ags_peer_state *ps = st->peers ? &st->peers[i] : NULL;
@@ -457,6 +466,10 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		wire_out += ss.wire_bytes_out;
 		wire_in += ss.wire_bytes_in;
 		lat += ss.latency_sum_ms;
+		for (int c = 0; c < AGS_SYNC_CODECS && c < AGS_NODE_CODECS; c++) {
+			st->stats.codec_bytes_out[c] += ss.codec_bytes_out[c];
+			st->stats.codec_bytes_in[c] += ss.codec_bytes_in[c];
+		}
 		if (p->link && p->link->announced)
 			st->connections++;
 		if (!ps)
@@ -475,6 +488,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		ps->latency_ms = (double)qi.srtt_us / 1000.0;
 		ps->bytes_in = p->base_bytes_in + qi.bytes_in;
 		ps->bytes_out = p->base_bytes_out + qi.bytes_out;
+		ps->patterns_received = p->base_received + ss.patterns_received;
 		ps->acked_seq = ss.acked_seq > p->acked_seq ? ss.acked_seq : p->acked_seq;
 		ps->lag = p->link && p->link->sync ? ags_sync_lag(p->link->sync) : 0;
 	}

@@ -12,6 +12,9 @@
 #include "agentsync/agentsync.h"
 #include "store_ckpt.h"
 
+/* The file name the store was opened with (owned by the store; store_backup.c). */
+const char *ags_store_path(const ags_store *s);
+
 /* Schema version this build writes (PRAGMA user_version). */
 #define AGS_STORE_SCHEMA_VERSION 5
 

@@ -229,6 +229,9 @@ void ags_sync_job_set_next(ags_sync_job *j, ags_sync_job *next);
  */
 void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r);
 
+/* Slots of the per-codec byte counters: the codec byte (none, gzip, zstd), then unknown. */
+#define AGS_SYNC_CODECS 4
+
 /* Session counters, for the node's state. */
 typedef struct ags_sync_stats {
 	uint64_t batches_acked;  /* our batches the peer acknowledged (syncCount) */
@@ -246,6 +249,9 @@ typedef struct ags_sync_stats {
 	uint64_t patterns_delta;    /* entries sent as a delta (docs/PROTOCOL.md, "Delta sync") */
 	uint64_t delta_bytes_saved; /* bytes of raw body those deltas saved over full records */
 	uint64_t delta_resent;      /* refused deltas resent whole */
+	/* wire_bytes_out and wire_bytes_in by the batch's codec byte (slot 3: a
+	 * received frame too short to have one, or an unknown one). */
+	uint64_t codec_bytes_out[AGS_SYNC_CODECS], codec_bytes_in[AGS_SYNC_CODECS];
 } ags_sync_stats;
 
 /*

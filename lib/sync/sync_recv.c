@@ -442,6 +442,9 @@ int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t 
 		return AGS_ERR_PROTO;
 	}
 	s->st.wire_bytes_in += len + AGS_FRAME_HEADER_LEN;
+	s->st.codec_bytes_in[len > 24 && payload[24] < AGS_SYNC_CODECS - 1 ? payload[24]
+	                                                                   : AGS_SYNC_CODECS - 1] +=
+	    len + AGS_FRAME_HEADER_LEN;
 	ags_sync_job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		*code = AGS_APP_INTERNAL_ERROR;

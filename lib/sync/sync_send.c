@@ -427,6 +427,9 @@ int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now)
 	s->st.patterns_sent += count;
 	s->st.raw_bytes_out += bs.raw_len;
 	s->st.wire_bytes_out += bs.wire_len;
+	s->st.codec_bytes_out[bs.codec_used >= 0 && bs.codec_used < AGS_SYNC_CODECS - 1
+	                          ? bs.codec_used
+	                          : AGS_SYNC_CODECS - 1] += bs.wire_len;
 	if (s->q_tail)
 		s->q_tail->next = q;
 	else

@@ -6,6 +6,7 @@
 #define AGENTSYNC_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Exit codes, as documented in `agentsync --help`. */
 enum {
@@ -84,6 +85,34 @@ int cmd_certs(const struct cli *c, int argc, char **argv);
 int cmd_bench(const struct cli *c, int argc, char **argv);
 int cmd_agent(const struct cli *c, int argc, char **argv); /* agent put|sync|get|status */
 int cmd_token(const struct cli *c, int argc, char **argv);
+int cmd_backup(const struct cli *c, int argc, char **argv);  /* cmd_backup.c */
+int cmd_restore(const struct cli *c, int argc, char **argv); /* cmd_backup.c */
+int cmd_completion(const struct cli *c, int argc, char **argv);
+
+/* What a command's plain (non-option) arguments are, for the completions. */
+enum { CLI_ARG_NONE, CLI_ARG_FILE, CLI_ARG_DIR };
+
+/* One command of the table in commands.c. */
+struct cli_command {
+	const char *name;
+	const char *args;        /* synopsis after the name in `agentsync --help` */
+	const char *summary;     /* one line (wrapped) of `agentsync --help` */
+	const char *subcommands; /* space-separated, or NULL */
+	const char *options;     /* the --options of its --help, space-separated, or NULL */
+	int arg_kind;            /* CLI_ARG_* */
+	int (*fn)(const struct cli *, int, char **);
+};
+
+extern const struct cli_command cli_commands[];
+extern const size_t cli_n_commands;
+/* The options before the command, space-separated. */
+extern const char cli_global_options[];
+
+/* The command called `name`, or NULL. */
+const struct cli_command *cli_find_command(const char *name);
+
+/* The "Commands:" lines of `agentsync --help`. */
+void cli_print_commands(FILE *f);
 
 /*
  * `agentsync sync --hub ...` (cmd_sync hands over when it sees --hub): one

@@ -39,6 +39,7 @@ enum route {
 	R_PEER,
 	R_PATTERNS,
 	R_PATTERN,
+	R_BACKUP,
 };
 
 /* One request's state, kept across the calls libmicrohttpd makes for it. */
@@ -353,9 +354,9 @@ static int route_of(const char *url, const char **id)
 		const char *path;
 		int route;
 	} fixed[] = {
-	    {"/healthz", R_HEALTHZ},      {"/metrics", R_METRICS}, {"/v1/state", R_STATE},
-	    {"/v1/events", R_EVENTS},     {"/v1/sync", R_SYNC},    {"/v1/peers", R_PEERS},
-	    {"/v1/patterns", R_PATTERNS},
+	    {"/healthz", R_HEALTHZ},      {"/metrics", R_METRICS},  {"/v1/state", R_STATE},
+	    {"/v1/events", R_EVENTS},     {"/v1/sync", R_SYNC},     {"/v1/peers", R_PEERS},
+	    {"/v1/patterns", R_PATTERNS}, {"/v1/backup", R_BACKUP},
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcmp(url, fixed[i].path) == 0)
@@ -379,6 +380,7 @@ static const char *allowed_methods(int route)
 	case R_METRICS:
 	case R_STATE:
 	case R_EVENTS:
+	case R_BACKUP:
 		return "GET";
 	case R_SYNC:
 		return "POST";
@@ -425,6 +427,8 @@ static enum MHD_Result dispatch(ags_api *api, struct MHD_Connection *c, struct r
 		return ags_api_serve_state(api, c);
 	case R_EVENTS:
 		return ags_api_serve_events(api, c);
+	case R_BACKUP:
+		return ags_api_serve_backup(api, c);
 	case R_SYNC:
 		return post_sync(api, c);
 	case R_PEERS:
@@ -583,6 +587,11 @@ int ags_api_new(ags_node *node, const ags_api_config *cfg, ags_api **out, ags_er
 	                                          : api->max_pattern_bytes * AGS_API_BODY_FACTOR;
 	api->log = cfg->log;
 	api->log_user_data = cfg->log_user_data;
+	if (cfg->data_dir && strlen(cfg->data_dir) >= sizeof(api->data_dir)) {
+		free(api);
+		return ags_error_set(err, AGS_ERR_INVALID, "dataDir", "path too long");
+	}
+	snprintf(api->data_dir, sizeof(api->data_dir), "%s", cfg->data_dir ? cfg->data_dir : "");
 	int rc;
 	if (pthread_mutex_init(&api->mu, NULL) != 0) {
 		free(api);

@@ -46,6 +46,7 @@ typedef struct ags_api_config {
 	size_t max_body_bytes;    /* largest request body; 0: max_pattern_bytes * 64 */
 	size_t ring_events;       /* 0: AGS_API_RING_EVENTS */
 	size_t ring_bytes;        /* 0: AGS_API_RING_BYTES */
+	const char *data_dir;     /* where GET /v1/backup makes its copy; NULL: no backups */
 	ags_api_log_fn log;       /* may be NULL */
 	void *log_user_data;
 } ags_api_config;

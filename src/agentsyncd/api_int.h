@@ -49,6 +49,7 @@ struct ags_api {
 	ags_api_log_fn log;
 	void *log_user_data;
 	struct MHD_Daemon *mhd;
+	char data_dir[4096]; /* where GET /v1/backup makes its copy; "": no backups */
 
 	/* Guards the token, the ring, the histogram and `stopping`. */
 	pthread_mutex_t mu;
@@ -109,6 +110,21 @@ enum MHD_Result ags_api_serve_events(ags_api *api, struct MHD_Connection *c);
 enum MHD_Result ags_api_serve_state(ags_api *api, struct MHD_Connection *c);
 enum MHD_Result ags_api_serve_peers(ags_api *api, struct MHD_Connection *c);
 enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c);
+enum MHD_Result ags_api_serve_backup(ags_api *api, struct MHD_Connection *c); /* api_backup.c */
+
+/* A growing text (the /metrics answer); oom is set once an allocation failed. */
+struct ags_api_text {
+	char *s;
+	size_t len, cap;
+	int oom;
+};
+
+/* Appends printf-style text (api_state.c). */
+void ags_api_text_add(struct ags_api_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* agentsync_build_info and process_* (api_process.c). */
+void ags_api_emit_process(struct ags_api_text *t);
 
 /* Event ring (api_events.c). init returns AGS_ERR_NOMEM on failure. */
 int ags_api_ring_init(struct ags_api_ring *r, size_t cap, size_t max_bytes);

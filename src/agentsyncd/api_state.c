@@ -24,6 +24,7 @@ static void add_peer(yyjson_mut_doc *d, yyjson_mut_val *o, const ags_peer_state 
 	yyjson_mut_obj_add_uint(d, o, "bytesIn", p->bytes_in);
 	yyjson_mut_obj_add_uint(d, o, "bytesOut", p->bytes_out);
 	yyjson_mut_obj_add_uint(d, o, "ackedSeq", p->acked_seq);
+	yyjson_mut_obj_add_uint(d, o, "patternsReceived", p->patterns_received);
 }
 
 static yyjson_mut_val *peers_obj(yyjson_mut_doc *d, const ags_node_state *st)
@@ -169,15 +170,10 @@ enum MHD_Result ags_api_serve_peers(ags_api *api, struct MHD_Connection *c)
 /* Prometheus                                                               */
 /* ------------------------------------------------------------------------ */
 
-struct text {
-	char *s;
-	size_t len, cap;
-	int oom;
-};
+#define text ags_api_text
+#define emit ags_api_text_add
 
-static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void emit(struct text *t, const char *fmt, ...)
+void ags_api_text_add(struct text *t, const char *fmt, ...)
 {
 	if (t->oom)
 		return;
@@ -308,12 +304,21 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	     "agentsync_sync_latency_seconds_sum %.6f\n"
 	     "agentsync_sync_latency_seconds_count %llu\n",
 	     (unsigned long long)count, sum, (unsigned long long)count);
-	/* The node reports wire bytes per direction, not per codec: codec="all". */
+	/* Batch frames by the codec byte they carry (slot 3: unknown or too short). */
+	static const char *const codecs[AGS_NODE_CODECS] = {"none", "gzip", "zstd", "unknown"};
+	emit(&t, "# HELP agentsync_bytes_total Wire bytes of BATCH frames, by direction and "
+	         "body codec.\n# TYPE agentsync_bytes_total counter\n");
+	for (size_t k = 0; k < AGS_NODE_CODECS; k++)
+		emit(&t,
+		     "agentsync_bytes_total{direction=\"in\",codec=\"%s\"} %llu\n"
+		     "agentsync_bytes_total{direction=\"out\",codec=\"%s\"} %llu\n",
+		     codecs[k], (unsigned long long)st->stats.codec_bytes_in[k], codecs[k],
+		     (unsigned long long)st->stats.codec_bytes_out[k]);
 	emit(&t,
-	     "# HELP agentsync_bytes_total Wire bytes of sync traffic.\n"
-	     "# TYPE agentsync_bytes_total counter\n"
-	     "agentsync_bytes_total{direction=\"in\",codec=\"all\"} %llu\n"
-	     "agentsync_bytes_total{direction=\"out\",codec=\"all\"} %llu\n",
+	     "# HELP agentsync_udp_bytes_total UDP payload bytes of the peers' QUIC "
+	     "connections.\n# TYPE agentsync_udp_bytes_total counter\n"
+	     "agentsync_udp_bytes_total{direction=\"in\"} %llu\n"
+	     "agentsync_udp_bytes_total{direction=\"out\"} %llu\n",
 	     (unsigned long long)in, (unsigned long long)out);
 	emit(&t,
 	     "# HELP agentsync_compression_ratio Wire bytes / raw bytes of batches sent.\n"
@@ -339,8 +344,14 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_errors_total{peer=\"%s\"} %llu\n", st->peers[i].id,
 		     (unsigned long long)st->peers[i].error_count);
+	emit(&t, "# HELP agentsync_peer_patterns_received_total Entries of batches received "
+	         "from the peer.\n# TYPE agentsync_peer_patterns_received_total counter\n");
+	for (size_t i = 0; i < st->n_peers; i++)
+		emit(&t, "agentsync_peer_patterns_received_total{peer=\"%s\"} %llu\n",
+		     st->peers[i].id, (unsigned long long)st->peers[i].patterns_received);
 	if (hs)
 		emit_hub(&t, hs);
+	ags_api_emit_process(&t);
 	ags_node_hub_stats_del(hs);
 	ags_node_state_del(st);
 	if (t.oom) {

@@ -893,3 +893,32 @@ fail:
 	ags_config_del(c);
 	return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The list of keys                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void keys_of(const struct obj_def *def, const char *prefix,
+                    void (*cb)(const char *path, void *ud), void *ud)
+{
+	for (size_t i = 0; i < def->n; i++) {
+		const struct key_def *k = &def->keys[i];
+		char path[256];
+		snprintf(path, sizeof(path), "%s.%s", prefix, k->name);
+		if (k->kind == K_OBJ) {
+			keys_of(k->sub, path, cb, ud);
+			continue;
+		}
+		cb(path, ud);
+		if (k->kind == K_PEERS) {
+			char each[260];
+			snprintf(each, sizeof(each), "%s[]", path);
+			keys_of(&peer_def, each, cb, ud);
+		}
+	}
+}
+
+void ags_config_keys(void (*cb)(const char *path, void *ud), void *ud)
+{
+	keys_of(&quic_def, "quic", cb, ud);
+}

@@ -236,6 +236,14 @@ int ags_config_split_hostport(const char *s, char *host, size_t cap, uint16_t *p
 /* Returns the AGS_LOG_* level named `name` ("error", "warn", "info", "debug"), or -1. */
 int ags_config_log_level(const char *name);
 
+/*
+ * Calls cb with the path of every key the parser knows ("quic.port",
+ * "quic.tls.cert", "quic.peers", "quic.peers[].id", ...), in table order:
+ * objects are not listed themselves, only their keys. For `agentsyncd
+ * --config-keys` and the test that keeps agentsync.json(5) complete.
+ */
+void ags_config_keys(void (*cb)(const char *path, void *ud), void *ud);
+
 /* Returns the name of an AGS_LOG_* level ("ERROR", "WARN", "INFO", "DEBUG"). */
 const char *ags_config_log_level_name(int level);
 
