@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Thin wrapper over CMake. On a fresh Debian 12 machine:
 #   make demo   installs what is missing, builds, runs the demo
 #   make test   installs what is missing, builds, runs every test (ctest)

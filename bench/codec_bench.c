@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Batch codec benchmark: encodes and decodes 100,000 seed-like patterns
  * (about 450 bytes of JSON each) in batches of 100, with each codec, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Delta sync benchmark: a 20 KB pattern (seed-like test results) updated in
  * one field. Prints one line: the wire bytes of a BATCH carrying the new

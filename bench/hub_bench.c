@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hub_bench: fan-out through a federation hub (seed 004).
  *

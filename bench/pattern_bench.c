@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Pattern codec throughput, three ways a node meets a pattern:
  *

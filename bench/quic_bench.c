@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * quic_bench: the QUIC transport on 127.0.0.1, server in a forked child.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store_bench [N] [--random-ids]: how fast the store takes in new patterns
  * end to end.

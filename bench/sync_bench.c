@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sync_bench: pattern sync between two node processes on 127.0.0.1.
  *

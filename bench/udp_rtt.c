@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * udp_rtt [N]: the machine's floor for a request/response on loopback.
  *

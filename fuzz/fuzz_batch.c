@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the BATCH decoder with small limits. The first input byte picks a
  * mode:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target: the daemon's configuration parser (src/agentsyncd/config.c) on
  * arbitrary bytes. It must never crash or leak, and a configuration it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes delta application (ags_delta_apply), which rebuilds a pattern from
  * a peer's zstd delta against the version we hold. The input is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the incremental frame reader. The input's first 8 bytes seed the
  * chunking; the rest is the stream. The stream is read twice, once whole and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes JWT verification (ags_jwt_verify), the hub's check of every AUTH
  * an agent sends. The verifier accepts HS256, RS256 and ES256 with keys made

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target for the pattern codec. Parses arbitrary bytes; whatever
  * parses must serialise to text that parses again to the same pattern (same

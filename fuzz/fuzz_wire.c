@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the JSON message decoders. The first input byte picks the message
  * (HELLO, ACK, ERROR, AUTH, vector clock); the rest is its payload. Whatever

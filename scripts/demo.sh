@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # agentsync demo (`make demo`): three daemons on 127.0.0.1 in a full mesh.
 #   1. makes a CA and certificates for nodes a, b and c (agentsync certs init)
 #   2. starts three agentsyncd with their own QUIC and API ports

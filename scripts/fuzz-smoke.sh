@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs each libFuzzer target in BUILD_DIR/fuzz for SECONDS, starting from a
 # scratch copy of its seed corpus in fuzz/corpus/<name>/ (the repo's corpus is
 # never written to). Fails when a target finds a crash, leak or timeout.

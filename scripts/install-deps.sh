@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs every Debian package agentsync needs to build, test, fuzz and run.
 #
 # Idempotent: when everything is present it checks and exits without touching

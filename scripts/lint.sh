@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Static checks of the library and the programs (make lint; .ci/run):
 #
 #  1. layers: every #include "..." of a file in lib/<layer>/ or src/ must be

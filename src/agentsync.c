@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync: the command-line tool over agentsyncd's local HTTP API
  * (commands in src/agentsync/), plus the commands of an ephemeral agent of

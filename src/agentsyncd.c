@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsyncd: one agentsync node with its local HTTP API.
  *

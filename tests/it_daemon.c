@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of agentsyncd, its HTTP API and the agentsync CLI: real
  * daemons on 127.0.0.1, driven by the CLI and by curl. Tests that need two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of the federation hub through the programs: agentsyncd
  * --hub with a config file (HS256 secret, certificates from `agentsync certs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of daemons syncing with each other: three agentsyncd on
  * 127.0.0.1 in a full mesh with certificates from `agentsync certs init`,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of the federation hub (seed 004) with real processes on
  * 127.0.0.1: a hub (tests/tools/agsnode --hub) and agents

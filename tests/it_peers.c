@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of the peer lifecycle with real node processes on
  * 127.0.0.1: a peer SIGKILLed and restarted is reconnected by the other

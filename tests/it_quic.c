@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of the QUIC transport: real quicpeer processes (server and
  * client) on 127.0.0.1, with certificates from ags_certs_init; then the API

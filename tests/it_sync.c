@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Black-box tests of pattern sync between real node processes on 127.0.0.1
  * (tests/tools/agsnode): convergence in a mesh and a chain, catch-up after

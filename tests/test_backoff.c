@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for reconnection backoff and token buckets. */
 #include "testutil.h"
 #include "backoff.h"

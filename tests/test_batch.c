@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for BATCH frames: encoder, decoder, codecs, limits, malformed input. */
 #include <stdlib.h>
 #include <string.h>

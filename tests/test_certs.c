@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for certificate generation (lib/transport/certs.c), checked with GnuTLS's own parsers.
  */
 #include <stdio.h>

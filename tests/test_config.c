@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the daemon's configuration parser (src/agentsyncd/config.c). */
 #include <stdio.h>
 #include <stdlib.h>

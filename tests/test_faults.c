@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Failure paths, by fault injection: this program is linked with
  * -Wl,--wrap for the allocation functions and the libuv initialisers the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for frames: header checks, the encoder, the incremental reader. */
 #include <stdlib.h>
 #include <string.h>

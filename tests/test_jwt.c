@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for JWT verification and signing. The RSA and EC keys are made
  * here with GnuTLS for each run; nothing is read from files.

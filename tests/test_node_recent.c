@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests of the node's recent local writes (lib/node/node_recent.c): the rows
  * a sender may take from memory instead of the store. They must be exactly

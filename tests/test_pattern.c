@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the pattern codec: validation, canonical form, checksum, tombstones, compare. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the durable store (lib/store/store.c) on real SQLite files. */
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Durability of the store: a child process applies a batch and is killed
  * with SIGKILL the moment ags_store_apply_batch returns; the parent reopens

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests of the sync engine (lib/sync/sync.c) without a network: two sessions
  * wired back to back in memory, each over a real SQLite store. Frames one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for lib/transport/tls.c: context errors, own id, sessions, and full TLS
  * 1.3 handshakes between a real ngtcp2 client and a real ngtcp2 server whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/util: base64url, the file reader, the clock, event names. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for vector clocks. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the JSON messages: HELLO, ACK, ERROR, AUTH, PULL / PULL_DONE. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 /*
  * agentsync for Node.js: seed 000's QUICServer and seed 004's FederationHub,

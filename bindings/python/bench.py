@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """bench.py: agentsync from Python against C, W1 of bench/sync_bench.
 
 W1: node A is given N patterns (~450 B each, the same records as

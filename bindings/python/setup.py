@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Builds agentsync._agentsync with the project's CMake (bindings/python/CMakeLists.txt).
 
 The extension embeds the C library, so it is built from the checkout this

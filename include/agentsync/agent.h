@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync agent: seed 004's FederationHub client. An agent keeps a local
  * store of patterns and synchronises it with a federation hub (a node in hub

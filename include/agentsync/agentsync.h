@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync: real-time, loss-free synchronisation of patterns (JSON records
  * that AI agents learn and share) between agents, over QUIC with TLS 1.3.

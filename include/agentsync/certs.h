@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Certificates for a set of nodes: one private CA and, per node, a key and a
  * certificate it signs. Used by `agentsync certs init` and by a daemon

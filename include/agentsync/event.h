@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync events: what a node (agentsync/node.h) or an agent
  * (agentsync/agent.h) reports to its callbacks, with seed 000's names, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync node: seed 000's QUICServer. A node owns a store, listens on
  * QUIC (UDP), keeps connections to its peers and keeps every peer's store in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync tokens: JSON Web Tokens for the federation hub's agents
  * (docs/PROTOCOL.md, "Hub authentication"). A hub verifies them; these

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The agent side of the federation hub (include/agentsync/agent.h): a node
  * in agent mode (no incoming connections, one upstream hub dialled on

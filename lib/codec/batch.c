@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* BATCH frames: the header and the strict decoder (the encoder is in batch_enc.c). */
 #include <limits.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * BATCH frames: a batch of changes (puts and deletes) sent from one node to a
  * peer (docs/PROTOCOL.md, "BATCH").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* BATCH frames: the encoder (splice the entries, hash, compress; batch.h). */
 #include <limits.h>
 #include <stdio.h>

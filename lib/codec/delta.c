@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Deltas of pattern JSON: zstd with the base version as dictionary, in base64 (see delta.h). */
 #include <stdlib.h>
 #include <string.h>

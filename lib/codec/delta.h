@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Deltas of pattern JSON (docs/PROTOCOL.md, "BATCH", delta entries): a new
  * version of a large pattern compressed with zstd using the version the peer

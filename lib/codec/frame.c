@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Frames: header encoding and checking, growable buffers, the incremental reader. */
 #include <stdlib.h>
 #include <string.h>

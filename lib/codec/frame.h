@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Frames: the unit of the agentsync wire protocol (docs/PROTOCOL.md, "Wire
  * format").

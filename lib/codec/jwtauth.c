@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON Web Tokens: verification and signing over libjwt 1.10 (GnuTLS flavour). */
 #include <errno.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * JSON Web Tokens for the federation hub's AUTH message (docs/PROTOCOL.md,
  * "Hub authentication"): verification of HS256, RS256 and ES256 tokens, and

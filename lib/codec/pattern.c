@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The pattern codec: parse and validate pattern JSON, build its canonical
  * serialisation and SHA-256 checksum, make tombstones, and compare versions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal interface of the pattern codec (lib/codec/pattern.c): entry points for
  * layers that already hold parsed JSON (the batch decoder) or that read back

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The canonical serialisation of a pattern (docs/PROTOCOL.md, "Patterns"):
  * members sorted, no insignificant white space, the checksum's place marked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The pattern codec's own structures, shared by pattern.c (validation,
  * building, the public API) and pattern_canon.c (the canonical writer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Vector clocks: a sorted map agent id -> counter. */
 #include <stdio.h>
 #include <stdlib.h>

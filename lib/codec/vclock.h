@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Vector clocks for the federation hub (seed 004): a small map from agent id
  * to an unsigned 64-bit counter, kept sorted by agent id (byte order).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The JSON messages: HELLO, ACK, ERROR, AUTH, PULL / PULL_DONE. */
 #include <limits.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The JSON messages of the wire protocol (docs/PROTOCOL.md, "Messages"):
  * HELLO, ACK, ERROR, AUTH, and the hub's PULL / PULL_DONE.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The federation hub (see hub.h): agent links (ags_hub_agent_ops: AUTH and
  * the JWT, then a session bound to the token's tenant), the tenant registry

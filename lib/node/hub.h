@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The federation hub (seed 004; docs/PROTOCOL.md, "Federation hub"): a node in hub mode
  * accepts agents over the same QUIC protocol as the mesh. Each agent's first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The node: configuration, lifecycle (start, stop), the loop thread, and the
  * thread-safe public API. API calls from other threads reach the loop thread

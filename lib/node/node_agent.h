@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What an ags_agent (lib/agent/agent.c) asks of the node it runs on, and
  * nothing more: the agent sees this and the public node API, never the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The node's thread-safe public API besides its lifecycle (node.h): peers,
  * patterns, reads, state, hub statistics. Store writes happen on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The applier (node_apply.h): a thread that writes received batches while
  * the loop thread validates the next ones. Jobs are applied in the order they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The applier (node_apply.c): batches received from mesh peers are written
  * to the store on a thread of its own, so that the loop thread decodes and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal structure of a node, shared by the node layer's files:
  *   node.c          configuration, lifecycle (start, stop), the node's sync host

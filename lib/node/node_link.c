@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A node's links (node_link.h): what is the same for every kind of
  * connection. The transport's callbacks land here and go to the link's table

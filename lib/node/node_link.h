@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A node's connections (lib/node/node_link.c). Every QUIC connection of a
  * node is a link with one sync session on one stream. What a link does with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The node's loop thread: commands from other threads (a queue and a
  * uv_async_t), the 50 ms tick (dials, health, expiry, the hub's deadlines),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Mesh peers (ags_node_peer_ops): the peer records of a node (configured or
  * dialled in), their links, reconnection with backoff, health, and their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The node's recent local writes, kept in memory for its senders: a live
  * write through the API wakes the loop, whose senders would otherwise read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A node's upstream hub (hub.upstream, and the connection of an ags_agent):
  * its links (ags_node_upstream_ops: dialling with TLS resumption and 0-RTT,

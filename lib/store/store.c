@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The durable store: one SQLite database in WAL mode holding the newest
  * change of every pattern id, with a change-log sequence, an order-independent

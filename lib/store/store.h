@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal extras of the store (lib/store/), for the sync engine and for
  * tests. The public store API is in agentsync/agentsync.h; the schema, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store's writes (store_int.h): the apply rule (version, timestamp,
  * checksum; vector clocks and conflicts), batches in one transaction, groups

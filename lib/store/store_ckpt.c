@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store's checkpointer: copies the WAL back into the database file on a
  * thread and connection of its own, once the writer has been quiet for a

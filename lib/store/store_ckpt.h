@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The store's checkpointer thread (lib/store/store_ckpt.c). */
 #ifndef AGS_STORE_CKPT_H
 #define AGS_STORE_CKPT_H

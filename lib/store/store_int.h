@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store's own structure, shared by its files: store.c (helpers, digest,
  * open and close), store_apply.c (writes), store_read.c (reads, expiry,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store's reads (store_int.h): single records, queries, the change log
  * for the senders, expiry, key/value state, conflicts and delta bases.

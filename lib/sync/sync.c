@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The sync engine (see sync.h): sessions (make, start, free), the HELLO
  * exchange, ACKs, and the frame dispatch of received data. The sender

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The sync engine: one session per connection to a peer, speaking the
  * protocol of docs/PROTOCOL.md over frames. It does no I/O and reads no

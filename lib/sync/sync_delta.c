@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Delta sync (docs/PROTOCOL.md, "Delta sync"): a new version of a large
  * pattern goes as a zstd delta against the version the peer acknowledged;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal structure of a sync session, shared by the engine's files:
  * lib/sync/sync.c (sessions, HELLO, ACK, frame dispatch), sync_send.c (the

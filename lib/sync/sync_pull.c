@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The hub protocol of a sync session (docs/PROTOCOL.md, "Federation hub"): PULL and
  * PULL_DONE, the store's vector clock, record clocks in batch entries, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The receiver of the sync engine: a BATCH is checked, decoded and every
  * pattern validated on the session's thread (ags_sync_on_batch), applied in

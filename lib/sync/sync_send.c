@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The sender of a sync session (sync.h): the change log after the peer's
  * cursor, filtered (the peer's HELLO filter, what came from it, scopes),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Certificate generation for nodes: a private CA and one certificate per node (GnuTLS). */
 #include <errno.h>
 #include <limits.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * QUIC transport (ngtcp2 + GnuTLS through lib/transport/tls.h) on a libuv loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One QUIC connection: creation (client and server), reading datagrams,
  * writing packets in GSO batches with pacing, the timer, and the end of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The QUIC endpoint: one UDP socket on a libuv loop, datagrams routed to
  * connections by connection ID, new connections (with optional Retry),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What ngtcp2 tells a connection, and what the connection tells the app:
  * the ngtcp2 callbacks (handshake, streams, connection IDs), peer identity

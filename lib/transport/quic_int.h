@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals of the QUIC transport, shared by lib/quic_*.c only:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Streams of a QUIC connection. ngtcp2 does not copy stream data, so each
  * write is a chunk that references the caller's buffer from the moment it

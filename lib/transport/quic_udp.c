@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The endpoint's UDP socket: bind, batched receive (recvmmsg + GRO), batched send (GSO). */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TLS 1.3 for QUIC with GnuTLS and ngtcp2_crypto_gnutls: credentials,
  * session setup, peer checks, resumption and 0-RTT anti-replay (the sessions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TLS 1.3 for QUIC (GnuTLS + ngtcp2_crypto_gnutls): credentials, session
  * setup, peer identity checks, session resumption.

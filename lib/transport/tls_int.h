@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The TLS layer's own structures, shared by tls.c (names in certificates,
  * peer checks, key log, anti-replay, contexts) and tls_session.c (sessions).

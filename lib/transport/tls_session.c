@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TLS sessions of QUIC connections (tls.h): made per connection from a
  * context (tls.c), with the peer checks as their hooks; peer ids, refusals

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reconnection backoff with jitter, and token buckets for rate limits. */
 #include <math.h>
 

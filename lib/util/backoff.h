@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reconnection backoff and rate limiting: pure arithmetic, no clocks of their
  * own (callers pass the time), so both are unit-tested without waiting.

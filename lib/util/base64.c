@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* base64url without padding (base64.h), over GnuTLS's base64. */
 #include <stdlib.h>
 #include <string.h>

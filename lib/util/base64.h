@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * base64url without padding (RFC 4648 section 5), as JSON Web Tokens use it:
  * the one codec for the JWT verifier and signer (lib/codec/jwtauth.c) and the

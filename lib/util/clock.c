@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The clocks (clock.h): CLOCK_MONOTONIC for durations, CLOCK_REALTIME for timestamps. */
 #include <time.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The library's clocks. Every duration and deadline is measured on one
  * clock, CLOCK_MONOTONIC, read by ags_mono_ns (the others are that value in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error names and error details. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internal helpers for errors, shared by every module. */
 #ifndef AGS_ERROR_H
 #define AGS_ERROR_H

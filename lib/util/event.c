@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Event names (include/agentsync/event.h). */
 #include "agentsync/event.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading a small file whole (file.h). */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reading a small file whole: the one reader of the hub's key files
  * (lib/node/hub.c), the daemon's configuration file and the key and token

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Log lines through a host's log function (log.h). */
 #include <stdio.h>
 

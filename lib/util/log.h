@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Log lines for the layers that report through a host's log function (the
  * sync engine, the hub): one formatter, so every line is cut the same way.

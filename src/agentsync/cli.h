@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared parts of the `agentsync` command-line tool: exit codes, the HTTP
  * client over libcurl, and the commands (src/agentsync/cmd_*.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The agent commands (seed 004's ephemeral agent, over include/agentsync/agent.h):
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync bench: a load test of a running daemon through its HTTP API.
  * Generates N seed-like patterns (~450 bytes), POSTs them as NDJSON in

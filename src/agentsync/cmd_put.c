@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync put [FILE|-]: sends patterns (one JSON object, a JSON array, or
  * NDJSON) to POST /v1/patterns. Large input goes in NDJSON chunks under the

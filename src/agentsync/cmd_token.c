@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync token: makes a JSON Web Token for an agent of a federation hub
  * (claims sub, tenant, iss?, aud?, iat, exp), signed with HS256 and a shared

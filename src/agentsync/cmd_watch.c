@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync watch: follows GET /v1/events (Server-Sent Events) and prints
  * each event's JSON as one line on stdout, until interrupted. When the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync's smaller commands: get, list, delete, status, peers, sync and
  * certs init.

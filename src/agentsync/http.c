@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The CLI's HTTP client: libcurl requests to the daemon's local API. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The local HTTP API: the libmicrohttpd server, routing, bearer-token
  * authentication, request bodies, and the small peer and sync endpoints.

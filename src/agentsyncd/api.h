@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The local HTTP API of agentsyncd (lib/api*.c), served with libmicrohttpd
  * over a node: patterns in and out, peers, state, metrics, and a stream of

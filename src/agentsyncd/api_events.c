@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Events for the HTTP API: the JSON of an event, a bounded ring of recent
  * events, and GET /v1/events (Server-Sent Events) with resumption from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals of the HTTP API shared by its files: src/agentsyncd/api.c (server, routing,
  * authentication, peers), src/agentsyncd/api_patterns.c (patterns in and out),

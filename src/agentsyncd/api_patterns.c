@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Patterns through the HTTP API: POST /v1/patterns (one object, an array, or
  * NDJSON), GET /v1/patterns/{id}, GET /v1/patterns (streamed listing) and

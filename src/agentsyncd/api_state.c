@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * GET /v1/state (seed 000's getState() as JSON, plus the hub's tenants in
  * hub mode), GET /v1/peers, and GET /metrics (Prometheus text format).

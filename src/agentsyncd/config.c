@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The daemon's configuration file: seed 000's quic.json plus agentsync's
  * keys, parsed with yyjson into an ags_config. The keys are described by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The daemon's configuration file (src/agentsyncd/config.c, config_hub.c;
  * CMake target agentsyncd_config, no HTTP): seed 000's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Small checks of configuration values that the daemon and its tests use on
  * their own (node ids, host:port, log levels), and the checks of the files a

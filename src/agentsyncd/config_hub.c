@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The federation hub's part of the daemon configuration (quic.hub, see
  * src/agentsyncd/config.h): the checks that need several hub keys at once, the checks

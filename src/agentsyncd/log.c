@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentsyncd's log lines, as text or JSON, on stderr. */
 #include <pthread.h>
 #include <stdarg.h>

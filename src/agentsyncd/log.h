@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsyncd's log: one line per event or message on stderr, as text
  *   2026-11-21T20:00:00.123Z INFO peer:connected peer=b address=127.0.0.1:4434

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """agentsync fault-injection test: several agentsyncd in network namespaces,
 concurrent writers, kills, stops, loss, throttling and partitions, then a heal
 and a check of every acknowledged write against every node's listing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Canonical serialisation of patterns (see canon.h and PROTOCOL.md). */
 #include <errno.h>
 #include <inttypes.h>

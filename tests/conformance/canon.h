@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The canonical form and checksum of a pattern, as PROTOCOL.md ("Canonical
  * serialisation") defines them, written from the document alone.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks of PROTOCOL.md "Hub authentication" and "Federation hub": AUTH, tokens, PULL. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks of PROTOCOL.md with the daemon receiving: BATCH, codecs, ACK, refusals, patterns. */
 #include <stdio.h>
 #include <stdlib.h>

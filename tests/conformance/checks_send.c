@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks of PROTOCOL.md with the daemon sending: catch-up, priority, batches, window, resume. */
 #include <stdio.h>
 #include <stdlib.h>

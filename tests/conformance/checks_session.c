@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks of PROTOCOL.md: connection and stream, frames, HELLO, ERROR, close codes. */
 #include <signal.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks of PROTOCOL.md "TLS and QUIC": mutual TLS 1.3, ALPN, identity, parameters, 0-RTT. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The conformance runner: starts agentsyncd with certificates from
  * `agentsync certs init`, runs every check of the table against it and

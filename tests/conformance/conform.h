@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The conformance run: a real agentsyncd, sessions with it over QUIC, and
  * the table of checks (one per MUST of docs/PROTOCOL.md, see its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The conformance client's QUIC transport (see quic.h). Written from the
  * ngtcp2 and GnuTLS documentation only: it shares no code with agentsync.

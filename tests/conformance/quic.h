@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A small, blocking QUIC client for the conformance checks: ngtcp2 with
  * ngtcp2_crypto_gnutls, one UDP socket per connection, one bidirectional

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The agentsync wire format for the conformance client (see wire.h). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The agentsync wire format as docs/PROTOCOL.md ("Wire format") states it:
  * the 8-byte frame header, BATCH payloads in both directions with their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agsagent: an agent (include/agentsync/agent.h) in a process of its own,
  * for black-box tests of the federation hub. Prints events and log lines to

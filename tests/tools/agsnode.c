@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agsnode: a node in a process of its own, for black-box tests. It runs one
  * ags_node from command-line options, prints every event and log line to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * quicpeer: a command-line peer over the QUIC transport (lib/transport/quic.h) and
  * lib/transport/tls.h, for black-box tests.

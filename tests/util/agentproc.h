@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Asking test tools started with np_start_prog (e.g. tests/tools/agsagent)
  * a question and reading the answer line.

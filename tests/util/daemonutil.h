@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Helpers for black-box tests of agentsyncd and the agentsync CLI: start a
  * daemon and wait until it listens, run a program and capture its output,

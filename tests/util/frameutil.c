@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers for tests that handle frames (frameutil.h). */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Helpers for tests that handle the library's frames themselves (they use
  * lib/codec; the conformance client, which must not, does not link this).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A raw client of a federation hub for black-box tests: connects over real
  * QUIC with mutual TLS, sends the given bytes (hand-built frames) on one

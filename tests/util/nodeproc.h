@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Driving agsnode processes (tests/tools/agsnode.c) from black-box tests:
  * start one with arguments, send it commands, wait for lines it prints, read

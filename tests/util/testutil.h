@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared helpers for tests: scratch directories, child processes, and
  * waiting for a condition with a bounded number of tries (never a timed

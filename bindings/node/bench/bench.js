@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 /*
  * W1 from Node: node A (a QUICServer in this process) is given N patterns

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 /*
  * `npm install` of the agentsync package: builds agentsync.node with CMake

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 /*
  * `npm pack` / `npm publish` of the agentsync package, from a checkout:

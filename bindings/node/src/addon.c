@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The agentsync Node-API addon: the module's exports (the native Server and
  * Agent classes, certificate helpers, event names) and what both classes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The addon's modules: the two classes and what they share besides nh.h. */
 #ifndef AGS_NODE_ADDON_H
 #define AGS_NODE_ADDON_H

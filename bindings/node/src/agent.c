@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The native side of FederationHub (seed 004): an ags_agent, its network
  * calls (connect, sync, disconnect) and local writes run by the handle's

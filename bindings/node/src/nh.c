@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Native handles: worker thread, thread-safe function, lifetime (see nh.h). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What every native object of the addon shares ("nh", a native handle):
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The native side of QUICServer: an ags_node made from the daemon's own
  * configuration parser (so names, defaults and validation are agentsyncd's),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // Bad input is refused with the field named, and nothing is stored.
 const test = require('node:test');

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // Seed 000's events, with its payloads, from real servers.
 const test = require('node:test');

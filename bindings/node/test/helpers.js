@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 /*
  * What the tests share: a scratch directory with certificates, server

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // FederationHub (seed 004) against a real `agentsyncd --hub`, with real HS256 JWTs.
 const test = require('node:test');

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // Start/stop cycles, a process that exits by itself, servers collected without stop().
 const test = require('node:test');

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // getState() in seed 000's shape (peers a Map), true in every state; getCachedPatterns().
 const test = require('node:test');

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // Two (or three) QUICServers in this one process, over real QUIC on 127.0.0.1.
 const test = require('node:test');

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The package's tests, run by ctest (so by `make test`, and by `make test-sanitize` against the
 # ASan + UBSan build of the addon, with the sanitizer's runtime preloaded into node):
 #  - node_<name>: Node's test runner on test/<name>.test.js, against the addon built here

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 'use strict';
 // TLS 1.3 with certificates: a peer whose certificate another CA signed is refused.
 const test = require('node:test');

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The build backend: setuptools', unchanged, plus Debian's ``wheel``.
 
 With setuptools older than 70.1 (Debian 12 has 66) building a wheel needs the

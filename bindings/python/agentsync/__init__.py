@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """agentsync: real-time, loss-free sync of patterns between AI agents, over QUIC.
 
 The library runs inside this process (a C extension embeds it):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The exceptions agentsync raises.
 
 Every one is an :class:`Error` carrying the library's own message, the name

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Events: callbacks on a thread the package owns, and ``async for`` streams.
 
 The library calls back on its own threads; the extension copies each event

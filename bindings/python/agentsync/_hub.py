@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """agentsync.FederationHub: seed 004's hub client for ephemeral agents."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """agentsync.Node: seed 000's QUICServer, embedded in the Python process."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """agentsync for asyncio: the same Node and FederationHub, with awaitable calls.
 
 Every call that may wait runs on a small thread pool of the object's own,

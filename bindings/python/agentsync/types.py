@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Type hints for agentsync: patterns, configuration, state and events.
 
 Data keeps the seed's JSON shape (``agentId``, ``peerId``, ``totalSyncs``):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync._agentsync._Agent: one ags_agent (seed 004's FederationHub
  * client, include/agentsync/agent.h). The constructor opens the agent's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Python objects <-> JSON, with yyjson: patterns given by Python become JSON
  * text for ags_pattern_parse(); patterns and events from the library become

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The event queue between the library's threads and the package's
  * dispatcher thread (pyags.h). A producer copies the event into one

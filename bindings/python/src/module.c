@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The module agentsync._agentsync: errors, certificates, constants. See
  * pyags.h for the whole extension.

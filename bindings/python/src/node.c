@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync._agentsync._Node: one ags_node, configured by the daemon's own
  * parser (config.h), so names, defaults and validation are agentsyncd's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentsync._agentsync: the C extension under the Python package
  * (bindings/python/agentsync). It embeds the library and exposes two types,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures: certificates, nodes on 127.0.0.1, and an event collector.
 
 The tests import the built package (PYTHONPATH=build/python, as ctest sets

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An asyncio program syncs 10,000 patterns while a timer keeps firing.
 
 The measure is how long the event loop was ever kept from running (the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad patterns and bad configurations: clear errors that name the field; nothing applied."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Events through callbacks (on the package's thread) and through async for."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """FederationHub (seed 004) against a real `agentsyncd --hub`, with real JWTs."""
 
 from __future__ import annotations

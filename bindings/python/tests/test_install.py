@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Install as a user would: a new venv, pip, Debian's packages only, no index.
 
 The checkout is copied first (pip builds in the directory it is given), so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Start and stop: no thread left behind, state true in every state, data kept."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Two (or three) nodes in one process, on 127.0.0.1, syncing for real."""
 
 from __future__ import annotations

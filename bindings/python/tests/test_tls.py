@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A peer whose certificate another CA signed is refused; nothing reaches it."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The type hints: mypy --strict (Debian's python3-mypy) accepts the package and
 a program using its whole typed surface, and refuses the wrong uses in
 typing/wrong.py, exactly the lines marked "# E"."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small client of agentsyncd's HTTP API (ARCHITECTURE.md, "HTTP API").
 
 Every call says whether the request may have reached the daemon: a refused

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small test bed for the reproduction scripts in tests/chaos/repro/.
 
     with Bed(args, n=2, dials={1: [0]}) as bed:

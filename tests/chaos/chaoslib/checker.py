@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The check after the heal: every acknowledged write against every node's listing.
 
 For each id the history knows, `best` is its greatest acknowledged write by

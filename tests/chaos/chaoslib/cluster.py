@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """agentsyncd processes, one per node namespace, driven as a black box.
 
 Each daemon is started as

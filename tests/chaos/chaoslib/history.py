@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the writers sent and what the daemons answered.
 
 Per id the history keeps what the checker needs, in bounded memory:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Faults for a bounded time, chosen by a seeded random generator, then a heal.
 
 Runs on the main thread (it restarts daemons; see cluster.py). Faults:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The test's own network: namespaces, veth pairs, two bridges, nftables and tc.
 
 Layout (every name below lives in a namespace this module made; nothing is

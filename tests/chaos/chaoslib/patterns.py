@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Patterns as docs/PROTOCOL.md defines them, for the test's writers and its checker.
 
 The writers only use ASCII letters, digits and '-' in strings and integers

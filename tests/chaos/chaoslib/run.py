@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One chaos run: the network, the daemons, writers and faults, the heal, the check."""
 
 import collections

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fault sequence that leaves node a holding a dead connection of b's while b
 dials anew (issue 13 item 1; item 2's refusals come from it too).
 

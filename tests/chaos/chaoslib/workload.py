@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Concurrent writers: creates, updates, deletes, resurrections, stale writes and
 same-id conflicts sent to different nodes, through POST /v1/patterns.
 

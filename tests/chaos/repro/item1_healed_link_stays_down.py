@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13 item 1: a healed link stays down (a stale connection is kept, the new one
 refused as "duplicate connection").
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13 item 2: false protocol errors after a refused duplicate connection.
 
 The refusals come from item 1's sequence (chaoslib/stale_link.py): only b

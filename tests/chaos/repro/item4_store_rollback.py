@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13 item 4: silent loss after a store rollback under the same store id.
 
 Two nodes that dial each other, a (n0) and b (n1):

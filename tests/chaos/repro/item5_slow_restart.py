@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Issue 13 item 5: a restart that waits for the store's 5 s busy timeout.
 
 Nodes that all dial each other, a (n0) and its peers (n1, ...; --nodes,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole typed surface, as a program would use it: checked by mypy --strict
 (tests/test_types.py), never run."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wrong uses that mypy --strict must refuse (tests/test_types.py): exactly
 the lines marked with "# E"."""
 
