@@ -34,7 +34,7 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(os.cpu_count() or 2)
         subprocess.check_call([
             "cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-            "-DAGS_TESTS=OFF", "-DAGS_BENCH=OFF", "-DAGS_PYTHON=ON", "-DAGS_NODE=OFF",
+            "-DAGS_TESTS=OFF", "-DAGS_BENCH=OFF", "-DAGS_PYTHON=ON", "-DAGS_NODE=OFF", "-DAGS_INSTALL_RULES=OFF",
             f"-DPython3_EXECUTABLE={sys.executable}"])
         subprocess.check_call(["cmake", "--build", str(build), "--target", "agentsync_python",
                                "-j", jobs])

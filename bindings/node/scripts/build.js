@@ -72,6 +72,7 @@ run('cmake', [
   '-DAGS_BENCH=OFF',
   '-DAGS_NODE=ON',
   '-DAGS_PYTHON=OFF',
+  '-DAGS_INSTALL_RULES=OFF',
   `-DAGS_NODE_EXECUTABLE=${process.execPath}`,
   `-DAGS_NODE_INCLUDE_DIR=${nodeIncludeDir()}`,
 ]);
