@@ -176,11 +176,16 @@ int np_state_get(np_node *n, np_state *st)
 {
 	size_t before = np_count(n, "\nstate {");
 	np_cmd(n, "state");
-	for (unsigned i = 0; i < 100; i++) {
-		if (np_count(n, "\nstate {") > before)
-			break;
-		tu_sleep_ms(50);
+	/* Up to 30 s: a loaded machine (sanitizers, parallel tests) can take
+	 * seconds to answer; a stale earlier line is never taken instead. */
+	int fresh = 0;
+	for (unsigned i = 0; i < 600 && !fresh; i++) {
+		fresh = np_count(n, "\nstate {") > before;
+		if (!fresh)
+			tu_sleep_ms(50);
 	}
+	if (!fresh)
+		return -1;
 	pthread_mutex_lock(&n->mu);
 	const char *last = NULL;
 	for (const char *p = n->buf; p && (p = strstr(p, "\nstate {")); p++)

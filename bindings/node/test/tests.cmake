@@ -48,3 +48,12 @@ add_test(NAME node_types
                  -p ${CMAKE_CURRENT_SOURCE_DIR}/test/types/tsconfig.json
                  --typeRoots ${_tsdeps}/node_modules/@types)
 set_tests_properties(node_types PROPERTIES FIXTURES_REQUIRED node_ts LABELS node TIMEOUT 300)
+
+# node_pack: `npm pack`, `npm install` of the tarball in a fresh project, and a program using the
+# installed package by name (test/pack/). Not in the sanitizer build: the tarball's own build is
+# the ordinary one.
+find_program(AGS_GIT_EXECUTABLE git)
+if(NOT AGS_SANITIZE AND AGS_GIT_EXECUTABLE AND EXISTS ${CMAKE_SOURCE_DIR}/.git)
+  add_test(NAME node_pack COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test/pack/pack-install.sh)
+  set_tests_properties(node_pack PROPERTIES LABELS node TIMEOUT 900)
+endif()
