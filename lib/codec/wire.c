@@ -561,6 +561,8 @@ int ags_wire_ack_encode(const ags_wire_ack *a, const ags_wire_ack_error *errors,
 	}
 	if (!yyjson_mut_obj_add_uint(doc, root, "seq", a->seq))
 		goto nomem;
+	if (a->retry && !yyjson_mut_obj_add_bool(doc, root, "retry", true))
+		goto nomem;
 	if (a->n_conflicts) {
 		rc = add_id_list(doc, root, "conflicts", a->conflicts, a->n_conflicts, err);
 		if (rc) {
@@ -640,6 +642,11 @@ static int ack_fields(yyjson_val *root, size_t max_errors, ags_wire_ack *a, ags_
 			return rc;
 	}
 	a->n_errors = n;
+	if ((rc = member(root, NULL, "retry", 0, &v, err)))
+		return rc;
+	if (v && !yyjson_is_bool(v))
+		return ags_error_set(err, AGS_ERR_PROTO, "retry", "must be true or false");
+	a->retry = v && yyjson_get_bool(v);
 	if ((rc = member(root, NULL, "conflicts", 0, &v, err)))
 		return rc;
 	return dec_id_list(v, "conflicts", &a->n_conflicts, &a->conflicts, err);

@@ -111,7 +111,11 @@ typedef struct ags_wire_ack {
 	uint64_t received_count; /* entries received in the batch */
 	uint64_t applied;        /* entries that changed the receiver's store (<= received_count) */
 	uint64_t seq;            /* the receiver's store sequence after applying */
-	size_t n_errors;         /* set by decode */
+	/* Optional "retry": the batch was refused whole, nothing of it applied, and
+	 * the sender must send its changes again (docs/PROTOCOL.md, "Refusals").
+	 * Encode: written as "retry": true when set; decode: 0 when absent. */
+	int retry;
+	size_t n_errors; /* set by decode */
 	ags_wire_ack_error *errors; /* set by decode: owned array, strings in doc */
 	/* Optional "conflicts": ids of entries of the batch that conflicted with the
 	 * receiver's version (hub protocol). Encode: given by the caller (omitted when

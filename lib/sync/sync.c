@@ -157,7 +157,7 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 	hello.store = host->store_id;
 	hello.codecs = host->compression ? (1u << AGS_CODEC_ZSTD) | (1u << AGS_CODEC_GZIP) : 0;
 	hello.max_frame = (uint32_t)host->max_frame;
-	hello.batch_size = host->batch_size;
+	hello.batch_size = AGS_SYNC_MAX_COUNT; /* what we accept; we send host->batch_size */
 	hello.has_cursor = 1;
 	hello.cursor_store = cur_store;
 	hello.cursor_seq = cur_seq;
@@ -416,9 +416,68 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 	return 0;
 }
 
+/* Most refusals in a row of a batch of one change before the connection is closed. */
+#define REFUSALS_MAX 5
+
+/*
+ * The peer refused batch q whole (ACK retry): its changes, and everything
+ * after the peer's acknowledged cursor, go again after a backoff, in batches
+ * half as large after each further refusal, down to one change; the fifth
+ * refusal in a row of one change closes the connection (docs/PROTOCOL.md,
+ * "Refusals"). Returns 0, or an error with *code and reason set (close).
+ */
+static int on_refusal(ags_sync *s, const struct ags_sync_inflight *q, const ags_wire_ack *m,
+                      uint64_t now, uint64_t *code, char *reason, size_t cap)
+{
+	const char *why = m->n_errors ? m->errors[0].error : "no reason given";
+	s->st.batches_failed++;
+	s->st.refusals++;
+	if (s->retry_n == 0)
+		s->retry_floor = s->st.acked_seq;
+	else if (s->retry_level < 32)
+		s->retry_level++; /* the same changes again: smaller batches */
+	s->retry_n++;
+	if (q->count <= 1)
+		s->retry_ones++;
+	char range[64];
+	if (q->first_seq)
+		snprintf(range, sizeof(range), "changes %llu..%llu",
+		         (unsigned long long)q->first_seq, (unsigned long long)q->last_seq);
+	else
+		snprintf(range, sizeof(range), "a batch of no change (uptoSeq %llu)",
+		         (unsigned long long)q->upto_seq);
+	ags_event ev = {.type = AGS_EV_SYNC_FAILED, .error = why};
+	ags_sync_emit(s, &ev);
+	if (s->retry_ones >= REFUSALS_MAX) {
+		*code = AGS_APP_INTERNAL_ERROR;
+		snprintf(reason, cap, "peer refused %s %u times: %s", range, s->retry_ones, why);
+		return AGS_ERR_PROTO;
+	}
+	ags_backoff_cfg bc = s->h->retry;
+	if (!bc.base_delay_ms) {
+		bc.base_delay_ms = 1000;
+		bc.max_delay_ms = 30000;
+		bc.multiplier = 2.0;
+	}
+	if (!bc.max_attempts)
+		bc.max_attempts = UINT32_MAX;
+	uint32_t d = ags_backoff_delay_ms(&bc, s->retry_n, (uint32_t)(q->request_id * 2654435761u));
+	ags_sync_log(s, AGS_LOG_WARN,
+	             "%s refused %s (batch %llu) whole: %s; sending again from %llu in %u ms",
+	             s->peer_id, range, (unsigned long long)q->request_id, why,
+	             (unsigned long long)s->st.acked_seq, d);
+	ags_sync_rewind(s, now, (uint64_t)d * 1000);
+	return 0;
+}
+
 static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
                   char *reason, size_t cap)
 {
+	if (!s->hello_recv) {
+		*code = AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "ACK before HELLO");
+		return AGS_ERR_PROTO;
+	}
 	ags_wire_ack m;
 	ags_error err;
 	ags_error_clear(&err);
@@ -434,10 +493,11 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 		q = q->next;
 	}
 	if (!q) {
-		ags_wire_ack_free(&m);
+		/* Named before the free, which empties m. */
 		*code = AGS_APP_PROTOCOL_ERROR;
 		snprintf(reason, cap, "ACK for unknown batch %llu",
 		         (unsigned long long)m.request_id);
+		ags_wire_ack_free(&m);
 		return AGS_ERR_PROTO;
 	}
 	if (prev)
@@ -448,8 +508,30 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 		s->q_tail = prev;
 	s->n_inflight--;
 	double latency = (double)(now - q->sent_us) / 1000.0;
+	if (q->gen != s->send_gen) {
+		/* Sent before we rewound after a refusal: its changes go again, so its
+		 * answer moves nothing (neither the cursor nor the counters). */
+		ags_sync_inflight_clear(q);
+		free(q);
+		ags_wire_ack_free(&m);
+		ags_sync_pump(s, now);
+		return 0;
+	}
+	if (m.retry) {
+		rv = on_refusal(s, q, &m, now, code, reason, cap);
+		ags_sync_inflight_clear(q);
+		free(q);
+		ags_wire_ack_free(&m);
+		if (rv == 0)
+			ags_sync_pump(s, now);
+		return rv;
+	}
 	if (q->upto_seq > s->st.acked_seq)
 		s->st.acked_seq = q->upto_seq;
+	if (s->retry_n && s->st.acked_seq > s->retry_floor) {
+		/* The cursor moved past the refused changes: back to full batches. */
+		s->retry_n = s->retry_level = s->retry_ones = 0;
+	}
 	size_t n_resent = 0;
 	for (size_t i = 0; i < m.n_errors; i++) {
 		int rr = ags_sync_delta_refused(s, q, m.errors[i].pattern_id, m.errors[i].code);
@@ -457,9 +539,13 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 			n_resent++; /* it goes again whole: not a failure */
 			continue;
 		}
-		ags_event ev = {.type = AGS_EV_SYNC_FAILED,
+		/* Refused for good: the peer will refuse those bytes every time. */
+		s->st.rejected++;
+		ags_event ev = {.type = AGS_EV_SYNC_REJECTED,
 		                .pattern_id = m.errors[i].pattern_id,
-		                .error = m.errors[i].error};
+		                .source_id = s->h->node_id,
+		                .error = m.errors[i].error,
+		                .code = m.errors[i].code};
 		ags_sync_emit(s, &ev);
 	}
 	if (s->role == AGS_SYNC_ROLE_UPSTREAM) {
@@ -482,12 +568,8 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 		                .latency_ms = latency};
 		ags_sync_emit(s, &ev);
 	} else {
+		/* Delivered, except the entries refused for good (counted above). */
 		s->st.batches_failed++;
-		if (m.n_errors == 0) {
-			ags_event ev = {.type = AGS_EV_SYNC_FAILED,
-			                .error = "batch refused by the peer"};
-			ags_sync_emit(s, &ev);
-		}
 	}
 	ags_sync_inflight_clear(q);
 	free(q);

@@ -324,6 +324,10 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	size_t max_n = s->h->batch_size;
 	if (s->peer_batch && s->peer_batch < max_n)
 		max_n = s->peer_batch;
+	/* After refusals of the same changes: half as large each time, down to one. */
+	max_n = s->retry_level >= 32 ? 1 : max_n >> s->retry_level;
+	if (max_n < 1)
+		max_n = 1;
 	if (remaining) {
 		double ap = ags_bucket_available(&s->rate_p, now);
 		double ab = ags_bucket_available(&s->rate_b, now);
@@ -343,9 +347,14 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	if (!q)
 		return AGS_ERR_NOMEM;
 	q->acked_at_send = s->st.acked_seq;
+	q->gen = s->send_gen;
 	size_t start_pos = s->chunk_pos;
 	while (s->chunk_pos < s->chunk_n && ags_batch_encoder_count(s->enc) < max_n) {
 		struct ags_sync_pending *c = &s->chunk[s->chunk_pos];
+		if (!q->first_seq || c->seq < q->first_seq)
+			q->first_seq = c->seq;
+		if (c->seq > q->last_seq)
+			q->last_seq = c->seq;
 		int rv = c->tombstone ? 0 : ags_sync_delta_add(s, c, q);
 		if (rv == 1) {
 			s->chunk_pos++;
@@ -393,6 +402,16 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 		ags_sync_chunk_clear(s);
 	}
 	return 0;
+}
+
+void ags_sync_rewind(ags_sync *s, uint64_t now_us, uint64_t delay_us)
+{
+	s->send_gen++;
+	ags_sync_chunk_clear(s);
+	s->sent_seq = s->st.acked_seq;
+	s->cursor_since = 0;
+	s->caught_up = 0;
+	s->retry_at = (now_us ? now_us : 1) + delay_us;
 }
 
 void ags_sync_inflight_clear(struct ags_sync_inflight *q)
@@ -464,6 +483,12 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 {
 	if ((!s->hello_recv && !s->early) || !s->gate_open)
 		return 0;
+	if (s->retry_at) {
+		/* The peer refused changes whole: they go again after the backoff. */
+		if (now_us < s->retry_at)
+			return s->retry_at - now_us;
+		s->retry_at = 0;
+	}
 	if (s->cursor_owed && s->hello_recv && s->chunk_pos >= s->chunk_n &&
 	    s->n_inflight < s->h->window) {
 		/* The 0-RTT hint held: tell the peer its cursor now covers the early batches. */

@@ -476,6 +476,8 @@ void ags_quic_conn_flush(ags_quic_conn *c)
 	if (c->state != AGS_QC_ACTIVE)
 		return;
 	if (c->close_requested) {
+		/* Stream data written before the close (an ERROR frame) goes out first. */
+		conn_write(c);
 		conn_start_closing(c);
 		return;
 	}
@@ -524,13 +526,20 @@ static void on_timer(uv_timer_t *t)
 void ags_quic_conn_shutdown(ags_quic_conn *c)
 {
 	if (c->state == AGS_QC_ACTIVE) {
-		snprintf(c->close_reason, sizeof(c->close_reason), "endpoint shut down");
-		ngtcp2_ccerr_set_application_error(&c->ccerr, AGS_QUIC_CODE_SHUTDOWN,
-		                                   (const uint8_t *)c->close_reason,
-		                                   strlen(c->close_reason));
+		if (c->close_requested) {
+			/* Closed by the application just before: its code, after what it wrote. */
+			conn_write(c);
+		} else {
+			snprintf(c->close_reason, sizeof(c->close_reason), "endpoint shut down");
+			ngtcp2_ccerr_set_application_error(&c->ccerr, AGS_QUIC_CODE_SHUTDOWN,
+			                                   (const uint8_t *)c->close_reason,
+			                                   strlen(c->close_reason));
+		}
+	}
+	if (c->state == AGS_QC_ACTIVE) {
 		(void)send_close(c);
 		c->state = AGS_QC_CLOSING;
-		ags_quic_report_end(c, AGS_QUIC_CODE_SHUTDOWN, c->close_reason, 0);
+		ags_quic_report_end(c, c->ccerr.error_code, c->close_reason, 0);
 	}
 	conn_destroy(c);
 }
