@@ -565,15 +565,39 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 	assert_int_equal(ags_store_get(e->b.store, "x-100", &got), AGS_ERR_NOT_FOUND);
 	assert_int_equal(ags_store_get(e->b.store, "x-249", &got), 0);
 	ags_pattern_del(got);
+	e->a.host.retry = (ags_backoff_cfg){0, 1, 1, 1.0}; /* resend after 1 ms */
 	deliver(&e->b, &e->a);
-	assert_int_equal(e->a.completed, 2);
+	/* The second batch was refused whole (ACK retry): the third one's ACK came
+	 * after that refusal and moves nothing; the peer's cursor stays before it. */
+	assert_int_equal(e->a.completed, 1);
 	assert_int_equal(e->a.failed, 1);
 	assert_non_null(strstr(e->a.last_failed, "poisoned change"));
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.refusals, 1);
+	assert_int_equal(st.acked_seq, 0);
+	assert_int_equal(ags_sync_lag(e->a.sync), 250);
 
-	/* Without the poison, a group of batches is written whole. */
+	/* Without the poison, the refused changes go again after the backoff, and
+	 * a group of batches is written whole. */
 	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	free(path);
+	tu_sleep_ms(5);
+	settle(&e->a, &e->b);
+	int k1 = e->b.n_jobs;
+	assert_true(k1 >= 1);
+	for (int i = 0; i < k1; i++)
+		ags_sync_job_set_next(e->b.jobs[i], i + 1 < k1 ? e->b.jobs[i + 1] : NULL);
+	ags_sync_jobs_apply(e->b.jobs[0]);
+	for (int i = 0; i < k1; i++)
+		ags_sync_job_finish(e->b.jobs[i], ags_mono_us());
+	e->b.n_jobs = 0;
+	deliver(&e->b, &e->a);
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 250); /* nothing skipped */
+	assert_int_equal(e->a.completed, 1 + k1);
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
 	put_many(&e->a, "y", 300, "test_execution", 0);
 	settle(&e->a, &e->b);
 	assert_true(e->b.n_jobs >= 2);
@@ -585,9 +609,9 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 		ags_sync_job_finish(e->b.jobs[i], ags_mono_us());
 	e->b.n_jobs = 0;
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
-	assert_int_equal(n, 150 + (uint64_t)k * 100);
+	assert_int_equal(n, 250 + (uint64_t)k * 100);
 	deliver(&e->b, &e->a);
-	assert_int_equal(e->a.completed, 2 + k);
+	assert_int_equal(e->a.completed, 1 + k1 + k);
 }
 
 /* A host's recent writes, served from its store's listing (test): how often, and how. */

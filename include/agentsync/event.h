@@ -32,6 +32,10 @@ typedef enum ags_event_type {
 	 * good (an invalid pattern...), by us (source_id is the peer) or by the peer (source_id
 	 * is this node); `error` is "<JSON path>: <reason>", `code` its AGS_ERR_* number. */
 	AGS_EV_SYNC_REJECTED,
+	/* "store:rollback" {peer_id, error}: a store went back in sequence under the same id
+	 * (a restored backup, a power loss with fsync off): ours, found from the peer's
+	 * cursor, or the peer's, found from its HELLO (docs/PROTOCOL.md, "Store epochs"). */
+	AGS_EV_STORE_ROLLBACK,
 } ags_event_type;
 
 /* An event. Pointers are valid only during the callback. */

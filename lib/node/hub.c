@@ -352,6 +352,11 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 	t->host = &t->own_host;
 	t->host->store = t->store;
 	t->host->store_mu = t->mu;
+	if (!t->is_default) {
+		/* The node's epochs are of its own store (a tenant's store keeps none). */
+		t->host->epochs = NULL;
+		t->host->n_epochs = 0;
+	}
 	t->host->log_store = NULL; /* the node's reader is of the node's store */
 	t->host->submit = NULL;
 	t->host->recent = NULL; /* the node's writes are not the tenant's */

@@ -392,6 +392,8 @@ static void sync_host_init(struct ags_node *n)
 	h->cursor_delay_us = CURSOR_DELAY_US;
 	h->node_id = n->node_id;
 	h->store_id = n->store_id;
+	h->epochs = n->epochs;
+	h->n_epochs = n->n_epochs;
 	h->tenant = n->cfg.tenant;
 	h->batch_size = n->cfg.batch_size;
 	h->window = n->cfg.window;
@@ -501,6 +503,9 @@ static int open_stores(struct ags_node *n, ags_error *err)
 	    (rv = ags_store_open(path, &so, &n->lstore, err)))
 		return rv;
 	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
+	/* Every open may follow a rollback (a restored backup, a power loss): a new epoch. */
+	if ((rv = ags_store_epoch_begin(n->store, n->epochs, &n->n_epochs, err)))
+		return rv;
 	if ((rv = ags_sync_clock_load(n->store, &n->clock)))
 		return ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
 		                     ags_strerror(rv));

@@ -140,6 +140,8 @@ struct ags_node {
 	ags_store *lstore; /* the loop thread's change-log reads for sending (no lock) */
 	pthread_mutex_t rstore_mu;
 	char store_id[33];
+	ags_store_epoch epochs[AGS_STORE_EPOCHS_MAX]; /* of store, oldest first (PROTOCOL.md) */
+	size_t n_epochs;
 
 	ags_tls_ctx *tls;
 	ags_tls_ctx **retired_tls; /* replaced by reloads; sessions may still use them */

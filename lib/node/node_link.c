@@ -144,8 +144,8 @@ void ags_node_link_close(struct ags_link *l, uint64_t code, const char *reason)
 		ags_frame_buf fb;
 		ags_frame_buf_init(&fb, 0);
 		if (ags_wire_error_encode(code, reason, &fb, NULL) != 0 ||
-		    ags_quic_stream_write(l->conn, l->sid, fb.data, fb.len, 0, write_done, fb.data) !=
-		        0)
+		    ags_quic_stream_write(l->conn, l->sid, fb.data, fb.len, 0, write_done,
+		                          fb.data) != 0)
 			ags_frame_buf_free(&fb);
 	}
 	ags_quic_conn_close(l->conn, code, reason);

@@ -84,7 +84,8 @@ void ags_node_close_all(struct ags_node *n)
 		if (p->link)
 			ags_node_link_close(p->link, AGS_APP_SHUTTING_DOWN, "node shutting down");
 		if (p->dialing)
-			ags_node_link_close(p->dialing, AGS_APP_SHUTTING_DOWN, "node shutting down");
+			ags_node_link_close(p->dialing, AGS_APP_SHUTTING_DOWN,
+			                    "node shutting down");
 	}
 	/* Sends CONNECTION_CLOSE, runs on_closed for every connection, closes handles. */
 	ags_quic_ep_del(n->ep);

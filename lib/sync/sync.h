@@ -133,6 +133,11 @@ typedef struct ags_sync_host {
 	ags_store *log_store;
 	const char *node_id;
 	const char *store_id;
+	/* The store's epochs, oldest first, the last the current one (ags_store_epoch_begin;
+	 * docs/PROTOCOL.md, "Store epochs"), or NULL/0 for none: sent in HELLO, and a peer's
+	 * cursor of our store is checked against them. */
+	const ags_store_epoch *epochs;
+	size_t n_epochs;
 	const char *tenant;
 	uint32_t batch_size;
 	uint32_t window;
@@ -266,7 +271,8 @@ typedef struct ags_sync_stats {
 	/* Entries refused for good, both ways: ours the peer refused, and the peer's we
 	 * refused (docs/PROTOCOL.md, "Refusals"). */
 	uint64_t rejected;
-	uint64_t refusals; /* our batches the peer refused whole (ACK retry) */
+	uint64_t refusals;  /* our batches the peer refused whole (ACK retry) */
+	uint64_t rollbacks; /* store:rollback events: our store or the peer's went back */
 	/* wire_bytes_out and wire_bytes_in by the batch's codec byte (slot 3: a
 	 * received frame too short to have one, or an unknown one). */
 	uint64_t codec_bytes_out[AGS_SYNC_CODECS], codec_bytes_in[AGS_SYNC_CODECS];

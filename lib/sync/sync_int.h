@@ -78,6 +78,17 @@ struct ags_sync {
 
 	int hello_recv;
 	char peer_store[33];
+	/* Store epochs (docs/PROTOCOL.md, "Store epochs"): the peer's current one (from its
+	 * HELLO, "" for none), saved with the cursor of its store; and the cursor of its
+	 * store we held when the session began. */
+	char peer_epoch[AGS_STORE_EPOCH_ID_LEN + 1];
+	char my_cur_store[33], my_cur_epoch[AGS_STORE_EPOCH_ID_LEN + 1];
+	uint64_t my_cur_seq;
+	/* Sender: the peer's store went back and lost changes it made: send it every
+	 * record of the log whose origin is the peer, once (a scan of our log after
+	 * recover_after; chunk_recovery: the chunk is of that scan). */
+	int recover, recover_req, chunk_recovery;
+	uint64_t recover_after;
 	int codec;
 	size_t peer_max_frame;
 	uint32_t peer_batch;
@@ -116,12 +127,12 @@ struct ags_sync {
 
 	/* Sender, after the peer refused a batch whole (ACK retry; docs/PROTOCOL.md,
 	 * "Refusals"): everything after its acknowledged cursor goes again. */
-	uint64_t send_gen;     /* bumped at each rewind; ACKs of older batches move nothing */
-	uint64_t retry_at;     /* no batch before this time (backoff), or 0 */
-	uint64_t retry_floor;  /* the acknowledged cursor when the refusals began */
-	unsigned retry_n;      /* refusals since the cursor last moved past retry_floor */
-	unsigned retry_level;  /* batches are batch size >> retry_level (at least 1) */
-	unsigned retry_ones;   /* refusals of batches of at most one change, likewise */
+	uint64_t send_gen;    /* bumped at each rewind; ACKs of older batches move nothing */
+	uint64_t retry_at;    /* no batch before this time (backoff), or 0 */
+	uint64_t retry_floor; /* the acknowledged cursor when the refusals began */
+	unsigned retry_n;     /* refusals since the cursor last moved past retry_floor */
+	unsigned retry_level; /* batches are batch size >> retry_level (at least 1) */
+	unsigned retry_ones;  /* refusals of batches of at most one change, likewise */
 
 	ags_frame_buf start_frames; /* AUTH and HELLO, made by new, sent by ags_sync_start */
 	int started;

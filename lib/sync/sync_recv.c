@@ -156,7 +156,9 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 		/* The JSON path of the entry's member that the error's field is in. */
 		char where[40];
 		snprintf(where, sizeof(where), "entries[%zu].%s", i,
-		         e->kind == AGS_BATCH_PUT ? "p" : e->kind == AGS_BATCH_DEL ? "d" : "");
+		         e->kind == AGS_BATCH_PUT   ? "p"
+		         : e->kind == AGS_BATCH_DEL ? "d"
+		                                    : "");
 		if (e->kind == AGS_BATCH_BAD) {
 			pe = *e->bad; /* its field is the whole path already */
 			prv = pe.code;
@@ -194,7 +196,8 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 			else
 				snprintf(j->err_ids[k], sizeof(j->err_ids[k]), "%.*s",
 				         (int)e->id_len, e->id ? e->id : "");
-			/* entries[i].p + "." + the pattern's own path (docs/PROTOCOL.md, step 5). */
+			/* entries[i].p + "." + the pattern's own path (docs/PROTOCOL.md, step 5).
+			 */
 			size_t wl = strlen(where);
 			const char *dot = pe.field[0] && wl && where[wl - 1] != '.' ? "." : "";
 			if (!pe.field[0] && wl && where[wl - 1] == '.')
@@ -222,8 +225,9 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 	if (rv < 0)
 		goto out;
 	if (rv == 1 && upto) {
-		snprintf(j->cursor, sizeof(j->cursor), "%s %llu", s->peer_store,
-		         (unsigned long long)upto);
+		/* With the peer's epoch: the sequence means that epoch's log (PROTOCOL.md). */
+		snprintf(j->cursor, sizeof(j->cursor), "%s %llu%s%s", s->peer_store,
+		         (unsigned long long)upto, s->peer_epoch[0] ? " " : "", s->peer_epoch);
 		j->has_cursor = 1;
 	}
 	rv = 0;

@@ -642,7 +642,8 @@ static const char *recv_batch_size(void)
 	/* One delete repeated: the first is applied, the others are duplicates, so the
 	 * daemon's log (which the send checks read) gains one change, not n. */
 	const char *id = uniq("bs-");
-	char *one = autofree(tu_sprintf("{\"d\":{\"id\":\"%s\",\"version\":1,\"timestamp\":1}}", id));
+	char *one =
+	    autofree(tu_sprintf("{\"d\":{\"id\":\"%s\",\"version\":1,\"timestamp\":1}}", id));
 	size_t el = strlen(one) + 1;
 	size_t cap = (n + 1) * el + 16, len = 1;
 	char *raw = autofree(malloc(cap));
