@@ -162,8 +162,9 @@ def main():
                 "wrote after the backup and the %d of a's it holds (a full resync?)" %
                 (received, want_n, want_n - 100))
         print("restored node: %d patterns, %d from b (100 of b's, %d of its own, %d of which "
-              "it had lost)" % (len(got), received, received - 100,
-                                len({i for i in b_ids if i.startswith("a-after")})))
+              "the backup lacked)" % (len(got), received, received - 100,
+                                      len({i for i in b_ids if not i.startswith("b-")} -
+                                          in_backup)))
         print("backup: 1 passed, 0 failed")
     finally:
         A.cleanup(wd)
