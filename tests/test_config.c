@@ -123,7 +123,7 @@ static void every_key_is_read(void **state)
 	    "\"retry\":{\"maxAttempts\":9,\"baseDelay\":10,\"maxDelay\":10,"
 	    "\"backoffMultiplier\":1.5},"
 	    "\"api\":{\"listen\":\"[::1]:0\",\"token\":\"s3cret\"},"
-	    "\"limits\":{\"maxPatternBytes\":4096,\"maxFrameBytes\":8192},"
+	    "\"limits\":{\"maxPatternBytes\":4096,\"maxFrameBytes\":65536},"
 	    "\"rateLimit\":{\"patternsPerSecond\":50,\"bytesPerSecond\":1.5e6},"
 	    "\"filter\":{\"types\":[\"t1\"],\"tags\":[\"x\",\"y\"]},"
 	    "\"healthInterval\":1000,\"statelessRetry\":true,\"idleTimeout\":2000,"
@@ -158,7 +158,7 @@ static void every_key_is_read(void **state)
 	assert_int_equal(c->api.port, 0);
 	assert_string_equal(c->api.token, "s3cret");
 	assert_int_equal(n->max_pattern_bytes, 4096);
-	assert_int_equal(n->max_frame_bytes, 8192);
+	assert_int_equal(n->max_frame_bytes, 65536);
 	assert_true(n->rate_patterns_per_s == 50);
 	assert_true(n->rate_bytes_per_s == 1.5e6);
 	assert_int_equal(n->n_filter_types, 1);
@@ -277,8 +277,11 @@ static void every_error_names_its_path(void **state)
 	    {Q("\"api\":5"), AGS_ERR_CONFIG, "quic.api", "must be an object"},
 	    {Q("\"limits\":{\"maxPatternBytes\":10}"), AGS_ERR_CONFIG,
 	     "quic.limits.maxPatternBytes", "from 256 to 67108864, got 10"},
-	    {Q("\"limits\":{\"maxPatternBytes\":65536,\"maxFrameBytes\":4096}"), AGS_ERR_CONFIG,
-	     "quic.limits.maxFrameBytes", "at least limits.maxPatternBytes (65536)"},
+	    {Q("\"limits\":{\"maxPatternBytes\":131072,\"maxFrameBytes\":65536}"), AGS_ERR_CONFIG,
+	     "quic.limits.maxFrameBytes", "at least limits.maxPatternBytes (131072)"},
+	    /* Under the wire's floor (docs/PROTOCOL.md, Frames): a peer would refuse the HELLO. */
+	    {Q("\"limits\":{\"maxPatternBytes\":4096,\"maxFrameBytes\":65535}"), AGS_ERR_CONFIG,
+	     "quic.limits.maxFrameBytes", "from 65536 to 67108864, got 65535"},
 	    {Q("\"rateLimit\":{\"bytesPerSecond\":-1}"), AGS_ERR_CONFIG,
 	     "quic.rateLimit.bytesPerSecond", "got -1"},
 	    {Q("\"filter\":{\"types\":[\"\"]}"), AGS_ERR_CONFIG, "quic.filter.types[0]",

@@ -171,6 +171,54 @@ static int collect_ex(void *ud, const ags_change_row *r)
 /* Apply outcomes                                                           */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Store epochs (docs/PROTOCOL.md, "Store epochs"): each begin starts one at
+ * the sequence + 1, kept across opens, the last 32; a copy of the file taken
+ * earlier (a restore) lacks the epochs begun after it, and its next one
+ * starts at its own (lower) sequence + 1.
+ */
+static void epochs_start_at_every_open(void **state)
+{
+	fx *f = *state;
+	ags_store_epoch e[AGS_STORE_EPOCHS_MAX], e2[AGS_STORE_EPOCHS_MAX];
+	size_t n = 0, n2 = 0;
+	ags_error err;
+	assert_int_equal(ags_store_epoch_begin(f->s, e, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].start, 1);
+	assert_int_equal(strlen(e[0].id), AGS_STORE_EPOCH_ID_LEN);
+	uint64_t seq;
+	assert_int_equal(apply1(f->s, mk("a", 1, 100, "1"), &seq), AGS_APPLY_INSERTED);
+	assert_int_equal(apply1(f->s, mk("b", 1, 100, "1"), &seq), AGS_APPLY_INSERTED);
+	/* The copy a restore would bring back: one epoch, sequence 2. */
+	char *copy = tu_sprintf("%s/copy.db", f->dir);
+	ags_store_info info;
+	assert_int_equal(ags_store_backup(f->path, copy, &info, &err), 0);
+	ags_store_close(f->s);
+	f->s = open_at(f->path);
+	assert_int_equal(ags_store_epoch_begin(f->s, e2, &n2, &err), 0);
+	assert_int_equal(n2, 2);
+	assert_string_equal(e2[0].id, e[0].id);
+	assert_int_equal(e2[1].start, 3);
+	assert_string_not_equal(e2[1].id, e[0].id);
+	assert_int_equal(apply1(f->s, mk("c", 1, 100, "1"), &seq), AGS_APPLY_INSERTED);
+	/* The restored copy goes on from its own sequence, without the epoch begun since. */
+	ags_store *r = open_at(copy);
+	assert_int_equal(ags_store_epoch_begin(r, e, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(e[0].id, e2[0].id);
+	assert_int_equal(e[1].start, 3);
+	assert_string_not_equal(e[1].id, e2[1].id);
+	ags_store_close(r);
+	/* The last 32 are kept, oldest dropped first. */
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(ags_store_epoch_begin(f->s, e, &n, &err), 0);
+	assert_int_equal(n, AGS_STORE_EPOCHS_MAX);
+	assert_int_equal(e[n - 1].start, 4);
+	assert_string_not_equal(e[0].id, e2[0].id);
+	free(copy);
+}
+
 static void each_outcome(void **state)
 {
 	fx *f = *state;
@@ -1675,6 +1723,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(version_1_store_is_migrated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version_4_store_moves_state_into_meta, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rows_list_the_log_as_stored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(epochs_start_at_every_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version_3_store_is_migrated_to_priorities, setup,
 	                                    teardown),
 	};

@@ -565,15 +565,39 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 	assert_int_equal(ags_store_get(e->b.store, "x-100", &got), AGS_ERR_NOT_FOUND);
 	assert_int_equal(ags_store_get(e->b.store, "x-249", &got), 0);
 	ags_pattern_del(got);
+	e->a.host.retry = (ags_backoff_cfg){0, 1, 1, 1.0}; /* resend after 1 ms */
 	deliver(&e->b, &e->a);
-	assert_int_equal(e->a.completed, 2);
+	/* The second batch was refused whole (ACK retry): the third one's ACK came
+	 * after that refusal and moves nothing; the peer's cursor stays before it. */
+	assert_int_equal(e->a.completed, 1);
 	assert_int_equal(e->a.failed, 1);
 	assert_non_null(strstr(e->a.last_failed, "poisoned change"));
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	assert_int_equal(st.refusals, 1);
+	assert_int_equal(st.acked_seq, 0);
+	assert_int_equal(ags_sync_lag(e->a.sync), 250);
 
-	/* Without the poison, a group of batches is written whole. */
+	/* Without the poison, the refused changes go again after the backoff, and
+	 * a group of batches is written whole. */
 	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	free(path);
+	tu_sleep_ms(5);
+	settle(&e->a, &e->b);
+	int k1 = e->b.n_jobs;
+	assert_true(k1 >= 1);
+	for (int i = 0; i < k1; i++)
+		ags_sync_job_set_next(e->b.jobs[i], i + 1 < k1 ? e->b.jobs[i + 1] : NULL);
+	ags_sync_jobs_apply(e->b.jobs[0]);
+	for (int i = 0; i < k1; i++)
+		ags_sync_job_finish(e->b.jobs[i], ags_mono_us());
+	e->b.n_jobs = 0;
+	deliver(&e->b, &e->a);
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_int_equal(n, 250); /* nothing skipped */
+	assert_int_equal(e->a.completed, 1 + k1);
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
 	put_many(&e->a, "y", 300, "test_execution", 0);
 	settle(&e->a, &e->b);
 	assert_true(e->b.n_jobs >= 2);
@@ -585,9 +609,73 @@ static void queued_batches_share_a_commit_and_fail_alone(void **state)
 		ags_sync_job_finish(e->b.jobs[i], ags_mono_us());
 	e->b.n_jobs = 0;
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
-	assert_int_equal(n, 150 + (uint64_t)k * 100);
+	assert_int_equal(n, 250 + (uint64_t)k * 100);
 	deliver(&e->b, &e->a);
-	assert_int_equal(e->a.completed, 2 + k);
+	assert_int_equal(e->a.completed, 1 + k1 + k);
+}
+
+/*
+ * A receiver whose store refuses one change every time (docs/PROTOCOL.md,
+ * "Refusals"): the sender resends after each refusal, in batches half as
+ * large each time down to one change, never counts the refused change as
+ * acknowledged, and closes with INTERNAL_ERROR after 5 refusals of one change.
+ */
+static void refused_changes_go_again_smaller_then_close(void **state)
+{
+	struct env *e = *state;
+	e->a.host.retry = (ags_backoff_cfg){0, 1, 1, 1.0}; /* 1 ms backoff */
+	put_many(&e->a, "x", 20, "test_execution", 0);
+	char *path = tu_sprintf("%s/b.db", e->dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER poison BEFORE INSERT ON patterns"
+	                              " WHEN NEW.id = 'x-7' BEGIN"
+	                              " SELECT RAISE(ABORT, 'poisoned change'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+	side_connect(&e->a, "b");
+	side_connect(&e->b, "a");
+	uint64_t code = 0;
+	char reason[256] = "";
+	int closed = 0;
+	for (int i = 0; i < 2000 && !closed; i++) {
+		ags_sync_pump(e->a.sync, ags_mono_us());
+		ags_sync_pump(e->b.sync, ags_mono_us());
+		deliver(&e->a, &e->b);
+		size_t n = e->b.out.len;
+		if (n) {
+			uint8_t *copy = malloc(n);
+			memcpy(copy, e->b.out.data, n);
+			ags_frame_buf_reset(&e->b.out);
+			closed = ags_sync_on_data(e->a.sync, copy, n, ags_mono_us(), &code, reason,
+			                          sizeof(reason)) != 0;
+			free(copy);
+		} else {
+			tu_sleep_ms(1);
+		}
+		/* Never past the refused change. */
+		assert_int_equal(ags_sync_lag(e->a.sync), 20);
+	}
+	assert_true(closed);
+	assert_int_equal(code, AGS_APP_INTERNAL_ERROR);
+	assert_non_null(strstr(reason, "peer refused changes 8..8 5 times"));
+	assert_non_null(strstr(reason, "poisoned change"));
+	ags_sync_stats st;
+	ags_sync_get_stats(e->a.sync, &st);
+	/* 20, 20, 20 (50 > 20), 20 (25 > 20), then 12, 6, 3, 1 at a time: 9 + 5 refusals at most.
+	 */
+	assert_true(st.refusals >= 5 + 4 && st.refusals <= 5 + 8);
+	/* The changes before the refused one went in batches small enough to pass. */
+	uint64_t n = 0;
+	assert_int_equal(ags_store_count(e->b.store, &n), 0);
+	assert_true(n >= 7);
+	ags_pattern *got = NULL;
+	assert_int_equal(ags_store_get(e->b.store, "x-6", &got), 0);
+	ags_pattern_del(got);
+	assert_int_equal(ags_store_get(e->b.store, "x-7", &got), AGS_ERR_NOT_FOUND);
 }
 
 /* A host's recent writes, served from its store's listing (test): how often, and how. */
@@ -1241,6 +1329,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(stale_resume_hint_rewinds_and_loses_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_wiped_receiver_gets_everything_again, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(refused_changes_go_again_smaller_then_close, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(queued_batches_share_a_commit_and_fail_alone, setup,
 	                                    teardown),

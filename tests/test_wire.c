@@ -48,6 +48,12 @@ static void full_hello(ags_wire_hello *h)
 	memcpy(h->tags, tags, sizeof(tags));
 	h->instance = "0123456789abcdef0123456789abcdef";
 	h->delta = 1;
+	h->cursor_epoch = "00000000000000ff";
+	h->n_epochs = 2;
+	h->epoch_ids[0] = "0123456789abcdef";
+	h->epoch_starts[0] = 1;
+	h->epoch_ids[1] = "fedcba9876543210";
+	h->epoch_starts[1] = UINT64_MAX;
 }
 
 static void hello_round_trip(void **state)
@@ -80,6 +86,10 @@ static void hello_round_trip(void **state)
 	assert_string_equal(d.tags[2], "認証");
 	assert_string_equal(d.instance, h.instance);
 	assert_true(d.delta);
+	assert_string_equal(d.cursor_epoch, "00000000000000ff");
+	assert_int_equal(d.n_epochs, 2);
+	assert_string_equal(d.epoch_ids[1], "fedcba9876543210");
+	assert_true(d.epoch_starts[0] == 1 && d.epoch_starts[1] == UINT64_MAX);
 	static const char order[] = "\"codecs\":[\"zstd\",\"gzip\"]";
 	assert_non_null(memmem(p, len, order, sizeof(order) - 1));
 	ags_wire_hello_free(&d);
@@ -94,11 +104,15 @@ static void hello_round_trip(void **state)
 	h.codecs = 0;
 	h.instance = NULL;
 	h.delta = 0;
+	h.cursor_epoch = NULL;
+	h.n_epochs = 0;
 	assert_int_equal(ags_wire_hello_encode(&h, &b, &err), 0);
 	p = only_frame(&b, AGS_FRAME_HELLO, &len);
 	assert_int_equal(ags_wire_hello_decode(p, len, &d, &err), 0);
 	assert_null(d.instance);
 	assert_false(d.delta);
+	assert_null(d.cursor_epoch);
+	assert_int_equal(d.n_epochs, 0);
 	assert_false(d.has_filter);
 	assert_int_equal(d.n_types, 0);
 	assert_true(d.has_cursor);
@@ -214,6 +228,22 @@ static void hello_validation_names_the_field(void **state)
 	    {"/filter/types", many_types, AGS_ERR_PROTO, "filter.types"},
 	    {"/filter/types", "[\"a\",\"\"]", AGS_ERR_PROTO, "filter.types[1]"},
 	    {"/filter/tags", "[1]", AGS_ERR_PROTO, "filter.tags[0]"},
+	    /* Store epochs (PROTOCOL.md): 16 lowercase hex ids, 1-32 of them, starts >= 1 and
+	     * never going down. */
+	    {"/cursor/epoch", "\"0123456789ABCDEF\"", AGS_ERR_PROTO, "cursor.epoch"},
+	    {"/cursor/epoch", "5", AGS_ERR_PROTO, "cursor.epoch"},
+	    {"/epochs", "[]", AGS_ERR_PROTO, "epochs"},
+	    {"/epochs", "{}", AGS_ERR_PROTO, "epochs"},
+	    {"/epochs", "[{\"id\":\"0123456789abcde\",\"start\":1}]", AGS_ERR_PROTO, "epochs[0]"},
+	    {"/epochs", "[{\"id\":\"0123456789abcdef\",\"start\":0}]", AGS_ERR_PROTO,
+	     "epochs[0].start"},
+	    {"/epochs", "[{\"id\":\"0123456789abcdef\"}]", AGS_ERR_PROTO, "epochs[0].start"},
+	    {"/epochs",
+	     "[{\"id\":\"0123456789abcdef\",\"start\":5},{\"id\":\"0123456789abcdee\",\"start\":4}"
+	     "]",
+	     AGS_ERR_PROTO, "epochs[1].start"},
+	    {"/epochs", "[{\"id\":\"0123456789abcdef\",\"start\":5}]", 0, NULL},
+	    {"/cursor/epoch", "\"0123456789abcdef\"", 0, NULL},
 	    /* Accepted: unknown members, unknown codecs, absent optional parts. */
 	    {"/future", "{\"x\":1}", 0, NULL},
 	    {"/codecs", "[\"brotli\",\"gzip\"]", 0, NULL},
@@ -379,6 +409,19 @@ static void ack_round_trip(void **state)
 	assert_int_equal(ags_wire_ack_decode(p, len, 2, &d, &err), AGS_ERR_TOO_LARGE);
 	assert_string_equal(err.field, "errors");
 	assert_null(d.errors);
+
+	/* "retry": written only when set (a batch refused whole: PROTOCOL.md, Refusals). */
+	assert_false(d.retry);
+	assert_null(memmem(p, len, "retry", 5));
+	ags_frame_buf_reset(&b);
+	a.retry = 1;
+	assert_int_equal(ags_wire_ack_encode(&a, errs, 1, &b, &err), 0);
+	p = only_frame(&b, AGS_FRAME_ACK, &len);
+	assert_non_null(memmem(p, len, "\"retry\":true", 12));
+	assert_int_equal(ags_wire_ack_decode(p, len, 10, &d, &err), 0);
+	assert_true(d.retry);
+	ags_wire_ack_free(&d);
+	a.retry = 0;
 
 	/* Success without errors. */
 	ags_frame_buf_reset(&b);

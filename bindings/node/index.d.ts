@@ -214,6 +214,10 @@ export interface QUICServerEvents {
   'pattern:conflict': [{ pattern: Pattern; sourceId: string; resolution?: string; tenant?: string }];
   /** A connection was refused before it became a peer (TLS, unknown id, ...). */
   'connection:refused': [{ address: string; error: Error }];
+  /** An entry refused for good, by the peer or by us (PROTOCOL.md, "Refusals"). */
+  'sync:rejected': [{ peerId: string; patternId?: string; sourceId?: string; error: Error }];
+  /** A store went back in sequence, ours or the peer's (PROTOCOL.md, "Store epochs"). */
+  'store:rollback': [{ peerId: string; error: Error }];
   /** Events were dropped because JavaScript fell more than 65,536 behind. */
   'events:overflow': [{ dropped: number }];
 }

@@ -28,6 +28,14 @@ typedef enum ags_event_type {
 	AGS_EV_PATTERN_RECEIVED,      /* "pattern:received" {pattern, source_id} */
 	AGS_EV_CONNECTION_REFUSED,    /* "connection:refused" {address, error} */
 	AGS_EV_PATTERN_CONFLICT,      /* "pattern:conflict" {pattern, source_id, error} */
+	/* "sync:rejected" {peer_id, pattern_id, source_id, error, code}: an entry refused for
+	 * good (an invalid pattern...), by us (source_id is the peer) or by the peer (source_id
+	 * is this node); `error` is "<JSON path>: <reason>", `code` its AGS_ERR_* number. */
+	AGS_EV_SYNC_REJECTED,
+	/* "store:rollback" {peer_id, error}: a store went back in sequence under the same id
+	 * (a restored backup, a power loss with fsync off): ours, found from the peer's
+	 * cursor, or the peer's, found from its HELLO (docs/PROTOCOL.md, "Store epochs"). */
+	AGS_EV_STORE_ROLLBACK,
 } ags_event_type;
 
 /* An event. Pointers are valid only during the callback. */
@@ -44,6 +52,7 @@ typedef struct ags_event {
 	uint32_t pattern_count;
 	double latency_ms;
 	const char *tenant; /* hub mode: the tenant the event belongs to, or NULL */
+	int code;           /* sync:rejected: the AGS_ERR_* number of the refusal, else 0 */
 } ags_event;
 
 /*

@@ -265,6 +265,9 @@ typedef struct ags_peer_state {
 	uint64_t bytes_in, bytes_out;
 	uint64_t acked_seq;         /* our change-log sequence the peer has acknowledged */
 	uint64_t patterns_received; /* entries of batches received from the peer, since start */
+	/* Entries refused for good, both ways (ours it refused, its we refused), since start
+	 * (docs/PROTOCOL.md, "Refusals"). */
+	uint64_t rejected;
 } ags_peer_state;
 
 /*

@@ -321,12 +321,14 @@ static int parse_entry_id(yyjson_val *id, size_t i, const char *field, ags_batch
 {
 	if (!id || !yyjson_is_str(id))
 		return entry_fail(err, i, field, "must be a string");
-	e->id = yyjson_get_str(id);
-	e->id_len = yyjson_get_len(id);
-	if (e->id_len == 0 || e->id_len > AGS_PATTERN_ID_MAX)
+	const char *s = yyjson_get_str(id);
+	size_t n = yyjson_get_len(id);
+	if (n == 0 || n > AGS_PATTERN_ID_MAX)
 		return entry_fail(err, i, field, "must be 1-256 bytes");
-	if (memchr(e->id, '\0', e->id_len))
+	if (memchr(s, '\0', n))
 		return entry_fail(err, i, field, "must not contain NUL");
+	e->id = s;
+	e->id_len = n;
 	return 0;
 }
 
@@ -523,12 +525,26 @@ static int parse_body(const uint8_t *raw, size_t raw_len, size_t max_raw, ags_ba
 	yyjson_arr_iter it;
 	yyjson_arr_iter_init(root, &it);
 	yyjson_val *v;
-	for (size_t i = 0; (v = yyjson_arr_iter_next(&it)); i++) {
-		int rc = parse_entry(v, i, max_raw, &b->entries[i], err);
-		if (rc)
-			return rc;
-	}
 	b->n_entries = n;
+	for (size_t i = 0; (v = yyjson_arr_iter_next(&it)); i++) {
+		ags_error ee;
+		ags_error_clear(&ee);
+		ags_batch_entry *e = &b->entries[i];
+		int rc = parse_entry(v, i, max_raw, e, &ee);
+		if (rc == 0)
+			continue;
+		/* An entry of the wrong shape is refused alone (docs/PROTOCOL.md, step 5). */
+		const char *id = e->id;
+		size_t id_len = e->id_len;
+		memset(e, 0, sizeof(*e));
+		e->kind = AGS_BATCH_BAD;
+		e->bad = malloc(sizeof(*e->bad));
+		if (!e->bad)
+			return ags_error_set(err, AGS_ERR_NOMEM, "batch.body", "out of memory");
+		*e->bad = ee;
+		e->id = id;
+		e->id_len = id ? id_len : 0;
+	}
 	return 0;
 }
 
@@ -611,6 +627,8 @@ void ags_batch_free(ags_batch *b)
 {
 	if (!b)
 		return;
+	for (size_t i = 0; b->entries && i < b->n_entries; i++)
+		free(b->entries[i].bad);
 	free(b->entries);
 	yyjson_doc_free(b->doc);
 	memset(b, 0, sizeof(*b));

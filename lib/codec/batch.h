@@ -107,6 +107,9 @@ typedef enum ags_batch_kind {
 	AGS_BATCH_PUT = 1,
 	AGS_BATCH_DEL = 2,
 	AGS_BATCH_DELTA = 3,
+	/* An entry of the wrong shape (not an object, not exactly one of p, d, x,
+	 * a d or x member out of range): refused alone, `bad` says why. */
+	AGS_BATCH_BAD = 4,
 } ags_batch_kind;
 
 /* One decoded entry. Pointers are owned by the batch (its yyjson document). */
@@ -125,6 +128,9 @@ typedef struct ags_batch_entry {
 	size_t delta_len;
 	size_t
 	    size; /* DELTA: bytes of the full pattern JSON, 1..min(max_raw, AGS_DELTA_SIZE_MAX) */
+	/* BAD: why (code AGS_ERR_PROTO or AGS_ERR_TOO_LARGE, field entries[i]...); owned by
+	 * the batch. id is set when the entry had a usable one. */
+	ags_error *bad;
 } ags_batch_entry;
 
 /*

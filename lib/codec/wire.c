@@ -35,6 +35,17 @@ static int is_store_id(const char *s, size_t n)
 	return 1;
 }
 
+/* Whether s (n bytes) is a store epoch id: 16 lowercase hex digits. */
+static int is_epoch_id(const char *s, size_t n)
+{
+	if (n != AGS_WIRE_EPOCH_LEN)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
 enum { STR_ANY = 0, STR_NO_CTL = 1 };
 
 /*
@@ -246,6 +257,20 @@ static int hello_check(const ags_wire_hello *h, ags_error *err)
 	if (h->instance &&
 	    (rc = enc_str(h->instance, "instance", 1, AGS_WIRE_INSTANCE_MAX, STR_NO_CTL, err)))
 		return rc;
+	if (h->n_epochs > AGS_WIRE_EPOCHS_MAX)
+		return ags_error_set(err, AGS_ERR_INVALID, "epochs", "at most %d entries",
+		                     AGS_WIRE_EPOCHS_MAX);
+	for (size_t i = 0; i < h->n_epochs; i++)
+		if (!h->epoch_ids[i] || !is_epoch_id(h->epoch_ids[i], strlen(h->epoch_ids[i])) ||
+		    h->epoch_starts[i] < 1 || (i && h->epoch_starts[i] < h->epoch_starts[i - 1]))
+			return ags_error_set(err, AGS_ERR_INVALID, "epochs",
+			                     "entry %zu: id of 16 lowercase hex digits, start >= 1 "
+			                     "and not below the one before",
+			                     i);
+	if (h->has_cursor && h->cursor_epoch &&
+	    !is_epoch_id(h->cursor_epoch, strlen(h->cursor_epoch)))
+		return ags_error_set(err, AGS_ERR_INVALID, "cursor.epoch",
+		                     "must be 16 lowercase hex digits");
 	return 0;
 }
 
@@ -277,7 +302,9 @@ int ags_wire_hello_encode(const ags_wire_hello *h, ags_frame_buf *out, ags_error
 	if (h->has_cursor) {
 		if (!(obj = yyjson_mut_obj_add_obj(doc, root, "cursor")) ||
 		    !yyjson_mut_obj_add_str(doc, obj, "store", h->cursor_store) ||
-		    !yyjson_mut_obj_add_uint(doc, obj, "seq", h->cursor_seq))
+		    !yyjson_mut_obj_add_uint(doc, obj, "seq", h->cursor_seq) ||
+		    (h->cursor_epoch &&
+		     !yyjson_mut_obj_add_str(doc, obj, "epoch", h->cursor_epoch)))
 			goto nomem_doc;
 	}
 	if (h->has_filter) {
@@ -298,6 +325,15 @@ int ags_wire_hello_encode(const ags_wire_hello *h, ags_frame_buf *out, ags_error
 		goto nomem_doc;
 	if (h->delta && !yyjson_mut_obj_add_bool(doc, root, "delta", true))
 		goto nomem_doc;
+	if (h->n_epochs) {
+		if (!(arr = yyjson_mut_obj_add_arr(doc, root, "epochs")))
+			goto nomem_doc;
+		for (size_t i = 0; i < h->n_epochs; i++)
+			if (!(obj = yyjson_mut_arr_add_obj(doc, arr)) ||
+			    !yyjson_mut_obj_add_str(doc, obj, "id", h->epoch_ids[i]) ||
+			    !yyjson_mut_obj_add_uint(doc, obj, "start", h->epoch_starts[i]))
+				goto nomem_doc;
+	}
 	return emit(doc, AGS_FRAME_HELLO, out, err);
 
 nomem_doc:
@@ -411,8 +447,13 @@ static int hello_fields(yyjson_val *root, ags_wire_hello *h, ags_error *err)
 			                     "must be \"\" or 32 lowercase hex digits");
 		h->cursor_store = yyjson_get_str(s);
 		if ((rc = member(v, "cursor", "seq", 1, &s, err)) ||
-		    (rc = dec_u64(s, "cursor.seq", 0, UINT64_MAX, &h->cursor_seq, err)))
+		    (rc = dec_u64(s, "cursor.seq", 0, UINT64_MAX, &h->cursor_seq, err)) ||
+		    (rc = member(v, "cursor", "epoch", 0, &s, err)))
 			return rc;
+		if (s && (!yyjson_is_str(s) || !is_epoch_id(yyjson_get_str(s), yyjson_get_len(s))))
+			return ags_error_set(err, AGS_ERR_PROTO, "cursor.epoch",
+			                     "must be 16 lowercase hex digits");
+		h->cursor_epoch = s ? yyjson_get_str(s) : NULL;
 		h->has_cursor = 1;
 	}
 
@@ -437,6 +478,40 @@ static int hello_fields(yyjson_val *root, ags_wire_hello *h, ags_error *err)
 	if (v && !yyjson_is_bool(v))
 		return ags_error_set(err, AGS_ERR_PROTO, "delta", "must be true or false");
 	h->delta = v && yyjson_is_true(v);
+	if ((rc = member(root, NULL, "epochs", 0, &v, err)))
+		return rc;
+	if (v) {
+		if (!yyjson_is_arr(v) || yyjson_arr_size(v) < 1 ||
+		    yyjson_arr_size(v) > AGS_WIRE_EPOCHS_MAX)
+			return ags_error_set(err, AGS_ERR_PROTO, "epochs",
+			                     "must be an array of 1-%d objects",
+			                     AGS_WIRE_EPOCHS_MAX);
+		yyjson_arr_iter ei;
+		yyjson_val *e;
+		yyjson_arr_iter_init(v, &ei);
+		for (size_t i = 0; (e = yyjson_arr_iter_next(&ei)); i++) {
+			char p[48];
+			yyjson_val *s;
+			snprintf(p, sizeof(p), "epochs[%zu]", i);
+			if (!yyjson_is_obj(e))
+				return ags_error_set(err, AGS_ERR_PROTO, p, "must be an object");
+			if ((rc = member(e, p, "id", 1, &s, err)))
+				return rc;
+			if (!yyjson_is_str(s) || !is_epoch_id(yyjson_get_str(s), yyjson_get_len(s)))
+				return ags_error_set(err, AGS_ERR_PROTO, p,
+				                     "id must be 16 lowercase hex digits");
+			h->epoch_ids[i] = yyjson_get_str(s);
+			char sp[64];
+			snprintf(sp, sizeof(sp), "epochs[%zu].start", i);
+			if ((rc = member(e, p, "start", 1, &s, err)) ||
+			    (rc = dec_u64(s, sp, 1, UINT64_MAX, &h->epoch_starts[i], err)))
+				return rc;
+			if (i && h->epoch_starts[i] < h->epoch_starts[i - 1])
+				return ags_error_set(err, AGS_ERR_PROTO, sp,
+				                     "must not be below the one before");
+			h->n_epochs = i + 1;
+		}
+	}
 	return 0;
 }
 
@@ -561,6 +636,8 @@ int ags_wire_ack_encode(const ags_wire_ack *a, const ags_wire_ack_error *errors,
 	}
 	if (!yyjson_mut_obj_add_uint(doc, root, "seq", a->seq))
 		goto nomem;
+	if (a->retry && !yyjson_mut_obj_add_bool(doc, root, "retry", true))
+		goto nomem;
 	if (a->n_conflicts) {
 		rc = add_id_list(doc, root, "conflicts", a->conflicts, a->n_conflicts, err);
 		if (rc) {
@@ -640,6 +717,11 @@ static int ack_fields(yyjson_val *root, size_t max_errors, ags_wire_ack *a, ags_
 			return rc;
 	}
 	a->n_errors = n;
+	if ((rc = member(root, NULL, "retry", 0, &v, err)))
+		return rc;
+	if (v && !yyjson_is_bool(v))
+		return ags_error_set(err, AGS_ERR_PROTO, "retry", "must be true or false");
+	a->retry = v && yyjson_get_bool(v);
 	if ((rc = member(root, NULL, "conflicts", 0, &v, err)))
 		return rc;
 	return dec_id_list(v, "conflicts", &a->n_conflicts, &a->conflicts, err);

@@ -42,6 +42,8 @@
 #define AGS_WIRE_TOKEN_MAX       8192     /* AUTH token */
 #define AGS_WIRE_VCLOCK_MAX      4096     /* entries in a vector clock */
 #define AGS_WIRE_INSTANCE_MAX    64       /* HELLO instance */
+#define AGS_WIRE_EPOCH_LEN       16       /* HELLO epochs[].id, cursor.epoch: hex digits */
+#define AGS_WIRE_EPOCHS_MAX      32       /* HELLO epochs */
 #define AGS_WIRE_CONFLICTS_MAX   10000    /* ids in ACK / PULL_DONE "conflicts" */
 /* Largest QUIC varint, the bound of an application error code. */
 #define AGS_WIRE_APP_CODE_MAX ((UINT64_C(1) << 62) - 1)
@@ -72,6 +74,16 @@ typedef struct ags_wire_hello {
 	/* Optional "delta": true when the sender accepts delta entries in batches
 	 * (see PROTOCOL.md, delta sync). Encoded only when set. */
 	int delta;
+	/* Optional "epochs" [{id, start}, ...]: the sender's store epochs (PROTOCOL.md,
+	 * "Store epochs"), oldest first, the last the current one: each an id of 16
+	 * lowercase hex digits and the first sequence of the sender's log it numbers
+	 * (starts never go down). 1..AGS_WIRE_EPOCHS_MAX entries; n_epochs 0: absent. */
+	size_t n_epochs;
+	const char *epoch_ids[AGS_WIRE_EPOCHS_MAX];
+	uint64_t epoch_starts[AGS_WIRE_EPOCHS_MAX];
+	/* Optional "cursor.epoch": the epoch of the peer's store in which cursor_seq was
+	 * received (16 lowercase hex), or NULL. */
+	const char *cursor_epoch;
 	yyjson_doc *doc; /* set by decode: owns the strings */
 } ags_wire_hello;
 
@@ -111,7 +123,11 @@ typedef struct ags_wire_ack {
 	uint64_t received_count; /* entries received in the batch */
 	uint64_t applied;        /* entries that changed the receiver's store (<= received_count) */
 	uint64_t seq;            /* the receiver's store sequence after applying */
-	size_t n_errors;         /* set by decode */
+	/* Optional "retry": the batch was refused whole, nothing of it applied, and
+	 * the sender must send its changes again (docs/PROTOCOL.md, "Refusals").
+	 * Encode: written as "retry": true when set; decode: 0 when absent. */
+	int retry;
+	size_t n_errors;            /* set by decode */
 	ags_wire_ack_error *errors; /* set by decode: owned array, strings in doc */
 	/* Optional "conflicts": ids of entries of the batch that conflicted with the
 	 * receiver's version (hub protocol). Encode: given by the caller (omitted when

@@ -352,6 +352,11 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 	t->host = &t->own_host;
 	t->host->store = t->store;
 	t->host->store_mu = t->mu;
+	if (!t->is_default) {
+		/* The node's epochs are of its own store (a tenant's store keeps none). */
+		t->host->epochs = NULL;
+		t->host->n_epochs = 0;
+	}
 	t->host->log_store = NULL; /* the node's reader is of the node's store */
 	t->host->submit = NULL;
 	t->host->recent = NULL; /* the node's writes are not the tenant's */
@@ -574,7 +579,6 @@ static int on_auth(struct ags_hub *h, struct ags_link *l, const ags_frame *f)
 	a->tenant = t;
 	snprintf(a->id, sizeof(a->id), "%s", claims.sub);
 	h->n_agents++;
-	h->auth_ok++;
 	ags_sync_start(l->sync, ags_mono_us());
 	hub_log(h, AGS_LOG_INFO, "agent %s of tenant %s authenticated from %s (%s token)",
 	        claims.sub, claims.tenant, ags_quic_conn_peer_addr(l->conn), claims.alg);
@@ -638,6 +642,8 @@ static int agent_hello(struct ags_link *l, const char *instance)
 			                    "replaced by a newer connection of the same agent");
 	}
 	l->announced = 1;
+	/* Accepted only now: a HELLO naming another agent or tenant is a refusal. */
+	h->auth_ok++;
 	ags_event ev = {.type = AGS_EV_PEER_CONNECTED,
 	                .peer_id = a->id,
 	                .address = ags_quic_conn_peer_addr(l->conn),
@@ -689,6 +695,23 @@ static void agent_stream_open(struct ags_link *l, int64_t sid)
 	l->sid = sid;
 }
 
+/*
+ * The agent's session refused it (a HELLO naming another agent or tenant than
+ * its token, a second AUTH): refused like a bad AUTH, and closed by the tick
+ * if the agent does not acknowledge the ERROR frame.
+ */
+static void agent_refuse(struct ags_link *l, uint64_t code, const char *reason)
+{
+	struct ags_hub *h = l->owner;
+	if (!agent_of(l)) {
+		ags_quic_conn_close(l->conn, code, reason);
+		return;
+	}
+	(void)refuse(h, l, code, reason);
+	if (list_add(&h->pending, &h->n_pending, &h->cap_pending, l) != 0)
+		ags_quic_conn_close(l->conn, code, reason);
+}
+
 /* An agent's session is made when its AUTH is accepted (agent_data), never on a stream. */
 static int agent_start(struct ags_link *l)
 {
@@ -704,6 +727,7 @@ const struct ags_link_ops ags_hub_agent_ops = {
     .data = agent_data,
     .hello = agent_hello,
     .closed = agent_closed,
+    .refuse = agent_refuse,
 };
 
 void ags_hub_pump_default(struct ags_hub *h)

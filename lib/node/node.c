@@ -263,9 +263,12 @@ static int check_config(const ags_node_config *c, ags_error *err)
 	if (c->retry.backoff_multiplier < 1.0)
 		return ags_error_set(err, AGS_ERR_CONFIG, "retry.backoffMultiplier",
 		                     "must be at least 1");
-	if (c->max_frame_bytes < 4096 || c->max_frame_bytes > 64u * 1024 * 1024)
+	/* The wire's range (docs/PROTOCOL.md, Frames): a peer refuses a HELLO maxFrame
+	 * outside it, so a node configured outside it could never connect. */
+	if (c->max_frame_bytes < 65536 || c->max_frame_bytes > 64u * 1024 * 1024)
 		return ags_error_set(err, AGS_ERR_CONFIG, "limits.maxFrameBytes",
-		                     "must be 4 KiB to 64 MiB");
+		                     "must be 65536 (64 KiB) to 67108864 (64 MiB), got %zu",
+		                     (size_t)c->max_frame_bytes);
 	for (size_t i = 0; i < c->n_peers; i++) {
 		char f[48];
 		snprintf(f, sizeof(f), "peers[%zu].id", i);
@@ -389,9 +392,13 @@ static void sync_host_init(struct ags_node *n)
 	h->cursor_delay_us = CURSOR_DELAY_US;
 	h->node_id = n->node_id;
 	h->store_id = n->store_id;
+	h->epochs = n->epochs;
+	h->n_epochs = n->n_epochs;
 	h->tenant = n->cfg.tenant;
 	h->batch_size = n->cfg.batch_size;
 	h->window = n->cfg.window;
+	h->retry = (ags_backoff_cfg){n->cfg.retry.max_attempts, n->cfg.retry.base_delay_ms,
+	                             n->cfg.retry.max_delay_ms, n->cfg.retry.backoff_multiplier};
 	h->compression = n->cfg.compression;
 	h->max_frame = n->cfg.max_frame_bytes;
 	h->max_pattern = n->cfg.max_pattern_bytes;
@@ -496,6 +503,9 @@ static int open_stores(struct ags_node *n, ags_error *err)
 	    (rv = ags_store_open(path, &so, &n->lstore, err)))
 		return rv;
 	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
+	/* Every open may follow a rollback (a restored backup, a power loss): a new epoch. */
+	if ((rv = ags_store_epoch_begin(n->store, n->epochs, &n->n_epochs, err)))
+		return rv;
 	if ((rv = ags_sync_clock_load(n->store, &n->clock)))
 		return ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
 		                     ags_strerror(rv));

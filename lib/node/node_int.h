@@ -46,6 +46,7 @@ struct ags_peer {
 	int down;                 /* past max_attempts */
 	uint64_t retry_at_ms;     /* next dial (monotonic ms), 0 = now */
 	uint64_t error_count, consecutive_errors;
+	uint64_t rejected; /* entries refused for good, both ways (sync:rejected events) */
 	int degraded;
 	char last_error[160];
 	/* Counters of closed sessions, added to the live one. */
@@ -139,6 +140,8 @@ struct ags_node {
 	ags_store *lstore; /* the loop thread's change-log reads for sending (no lock) */
 	pthread_mutex_t rstore_mu;
 	char store_id[33];
+	ags_store_epoch epochs[AGS_STORE_EPOCHS_MAX]; /* of store, oldest first (PROTOCOL.md) */
+	size_t n_epochs;
 
 	ags_tls_ctx *tls;
 	ags_tls_ctx **retired_tls; /* replaced by reloads; sessions may still use them */

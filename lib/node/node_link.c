@@ -14,6 +14,7 @@
 #include "frame.h"
 #include "node_int.h"
 #include "node_link.h"
+#include "wire.h"
 
 /* ---- links ---- */
 
@@ -131,20 +132,50 @@ void ags_node_link_start_stream(struct ags_link *l)
 	l->ops->start(l);
 }
 
+void ags_node_link_close(struct ags_link *l, uint64_t code, const char *reason)
+{
+	if (l->closing)
+		return;
+	l->closing = 1;
+	if (code != AGS_APP_NO_ERROR && l->sid >= 0) {
+		/* The transport sends what is written before the close, so the ERROR frame
+		 * goes first (unless the stream has no room; the close says it too). */
+		ags_node_link_drop_pending(l);
+		ags_frame_buf fb;
+		ags_frame_buf_init(&fb, 0);
+		if (ags_wire_error_encode(code, reason, &fb, NULL) != 0 ||
+		    ags_quic_stream_write(l->conn, l->sid, fb.data, fb.len, 0, write_done,
+		                          fb.data) != 0)
+			ags_frame_buf_free(&fb);
+	}
+	ags_quic_conn_close(l->conn, code, reason);
+}
+
 void ags_node_link_data(struct ags_link *l, const uint8_t *data, size_t len)
 {
 	struct ags_node *n = l->node;
 	uint64_t code = 0;
 	char reason[200] = "";
+	if (l->closing)
+		return; /* closed: the rest of its bytes mean nothing */
 	int rv = ags_sync_on_data(l->sync, data, len, ags_mono_us(), &code, reason, sizeof(reason));
 	if (rv) {
 		/* An agent's session knows it by its token's sub. */
 		const char *who = l->peer ? l->peer->id : ags_sync_peer_id(l->sync);
+		if (code == AGS_APP_AUTH_FAILED && l->ops->refuse) {
+			/* The kind refuses it its own way (a hub: counted, reported, ERROR). */
+			l->closing = 1;
+			l->ops->refuse(l, code, reason);
+			return;
+		}
 		ags_node_log(n, AGS_LOG_WARN, "closing connection with %s: %s (%s)", who, reason,
 		             ags_app_error_name(code));
-		if (l->peer)
+		if (l->peer && code != AGS_APP_NO_ERROR) {
+			/* One error per closed connection: the close does not count it again. */
+			l->error_counted = 1;
 			ags_node_peer_error(n, l->peer, reason);
-		ags_quic_conn_close(l->conn, code, reason);
+		}
+		ags_node_link_close(l, code, reason);
 	}
 }
 

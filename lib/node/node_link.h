@@ -52,6 +52,12 @@ struct ags_link_ops {
 	void (*closed)(struct ags_link *l, uint64_t code, const char *reason, int by_peer);
 	/* The transport had room again, the waiting frames went and the session was pumped. */
 	void (*writable)(struct ags_link *l);
+	/*
+	 * Optional: the session refused its peer with AUTH_FAILED (at a hub: a HELLO
+	 * naming another agent or tenant than the token, a second AUTH). The kind
+	 * closes the connection itself; NULL: closed as any other violation.
+	 */
+	void (*refuse)(struct ags_link *l, uint64_t code, const char *reason);
 };
 
 extern const struct ags_link_ops ags_node_peer_ops;
@@ -78,7 +84,8 @@ struct ags_link {
 	int established; /* on_connected has fired */
 	int announced;   /* peer:connected was emitted for it */
 	int early;       /* its session started before the handshake, from the peer's resume hint */
-	int error_counted; /* on_refused counted this connection's failure already */
+	int error_counted; /* this connection's failure is counted already (one error per close) */
+	int closing;       /* we closed it: what still arrives is dropped, not parsed */
 	ags_sync *sync;
 	struct ags_pending *pend_head, *pend_tail;
 	char instance[40]; /* the peer's per-process id, from its HELLO */
@@ -96,6 +103,14 @@ void ags_node_link_free(struct ags_link *l);
 
 /* Opens the sync stream of an outgoing link and starts its session (again on writable). */
 void ags_node_link_start_stream(struct ags_link *l);
+
+/*
+ * Closes a link's connection with `code` and `reason`: for any code but
+ * NO_ERROR, after an ERROR frame with the same code and reason on the sync
+ * stream, when it is open (docs/PROTOCOL.md, "ERROR before close"). What
+ * arrives afterwards is dropped. Frames waiting for room are dropped.
+ */
+void ags_node_link_close(struct ags_link *l, uint64_t code, const char *reason);
 
 /* Feeds stream data to a link's sync session, closing the connection on error. */
 void ags_node_link_data(struct ags_link *l, const uint8_t *data, size_t len);

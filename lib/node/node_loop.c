@@ -80,8 +80,11 @@ void ags_node_close_all(struct ags_node *n)
 		ags_hub_close_all(n->hub);
 	for (size_t i = 0; i < n->n_peers; i++) {
 		struct ags_peer *p = n->peers[i];
+		/* ERROR frames first; connections not named here close with SHUTTING_DOWN too. */
 		if (p->link)
-			ags_quic_conn_close(p->link->conn, AGS_APP_SHUTTING_DOWN,
+			ags_node_link_close(p->link, AGS_APP_SHUTTING_DOWN, "node shutting down");
+		if (p->dialing)
+			ags_node_link_close(p->dialing, AGS_APP_SHUTTING_DOWN,
 			                    "node shutting down");
 	}
 	/* Sends CONNECTION_CLOSE, runs on_closed for every connection, closes handles. */

@@ -224,6 +224,10 @@ void ags_node_host_event(void *ud, const ags_event *ev)
 		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
 		if (p)
 			peer_ok(n, p);
+	} else if (ev->type == AGS_EV_SYNC_REJECTED && ev->peer_id) {
+		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
+		if (p)
+			p->rejected++;
 	} else if (ev->type == AGS_EV_SYNC_FAILED && ev->peer_id) {
 		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
 		if (p) {
@@ -385,7 +389,8 @@ void ags_node_peer_closed(struct ags_link *l, uint64_t code, const char *reason,
 			    .type = AGS_EV_PEER_DISCONNECTED, .peer_id = p->id, .error = err};
 			ags_node_log(n, AGS_LOG_INFO, "peer %s disconnected: %s", p->id, err);
 			ags_node_emit(n, &ev);
-			if (code != AGS_APP_NO_ERROR && code != AGS_APP_SHUTTING_DOWN)
+			if (code != AGS_APP_NO_ERROR && code != AGS_APP_SHUTTING_DOWN &&
+			    !l->error_counted)
 				ags_node_peer_error(n, p, err);
 		} else if (was_dialing && !l->established && !l->error_counted) {
 			ags_node_peer_error(n, p, reason && *reason ? reason : "connection failed");
@@ -486,6 +491,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		ps->degraded = p->degraded;
 		ps->sync_count = p->base_acked + ss.batches_acked;
 		ps->error_count = p->error_count;
+		ps->rejected = p->rejected;
 		ps->latency_ms = (double)qi.srtt_us / 1000.0;
 		ps->bytes_in = p->base_bytes_in + qi.bytes_in;
 		ps->bytes_out = p->base_bytes_out + qi.bytes_out;

@@ -536,3 +536,74 @@ AGS_EXPORT const char *ags_apply_outcome_name(int outcome)
 	return outcome >= AGS_APPLY_INSERTED && outcome <= AGS_APPLY_CONFLICT_LOST ? names[outcome]
 	                                                                           : "unknown";
 }
+
+/* ---- epochs (docs/PROTOCOL.md, "Store epochs") ---- */
+
+/* Parses the "epochs" state value ("id start" pairs, comma-separated) into e. */
+static size_t epochs_parse(const char *v, ags_store_epoch *e, size_t cap)
+{
+	size_t n = 0;
+	const char *p = v;
+	while (*p && n < cap) {
+		char id[AGS_STORE_EPOCH_ID_LEN + 1];
+		unsigned long long start = 0;
+		int used = 0;
+		if (sscanf(p, "%16[0-9a-f] %llu%n", id, &start, &used) != 2 ||
+		    strlen(id) != AGS_STORE_EPOCH_ID_LEN || start < 1)
+			break;
+		snprintf(e[n].id, sizeof(e[n].id), "%s", id);
+		e[n].start = start;
+		n++;
+		p += used;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	return n;
+}
+
+int ags_store_epoch_begin(ags_store *s, ags_store_epoch *out, size_t *n_out, ags_error *err)
+{
+	*n_out = 0;
+	char *v = malloc(AGS_STORE_EPOCHS_MAX * (AGS_STORE_EPOCH_ID_LEN + 24) + 1);
+	if (!v)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, "out of memory");
+	size_t n = 0;
+	if (ags_store_state_get(s, AGS_STORE_EPOCHS_KEY, v,
+	                        AGS_STORE_EPOCHS_MAX * (AGS_STORE_EPOCH_ID_LEN + 24) + 1) == 0)
+		n = epochs_parse(v, out, AGS_STORE_EPOCHS_MAX);
+	/* A random id from SQLite's generator: the store layer's own. */
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT lower(hex(randomblob(8)))", -1, &st, NULL);
+	if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_bytes(st, 0) != AGS_STORE_EPOCH_ID_LEN) {
+		sqlite3_finalize(st);
+		free(v);
+		return ags_error_set(err, AGS_ERR_STORE, NULL, "cannot make an epoch id: %s",
+		                     sqlite3_errmsg(s->db));
+	}
+	if (n == AGS_STORE_EPOCHS_MAX) {
+		memmove(out, out + 1, (n - 1) * sizeof(*out));
+		n--;
+	}
+	snprintf(out[n].id, sizeof(out[n].id), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	/* The new epoch numbers what comes after everything this store holds now. */
+	out[n].start = s->seq + 1;
+	if (n && out[n].start < out[n - 1].start)
+		out[n].start = out[n - 1].start; /* never below: the list stays ordered */
+	n++;
+	size_t len = 0;
+	v[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(
+		    v + len, AGS_STORE_EPOCHS_MAX * (AGS_STORE_EPOCH_ID_LEN + 24) + 1 - len,
+		    "%s%s %llu", i ? "," : "", out[i].id, (unsigned long long)out[i].start);
+	rc = ags_store_state_set(s, AGS_STORE_EPOCHS_KEY, v);
+	free(v);
+	if (rc)
+		return ags_error_set(err, rc, NULL, "cannot save the store's epochs: %s",
+		                     s->errmsg);
+	*n_out = n;
+	return 0;
+}

@@ -19,6 +19,33 @@ const char *ags_store_path(const ags_store *s);
 /* Schema version this build writes (PRAGMA user_version). */
 #define AGS_STORE_SCHEMA_VERSION 5
 
+/*
+ * Store epochs (docs/PROTOCOL.md, "Store epochs"): a store may go back in
+ * sequence under the same id (a restored backup, a power loss with fsync
+ * off), after which its sequence numbers mean other changes. An epoch names
+ * a stretch of the log in which they do not: (a random id, the first
+ * sequence it numbers). A new one starts at every open by the node, at the
+ * store's sequence + 1; the last AGS_STORE_EPOCHS_MAX are kept in the state
+ * key AGS_STORE_EPOCHS_KEY.
+ */
+#define AGS_STORE_EPOCHS_MAX   32
+#define AGS_STORE_EPOCH_ID_LEN 16
+#define AGS_STORE_EPOCHS_KEY   "epochs"
+
+typedef struct ags_store_epoch {
+	char id[AGS_STORE_EPOCH_ID_LEN + 1]; /* 16 lowercase hex digits */
+	uint64_t start;                      /* the first sequence it numbers */
+} ags_store_epoch;
+
+/*
+ * Starts a new epoch at the store's sequence + 1 and saves the list; `out`
+ * (room for AGS_STORE_EPOCHS_MAX) gets the kept epochs, oldest first, the new
+ * one last, and *n their number. Call once per open, by the store's owner
+ * only (not by a second connection that only reads).
+ * Errors: AGS_ERR_STORE, AGS_ERR_NOMEM.
+ */
+int ags_store_epoch_begin(ags_store *s, ags_store_epoch *out, size_t *n, ags_error *err);
+
 /* Largest value accepted by ags_store_state_set, in bytes. */
 #define AGS_STORE_STATE_MAX (1024u * 1024u)
 

@@ -137,18 +137,25 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 
 	/* Our HELLO: who we are, and where our copy of the peer's log stands. */
 	char cur[128] = "";
-	char cur_store[33] = "";
+	char cur_store[33] = "", cur_epoch[AGS_STORE_EPOCH_ID_LEN + 1] = "";
 	uint64_t cur_seq = 0;
 	pthread_mutex_lock(host->store_mu);
 	int rv = ags_store_state_get(host->store, s->cursor_key, cur, sizeof(cur));
 	pthread_mutex_unlock(host->store_mu);
 	if (rv == 0) {
+		/* "<store> <seq>" or, with the peer's epoch, "<store> <seq> <epoch>". */
 		unsigned long long q = 0;
-		if (sscanf(cur, "%32s %llu", cur_store, &q) == 2)
+		int k = sscanf(cur, "%32s %llu %16[0-9a-f]", cur_store, &q, cur_epoch);
+		if (k >= 2)
 			cur_seq = q;
 		else
 			cur_store[0] = '\0';
+		if (k < 3 || strlen(cur_epoch) != AGS_STORE_EPOCH_ID_LEN)
+			cur_epoch[0] = '\0';
 	}
+	snprintf(s->my_cur_store, sizeof(s->my_cur_store), "%s", cur_store);
+	snprintf(s->my_cur_epoch, sizeof(s->my_cur_epoch), "%s", cur_epoch);
+	s->my_cur_seq = cur_seq;
 	ags_wire_hello hello;
 	memset(&hello, 0, sizeof(hello));
 	hello.proto = AGS_PROTO_VERSION;
@@ -157,10 +164,18 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 	hello.store = host->store_id;
 	hello.codecs = host->compression ? (1u << AGS_CODEC_ZSTD) | (1u << AGS_CODEC_GZIP) : 0;
 	hello.max_frame = (uint32_t)host->max_frame;
-	hello.batch_size = host->batch_size;
+	hello.batch_size = AGS_SYNC_MAX_COUNT; /* what we accept; we send host->batch_size */
 	hello.has_cursor = 1;
 	hello.cursor_store = cur_store;
 	hello.cursor_seq = cur_seq;
+	hello.cursor_epoch = cur_epoch[0] ? cur_epoch : NULL;
+	/* The last AGS_WIRE_EPOCHS_MAX of our store's epochs, oldest first. */
+	size_t e0 = host->n_epochs > AGS_WIRE_EPOCHS_MAX ? host->n_epochs - AGS_WIRE_EPOCHS_MAX : 0;
+	for (size_t i = e0; host->epochs && i < host->n_epochs; i++) {
+		hello.epoch_ids[hello.n_epochs] = host->epochs[i].id;
+		hello.epoch_starts[hello.n_epochs] = host->epochs[i].start;
+		hello.n_epochs++;
+	}
 	hello.instance = host->instance;
 	if (host->n_filter_types || host->n_filter_tags) {
 		hello.has_filter = 1;
@@ -315,6 +330,105 @@ uint64_t ags_sync_lag(ags_sync *s)
 
 /* ---- receiver ---- */
 
+/* Reports a store going back (ours or the peer's), as a store:rollback event. */
+static void rollback_event(ags_sync *s, const char *msg)
+{
+	s->st.rollbacks++;
+	ags_sync_log(s, AGS_LOG_WARN, "%s", msg);
+	ags_event ev = {.type = AGS_EV_STORE_ROLLBACK, .error = msg};
+	ags_sync_emit(s, &ev);
+}
+
+/*
+ * Where sending to the peer starts, given its cursor of our store (seq q, in
+ * our epoch `epoch`, or NULL when it names none): docs/PROTOCOL.md, "Store
+ * epochs". Its copy is of our log as it is now only up to where the epoch
+ * after `epoch` began: past that our sequence numbers mean other changes.
+ */
+static uint64_t resume_point(ags_sync *s, uint64_t q, const char *epoch)
+{
+	const ags_sync_host *h = s->h;
+	if (!h->n_epochs || !h->epochs)
+		return q; /* a store without epochs: as the peer says */
+	uint64_t head = ags_store_seq_committed(h->store);
+	char msg[512];
+	if (!epoch) {
+		/* A cursor of an older version: trust it unless it is ahead of our log. */
+		if (q <= head)
+			return q;
+		snprintf(msg, sizeof(msg),
+		         "%.256s holds our log up to %llu, past its end %llu: our store went back; "
+		         "sending it everything",
+		         s->peer_id, (unsigned long long)q, (unsigned long long)head);
+		rollback_event(s, msg);
+		return 0;
+	}
+	size_t i = 0;
+	while (i < h->n_epochs && strcmp(h->epochs[i].id, epoch) != 0)
+		i++;
+	if (i == h->n_epochs) {
+		snprintf(msg, sizeof(msg),
+		         "%.256s holds our log up to %llu in epoch %.16s, which this store does "
+		         "not know "
+		         "(it went back, or is older than our last %d): sending it everything",
+		         s->peer_id, (unsigned long long)q, epoch, AGS_STORE_EPOCHS_MAX);
+		rollback_event(s, msg);
+		return 0;
+	}
+	uint64_t valid = q;
+	if (i + 1 < h->n_epochs && h->epochs[i + 1].start - 1 < valid)
+		valid = h->epochs[i + 1].start - 1;
+	if (valid > head)
+		valid = head;
+	if (valid < q) {
+		snprintf(msg, sizeof(msg),
+		         "%.256s holds our log up to %llu, but our store went back to %llu since: "
+		         "sending it everything after %llu",
+		         s->peer_id, (unsigned long long)q, (unsigned long long)valid,
+		         (unsigned long long)valid);
+		rollback_event(s, msg);
+	}
+	return valid;
+}
+
+/*
+ * The peer's HELLO shows its store went back below what we hold of it (an
+ * epoch after the one our cursor was received in started at or below our
+ * cursor, or our cursor's epoch is gone from its list): it lost changes it
+ * made, which we hold and never echo. Send them back, once.
+ */
+static void peer_rollback_check(ags_sync *s, const ags_wire_hello *m)
+{
+	if (!m->n_epochs || !s->my_cur_store[0] || strcmp(s->my_cur_store, m->store) != 0 ||
+	    s->role != AGS_SYNC_ROLE_PEER)
+		return;
+	size_t i = 0;
+	if (s->my_cur_epoch[0]) {
+		while (i < m->n_epochs && strcmp(m->epoch_ids[i], s->my_cur_epoch) != 0)
+			i++;
+		if (i == m->n_epochs - 1)
+			return; /* the same epoch: nothing went back */
+		if (i < m->n_epochs) {
+			/* A later epoch began: did it begin at or below what we hold? */
+			if (m->epoch_starts[i + 1] > s->my_cur_seq)
+				return;
+		}
+		/* Our cursor's epoch is not in its list: its store went back to before that
+		 * epoch began (or it restarted more than AGS_WIRE_EPOCHS_MAX times since). */
+	} else if (m->epoch_starts[m->n_epochs - 1] > s->my_cur_seq) {
+		return; /* a cursor of an older version, and the peer's log reaches past it */
+	}
+	char msg[512];
+	snprintf(msg, sizeof(msg),
+	         "%.256s's store went back (we hold its log up to %llu; its epoch %.16s starts at "
+	         "%llu): sending it back the changes it made",
+	         s->peer_id, (unsigned long long)s->my_cur_seq, m->epoch_ids[m->n_epochs - 1],
+	         (unsigned long long)m->epoch_starts[m->n_epochs - 1]);
+	rollback_event(s, msg);
+	s->recover = s->recover_req = 1;
+	s->recover_after = 0;
+}
+
 static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
                     char *reason, size_t cap)
 {
@@ -361,9 +475,14 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 		else if (m.codecs & (1u << AGS_CODEC_GZIP))
 			s->codec = AGS_CODEC_GZIP;
 	}
-	/* Resume where the peer's durable copy of our log stands (same store only). */
-	uint64_t cursor =
-	    m.has_cursor && strcmp(m.cursor_store, s->h->store_id) == 0 ? m.cursor_seq : 0;
+	/* Resume where the peer's durable copy of our log stands (same store only), as far
+	 * as our store's epochs say that copy is of our log as it is now. */
+	uint64_t cursor = m.has_cursor && strcmp(m.cursor_store, s->h->store_id) == 0
+	                      ? resume_point(s, m.cursor_seq, m.cursor_epoch)
+	                      : 0;
+	snprintf(s->peer_epoch, sizeof(s->peer_epoch), "%s",
+	         m.n_epochs ? m.epoch_ids[m.n_epochs - 1] : "");
+	peer_rollback_check(s, &m);
 	if (s->early && cursor == s->early_from) {
 		/* The 0-RTT hint held: go on from where the early batches got to. */
 		if (s->sent_seq > cursor)
@@ -416,9 +535,68 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 	return 0;
 }
 
+/* Most refusals in a row of a batch of one change before the connection is closed. */
+#define REFUSALS_MAX 5
+
+/*
+ * The peer refused batch q whole (ACK retry): its changes, and everything
+ * after the peer's acknowledged cursor, go again after a backoff, in batches
+ * half as large after each further refusal, down to one change; the fifth
+ * refusal in a row of one change closes the connection (docs/PROTOCOL.md,
+ * "Refusals"). Returns 0, or an error with *code and reason set (close).
+ */
+static int on_refusal(ags_sync *s, const struct ags_sync_inflight *q, const ags_wire_ack *m,
+                      uint64_t now, uint64_t *code, char *reason, size_t cap)
+{
+	const char *why = m->n_errors ? m->errors[0].error : "no reason given";
+	s->st.batches_failed++;
+	s->st.refusals++;
+	if (s->retry_n == 0)
+		s->retry_floor = s->st.acked_seq;
+	else if (s->retry_level < 32)
+		s->retry_level++; /* the same changes again: smaller batches */
+	s->retry_n++;
+	if (q->count <= 1)
+		s->retry_ones++;
+	char range[64];
+	if (q->first_seq)
+		snprintf(range, sizeof(range), "changes %llu..%llu",
+		         (unsigned long long)q->first_seq, (unsigned long long)q->last_seq);
+	else
+		snprintf(range, sizeof(range), "a batch of no change (uptoSeq %llu)",
+		         (unsigned long long)q->upto_seq);
+	ags_event ev = {.type = AGS_EV_SYNC_FAILED, .error = why};
+	ags_sync_emit(s, &ev);
+	if (s->retry_ones >= REFUSALS_MAX) {
+		*code = AGS_APP_INTERNAL_ERROR;
+		snprintf(reason, cap, "peer refused %s %u times: %s", range, s->retry_ones, why);
+		return AGS_ERR_PROTO;
+	}
+	ags_backoff_cfg bc = s->h->retry;
+	if (!bc.base_delay_ms) {
+		bc.base_delay_ms = 1000;
+		bc.max_delay_ms = 30000;
+		bc.multiplier = 2.0;
+	}
+	if (!bc.max_attempts)
+		bc.max_attempts = UINT32_MAX;
+	uint32_t d = ags_backoff_delay_ms(&bc, s->retry_n, (uint32_t)(q->request_id * 2654435761u));
+	ags_sync_log(s, AGS_LOG_WARN,
+	             "%s refused %s (batch %llu) whole: %s; sending again from %llu in %u ms",
+	             s->peer_id, range, (unsigned long long)q->request_id, why,
+	             (unsigned long long)s->st.acked_seq, d);
+	ags_sync_rewind(s, now, (uint64_t)d * 1000);
+	return 0;
+}
+
 static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now, uint64_t *code,
                   char *reason, size_t cap)
 {
+	if (!s->hello_recv) {
+		*code = AGS_APP_BAD_HELLO;
+		snprintf(reason, cap, "ACK before HELLO");
+		return AGS_ERR_PROTO;
+	}
 	ags_wire_ack m;
 	ags_error err;
 	ags_error_clear(&err);
@@ -434,10 +612,11 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 		q = q->next;
 	}
 	if (!q) {
-		ags_wire_ack_free(&m);
+		/* Named before the free, which empties m. */
 		*code = AGS_APP_PROTOCOL_ERROR;
 		snprintf(reason, cap, "ACK for unknown batch %llu",
 		         (unsigned long long)m.request_id);
+		ags_wire_ack_free(&m);
 		return AGS_ERR_PROTO;
 	}
 	if (prev)
@@ -448,8 +627,30 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 		s->q_tail = prev;
 	s->n_inflight--;
 	double latency = (double)(now - q->sent_us) / 1000.0;
+	if (q->gen != s->send_gen) {
+		/* Sent before we rewound after a refusal: its changes go again, so its
+		 * answer moves nothing (neither the cursor nor the counters). */
+		ags_sync_inflight_clear(q);
+		free(q);
+		ags_wire_ack_free(&m);
+		ags_sync_pump(s, now);
+		return 0;
+	}
+	if (m.retry) {
+		rv = on_refusal(s, q, &m, now, code, reason, cap);
+		ags_sync_inflight_clear(q);
+		free(q);
+		ags_wire_ack_free(&m);
+		if (rv == 0)
+			ags_sync_pump(s, now);
+		return rv;
+	}
 	if (q->upto_seq > s->st.acked_seq)
 		s->st.acked_seq = q->upto_seq;
+	if (s->retry_n && s->st.acked_seq > s->retry_floor) {
+		/* The cursor moved past the refused changes: back to full batches. */
+		s->retry_n = s->retry_level = s->retry_ones = 0;
+	}
 	size_t n_resent = 0;
 	for (size_t i = 0; i < m.n_errors; i++) {
 		int rr = ags_sync_delta_refused(s, q, m.errors[i].pattern_id, m.errors[i].code);
@@ -457,9 +658,18 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 			n_resent++; /* it goes again whole: not a failure */
 			continue;
 		}
-		ags_event ev = {.type = AGS_EV_SYNC_FAILED,
+		/* Refused for good: the peer will refuse those bytes every time. Seed 000's
+		 * sync:failed names the pattern; sync:rejected counts it (both ways). */
+		ags_event fev = {.type = AGS_EV_SYNC_FAILED,
+		                 .pattern_id = m.errors[i].pattern_id,
+		                 .error = m.errors[i].error};
+		ags_sync_emit(s, &fev);
+		s->st.rejected++;
+		ags_event ev = {.type = AGS_EV_SYNC_REJECTED,
 		                .pattern_id = m.errors[i].pattern_id,
-		                .error = m.errors[i].error};
+		                .source_id = s->h->node_id,
+		                .error = m.errors[i].error,
+		                .code = m.errors[i].code};
 		ags_sync_emit(s, &ev);
 	}
 	if (s->role == AGS_SYNC_ROLE_UPSTREAM) {
@@ -482,12 +692,8 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 		                .latency_ms = latency};
 		ags_sync_emit(s, &ev);
 	} else {
+		/* Delivered, except the entries refused for good (counted above). */
 		s->st.batches_failed++;
-		if (m.n_errors == 0) {
-			ags_event ev = {.type = AGS_EV_SYNC_FAILED,
-			                .error = "batch refused by the peer"};
-			ags_sync_emit(s, &ev);
-		}
 	}
 	ags_sync_inflight_clear(q);
 	free(q);

@@ -38,6 +38,13 @@
 #include "store.h"
 #include "vclock.h"
 
+/*
+ * Most entries a session accepts in one received BATCH (the decoder's
+ * max_count), announced as HELLO batchSize (docs/PROTOCOL.md, HELLO). How
+ * many it sends per batch is the host's batch_size, within the peer's value.
+ */
+#define AGS_SYNC_MAX_COUNT 10000u
+
 /* Most conflict ids a hub reports in one PULL_DONE. */
 #define AGS_SYNC_PULL_CONFLICTS_MAX 1000
 
@@ -126,6 +133,11 @@ typedef struct ags_sync_host {
 	ags_store *log_store;
 	const char *node_id;
 	const char *store_id;
+	/* The store's epochs, oldest first, the last the current one (ags_store_epoch_begin;
+	 * docs/PROTOCOL.md, "Store epochs"), or NULL/0 for none: sent in HELLO, and a peer's
+	 * cursor of our store is checked against them. */
+	const ags_store_epoch *epochs;
+	size_t n_epochs;
 	const char *tenant;
 	uint32_t batch_size;
 	uint32_t window;
@@ -178,6 +190,12 @@ typedef struct ags_sync_host {
 	ags_sync_cache *cache;
 	/* UPSTREAM sessions: a PULL_DONE was processed (may be NULL). */
 	void (*pulled)(void *ud, void *session_ud);
+	/*
+	 * The backoff before changes the peer refused whole (ACK retry) go again:
+	 * the peer's retry schedule (attempt n: base * multiplier^(n-1), at most
+	 * max). Zero base: 1 s, doubling, at most 30 s.
+	 */
+	ags_backoff_cfg retry;
 	/* Non-zero: neither advertise nor send deltas (docs/PROTOCOL.md, "Delta sync"). */
 	int no_delta;
 	/*
@@ -250,6 +268,11 @@ typedef struct ags_sync_stats {
 	uint64_t patterns_delta;    /* entries sent as a delta (docs/PROTOCOL.md, "Delta sync") */
 	uint64_t delta_bytes_saved; /* bytes of raw body those deltas saved over full records */
 	uint64_t delta_resent;      /* refused deltas resent whole */
+	/* Entries refused for good, both ways: ours the peer refused, and the peer's we
+	 * refused (docs/PROTOCOL.md, "Refusals"). */
+	uint64_t rejected;
+	uint64_t refusals;  /* our batches the peer refused whole (ACK retry) */
+	uint64_t rollbacks; /* store:rollback events: our store or the peer's went back */
 	/* wire_bytes_out and wire_bytes_in by the batch's codec byte (slot 3: a
 	 * received frame too short to have one, or an unknown one). */
 	uint64_t codec_bytes_out[AGS_SYNC_CODECS], codec_bytes_in[AGS_SYNC_CODECS];

@@ -23,6 +23,8 @@ struct ags_sync_inflight {
 	uint32_t count;
 	uint64_t sent_us;
 	uint64_t acked_at_send; /* the peer's acknowledged cursor when it went */
+	uint64_t gen;           /* s->send_gen when it went: older ones were sent before a rewind */
+	uint64_t first_seq, last_seq; /* lowest and highest log sequence of its entries (0: none) */
 	/* Entries of the batch sent as deltas (lib/sync/sync_delta.c): resent whole if refused. */
 	struct ags_sync_delta_sent *deltas;
 	size_t n_deltas;
@@ -76,6 +78,17 @@ struct ags_sync {
 
 	int hello_recv;
 	char peer_store[33];
+	/* Store epochs (docs/PROTOCOL.md, "Store epochs"): the peer's current one (from its
+	 * HELLO, "" for none), saved with the cursor of its store; and the cursor of its
+	 * store we held when the session began. */
+	char peer_epoch[AGS_STORE_EPOCH_ID_LEN + 1];
+	char my_cur_store[33], my_cur_epoch[AGS_STORE_EPOCH_ID_LEN + 1];
+	uint64_t my_cur_seq;
+	/* Sender: the peer's store went back and lost changes it made: send it every
+	 * record of the log whose origin is the peer, once (a scan of our log after
+	 * recover_after; chunk_recovery: the chunk is of that scan). */
+	int recover, recover_req, chunk_recovery;
+	uint64_t recover_after;
 	int codec;
 	size_t peer_max_frame;
 	uint32_t peer_batch;
@@ -112,13 +125,34 @@ struct ags_sync {
 	int hold_all;
 	uint64_t held_upto; /* the highest uptoSeq received while holding */
 
+	/* Sender, after the peer refused a batch whole (ACK retry; docs/PROTOCOL.md,
+	 * "Refusals"): everything after its acknowledged cursor goes again. */
+	uint64_t send_gen;    /* bumped at each rewind; ACKs of older batches move nothing */
+	uint64_t retry_at;    /* no batch before this time (backoff), or 0 */
+	uint64_t retry_floor; /* the acknowledged cursor when the refusals began */
+	unsigned retry_n;     /* refusals since the cursor last moved past retry_floor */
+	unsigned retry_level; /* batches are batch size >> retry_level (at least 1) */
+	unsigned retry_ones;  /* refusals of batches of at most one change, likewise */
+
 	ags_frame_buf start_frames; /* AUTH and HELLO, made by new, sent by ags_sync_start */
 	int started;
+
+	/* Receiver: a batch of this session was refused whole (or failed to apply), so
+	 * no later one saves the peer's cursor. Read and written under store_mu, in
+	 * apply order (lib/sync/sync_recv.c). */
+	int refused_whole;
 
 	ags_sync_stats st;
 	size_t jobs; /* received batches not yet answered (lib/sync/sync_recv.c) */
 	int dead;    /* ags_sync_del was called: freed when the last job is finished */
 };
+
+/*
+ * Sender (sync_send.c): the peer refused a batch whole. Everything after its
+ * acknowledged cursor goes again, read from the log anew, from now_us +
+ * delay_us; batches in flight now move nothing when acknowledged.
+ */
+void ags_sync_rewind(ags_sync *s, uint64_t now_us, uint64_t delay_us);
 
 /* Empties the chunk of changes waiting to be batched (sync_send.c). */
 void ags_sync_chunk_clear(ags_sync *s);

@@ -153,7 +153,17 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 		ags_error pe;
 		ags_error_clear(&pe);
 		int prv;
-		if (e->kind == AGS_BATCH_PUT) {
+		/* The JSON path of the entry's member that the error's field is in. */
+		char where[40];
+		snprintf(where, sizeof(where), "entries[%zu].%s", i,
+		         e->kind == AGS_BATCH_PUT   ? "p"
+		         : e->kind == AGS_BATCH_DEL ? "d"
+		                                    : "");
+		if (e->kind == AGS_BATCH_BAD) {
+			pe = *e->bad; /* its field is the whole path already */
+			prv = pe.code;
+			where[0] = '\0';
+		} else if (e->kind == AGS_BATCH_PUT) {
 			prv = ags_pattern_from_val(e->pattern, &po, &p, &pe);
 		} else if (e->kind == AGS_BATCH_DELTA) {
 			prv = ags_sync_delta_rebuild(s, e, &po, &p, &pe);
@@ -162,12 +172,13 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 			snprintf(id, sizeof(id), "%.*s", (int)e->id_len, e->id);
 			prv = ags_pattern_new_tombstone(id, e->version, e->timestamp, &p);
 			if (prv)
-				ags_error_set(&pe, prv, "d", "invalid delete");
+				ags_error_set(&pe, prv, "", "invalid delete");
 		}
 		if (prv == 0 && e->vc &&
 		    (prv = ags_sync_entry_vc(s, e->vc, &j->vcs[j->nv], &j->clock, &pe)) != 0) {
 			ags_pattern_del(p);
 			p = NULL;
+			snprintf(where, sizeof(where), "entries[%zu].", i); /* pe.field is "vc" */
 		}
 		if (prv == AGS_ERR_NOMEM) {
 			ags_pattern_del(p);
@@ -184,9 +195,15 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 				id_of(e->pattern, j->err_ids[k], sizeof(j->err_ids[k]));
 			else
 				snprintf(j->err_ids[k], sizeof(j->err_ids[k]), "%.*s",
-				         (int)e->id_len, e->id);
-			snprintf(j->err_msgs[k], sizeof(j->err_msgs[k]), "%s%s%s", pe.field,
-			         pe.field[0] ? ": " : "", pe.message);
+				         (int)e->id_len, e->id ? e->id : "");
+			/* entries[i].p + "." + the pattern's own path (docs/PROTOCOL.md, step 5).
+			 */
+			size_t wl = strlen(where);
+			const char *dot = pe.field[0] && wl && where[wl - 1] != '.' ? "." : "";
+			if (!pe.field[0] && wl && where[wl - 1] == '.')
+				where[wl - 1] = '\0';
+			snprintf(j->err_msgs[k], sizeof(j->err_msgs[k]), "%s%s%s: %s", where, dot,
+			         pe.field, pe.message);
 			j->errs[k].pattern_id = j->err_ids[k];
 			j->errs[k].error = j->err_msgs[k];
 			j->errs[k].code = prv;
@@ -208,8 +225,9 @@ static int job_prepare(ags_sync *s, ags_sync_job *j, const ags_batch *b)
 	if (rv < 0)
 		goto out;
 	if (rv == 1 && upto) {
-		snprintf(j->cursor, sizeof(j->cursor), "%s %llu", s->peer_store,
-		         (unsigned long long)upto);
+		/* With the peer's epoch: the sequence means that epoch's log (PROTOCOL.md). */
+		snprintf(j->cursor, sizeof(j->cursor), "%s %llu%s%s", s->peer_store,
+		         (unsigned long long)upto, s->peer_epoch[0] ? " " : "", s->peer_epoch);
 		j->has_cursor = 1;
 	}
 	rv = 0;
@@ -229,12 +247,15 @@ static void job_apply_locked(ags_sync_job *j, ags_vclock *base)
 	const ags_sync_host *h = j->h;
 	j->seq_before = ags_store_seq(h->store);
 	if (j->refused || j->rv) {
+		/* Decided here, in apply order: no later batch of this session saves a
+		 * cursor past the changes refused (docs/PROTOCOL.md, "Refusals"). */
+		j->s->refused_whole = 1;
 		j->seq = j->seq_before;
 		return;
 	}
 	ags_store_kv kv[2];
 	size_t n_kv = 0;
-	if (j->has_cursor)
+	if (j->has_cursor && !j->s->refused_whole)
 		kv[n_kv++] = (ags_store_kv){j->s->cursor_key, j->cursor};
 	ags_error_clear(&j->ae);
 	if (j->clock && base) {
@@ -253,6 +274,8 @@ static void job_apply_locked(ags_sync_job *j, ags_vclock *base)
 	j->rv = ags_store_apply_batch_kv(h->store, (const ags_pattern *const *)j->pats, j->meta,
 	                                 j->clocks, j->nv, kv, n_kv, j->res, j->info, &j->ae);
 	j->seq = ags_store_seq(h->store);
+	if (j->rv)
+		j->s->refused_whole = 1;
 	/* Out of memory here only leaves the in-memory clock behind the saved one. */
 	if (j->rv == 0 && j->clock && base)
 		(void)ags_vclock_merge(base, j->clock);
@@ -277,11 +300,10 @@ static int jobs_apply_group(ags_sync_job *first)
 		return -1;
 	}
 	int failed = 0;
-	for (ags_sync_job *j = first; j && !failed; j = j->next)
-		if (!j->refused) {
-			job_apply_locked(j, gc);
-			failed = j->rv != 0;
-		}
+	for (ags_sync_job *j = first; j && !failed; j = j->next) {
+		job_apply_locked(j, gc); /* a refused one only marks the session */
+		failed = !j->refused && j->rv != 0;
+	}
 	if (failed)
 		ags_store_group_abort(h->store);
 	else if (ags_store_group_commit(h->store, NULL))
@@ -345,11 +367,16 @@ void ags_sync_job_finish(ags_sync_job *j, uint64_t now_us)
 	}
 	ags_wire_ack ack = {.request_id = j->request_id, .received_count = j->n, .seq = j->seq};
 	if (j->refused || j->rv) {
-		/* Nothing applied: one error for the whole batch. */
-		ags_wire_ack_error e = {.pattern_id = "",
-		                        .error = j->refused ? j->refuse.message : j->ae.message,
-		                        .code = j->refused ? j->refuse_code : j->rv};
+		/* Nothing applied: one error for the whole batch, and the sender must send
+		 * these changes again. */
+		const ags_error *why = j->refused ? &j->refuse : &j->ae;
+		char text[AGS_WIRE_TEXT_MAX];
+		snprintf(text, sizeof(text), "%s%s%s", why->field, why->field[0] ? ": " : "",
+		         why->message[0] ? why->message : ags_strerror(j->rv));
+		ags_wire_ack_error e = {
+		    .pattern_id = "", .error = text, .code = j->refused ? j->refuse_code : j->rv};
 		ack.received_count = j->refused ? 0 : j->n;
+		ack.retry = 1;
 		if (j->refused)
 			ags_sync_log(s, AGS_LOG_WARN, "batch %llu from %s refused: %s%s%s",
 			             (unsigned long long)j->request_id, s->peer_id, j->refuse.field,
@@ -388,6 +415,18 @@ void ags_sync_job_finish(ags_sync_job *j, uint64_t now_us)
 			if (n_conf < AGS_WIRE_CONFLICTS_MAX)
 				conflicts[n_conf++] = ags_pattern_id(j->pats[i]);
 		}
+	}
+	for (size_t i = 0; i < j->ne; i++) {
+		if (j->errs[i].code == AGS_ERR_NOT_FOUND)
+			continue; /* a delta we lack the base of: it comes again whole */
+		/* Refused for good: the same bytes would be refused again. */
+		s->st.rejected++;
+		ags_event ev = {.type = AGS_EV_SYNC_REJECTED,
+		                .pattern_id = j->errs[i].pattern_id,
+		                .source_id = s->peer_id,
+		                .error = j->errs[i].error,
+		                .code = j->errs[i].code};
+		ags_sync_emit(s, &ev);
 	}
 	s->st.patterns_applied += applied;
 	s->st.patterns_received += j->n;
@@ -433,7 +472,7 @@ int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t 
                       char *reason, size_t cap)
 {
 	if (!s->hello_recv) {
-		*code = AGS_APP_PROTOCOL_ERROR;
+		*code = AGS_APP_BAD_HELLO;
 		snprintf(reason, cap, "BATCH before HELLO");
 		return AGS_ERR_PROTO;
 	}
@@ -459,7 +498,7 @@ int ags_sync_on_batch(ags_sync *s, const uint8_t *payload, size_t len, uint64_t 
 	if (!s->dctx)
 		s->dctx = ZSTD_createDCtx(); /* NULL is fine: the decoder then makes its own */
 	ags_batch_limits lim = {
-	    .max_raw = s->h->max_frame * 8, .max_count = 10000, .zstd_dctx = s->dctx};
+	    .max_raw = s->h->max_frame * 8, .max_count = AGS_SYNC_MAX_COUNT, .zstd_dctx = s->dctx};
 	ags_error err;
 	ags_error_clear(&err);
 	int rv = ags_batch_decode(payload, len, &lim, &b, &err);

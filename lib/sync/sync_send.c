@@ -65,6 +65,7 @@ void ags_sync_chunk_clear(ags_sync *s)
 	for (size_t i = 0; i < s->chunk_n; i++)
 		free(s->chunk[i].id); /* json and vc live in the same block */
 	s->chunk_n = s->chunk_pos = 0;
+	s->chunk_recovery = 0;
 }
 
 static int wanted(ags_sync *s, const ags_pattern *p)
@@ -107,8 +108,9 @@ static int row_wanted(ags_sync *s, const ags_change_row *r)
 static int chunk_add(void *ud, const ags_change_row *r)
 {
 	ags_sync *s = ud;
-	if (r->origin && strcmp(r->origin, s->peer_id) == 0)
-		return 0; /* it came from this peer */
+	int from_peer = r->origin && strcmp(r->origin, s->peer_id) == 0;
+	if (from_peer != s->chunk_recovery)
+		return 0; /* it came from this peer (a recovery scan sends only those) */
 	if (!ags_sync_scope_allows(r->scope, s->peer_id))
 		return 0;
 	int w = row_wanted(s, r);
@@ -292,6 +294,40 @@ static int chunk_load(ags_sync *s, uint64_t now)
 	return 0;
 }
 
+/*
+ * Fills the chunk with the next part of a recovery scan (docs/PROTOCOL.md,
+ * "Store epochs"): the records of our log whose origin is the peer, after
+ * recover_after. Ends the scan when it reached the end of the log.
+ */
+static int chunk_load_recovery(ags_sync *s)
+{
+	ags_sync_chunk_clear(s);
+	s->chunk_recovery = 1;
+	s->chunk_bytes = 0;
+	uint64_t head = ags_store_seq_committed(s->h->store);
+	uint64_t upto = 0;
+	int rv = read_rows(s, s->recover_after, CHUNK_MIN, NULL, chunk_add, s, &upto);
+	if (rv == CHUNK_FULL)
+		rv = 0;
+	if (rv) {
+		ags_sync_chunk_clear(s);
+		return rv;
+	}
+	s->chunk_upto = upto > s->recover_after ? upto : s->recover_after;
+	if (s->chunk_upto >= head) {
+		s->recover = 0; /* this is the last part */
+		ags_sync_log(s, AGS_LOG_INFO, "recovery scan for %s reached our log's end (%llu)",
+		             s->peer_id, (unsigned long long)s->chunk_upto);
+	}
+	if (s->chunk_n == 0) {
+		s->recover_after = s->chunk_upto;
+		ags_sync_chunk_clear(s);
+	} else if (s->chunk_n > 1) {
+		qsort(s->chunk, s->chunk_n, sizeof(*s->chunk), by_priority);
+	}
+	return 0;
+}
+
 static int ensure_encoder(ags_sync *s)
 {
 	if (s->enc)
@@ -324,6 +360,10 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	size_t max_n = s->h->batch_size;
 	if (s->peer_batch && s->peer_batch < max_n)
 		max_n = s->peer_batch;
+	/* After refusals of the same changes: half as large each time, down to one. */
+	max_n = s->retry_level >= 32 ? 1 : max_n >> s->retry_level;
+	if (max_n < 1)
+		max_n = 1;
 	if (remaining) {
 		double ap = ags_bucket_available(&s->rate_p, now);
 		double ab = ags_bucket_available(&s->rate_b, now);
@@ -343,10 +383,15 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	if (!q)
 		return AGS_ERR_NOMEM;
 	q->acked_at_send = s->st.acked_seq;
+	q->gen = s->send_gen;
 	size_t start_pos = s->chunk_pos;
 	while (s->chunk_pos < s->chunk_n && ags_batch_encoder_count(s->enc) < max_n) {
 		struct ags_sync_pending *c = &s->chunk[s->chunk_pos];
-		int rv = c->tombstone ? 0 : ags_sync_delta_add(s, c, q);
+		if (!q->first_seq || c->seq < q->first_seq)
+			q->first_seq = c->seq;
+		if (c->seq > q->last_seq)
+			q->last_seq = c->seq;
+		int rv = c->tombstone || s->chunk_recovery ? 0 : ags_sync_delta_add(s, c, q);
 		if (rv == 1) {
 			s->chunk_pos++;
 			continue;
@@ -380,7 +425,8 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	q->request_id = s->next_request++;
 	/* Batches sent before the peer's HELLO never move its cursor (see ags_sync_resume). */
 	int early = s->early && !s->hello_recv;
-	q->upto_seq = last && !early ? s->chunk_upto : 0;
+	/* A recovery scan's batches are outside the log's order: they move no cursor. */
+	q->upto_seq = last && !early && !s->chunk_recovery ? s->chunk_upto : 0;
 	if (early)
 		s->st.early_batches++;
 	int rv = ags_sync_batch_send(s, q, now);
@@ -389,10 +435,28 @@ static int send_batch(ags_sync *s, uint64_t now, uint64_t *wait)
 	if (q->upto_seq)
 		s->cursor_since = 0; /* this batch carries the cursor */
 	if (last) {
-		s->sent_seq = s->chunk_upto;
+		if (s->chunk_recovery)
+			s->recover_after = s->chunk_upto;
+		else
+			s->sent_seq = s->chunk_upto;
 		ags_sync_chunk_clear(s);
 	}
 	return 0;
+}
+
+void ags_sync_rewind(ags_sync *s, uint64_t now_us, uint64_t delay_us)
+{
+	s->send_gen++;
+	ags_sync_chunk_clear(s);
+	s->sent_seq = s->st.acked_seq;
+	if (s->recover_req) {
+		/* The recovery scan goes again too (its batches may have been refused). */
+		s->recover = 1;
+		s->recover_after = 0;
+	}
+	s->cursor_since = 0;
+	s->caught_up = 0;
+	s->retry_at = (now_us ? now_us : 1) + delay_us;
 }
 
 void ags_sync_inflight_clear(struct ags_sync_inflight *q)
@@ -464,6 +528,12 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 {
 	if ((!s->hello_recv && !s->early) || !s->gate_open)
 		return 0;
+	if (s->retry_at) {
+		/* The peer refused changes whole: they go again after the backoff. */
+		if (now_us < s->retry_at)
+			return s->retry_at - now_us;
+		s->retry_at = 0;
+	}
 	if (s->cursor_owed && s->hello_recv && s->chunk_pos >= s->chunk_n &&
 	    s->n_inflight < s->h->window) {
 		/* The 0-RTT hint held: tell the peer its cursor now covers the early batches. */
@@ -486,6 +556,18 @@ static uint64_t pump(ags_sync *s, uint64_t now_us)
 			break;
 	}
 	while (s->n_inflight < s->h->window) {
+		if (s->chunk_pos >= s->chunk_n && s->recover && !s->early) {
+			/* The peer's store went back: first what it lost of its own. */
+			int lr = chunk_load_recovery(s);
+			if (lr != 0) {
+				ags_sync_log(s, AGS_LOG_ERROR, "reading the log for %s failed: %s",
+				             s->peer_id, ags_strerror(lr));
+				return 0;
+			}
+			if (s->chunk_n == 0)
+				continue; /* nothing of it in this part */
+			s->caught_up = 0;
+		}
 		if (s->chunk_pos >= s->chunk_n) {
 			/* The store's sequence is in memory: an idle session (most of a
 			 * hub's) needs no query to learn that nothing is new, and no
@@ -540,13 +622,14 @@ uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
 
 int ags_sync_sending(const ags_sync *s)
 {
-	return s->n_inflight || s->chunk_pos < s->chunk_n ||
+	return s->n_inflight || s->chunk_pos < s->chunk_n || s->recover ||
 	       (s->hello_recv && s->sent_seq < ags_store_seq_committed(s->h->store));
 }
 
 int ags_sync_push_idle(ags_sync *s)
 {
-	if (!s->hello_recv || s->n_inflight || s->chunk_pos < s->chunk_n || s->n_resend)
+	if (!s->hello_recv || s->n_inflight || s->chunk_pos < s->chunk_n || s->n_resend ||
+	    s->recover)
 		return 0;
 	pthread_mutex_lock(s->h->store_mu);
 	uint64_t head = ags_store_seq(s->h->store), next = 0;

@@ -86,8 +86,13 @@ typedef struct ags_quic_conn ags_quic_conn;
 /* Longest address text ("[v6]:port"), including the NUL. */
 #define AGS_QUIC_ADDR_MAX 64
 
-/* Application error code used when the endpoint closes its connections on ags_quic_ep_del(). */
-#define AGS_QUIC_CODE_SHUTDOWN 0
+/*
+ * Application error code used when the endpoint closes its connections on
+ * ags_quic_ep_del() (those not closed with ags_quic_conn_close() before,
+ * which keep the code given there): SHUTTING_DOWN, the same number as
+ * AGS_APP_SHUTTING_DOWN of docs/PROTOCOL.md.
+ */
+#define AGS_QUIC_CODE_SHUTDOWN 0x107
 /* Error code reported in on_closed when the connection timed out (idle timeout, no close frame). */
 #define AGS_QUIC_CODE_IDLE_TIMEOUT UINT64_MAX
 

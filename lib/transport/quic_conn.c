@@ -23,6 +23,8 @@
 
 /* GSO batches one flush may send before yielding to the loop. */
 #define FLUSH_BATCHES 4
+/* How long a close waits for the stream data written before it (an ERROR frame). */
+#define CLOSE_FLUSH_NS (200 * NGTCP2_MILLISECONDS)
 /* Client's first destination connection ID length (>= NGTCP2_MIN_INITIAL_DCIDLEN). */
 #define CLIENT_DCIDLEN 18
 
@@ -476,6 +478,21 @@ void ags_quic_conn_flush(ags_quic_conn *c)
 	if (c->state != AGS_QC_ACTIVE)
 		return;
 	if (c->close_requested) {
+		/* Stream data written before the close (an ERROR frame) goes out first:
+		 * pacing may hold it for a moment, so the close waits for it, briefly. */
+		conn_write(c);
+		if (c->state != AGS_QC_ACTIVE)
+			return;
+		ngtcp2_tstamp now = ags_mono_ns();
+		if (c->sendq_head && now < c->close_by_ns) {
+			conn_arm(c);
+			if (ngtcp2_conn_get_expiry(c->qc) > c->close_by_ns) {
+				ags_quic_ep_soon_remove(c->ep, c);
+				uv_timer_start(&c->timer, on_timer,
+				               (c->close_by_ns - now) / NGTCP2_MILLISECONDS + 1, 0);
+			}
+			return;
+		}
 		conn_start_closing(c);
 		return;
 	}
@@ -524,13 +541,20 @@ static void on_timer(uv_timer_t *t)
 void ags_quic_conn_shutdown(ags_quic_conn *c)
 {
 	if (c->state == AGS_QC_ACTIVE) {
-		snprintf(c->close_reason, sizeof(c->close_reason), "endpoint shut down");
-		ngtcp2_ccerr_set_application_error(&c->ccerr, AGS_QUIC_CODE_SHUTDOWN,
-		                                   (const uint8_t *)c->close_reason,
-		                                   strlen(c->close_reason));
+		if (c->close_requested) {
+			/* Closed by the application just before: its code, after what it wrote. */
+			conn_write(c);
+		} else {
+			snprintf(c->close_reason, sizeof(c->close_reason), "endpoint shut down");
+			ngtcp2_ccerr_set_application_error(&c->ccerr, AGS_QUIC_CODE_SHUTDOWN,
+			                                   (const uint8_t *)c->close_reason,
+			                                   strlen(c->close_reason));
+		}
+	}
+	if (c->state == AGS_QC_ACTIVE) {
 		(void)send_close(c);
 		c->state = AGS_QC_CLOSING;
-		ags_quic_report_end(c, AGS_QUIC_CODE_SHUTDOWN, c->close_reason, 0);
+		ags_quic_report_end(c, c->ccerr.error_code, c->close_reason, 0);
 	}
 	conn_destroy(c);
 }
@@ -703,6 +727,7 @@ void ags_quic_conn_close(ags_quic_conn *c, uint64_t code, const char *reason)
 		return;
 	c->close_requested = 1;
 	c->close_code = code;
+	c->close_by_ns = ags_mono_ns() + CLOSE_FLUSH_NS;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
 	ngtcp2_ccerr_set_application_error(&c->ccerr, code, (const uint8_t *)c->close_reason,
 	                                   strlen(c->close_reason));

@@ -147,6 +147,9 @@ struct ags_quic_conn {
 	size_t closelen;
 	uint64_t close_rx; /* datagrams received while closing */
 	uint64_t close_code;
+	/* After ags_quic_conn_close(): stream data written before it goes out first,
+	 * until this time (ns, monotonic) at most; then CONNECTION_CLOSE. */
+	uint64_t close_by_ns;
 	char close_reason[AGS_QUIC_REASON_MAX];
 	char refusal[AGS_QUIC_REASON_MAX];
 	char peer_id[AGS_QUIC_PEER_ID_MAX];

@@ -25,6 +25,10 @@ AGS_EXPORT const char *ags_event_name(int type)
 		return "connection:refused";
 	case AGS_EV_PATTERN_CONFLICT:
 		return "pattern:conflict";
+	case AGS_EV_SYNC_REJECTED:
+		return "sync:rejected";
+	case AGS_EV_STORE_ROLLBACK:
+		return "store:rollback";
 	default:
 		return "unknown";
 	}

@@ -81,6 +81,8 @@ char *ags_api_event_json(const ags_event *ev, uint64_t id, int64_t time_ms, size
 		yyjson_mut_obj_add_uint(d, o, "patternCount", ev->pattern_count);
 	if (ev->type == AGS_EV_SYNC_COMPLETED || ev->latency_ms > 0)
 		yyjson_mut_obj_add_real(d, o, "latency", ev->latency_ms);
+	if (ev->type == AGS_EV_SYNC_REJECTED)
+		yyjson_mut_obj_add_int(d, o, "code", ev->code);
 	char *s = yyjson_mut_write(d, 0, len);
 	yyjson_mut_doc_free(d);
 	return s;

@@ -92,7 +92,7 @@ static const struct obj_def api_def = DEF(api_keys);
 
 static const struct key_def limits_keys[] = {
     {"maxPatternBytes", K_SIZE, OFF(node.max_pattern_bytes), 0, 256, 64.0 * 1024 * 1024, NULL},
-    {"maxFrameBytes", K_SIZE, OFF(node.max_frame_bytes), 0, 1024, 1024.0 * 1024 * 1024, NULL},
+    {"maxFrameBytes", K_SIZE, OFF(node.max_frame_bytes), 0, 65536, 64.0 * 1024 * 1024, NULL},
 };
 static const struct obj_def limits_def = DEF(limits_keys);
 
@@ -144,7 +144,7 @@ static const struct key_def quic_keys[] = {
     {"host", K_IP, OFF(node.host), 0, 0, 0, NULL},
     {"peers", K_PEERS, 0, 0, 0, 0, NULL},
     {"syncInterval", K_U32, OFF(node.sync_interval_ms), 0, 1, MS_MAX, NULL},
-    {"batchSize", K_U32, OFF(node.batch_size), 0, 1, 100000, NULL},
+    {"batchSize", K_U32, OFF(node.batch_size), 0, 1, 10000, NULL},
     {"compression", K_BOOL, OFF(node.compression), 0, 0, 1, NULL},
     {"tls", K_OBJ, 0, 0, 0, 0, &tls_def},
     {"retry", K_OBJ, 0, 0, 0, 0, &retry_def},

@@ -168,6 +168,8 @@ void dlog_event(const ags_event *ev)
 	switch (ev->type) {
 	case AGS_EV_PEER_ERROR:
 	case AGS_EV_SYNC_FAILED:
+	case AGS_EV_SYNC_REJECTED:
+	case AGS_EV_STORE_ROLLBACK:
 	case AGS_EV_CONNECTION_REFUSED:
 	case AGS_EV_PEER_HEALTH_DEGRADED:
 		level = AGS_LOG_WARN;

@@ -59,6 +59,8 @@ static char *claims(const char *sub, const char *tenant, long exp_delta)
 	                           (long long)time(NULL) + exp_delta));
 }
 
+static char hub_api[64]; /* the hub daemon's HTTP API, host:port */
+
 static int hub_up(void)
 {
 	if (E.hub_port > 0)
@@ -71,8 +73,37 @@ static int hub_up(void)
 	    autofree(tu_sprintf(",\"hub\":{\"algorithms\":[\"HS256\"],\"hs256SecretFile\":"
 	                        "\"%s\"}",
 	                        path)),
-	    1, &st, NULL);
+	    1, &st, hub_api);
 	return E.hub_port;
+}
+
+/* The hub's count of refused AUTHs (/v1/state hub.authRefused), or -1. */
+static long long hub_auth_refused(void)
+{
+	char *resp = NULL;
+	char *url = autofree(tu_sprintf("http://%s/v1/state", hub_api));
+	if (tu_curl(&resp, "-X", "GET", url, (char *)NULL) != 200 || !resp) {
+		free(resp);
+		return -1;
+	}
+	yyjson_doc *d = autodoc(yyjson_read(resp, strlen(resp), 0));
+	free(resp);
+	yyjson_val *v = yyjson_ptr_get(yyjson_doc_get_root(d), "/hub/authRefused");
+	return yyjson_is_uint(v) ? (long long)yyjson_get_uint(v) : -1;
+}
+
+/* After a refusal: the hub counted exactly one more refused AUTH (issue 17, item 6). */
+static const char *refusal_counted(long long before, const char *what)
+{
+	long long after = before;
+	for (int i = 0; i < 100 && after == before; i++) { /* until the refusal is counted */
+		tu_sleep_ms(50);
+		after = hub_auth_refused();
+	}
+	CHECK(before >= 0 && after == before + 1,
+	      "%s: the hub's authRefused went from %lld to %lld, want one more", what, before,
+	      after);
+	return NULL;
 }
 
 static struct sess *agent(const char **why)
@@ -188,8 +219,10 @@ static const char *hub_hello_is_sub(void)
 	send_json(s, F_AUTH,
 	          autofree(tu_sprintf("{\"token\":\"%s\"}",
 	                              token("HS256", claims("a1", "t1", 3600), NULL))));
+	long long before = hub_auth_refused();
 	send_json(s, F_HELLO, agent_hello(s, "a2", "t1"));
-	return auth_failed(s, "HELLO node other than the token's sub");
+	const char *r = auth_failed(s, "HELLO node other than the token's sub");
+	return r ? r : refusal_counted(before, "HELLO node other than the token's sub");
 }
 
 static const char *hub_second_auth(void)
@@ -197,10 +230,12 @@ static const char *hub_second_auth(void)
 	const char *why;
 	struct sess *s = agent_in("a1", &why);
 	CHECK(s, "%s", why);
+	long long before = hub_auth_refused();
 	send_json(s, F_AUTH,
 	          autofree(tu_sprintf("{\"token\":\"%s\"}",
 	                              token("HS256", claims("a1", "t1", 3600), NULL))));
-	return auth_failed(s, "a second AUTH");
+	const char *r = auth_failed(s, "a second AUTH");
+	return r ? r : refusal_counted(before, "a second AUTH");
 }
 
 static const char *hub_pull(void)

@@ -639,21 +639,22 @@ static const char *recv_batch_size(void)
 {
 	OPEN(s, "c", NULL);
 	uint64_t n = E.batch_size;
-	size_t cap = (n + 1) * 80 + 16, len = 1;
+	/* One delete repeated: the first is applied, the others are duplicates, so the
+	 * daemon's log (which the send checks read) gains one change, not n. */
+	const char *id = uniq("bs-");
+	char *one =
+	    autofree(tu_sprintf("{\"d\":{\"id\":\"%s\",\"version\":1,\"timestamp\":1}}", id));
+	size_t el = strlen(one) + 1;
+	size_t cap = (n + 1) * el + 16, len = 1;
 	char *raw = autofree(malloc(cap));
 	raw[0] = '[';
 	for (uint64_t i = 0; i <= n; i++)
-		len +=
-		    (size_t)snprintf(raw + len, cap - len,
-		                     "%s{\"d\":{\"id\":\"bs-%llu\",\"version\":1,\"timestamp\":1}}",
-		                     i ? "," : "", (unsigned long long)i);
+		len += (size_t)snprintf(raw + len, cap - len, "%s%s", i ? "," : "", one);
 	snprintf(raw + len, cap - len, "]");
 	/* batchSize entries: accepted. */
 	char *exact = autofree(strdup(raw));
-	char *cut = strstr(
-	    exact, autofree(tu_sprintf(",{\"d\":{\"id\":\"bs-%llu\"", (unsigned long long)n)));
-	cut[0] = ']';
-	cut[1] = '\0';
+	exact[1 + n * el - 1] = ']';
+	exact[1 + n * el] = '\0';
 	struct batch b = {.request_id = ++next_id, .source = s->id, .raw = exact};
 	yyjson_val *ack = send_batch(s, &b, &why);
 	CHECK(ack && yyjson_get_bool(yyjson_obj_get(ack, "success")),

@@ -550,6 +550,66 @@ static const char *ack_refusal_resent(void)
 	return NULL;
 }
 
+/*
+ * Store epochs: a cursor of the daemon's store in its current epoch resumes
+ * after its seq; in an epoch the daemon does not know (its store went back
+ * past it), from the beginning.
+ */
+static const char *send_cursor_epoch(void)
+{
+	const char *type = uniq("ep-");
+	const char *r = put_n(type, 2, NULL, NULL);
+	if (r)
+		return r;
+	yyjson_doc *st = autodoc(api_state());
+	uint64_t seq = yyjson_get_uint(yyjson_ptr_get(yyjson_doc_get_root(st), "/store/seq"));
+	const char *why;
+	struct sess *s0 = sess_open("c3", NULL, &why);
+	CHECK(s0, "%s", why);
+	yyjson_val *eps = yyjson_obj_get(yyjson_doc_get_root(s0->hello), "epochs");
+	size_t n = yyjson_arr_size(eps);
+	yyjson_val *cur = yyjson_arr_get(eps, n ? n - 1 : 0);
+	const char *id = yyjson_get_str(yyjson_obj_get(cur, "id"));
+	uint64_t start = yyjson_get_uint(yyjson_obj_get(cur, "start"));
+	CHECK(n >= 1 && n <= 32 && id && strlen(id) == 16 && start >= 1 && start <= seq + 1,
+	      "the daemon's HELLO epochs are not 1-32 {id, start} with its current one last "
+	      "starting at or below its sequence + 1");
+	char *filter = autofree(tu_sprintf(",\"filter\":{\"types\":[\"%s\"]}", type));
+	/* Its current epoch: nothing before the cursor comes. */
+	struct sess *s = open_with(
+	    "c4",
+	    autofree(tu_sprintf(",\"codecs\":[],\"maxFrame\":65536,\"batchSize\":100,"
+	                        "\"cursor\":{\"store\":\"%s\",\"seq\":%llu,\"epoch\":\"%s\"}%s",
+	                        E.store, (unsigned long long)seq, id, filter)),
+	    &why);
+	CHECK(s, "%s", why);
+	struct rbatch b;
+	int puts = 0;
+	while (read_batch(s, &b, QUIET_MS, &why) == 1) {
+		puts += strstr(b.raw, "\"p\"") != NULL;
+		ack_batch(s, &b);
+		rbatch_free(&b);
+	}
+	CHECK(puts == 0, "a cursor at the daemon's sequence in its current epoch: old puts came");
+	/* An epoch it does not know: everything again. */
+	struct sess *s2 =
+	    open_with("c5",
+	              autofree(tu_sprintf(",\"codecs\":[],\"maxFrame\":65536,\"batchSize\":100,"
+	                                  "\"cursor\":{\"store\":\"%s\",\"seq\":%llu,"
+	                                  "\"epoch\":\"0123456789abcdef\"}%s",
+	                                  E.store, (unsigned long long)seq, filter)),
+	              &why);
+	CHECK(s2, "%s", why);
+	struct got g = {0};
+	r = collect(s2, &g, 2, 1);
+	if (r) {
+		char w[512];
+		snprintf(w, sizeof(w), "%s", r);
+		return failed("a cursor in an epoch the daemon does not know: %s", w);
+	}
+	return NULL;
+}
+
 /* A chunk with nothing for the peer still moves its cursor: a BATCH carries uptoSeq. */
 static const char *send_upto_filtered(void)
 {
@@ -643,6 +703,8 @@ const struct check checks_send[] = {
     {"send.resume_cursor", send_resume_cursor,
      "our cursor of its store: only later changes; another store: all"},
     {"send.tombstone", send_tombstone, "deletes are sent as d entries and pass filters"},
+    {"send.cursor_epoch", send_cursor_epoch,
+     "HELLO epochs; a cursor in the current epoch resumes, in an unknown one starts over"},
     {"send.no_echo", send_no_echo, "changes from the peer itself are never sent back"},
     {"send.live", send_live, "a change made after catch-up is sent"},
     {"send.filter_tags", send_filter_tags, "a tag filter sends patterns with one of its tags"},

@@ -352,9 +352,10 @@ static int is_closed(struct cq_conn *c)
 
 int64_t wait_close(struct sess *s, int ms)
 {
-	/* Frames that arrive before the close (an ERROR frame) are read and kept. */
-	for (int i = 0; i < 1000 && !cq_end(s->c)->closed; i++)
-		if (read_frame(s, ms) == 0)
+	/* Frames that arrive before the close (an ERROR frame) are read and kept, also
+	 * those still buffered when the close has been seen already. */
+	for (int i = 0; i < 1000; i++)
+		if (read_frame(s, ms) != 1)
 			break;
 	cq_pump(s->c, 50, is_closed);
 	const struct cq_end *e = cq_end(s->c);

@@ -250,6 +250,8 @@ EventName = Literal[
     "pattern:received",
     "connection:refused",
     "pattern:conflict",
+    "sync:rejected",
+    "store:rollback",
     "events:overflow",
 ]
 
