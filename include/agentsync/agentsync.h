@@ -230,13 +230,24 @@ typedef struct ags_store_opts {
 	 * loss, at the cost of an fsync per commit.
 	 */
 	int fsync_full;
+	/*
+	 * Encryption at rest: NULL (default) for an ordinary SQLite 3 file, or
+	 * a file holding the store's 256-bit key (64 hex digits and an optional
+	 * newline, or 32 raw bytes). With a key every page of the database and
+	 * of its WAL is encrypted (SQLCipher). A store is opened with the key it
+	 * was made with: a wrong key or a key for a plain store is AGS_ERR_AUTH,
+	 * no key for an encrypted store AGS_ERR_STORE; nothing is written.
+	 */
+	const char *key_file;
 } ags_store_opts;
 
 /*
  * Opens (creating if needed) the store database at `path`. A new store gets
  * a random 128-bit identity, so a reader can tell a wiped store from an old
  * one. `opts` may be NULL.
- * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_STORE, AGS_ERR_IO.
+ * Errors: AGS_ERR_INVALID (also: the key file is not one), AGS_ERR_NOMEM,
+ * AGS_ERR_STORE, AGS_ERR_IO, AGS_ERR_AUTH (the key does not open the store;
+ * see ags_store_opts.key_file).
  */
 AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_store **out,
                               ags_error *err);
