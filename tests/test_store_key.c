@@ -365,6 +365,200 @@ static void encrypted_store_is_checkpointed(void **state)
 	ags_store_close(s);
 }
 
+/* A backup of an encrypted store is encrypted with the same key and checks with it. */
+static void backup_keeps_the_key(void **state)
+{
+	fx *f = *state;
+	ags_store *s = open_with(f->path, f->key1);
+	write_n(s, 0, 100);
+	char id[33];
+	snprintf(id, sizeof(id), "%s", ags_store_id(s));
+	char *dst = tu_sprintf("%s/backup.db", f->dir);
+	ags_store_info info;
+	ags_error err;
+	/* Without the key the source is refused, naming it. */
+	assert_int_equal(ags_store_backup(f->path, dst, &info, &err), AGS_ERR_STORE);
+	assert_non_null(strstr(err.message, f->path));
+	assert_int_equal(access(dst, F_OK), -1);
+	/* Online (the store is open, its WAL unchecked-pointed) with the key. */
+	assert_int_equal(ags_store_backup_key(f->path, f->key1, dst, &info, &err), 0);
+	assert_string_equal(info.id, id);
+	assert_int_equal(info.patterns, 100);
+	ags_store_close(s);
+	char *hit = tu_tree_holds(f->dir, MARK, NULL);
+	if (hit)
+		fail_msg("%s holds pattern text", hit);
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(ags_store_inspect_key(dst, f->key1, &info, &err), 0);
+	assert_string_equal(info.id, id);
+	assert_int_equal(info.patterns, 100);
+	assert_int_equal(ags_store_inspect_key(dst, f->key2, &info, &err), AGS_ERR_AUTH);
+	assert_non_null(strstr(err.message, f->key2));
+	assert_int_equal(ags_store_inspect(dst, &info, &err), AGS_ERR_STORE);
+	s = open_with(dst, f->key1);
+	assert_int_equal(count_of(s), 100);
+	ags_store_close(s);
+	free(dst);
+}
+
+/* A child writes n patterns and is killed before it closes: the WAL stays. */
+static void write_and_die(const char *path, const char *key_file, int n)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ags_store_opts o = {.key_file = key_file};
+		ags_store *s = NULL;
+		ags_error e;
+		if (ags_store_open(path, &o, &s, &e)) {
+			fprintf(stderr, "write_and_die: %s\n", e.message);
+			_exit(10);
+		}
+		write_n(s, 0, n);
+		kill(getpid(), SIGKILL);
+		_exit(11);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFSIGNALED(st))
+		fail_msg("the writer exited with %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+/* The store opens with key_file (NULL: plain), holds n patterns, and has digest d. */
+static int opens_whole(const char *path, const char *key_file, int n, const char *d)
+{
+	ags_store_opts o = {.key_file = key_file};
+	ags_store *s = NULL;
+	if (ags_store_open(path, &o, &s, NULL))
+		return 0;
+	char got[65], rows[65];
+	uint64_t live = 0;
+	ags_store_digest(s, got);
+	int ok = count_of(s) == (uint64_t)n && strcmp(got, d) == 0 &&
+	         ags_store_verify(s, rows, &live) == 0 && strcmp(rows, d) == 0 &&
+	         live == (uint64_t)n;
+	ags_store_close(s);
+	return ok;
+}
+
+static char *digest_of(const char *path, const char *key_file)
+{
+	ags_store *s = open_with(path, key_file);
+	char d[65];
+	ags_store_digest(s, d);
+	ags_store_close(s);
+	return tu_sprintf("%s", d);
+}
+
+/* encrypt, rekey and decrypt; refused while the store is open, or with a wrong old key. */
+static void encrypt_rekey_decrypt(void **state)
+{
+	fx *f = *state;
+	char *data = tu_sprintf("%s/data", f->dir);
+	write_and_die(f->path, NULL, 300); /* a plain store with a WAL */
+	char *d = digest_of(f->path, NULL);
+	write_and_die(f->path, NULL, 300);
+	ags_error err;
+	ags_store_info info;
+
+	/* In use by another connection (a running node): refused, nothing changed. */
+	ags_store *s = open_with(f->path, NULL);
+	int rr = ags_store_rekey(f->path, NULL, f->key1, &info, &err);
+	if (rr != AGS_ERR_STATE)
+		fail_msg("in use: %d %s", rr, err.message);
+	assert_non_null(strstr(err.message, "in use"));
+	ags_store_close(s);
+	assert_true(opens_whole(f->path, NULL, 300, d));
+
+	write_and_die(f->path, NULL, 300);
+	assert_int_equal(ags_store_rekey(f->path, NULL, f->key1, &info, &err), 0);
+	assert_int_equal(info.patterns, 300);
+	char *hit = tu_tree_holds(data, MARK, NULL);
+	if (hit)
+		fail_msg("%s holds pattern text after encrypt", hit);
+	assert_false(opens_whole(f->path, NULL, 300, d));
+	assert_true(opens_whole(f->path, f->key1, 300, d));
+
+	/* A wrong old key: refused, the store unchanged. */
+	struct snap before;
+	snap_take(f->path, &before);
+	assert_int_equal(ags_store_rekey(f->path, f->key2, f->key1, &info, &err), AGS_ERR_AUTH);
+	assert_non_null(strstr(err.message, f->key2));
+	snap_same(f->path, &before);
+	free(before.db);
+	free(before.wal);
+
+	write_and_die(f->path, f->key1, 300); /* an encrypted WAL this time */
+	assert_int_equal(ags_store_rekey(f->path, f->key1, f->key2, &info, &err), 0);
+	assert_false(opens_whole(f->path, f->key1, 300, d));
+	assert_true(opens_whole(f->path, f->key2, 300, d));
+	hit = tu_tree_holds(data, MARK, NULL);
+	if (hit)
+		fail_msg("%s holds pattern text after rekey", hit);
+
+	assert_int_equal(ags_store_rekey(f->path, f->key2, NULL, &info, &err), 0);
+	assert_true(opens_whole(f->path, NULL, 300, d));
+	hit = tu_tree_holds(data, MARK, NULL);
+	assert_non_null(hit); /* plain again */
+	free(hit);
+	free(d);
+	free(data);
+}
+
+static void kill_self(void *ud, int s)
+{
+	if (s == *(int *)ud)
+		kill(getpid(), SIGKILL);
+}
+
+/* SIGKILL at each step of encrypt and of rekey: the old store or the new one, whole. */
+static void rekey_killed_at_every_step(void **state)
+{
+	fx *f = *state;
+	write_and_die(f->path, NULL, 200);
+	char *d = digest_of(f->path, NULL);
+	const char *keys[] = {NULL, f->key1, f->key2};
+	for (int k = 0; k < 2; k++) {
+		const char *old = keys[k], *new = keys[k + 1];
+		ags_error err;
+		if (k == 1 && ags_store_rekey(f->path, NULL, old, NULL, &err))
+			fail_msg("encrypt for the rekey round: %s", err.message);
+		for (int s = AGS_REKEY_LOCKED; s <= AGS_REKEY_DONE; s++) {
+			write_and_die(f->path, old, 200); /* rewrites the same: a WAL to handle */
+			fflush(NULL);
+			pid_t pid = fork();
+			assert_true(pid >= 0);
+			if (pid == 0) {
+				int at = s;
+				ags_error e;
+				ags_store_rekey_steps(f->path, old, new, NULL, kill_self, &at, &e);
+				fprintf(stderr, "rekey: %s\n", e.message);
+				_exit(12);
+			}
+			int st = 0;
+			assert_int_equal(waitpid(pid, &st, 0), pid);
+			if (!WIFSIGNALED(st))
+				fail_msg("step %d: the child was not killed (exit %d)", s,
+				         WEXITSTATUS(st));
+			int was_old = opens_whole(f->path, old, 200, d);
+			int is_new = opens_whole(f->path, new, 200, d);
+			if (!(was_old ^ is_new))
+				fail_msg("killed at step %d of %s: old store whole %d, new store "
+				         "whole %d",
+				         s, old ? "rekey" : "encrypt", was_old, is_new);
+			/* Before the rename the name is the old store's, from it the new one's. */
+			assert_int_equal(is_new, s >= AGS_REKEY_RENAMED);
+			if (is_new) {
+				/* Back to the old key for the next step. */
+				if (ags_store_rekey(f->path, new, old, NULL, &err))
+					fail_msg("step %d: back: %s", s, err.message);
+			}
+		}
+	}
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +567,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(wrong_or_missing_key_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_key_files_are_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(encrypted_store_is_checkpointed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(backup_keeps_the_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(encrypt_rekey_decrypt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rekey_killed_at_every_step, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -398,6 +398,38 @@ AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info
                                 ags_error *err);
 
 /*
+ * ags_store_backup of a store encrypted with the key in `key_file` (NULL:
+ * a plain store, as ags_store_backup): the copy is encrypted with the same
+ * key. Errors: those of ags_store_backup, and those of the key file and
+ * AGS_ERR_AUTH as ags_store_open.
+ */
+AGS_EXPORT int ags_store_backup_key(const char *src, const char *key_file, const char *dst,
+                                    ags_store_info *info, ags_error *err);
+
+/*
+ * Encrypts (old_key_file NULL), re-keys, or decrypts (new_key_file NULL) the
+ * store at `path`, which no process may have open (a running node is
+ * refused: AGS_ERR_STATE). The store is copied into "<path>.rekey" with the
+ * new key (SQLCipher's sqlcipher_export), the copy checked against the
+ * original (PRAGMA quick_check; same id, sequence and live count) and
+ * synced, then renamed over `path`. Crash-safe: a process killed at any
+ * point leaves at `path` either the old store or the new one, whole, and
+ * never a WAL of one beside the other (the old store's WAL is checkpointed
+ * and removed first); a "<path>.rekey" left over is removed by the next
+ * call. `info` (may be NULL) gets what the new store holds.
+ * Errors: AGS_ERR_INVALID (same file for both keys, no key at all),
+ * AGS_ERR_NOT_FOUND (no store at path), AGS_ERR_STATE (in use),
+ * AGS_ERR_AUTH (old key does not open it), those of the key files as
+ * ags_store_open, AGS_ERR_IO, AGS_ERR_STORE, AGS_ERR_NOMEM.
+ */
+AGS_EXPORT int ags_store_rekey(const char *path, const char *old_key_file, const char *new_key_file,
+                               ags_store_info *info, ags_error *err);
+
+/* ags_store_inspect of a store encrypted with the key in `key_file` (NULL: plain). */
+AGS_EXPORT int ags_store_inspect_key(const char *path, const char *key_file, ags_store_info *info,
+                                     ags_error *err);
+
+/*
  * Opens the store database at `path` read-only, checks it (PRAGMA
  * quick_check, the meta table, the schema version) and fills `info`.
  * Changes nothing. Errors: AGS_ERR_INVALID, AGS_ERR_NOT_FOUND, AGS_ERR_IO,

@@ -15,9 +15,6 @@
 #include "store.h"
 #include "store_ckpt.h"
 
-/* Bytes of a store key (AES-256). */
-#define AGS_STORE_KEY_BYTES 32
-
 /* The prepared statements, kept for the life of the store. */
 enum stmt_id {
 	ST_BEGIN,
@@ -118,6 +115,14 @@ int ags_store_key_check(sqlite3 *db, const char *path, const char *key_file, ags
  */
 int ags_store_key_open(const char *path, int flags, const uint8_t *key, const char *key_file,
                        sqlite3 **out, ags_error *err);
+
+/* ---- store_backup.c ---- */
+/*
+ * PRAGMA quick_check, the schema version and the meta table (id, seq,
+ * patterns) of an open connection into info; the messages name `path`.
+ * Errors: AGS_ERR_STORE (damaged, not a store, newer schema), AGS_ERR_NOMEM.
+ */
+int ags_store_read_info(sqlite3 *db, const char *path, ags_store_info *info, ags_error *err);
 
 /* ---- store.c ---- */
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */
