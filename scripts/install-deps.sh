@@ -7,6 +7,9 @@
 #
 #  - ngtcp2 >= 1.11 and its GnuTLS crypto helper: on bookworm from
 #    bookworm-backports (a deb822 source is added for that suite).
+#  - SQLCipher 4.6 (the store's SQLite, with encryption at rest): on bookworm
+#    from bookworm-backports (bookworm itself has 3.4). The sqlite3 program
+#    stays: the tests use it to show an encrypted store is unreadable.
 #  - yyjson: on bookworm from trixie, behind an apt pin that lets nothing but
 #    libyyjson* come from trixie.
 #  - iproute2 (ip, tc), nftables and python3 for the fault-injection test
@@ -31,7 +34,7 @@ fi
 BASE_PKGS=(
 	build-essential cmake pkg-config git ca-certificates
 	libgnutls28-dev gnutls-bin
-	libsqlite3-dev sqlite3
+	sqlite3
 	zlib1g-dev libzstd-dev
 	libuv1-dev
 	libmicrohttpd-dev
@@ -50,8 +53,8 @@ BASE_PKGS=(
 	python3 python3-jsonschema python3-yaml
 	prometheus systemd man-db bsdextrautils bash zsh binutils
 )
-# Packages that on bookworm come from bookworm-backports.
-NGTCP2_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)
+# Packages that on bookworm come from bookworm-backports (trixie: its own suite).
+BACKPORTS_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libsqlcipher-dev)
 # Packages that on bookworm come from trixie.
 YYJSON_PKGS=(libyyjson-dev)
 # Node.js for bindings/node (the npm package and its tests): node, npm and
@@ -81,13 +84,15 @@ have_node() {
 	[ -f "$prefix/include/node/node_api.h" ]
 }
 
-# Every package is installed, ngtcp2 is new enough, and the fuzzer runtime is there?
+# Every package is installed, ngtcp2 and SQLCipher are new enough?
 have_all() {
 	local p
-	for p in "${BASE_PKGS[@]}" "${NGTCP2_PKGS[@]}" "${YYJSON_PKGS[@]}"; do
+	for p in "${BASE_PKGS[@]}" "${BACKPORTS_PKGS[@]}" "${YYJSON_PKGS[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || return 1
 	done
 	pkg-config --atleast-version=1.11 libngtcp2 2>/dev/null || return 1
+	# SQLCipher's .pc gives the SQLite version it is built on: 3.46 is SQLCipher 4.6.
+	pkg-config --atleast-version=3.46 sqlcipher 2>/dev/null || return 1
 	pkg-config --exists libngtcp2_crypto_gnutls gnutls yyjson 2>/dev/null || return 1
 	have_node || return 1
 	return 0
@@ -156,12 +161,12 @@ APT=($SUDO apt-get install -y -q --no-install-recommends)
 say "installing: ${BASE_PKGS[*]}"
 "${APT[@]}" "${BASE_PKGS[@]}"
 if [ "$codename" = bookworm ]; then
-	say "installing from bookworm-backports: ${NGTCP2_PKGS[*]}"
-	"${APT[@]}" -t bookworm-backports "${NGTCP2_PKGS[@]}"
+	say "installing from bookworm-backports: ${BACKPORTS_PKGS[*]}"
+	"${APT[@]}" -t bookworm-backports "${BACKPORTS_PKGS[@]}"
 	say "installing from trixie (pinned): ${YYJSON_PKGS[*]}"
 	"${APT[@]}" "${YYJSON_PKGS[@]}"
 else
-	"${APT[@]}" "${NGTCP2_PKGS[@]}" "${YYJSON_PKGS[@]}"
+	"${APT[@]}" "${BACKPORTS_PKGS[@]}" "${YYJSON_PKGS[@]}"
 fi
 
 if ! have_node; then
@@ -170,8 +175,8 @@ if ! have_node; then
 fi
 
 if ! have_all; then
-	say "packages installed but a check still fails (ngtcp2 >= 1.11? yyjson?)" >&2
-	pkg-config --modversion libngtcp2 libngtcp2_crypto_gnutls gnutls yyjson >&2 || true
+	say "packages installed but a check still fails (ngtcp2 >= 1.11? SQLCipher >= 4.6? yyjson?)" >&2
+	pkg-config --modversion libngtcp2 libngtcp2_crypto_gnutls gnutls yyjson sqlcipher >&2 || true
 	exit 1
 fi
-say "done: ngtcp2 $(pkg-config --modversion libngtcp2), yyjson $(pkg-config --modversion yyjson)"
+say "done: ngtcp2 $(pkg-config --modversion libngtcp2), yyjson $(pkg-config --modversion yyjson), SQLCipher on SQLite $(pkg-config --modversion sqlcipher)"

@@ -308,6 +308,17 @@ static void needs_restart(const char *key, int changed)
 }
 
 /* Whether any hub setting differs (they are read when the node starts). */
+static int tenant_keys_changed(const ags_node_config *a, const ags_node_config *b)
+{
+	if (a->hub.n_tenant_keys != b->hub.n_tenant_keys)
+		return 1;
+	for (size_t i = 0; i < a->hub.n_tenant_keys; i++)
+		if (!same_str(a->hub.key_tenants[i], b->hub.key_tenants[i]) ||
+		    !same_str(a->hub.key_files[i], b->hub.key_files[i]))
+			return 1;
+	return 0;
+}
+
 static int hub_changed(const ags_node_config *a, const ags_node_config *b)
 {
 	if (a->hub.enabled != b->hub.enabled || a->hub.n_algorithms != b->hub.n_algorithms ||
@@ -324,7 +335,8 @@ static int hub_changed(const ags_node_config *a, const ags_node_config *b)
 	       !same_str(a->hub.audience, b->hub.audience) ||
 	       !same_str(a->hub.upstream.endpoint, b->hub.upstream.endpoint) ||
 	       !same_str(a->hub.upstream.token, b->hub.upstream.token) ||
-	       !same_str(a->hub.upstream.hub_id, b->hub.upstream.hub_id);
+	       !same_str(a->hub.upstream.hub_id, b->hub.upstream.hub_id) ||
+	       tenant_keys_changed(a, b);
 }
 
 /* SIGHUP: re-reads the configuration and applies what can change while running. */
@@ -375,6 +387,8 @@ static void reload(struct daemon *d)
 		needs_restart("quic.tenant", !same_str(a->tenant, b->tenant));
 		needs_restart("quic.api.listen", !same_str(o->api.listen, n->api.listen));
 		needs_restart("quic.hub", hub_changed(a, b));
+		needs_restart("quic.storage.encryption.keyFile",
+		              !same_str(a->store_key_file, b->store_key_file));
 		needs_restart("quic.tls (file names)",
 		              n->tls_from_file && (!same_str(a->tls.cert, b->tls.cert) ||
 		                                   !same_str(a->tls.key, b->tls.key) ||
@@ -414,6 +428,9 @@ int main(int argc, char **argv)
 {
 	struct daemon d = {0};
 	ags_config_overrides_init(&d.ov);
+	/* Encryption at rest: the key file may come from the environment (e.g. a
+	 * systemd credential), never the key itself. */
+	d.ov.store_key_file = getenv("AGENTSYNC_STORE_KEY_FILE");
 	d.log_level_override = -1;
 	int check = 0;
 	enum {

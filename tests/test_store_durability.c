@@ -3,7 +3,9 @@
  * Durability of the store: a child process applies a batch and is killed
  * with SIGKILL the moment ags_store_apply_batch returns; the parent reopens
  * the database and must find the whole batch, with the same sequence, count
- * and digest as a reference store that saw the same changes.
+ * and digest as a reference store that saw the same changes. Run on a plain
+ * store and on an encrypted one (ags_store_opts.key_file), where no file of
+ * the directory may hold a byte of pattern text either.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -67,9 +69,9 @@ static void free_batch(ags_pattern **b)
 }
 
 /* In the child: open, apply, and die by SIGKILL without closing anything. */
-static void child_apply_and_die(const char *path, int round, int fsync_full)
+static void child_apply_and_die(const char *path, const char *key_file, int round, int fsync_full)
 {
-	ags_store_opts opts = {.fsync_full = fsync_full};
+	ags_store_opts opts = {.fsync_full = fsync_full, .key_file = key_file};
 	ags_store *s = NULL;
 	if (ags_store_open(path, &opts, &s, NULL))
 		_exit(10);
@@ -81,12 +83,33 @@ static void child_apply_and_die(const char *path, int round, int fsync_full)
 	_exit(11);
 }
 
-static void survives_sigkill_right_after_commit(void **state)
+/* No file in dir holds `needle`; the killed writer's WAL is among those read. */
+static void no_file_holds(const char *dir, const char *needle)
 {
-	(void)state;
+	char *scanned = NULL;
+	char *hit = tu_tree_holds(dir, needle, &scanned);
+	if (hit)
+		fail_msg("%s holds \"%s\" in the clear", hit, needle);
+	if (!strstr(scanned, "store.db-wal"))
+		fail_msg("no WAL among the files read: %s", scanned);
+	free(scanned);
+}
+
+static void survives_sigkill(const char *key_hex)
+{
 	char *dir = tu_mkdtemp("durable");
 	char *path = tu_sprintf("%s/store.db", dir);
-	char *ref_path = tu_sprintf("%s/reference.db", dir);
+	char *key_file = NULL;
+	if (key_hex) {
+		key_file = tu_sprintf("%s/store.key", dir);
+		FILE *kf = fopen(key_file, "w");
+		assert_non_null(kf);
+		fprintf(kf, "%s\n", key_hex);
+		fclose(kf);
+	}
+	ags_store_opts sopts = {.key_file = key_file};
+	char *ref_dir = tu_mkdtemp("durable-ref"); /* the plain reference, elsewhere */
+	char *ref_path = tu_sprintf("%s/reference.db", ref_dir);
 	ags_store *ref = NULL;
 	ags_error err;
 	assert_int_equal(ags_store_open(ref_path, NULL, &ref, &err), 0);
@@ -97,7 +120,7 @@ static void survives_sigkill_right_after_commit(void **state)
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
-			child_apply_and_die(path, round, fsync_full);
+			child_apply_and_die(path, key_file, round, fsync_full);
 		int status = 0;
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (!WIFSIGNALED(status))
@@ -111,8 +134,16 @@ static void survives_sigkill_right_after_commit(void **state)
 		    ags_store_apply_batch(ref, (const ags_pattern *const *)b, BATCH, NULL, &err),
 		    0);
 
+		if (key_file) {
+			no_file_holds(dir, "durable payload");
+		} else {
+			/* The scan finds the text where it is in the clear. */
+			char *hit = tu_tree_holds(dir, "durable payload", NULL);
+			assert_non_null(hit);
+			free(hit);
+		}
 		ags_store *s = NULL;
-		assert_int_equal(ags_store_open(path, NULL, &s, &err), 0);
+		assert_int_equal(ags_store_open(path, &sopts, &s, &err), 0);
 		char d[65], dref[65], drows[65];
 		uint64_t n = 0, nref = 0, live = 0;
 		ags_store_digest(s, d);
@@ -146,15 +177,31 @@ static void survives_sigkill_right_after_commit(void **state)
 	}
 	ags_store_close(ref);
 	tu_rmrf(dir);
+	tu_rmrf(ref_dir);
+	free(ref_dir);
 	free(ref_path);
 	free(path);
+	free(key_file);
 	free(dir);
+}
+
+static void survives_sigkill_right_after_commit(void **state)
+{
+	(void)state;
+	survives_sigkill(NULL);
+}
+
+static void encrypted_survives_sigkill_right_after_commit(void **state)
+{
+	(void)state;
+	survives_sigkill("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(survives_sigkill_right_after_commit),
+	    cmocka_unit_test(encrypted_survives_sigkill_right_after_commit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

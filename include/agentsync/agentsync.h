@@ -230,13 +230,24 @@ typedef struct ags_store_opts {
 	 * loss, at the cost of an fsync per commit.
 	 */
 	int fsync_full;
+	/*
+	 * Encryption at rest: NULL (default) for an ordinary SQLite 3 file, or
+	 * a file holding the store's 256-bit key (64 hex digits and an optional
+	 * newline, or 32 raw bytes). With a key every page of the database and
+	 * of its WAL is encrypted (SQLCipher). A store is opened with the key it
+	 * was made with: a wrong key or a key for a plain store is AGS_ERR_AUTH,
+	 * no key for an encrypted store AGS_ERR_STORE; nothing is written.
+	 */
+	const char *key_file;
 } ags_store_opts;
 
 /*
  * Opens (creating if needed) the store database at `path`. A new store gets
  * a random 128-bit identity, so a reader can tell a wiped store from an old
  * one. `opts` may be NULL.
- * Errors: AGS_ERR_INVALID, AGS_ERR_NOMEM, AGS_ERR_STORE, AGS_ERR_IO.
+ * Errors: AGS_ERR_INVALID (also: the key file is not one), AGS_ERR_NOMEM,
+ * AGS_ERR_STORE, AGS_ERR_IO, AGS_ERR_AUTH (the key does not open the store;
+ * see ags_store_opts.key_file).
  */
 AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_store **out,
                               ags_error *err);
@@ -385,6 +396,38 @@ typedef struct ags_store_info {
  */
 AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info *info,
                                 ags_error *err);
+
+/*
+ * ags_store_backup of a store encrypted with the key in `key_file` (NULL:
+ * a plain store, as ags_store_backup): the copy is encrypted with the same
+ * key. Errors: those of ags_store_backup, and those of the key file and
+ * AGS_ERR_AUTH as ags_store_open.
+ */
+AGS_EXPORT int ags_store_backup_key(const char *src, const char *key_file, const char *dst,
+                                    ags_store_info *info, ags_error *err);
+
+/*
+ * Encrypts (old_key_file NULL), re-keys, or decrypts (new_key_file NULL) the
+ * store at `path`, which no process may have open (a running node is
+ * refused: AGS_ERR_STATE). The store is copied into "<path>.rekey" with the
+ * new key (SQLCipher's sqlcipher_export), the copy checked against the
+ * original (PRAGMA quick_check; same id, sequence and live count) and
+ * synced, then renamed over `path`. Crash-safe: a process killed at any
+ * point leaves at `path` either the old store or the new one, whole, and
+ * never a WAL of one beside the other (the old store's WAL is checkpointed
+ * and removed first); a "<path>.rekey" left over is removed by the next
+ * call. `info` (may be NULL) gets what the new store holds.
+ * Errors: AGS_ERR_INVALID (same file for both keys, no key at all),
+ * AGS_ERR_NOT_FOUND (no store at path), AGS_ERR_STATE (in use),
+ * AGS_ERR_AUTH (old key does not open it), those of the key files as
+ * ags_store_open, AGS_ERR_IO, AGS_ERR_STORE, AGS_ERR_NOMEM.
+ */
+AGS_EXPORT int ags_store_rekey(const char *path, const char *old_key_file, const char *new_key_file,
+                               ags_store_info *info, ags_error *err);
+
+/* ags_store_inspect of a store encrypted with the key in `key_file` (NULL: plain). */
+AGS_EXPORT int ags_store_inspect_key(const char *path, const char *key_file, ags_store_info *info,
+                                     ags_error *err);
 
 /*
  * Opens the store database at `path` read-only, checks it (PRAGMA

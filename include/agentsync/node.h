@@ -144,7 +144,24 @@ typedef struct ags_node_config {
 			const char
 			    *hub_id; /* the hub certificate's id, or NULL: any the CA vouches for */
 		} upstream;
+		/*
+		 * Encryption at rest per tenant: the store of tenant key_tenants[i]
+		 * is encrypted with the key in key_files[i] (n_tenant_keys pairs;
+		 * see ags_store_opts.key_file), so one tenant's data cannot be read
+		 * with another's key. A tenant not listed uses store_key_file.
+		 */
+		const char *const *key_tenants;
+		const char *const *key_files;
+		size_t n_tenant_keys;
 	} hub;
+
+	/*
+	 * Encryption at rest (docs/ARCHITECTURE.md, "Encryption at rest"): the
+	 * file holding the store's 256-bit key, or NULL (default) for a plain
+	 * SQLite store. See ags_store_opts.key_file; a store that the key does
+	 * not open makes ags_node_start fail, naming the files.
+	 */
+	const char *store_key_file;
 } ags_node_config;
 
 #define AGS_NODE_CONFIG_VERSION 1

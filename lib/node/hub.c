@@ -141,6 +141,14 @@ int ags_hub_tenant_path(const char *data_dir, const char *t, char *buf, size_t c
 	return 0;
 }
 
+const char *ags_hub_tenant_key_file(const ags_node_config *cfg, const char *t)
+{
+	for (size_t i = 0; i < cfg->hub.n_tenant_keys; i++)
+		if (strcmp(cfg->hub.key_tenants[i], t) == 0)
+			return cfg->hub.key_files[i];
+	return cfg->store_key_file;
+}
+
 /* ---- lists ---- */
 
 static int list_add(struct ags_link ***arr, size_t *n, size_t *cap, struct ags_link *l)
@@ -339,7 +347,8 @@ static int tenant_get(struct ags_hub *h, const char *name, struct ags_hub_tenant
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	pthread_mutex_init(&t->own_mu, NULL);
 	t->mu = &t->own_mu;
-	ags_store_opts so = {.fsync_full = cfg->fsync_full};
+	ags_store_opts so = {.fsync_full = cfg->fsync_full,
+	                     .key_file = ags_hub_tenant_key_file(cfg, name)};
 	if ((rv = ags_store_open(path, &so, &t->store, err)))
 		goto fail;
 	if ((rv = ags_sync_clock_load(t->store, &t->clock))) {

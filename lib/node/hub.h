@@ -60,6 +60,12 @@ int ags_hub_tenant_name_ok(const char *t);
 int ags_hub_tenant_path(const char *data_dir, const char *t, char *buf, size_t cap, ags_error *err);
 
 /*
+ * The key file of tenant `t`'s store: its own (cfg->hub.key_files), else
+ * cfg->store_key_file; NULL for a plain store.
+ */
+const char *ags_hub_tenant_key_file(const ags_node_config *cfg, const char *t);
+
+/*
  * Makes a hub (hub mode on) in environment `env`: loads the JWT keys named in
  * env->cfg and checks them (ags_jwt_config_check), and registers the node's
  * own store (already open, host initialised) as the tenant of cfg->tenant.

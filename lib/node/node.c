@@ -224,6 +224,19 @@ static int check_hub_config(const ags_node_config *c, ags_error *err)
 			                     "must be at least %d bytes", AGS_JWT_HS_SECRET_MIN);
 		if (c->hub.n_algorithms && !c->hub.algorithms)
 			return ags_error_set(err, AGS_ERR_CONFIG, "hub.algorithms", "is NULL");
+		if (c->hub.n_tenant_keys && (!c->hub.key_tenants || !c->hub.key_files))
+			return ags_error_set(err, AGS_ERR_CONFIG, "hub.tenants", "is NULL");
+		for (size_t i = 0; i < c->hub.n_tenant_keys; i++) {
+			const char *t = c->hub.key_tenants[i];
+			if (!t || !ags_hub_tenant_name_ok(t) || !c->hub.key_files[i] ||
+			    !*c->hub.key_files[i])
+				return ags_error_set(
+				    err, AGS_ERR_CONFIG, "hub.tenants",
+				    "entry %zu ('%.64s'): a tenant name (1-128 of "
+				    "[A-Za-z0-9._-], not starting with '.') and a key "
+				    "file are required",
+				    i, t ? t : "");
+		}
 	}
 	if (c->hub.upstream.endpoint) {
 		char host[256];
@@ -323,6 +336,11 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 	c->hub.upstream.endpoint = own(n, cfg->hub.upstream.endpoint);
 	c->hub.upstream.token = own(n, cfg->hub.upstream.token);
 	c->hub.upstream.hub_id = own(n, cfg->hub.upstream.hub_id);
+	c->hub.key_tenants = own_list(n, cfg->hub.key_tenants, cfg->hub.n_tenant_keys, &oom);
+	c->hub.key_files = own_list(n, cfg->hub.key_files, cfg->hub.n_tenant_keys, &oom);
+	if (!c->hub.key_tenants || !c->hub.key_files)
+		c->hub.n_tenant_keys = 0;
+	c->store_key_file = own(n, cfg->store_key_file);
 	c->hub.hs256_secret = NULL;
 	c->hub.hs256_secret_len = 0;
 	if (cfg->hub.hs256_secret && cfg->hub.hs256_secret_len) {
@@ -346,7 +364,8 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 	    (cfg->hub.issuer && !c->hub.issuer) || (cfg->hub.audience && !c->hub.audience) ||
 	    (cfg->hub.upstream.endpoint && !c->hub.upstream.endpoint) ||
 	    (cfg->hub.upstream.token && !c->hub.upstream.token) ||
-	    (cfg->hub.upstream.hub_id && !c->hub.upstream.hub_id))
+	    (cfg->hub.upstream.hub_id && !c->hub.upstream.hub_id) ||
+	    (cfg->store_key_file && !c->store_key_file))
 		goto nomem;
 	snprintf(n->node_id, sizeof(n->node_id), "%s", c->node_id);
 	if (cb) {
@@ -497,7 +516,10 @@ static int open_stores(struct ags_node *n, ags_error *err)
 	} else {
 		snprintf(path, sizeof(path), "%s/store.db", n->cfg.data_dir);
 	}
-	ags_store_opts so = {.fsync_full = n->cfg.fsync_full};
+	ags_store_opts so = {.fsync_full = n->cfg.fsync_full,
+	                     .key_file = n->cfg.hub.enabled
+	                                     ? ags_hub_tenant_key_file(&n->cfg, n->cfg.tenant)
+	                                     : n->cfg.store_key_file};
 	if ((rv = ags_store_open(path, &so, &n->store, err)) ||
 	    (rv = ags_store_open(path, &so, &n->rstore, err)) ||
 	    (rv = ags_store_open(path, &so, &n->lstore, err)))

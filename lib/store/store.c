@@ -184,7 +184,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 	(void)name;
 	if (!s->ckpt && !s->ckpt_failed && frames >= s->ckpt_lim.soft_frames) {
 		struct ags_ckpt *c = NULL;
-		if (ags_ckpt_start(sqlite3_db_filename(db, "main"), &s->ckpt_lim, &c) != 0)
+		if (ags_ckpt_start(sqlite3_db_filename(db, "main"), s->keyed ? s->key : NULL,
+		                   &s->ckpt_lim, &c) != 0)
 			s->ckpt_failed = 1;
 		else
 			__atomic_store_n(&s->ckpt, c, __ATOMIC_RELEASE); /* others read it */
@@ -480,17 +481,16 @@ AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_
 		r = ags_error_set(err, AGS_ERR_INTERNAL, NULL, "SHA-256 is not available");
 		goto fail;
 	}
-	int rc = sqlite3_open_v2(
-	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		int code = (rc & 0xff) == SQLITE_CANTOPEN ? AGS_ERR_IO
-		           : rc == SQLITE_NOMEM           ? AGS_ERR_NOMEM
-		                                          : AGS_ERR_STORE;
-		r = ags_error_set(err, code, NULL, "%s: %s", path,
-		                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		goto fail;
+	const char *key_file = opts ? opts->key_file : NULL;
+	if (key_file) {
+		if ((r = ags_store_key_load(key_file, s->key, err)))
+			goto fail;
+		s->keyed = 1;
 	}
-	sqlite3_extended_result_codes(s->db, 1);
+	if ((r = ags_store_key_open(
+	         path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	         s->keyed ? s->key : NULL, key_file, &s->db, err)))
+		goto fail;
 	if ((r = setup(s, path, opts, err)))
 		goto fail;
 	*out = s;
@@ -510,6 +510,7 @@ AGS_EXPORT void ags_store_close(ags_store *s)
 	sqlite3_close(s->db);
 	if (s->sha)
 		gnutls_hash_deinit(s->sha, NULL);
+	gnutls_memset(s->key, 0, sizeof(s->key));
 	free(s);
 }
 

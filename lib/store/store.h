@@ -16,6 +16,42 @@
 /* The file name the store was opened with (owned by the store; store_backup.c). */
 const char *ags_store_path(const ags_store *s);
 
+/* Bytes of a store key (AES-256). */
+#define AGS_STORE_KEY_BYTES 32
+
+/*
+ * The key the store was opened with, copied into key (the caller wipes it):
+ * 1, or 0 for a plain store (key untouched).
+ */
+int ags_store_key_of(const ags_store *s, uint8_t key[AGS_STORE_KEY_BYTES]);
+
+/*
+ * ags_store_backup of a store encrypted with `key` (AGS_STORE_KEY_BYTES
+ * bytes; NULL: plain); the copy keeps the key. For a node, which has the
+ * key of its open store (ags_store_key_of) rather than its file.
+ */
+int ags_store_backup_raw(const char *src, const uint8_t *key, const char *dst, ags_store_info *info,
+                         ags_error *err);
+
+/* The steps of ags_store_rekey, in order (for tests that stop it at each one). */
+enum ags_rekey_step {
+	AGS_REKEY_LOCKED = 1, /* the old store is open, keyed and locked */
+	AGS_REKEY_SINGLE,     /* its WAL is checkpointed and gone (journal mode DELETE) */
+	AGS_REKEY_EXPORTED,   /* the copy is written (not yet synced) */
+	AGS_REKEY_SYNCED,     /* the copy is closed and synced */
+	AGS_REKEY_CHECKED,    /* the copy checks against the old store */
+	AGS_REKEY_RENAMED,    /* the copy is the store (directory not yet synced) */
+	AGS_REKEY_DONE,       /* the directory is synced */
+};
+
+/*
+ * ags_store_rekey calling step(ud, s) as each step is reached (step may be
+ * NULL; it may kill the process, which is what the tests do).
+ */
+int ags_store_rekey_steps(const char *path, const char *old_key_file, const char *new_key_file,
+                          ags_store_info *info, void (*step)(void *ud, int s), void *ud,
+                          ags_error *err);
+
 /* Schema version this build writes (PRAGMA user_version). */
 #define AGS_STORE_SCHEMA_VERSION 5
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <sqlite3.h>
 
 #include "error.h"
@@ -40,7 +41,7 @@ static int sqlite_error(ags_error *err, sqlite3 *db, int rc, const char *path, c
 }
 
 /* Reads the checks and the meta table of an open connection into info. */
-static int read_info(sqlite3 *db, const char *path, ags_store_info *info, ags_error *err)
+int ags_store_read_info(sqlite3 *db, const char *path, ags_store_info *info, ags_error *err)
 {
 	memset(info, 0, sizeof(*info));
 	sqlite3_stmt *st = NULL;
@@ -113,8 +114,9 @@ static int read_info(sqlite3 *db, const char *path, ags_store_info *info, ags_er
 	return 0;
 }
 
-/* Opens `path` read-only (it must exist). */
-static int open_ro(const char *path, sqlite3 **db, ags_error *err)
+/* Opens `path` read-only (it must exist), keyed with `key` (NULL: plain). */
+static int open_ro(const char *path, const uint8_t *key, const char *key_file, sqlite3 **db,
+                   ags_error *err)
 {
 	struct stat sb;
 	if (stat(path, &sb) < 0)
@@ -122,6 +124,7 @@ static int open_ro(const char *path, sqlite3 **db, ags_error *err)
 		                     "%s: %s", path, strerror(errno));
 	if (!S_ISREG(sb.st_mode))
 		return ags_error_set(err, AGS_ERR_IO, NULL, "%s: not a regular file", path);
+	*db = NULL;
 	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		int r = sqlite_error(err, *db, rc, path, "cannot open it");
@@ -131,18 +134,51 @@ static int open_ro(const char *path, sqlite3 **db, ags_error *err)
 	}
 	sqlite3_extended_result_codes(*db, 1);
 	sqlite3_busy_timeout(*db, 5000);
-	return 0;
+	int r = ags_store_key_attach(*db, "main", key, path, err);
+	/* Without a key, a file that is not a database is read_info's to name. */
+	if (!r && key)
+		r = ags_store_key_check(*db, path, key_file ? key_file : "(key given)", err);
+	if (r) {
+		sqlite3_close(*db);
+		*db = NULL;
+	}
+	return r;
+}
+
+/* The key of key_file into key; *k = key, or NULL when key_file is NULL. */
+static int load_key(const char *key_file, uint8_t key[AGS_STORE_KEY_BYTES], const uint8_t **k,
+                    ags_error *err)
+{
+	*k = NULL;
+	if (!key_file)
+		return 0;
+	int r = ags_store_key_load(key_file, key, err);
+	if (!r)
+		*k = key;
+	return r;
 }
 
 AGS_EXPORT int ags_store_inspect(const char *path, ags_store_info *info, ags_error *err)
 {
+	return ags_store_inspect_key(path, NULL, info, err);
+}
+
+AGS_EXPORT int ags_store_inspect_key(const char *path, const char *key_file, ags_store_info *info,
+                                     ags_error *err)
+{
 	if (!path || !*path || !info)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "path and info are required");
-	sqlite3 *db = NULL;
-	int r = open_ro(path, &db, err);
+	uint8_t kb[AGS_STORE_KEY_BYTES];
+	const uint8_t *key = NULL;
+	int r = load_key(key_file, kb, &key, err);
 	if (r)
 		return r;
-	r = read_info(db, path, info, err);
+	sqlite3 *db = NULL;
+	r = open_ro(path, key, key_file, &db, err);
+	gnutls_memset(kb, 0, sizeof(kb));
+	if (r)
+		return r;
+	r = ags_store_read_info(db, path, info, err);
 	sqlite3_close(db);
 	struct stat sb;
 	if (!r && stat(path, &sb) == 0)
@@ -164,6 +200,32 @@ static int sync_path(const char *path, int dir)
 AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info *info,
                                 ags_error *err)
 {
+	return ags_store_backup_raw(src, NULL, dst, info, err);
+}
+
+AGS_EXPORT int ags_store_backup_key(const char *src, const char *key_file, const char *dst,
+                                    ags_store_info *info, ags_error *err)
+{
+	uint8_t kb[AGS_STORE_KEY_BYTES];
+	const uint8_t *key = NULL;
+	int r = load_key(key_file, kb, &key, err);
+	if (!r)
+		r = ags_store_backup_raw(src, key, dst, info, err);
+	gnutls_memset(kb, 0, sizeof(kb));
+	return r;
+}
+
+int ags_store_key_of(const ags_store *s, uint8_t key[AGS_STORE_KEY_BYTES])
+{
+	if (!s || !s->keyed)
+		return 0;
+	memcpy(key, s->key, AGS_STORE_KEY_BYTES);
+	return 1;
+}
+
+int ags_store_backup_raw(const char *src, const uint8_t *key, const char *dst, ags_store_info *info,
+                         ags_error *err)
+{
 	if (!src || !*src || !dst || !*dst)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "src and dst are required");
 	if (strlen(dst) > BACKUP_PATH_MAX)
@@ -176,7 +238,7 @@ AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info
 	memset(&local, 0, sizeof(local));
 	ags_store_info *out = info ? info : &local;
 	sqlite3 *from = NULL, *to = NULL;
-	int r = open_ro(src, &from, err);
+	int r = open_ro(src, key, NULL, &from, err);
 	if (r)
 		return r;
 	/* The source must be a store; checked inside the backup's own snapshot below. */
@@ -195,6 +257,10 @@ AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info
 		r = sqlite_error(err, to, rc, tmp, "cannot open the copy");
 		goto fail;
 	}
+	/* The copy is encrypted with the source's key (SQLCipher copies pages between
+	 * databases of the same key). */
+	if ((r = ags_store_key_attach(to, "main", key, tmp, err)))
+		goto fail;
 	sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
 	if (!b) {
 		r = sqlite_error(err, to, sqlite3_errcode(to), src, "cannot start the backup");
@@ -222,7 +288,7 @@ AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info
 		r = sqlite_error(err, to, rc, tmp, "cannot make it a single file");
 		goto fail;
 	}
-	if ((r = read_info(to, src, out, err)))
+	if ((r = ags_store_read_info(to, src, out, err)))
 		goto fail;
 	sqlite3_close(from);
 	from = NULL;

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "error.h"
 #include "store_ckpt.h"
+#include "store_int.h"
 
 struct ags_ckpt {
 	sqlite3 *db; /* the checkpointer's own connection */
@@ -70,7 +71,8 @@ static void *ckpt_main(void *arg)
 	return NULL;
 }
 
-int ags_ckpt_start(const char *path, const ags_ckpt_limits *lim, struct ags_ckpt **out)
+int ags_ckpt_start(const char *path, const uint8_t *key, const ags_ckpt_limits *lim,
+                   struct ags_ckpt **out)
 {
 	*out = NULL;
 	struct ags_ckpt *c = calloc(1, sizeof(*c));
@@ -83,13 +85,11 @@ int ags_ckpt_start(const char *path, const ags_ckpt_limits *lim, struct ags_ckpt
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	        SQLITE_OK ||
+	/* A connection finds the WAL on its first read (the key check is one); until
+	 * then a checkpoint does nothing. */
+	if (ags_store_key_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, key, NULL, &c->db,
+	                       NULL) != 0 ||
 	    sqlite3_busy_timeout(c->db, 0) != SQLITE_OK ||
-	    /* A connection finds the WAL on its first read; until then a checkpoint does nothing.
-	     */
-	    sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) !=
-	        SQLITE_OK ||
 	    pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
 		sqlite3_close(c->db);
 		pthread_cond_destroy(&c->cv);

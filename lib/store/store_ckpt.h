@@ -15,8 +15,12 @@ typedef struct ags_ckpt_limits {
 
 struct ags_ckpt;
 
-/* Starts a checkpointer on its own connection to the database at path; 0 or -1. */
-int ags_ckpt_start(const char *path, const ags_ckpt_limits *lim, struct ags_ckpt **out);
+/*
+ * Starts a checkpointer on its own connection to the database at path, keyed
+ * with the store's 32-byte key (NULL: a plain store); 0 or -1.
+ */
+int ags_ckpt_start(const char *path, const uint8_t *key, const ags_ckpt_limits *lim,
+                   struct ags_ckpt **out);
 /* After every commit of the writer: the WAL now holds `frames` frames. */
 void ags_ckpt_note(struct ags_ckpt *c, int frames);
 /* Counts as a commit for the pause the checkpointer waits for (the store is in use). */

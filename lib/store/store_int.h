@@ -71,6 +71,8 @@ struct ags_store {
 	struct ags_ckpt *ckpt;    /* the checkpointer, once the WAL has needed one */
 	ags_ckpt_limits ckpt_lim;
 	int ckpt_failed; /* it could not start: the writer checkpoints at soft_frames */
+	int keyed;       /* encrypted with `key` (store_key.c) */
+	uint8_t key[AGS_STORE_KEY_BYTES];
 };
 
 /* What the store holds for one id, as read by ST_HEAD. */
@@ -84,6 +86,43 @@ struct ags_store_row_head {
 
 /* The SQL of each prepared statement (store.c). */
 extern const char *const ags_store_sql[ST__COUNT];
+
+/* ---- store_key.c: encryption at rest ---- */
+/*
+ * Reads the 256-bit key of `key_file` (64 hex digits and an optional newline,
+ * or 32 raw bytes) into key. Errors: AGS_ERR_INVALID (not a key file),
+ * AGS_ERR_IO (cannot read it), AGS_ERR_NOMEM; the message names the file.
+ */
+int ags_store_key_load(const char *key_file, uint8_t key[AGS_STORE_KEY_BYTES], ags_error *err);
+/*
+ * Checks that SQLite is SQLCipher, then gives the database `schema` of db the
+ * raw key (NULL: none, the file is plain SQLite). First thing on a connection.
+ * Errors: AGS_ERR_STORE (no SQLCipher, SQLCipher refused), AGS_ERR_NOMEM.
+ */
+int ags_store_key_attach(sqlite3 *db, const char *schema, const uint8_t *key, const char *path,
+                         ags_error *err);
+/*
+ * Reads page 1: whether the key (key_file names it; NULL: no key) fits.
+ * Errors: AGS_ERR_AUTH (with a key: a wrong key, a plain file, not a
+ * database), AGS_ERR_STORE (without: an encrypted store or not a database;
+ * other SQLite failures), AGS_ERR_IO.
+ */
+int ags_store_key_check(sqlite3 *db, const char *path, const char *key_file, ags_error *err);
+/*
+ * sqlite3_open_v2(path, flags) with extended result codes, keyed and
+ * checked as above; a connection that fails the check is closed without a
+ * checkpoint (nothing written). Errors: those of both, AGS_ERR_IO.
+ */
+int ags_store_key_open(const char *path, int flags, const uint8_t *key, const char *key_file,
+                       sqlite3 **out, ags_error *err);
+
+/* ---- store_backup.c ---- */
+/*
+ * PRAGMA quick_check, the schema version and the meta table (id, seq,
+ * patterns) of an open connection into info; the messages name `path`.
+ * Errors: AGS_ERR_STORE (damaged, not a store, newer schema), AGS_ERR_NOMEM.
+ */
+int ags_store_read_info(sqlite3 *db, const char *path, ags_store_info *info, ags_error *err);
 
 /* ---- store.c ---- */
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */

@@ -88,6 +88,7 @@ int cmd_agent(const struct cli *c, int argc, char **argv); /* agent put|sync|get
 int cmd_token(const struct cli *c, int argc, char **argv);
 int cmd_backup(const struct cli *c, int argc, char **argv);  /* cmd_backup.c */
 int cmd_restore(const struct cli *c, int argc, char **argv); /* cmd_backup.c */
+int cmd_store(const struct cli *c, int argc, char **argv);   /* encrypt|rekey|decrypt|inspect */
 int cmd_completion(const struct cli *c, int argc, char **argv);
 
 /* What a command's plain (non-option) arguments are, for the completions. */

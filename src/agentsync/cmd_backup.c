@@ -25,23 +25,25 @@
 #include "cli.h"
 
 static const char backup_help[] =
-    "Usage: agentsync backup --out FILE [--force]\n"
+    "Usage: agentsync backup --out FILE [--force] [--key-file K]\n"
     "Asks the running daemon (GET /v1/backup) for an online, consistent copy of its\n"
     "store, made with SQLite's backup API while the node goes on syncing, and writes\n"
     "it to FILE (mode 0600). The copy is checked (it opens, PRAGMA quick_check, the\n"
     "store's identity) before FILE is created. Restore it with agentsync restore.\n"
     "  --out FILE   where to write the backup (refused if it exists)\n"
     "  --force      replace FILE if it exists\n"
+    "  --key-file K the store's key, when it is encrypted (the copy is too)\n"
     "Exit status: 0 written, 1 error, 2 usage, 3 daemon unreachable.\n";
 
 static const char restore_help[] =
-    "Usage: agentsync restore --from FILE --data DIR\n"
+    "Usage: agentsync restore --from FILE --data DIR [--key-file K]\n"
     "Copies the backup FILE into DIR/store.db, a new data directory for agentsyncd\n"
     "(created, mode 0700; refused if it already holds a store). Runs locally, no\n"
     "daemon involved. The store keeps its identity: start agentsyncd with --data DIR\n"
     "and the node catches up from its peers with what they hold beyond the backup.\n"
     "  --from FILE  the backup (from agentsync backup)\n"
     "  --data DIR   the new data directory\n"
+    "  --key-file K the backup's key, when it is encrypted (the store keeps it)\n"
     "Exit status: 0 restored, 1 error (the file and the reason are printed), 2 usage.\n";
 
 struct sink {
@@ -79,8 +81,9 @@ int cmd_backup(const struct cli *c, int argc, char **argv)
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
 	                                     {"out", required_argument, NULL, 'o'},
 	                                     {"force", no_argument, NULL, 'f'},
+	                                     {"key-file", required_argument, NULL, 'k'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *out = NULL;
+	const char *out = NULL, *key_file = NULL;
 	int force = 0, opt;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -93,6 +96,9 @@ int cmd_backup(const struct cli *c, int argc, char **argv)
 			break;
 		case 'f':
 			force = 1;
+			break;
+		case 'k':
+			key_file = optarg;
 			break;
 		default:
 			fputs(backup_help, stderr);
@@ -146,7 +152,7 @@ int cmd_backup(const struct cli *c, int argc, char **argv)
 	ags_error err;
 	ags_error_clear(&err);
 	if (rc == EXIT_OK) {
-		int irc = ags_store_inspect(partial, &info, &err);
+		int irc = ags_store_inspect_key(partial, key_file, &info, &err);
 		if (irc < 0) {
 			print_store_error("backup: the copy received does not check", &err, irc);
 			rc = EXIT_ERROR;
@@ -172,8 +178,9 @@ int cmd_restore(const struct cli *c, int argc, char **argv)
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
 	                                     {"from", required_argument, NULL, 'i'},
 	                                     {"data", required_argument, NULL, 'd'},
+	                                     {"key-file", required_argument, NULL, 'k'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *from = NULL, *data = NULL;
+	const char *from = NULL, *data = NULL, *key_file = NULL;
 	int opt;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -186,6 +193,9 @@ int cmd_restore(const struct cli *c, int argc, char **argv)
 			break;
 		case 'd':
 			data = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
 			break;
 		default:
 			fputs(restore_help, stderr);
@@ -209,7 +219,7 @@ int cmd_restore(const struct cli *c, int argc, char **argv)
 	ags_store_info info;
 	ags_error err;
 	ags_error_clear(&err);
-	int rc = ags_store_backup(from, dst, &info, &err);
+	int rc = ags_store_backup_key(from, key_file, dst, &info, &err);
 	if (rc == AGS_ERR_EXISTS)
 		fprintf(
 		    stderr,

@@ -42,6 +42,7 @@ enum kind {
 	K_LOGLVL,  /* log.level */
 	K_ALGS,    /* hub.algorithms: a non-empty array of JWT algorithm names */
 	K_SKEW,    /* hub.skewSeconds: int64_t, 0 in the file meaning none (-1) */
+	K_TENANTS, /* hub.tenants: {"TENANT": {"keyFile": path}, ...} */
 	K_ENDPOINT /* hub.upstream.endpoint: "quic://HOST[:PORT]" */
 };
 
@@ -122,6 +123,25 @@ static const struct key_def upstream_keys[] = {
 };
 static const struct obj_def upstream_def = DEF(upstream_keys);
 
+static const struct key_def encryption_keys[] = {
+    {"keyFile", K_STR, OFF(node.store_key_file), 0, 1, 4096, NULL},
+};
+static const struct obj_def encryption_def = DEF(encryption_keys);
+
+static const struct key_def storage_keys[] = {
+    {"encryption", K_OBJ, 0, 0, 0, 0, &encryption_def},
+};
+static const struct obj_def storage_def = DEF(storage_keys);
+
+/* One entry of hub.tenants (offsets into struct tenant_entry). */
+struct tenant_entry {
+	const char *key_file;
+};
+static const struct key_def tenant_keys[] = {
+    {"keyFile", K_STR, offsetof(struct tenant_entry, key_file), 0, 1, 4096, NULL},
+};
+static const struct obj_def tenant_def = DEF(tenant_keys);
+
 static const struct key_def hub_keys[] = {
     {"enabled", K_BOOL, OFF(node.hub.enabled), 0, 0, 1, NULL},
     {"algorithms", K_ALGS, OFF(node.hub.algorithms), OFF(node.hub.n_algorithms), 0, 0, NULL},
@@ -134,6 +154,7 @@ static const struct key_def hub_keys[] = {
     {"maxAgents", K_U32, OFF(node.hub.max_agents), 0, 1, 1000000, NULL},
     {"maxTenants", K_U32, OFF(node.hub.max_tenants), 0, 1, 100000, NULL},
     {"upstream", K_OBJ, 0, 0, 0, 0, &upstream_def},
+    {"tenants", K_TENANTS, 0, 0, 0, 0, NULL},
 };
 static const struct obj_def hub_def = DEF(hub_keys);
 
@@ -164,6 +185,7 @@ static const struct key_def quic_keys[] = {
     {"keepAlive", K_U32, OFF(node.keepalive_ms), 0, 0, MS_MAX, NULL},
     {"fsync", K_BOOL, OFF(node.fsync_full), 0, 0, 1, NULL},
     {"busyPoll", K_U32, OFF(node.busy_poll_us), 0, 0, 100000, NULL},
+    {"storage", K_OBJ, 0, 0, 0, 0, &storage_def},
     {"log", K_OBJ, 0, 0, 0, 0, &log_def},
     {"hub", K_OBJ, 0, 0, 0, 0, &hub_def},
 };
@@ -499,6 +521,58 @@ static int parse_peers(struct pctx *pc, yyjson_val *v, const char *path)
 	return 0;
 }
 
+/* hub.tenants: an object of tenant name -> {keyFile}, at most 1024 tenants. */
+static int parse_tenants(struct pctx *pc, yyjson_val *v, const char *path)
+{
+	if (!yyjson_is_obj(v))
+		return bad(pc, path, v, "must be an object: {\"TENANT\": {\"keyFile\": PATH}}");
+	size_t n = yyjson_obj_size(v);
+	if (n > 1024)
+		return bad(pc, path, NULL, "must have at most 1024 tenants, got %zu", n);
+	const char **names = own(pc->c, calloc(n ? n : 1, sizeof(*names)));
+	const char **files = own(pc->c, calloc(n ? n : 1, sizeof(*files)));
+	if (!names || !files)
+		return ags_error_set(pc->err, AGS_ERR_NOMEM, path, NULL);
+	size_t i, imax;
+	yyjson_val *k, *e;
+	yyjson_obj_foreach(v, i, imax, k, e)
+	{
+		char p[256];
+		snprintf(p, sizeof(p), "%.96s.%.128s", path, yyjson_get_str(k));
+		/* The node checks the name (a tenant directory's) again. */
+		size_t kl = yyjson_get_len(k);
+		if (kl == 0 || kl > 128 || strlen(yyjson_get_str(k)) != kl ||
+		    strspn(yyjson_get_str(k), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                              "0123456789._-") != kl ||
+		    yyjson_get_str(k)[0] == '.')
+			return bad(pc, p, NULL,
+			           "is not a tenant name (1-128 of [A-Za-z0-9._-], not starting "
+			           "with '.')");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(names[j], yyjson_get_str(k)) == 0)
+				return bad(pc, p, NULL, "duplicate key");
+		if (!yyjson_is_obj(e))
+			return bad(pc, p, e, "must be an object {keyFile}");
+		struct tenant_entry t = {NULL};
+		int rc = parse_object(pc, e, p, &tenant_def, &t);
+		if (rc < 0)
+			return rc;
+		if (!t.key_file) {
+			char f[300];
+			snprintf(f, sizeof(f), "%s.keyFile", p);
+			return bad(pc, f, NULL, "required");
+		}
+		names[i] = own_strndup(pc->c, yyjson_get_str(k), kl);
+		if (!names[i])
+			return ags_error_set(pc->err, AGS_ERR_NOMEM, p, NULL);
+		files[i] = t.key_file;
+	}
+	pc->c->node.hub.key_tenants = names;
+	pc->c->node.hub.key_files = files;
+	pc->c->node.hub.n_tenant_keys = n;
+	return 0;
+}
+
 /* One value of kind def->kind at `path`, stored at base + def->off. */
 static int parse_value(struct pctx *pc, yyjson_val *v, const char *path, const struct key_def *def,
                        void *base)
@@ -600,6 +674,8 @@ static int parse_value(struct pctx *pc, yyjson_val *v, const char *path, const s
 			           "must be \"quic://HOST:PORT\" (\"quic://[::1]:PORT\" for IPv6; "
 			           "the port defaults to 4433)");
 		return get_str(pc, v, path, 1, 4096, (const char **)slot);
+	case K_TENANTS:
+		return parse_tenants(pc, v, path);
 	default:
 		return ags_error_set(pc->err, AGS_ERR_INTERNAL, path, "unknown key kind");
 	}
@@ -683,6 +759,13 @@ static int apply_overrides(ags_config *c, const ags_config_overrides *ov, ags_er
 		c->log.format = ov->log_format;
 	if (ov->hub > 0)
 		c->node.hub.enabled = 1;
+	if (ov->store_key_file) {
+		if (!*ov->store_key_file)
+			return ags_error_set(err, AGS_ERR_CONFIG, "AGENTSYNC_STORE_KEY_FILE",
+			                     "must not be empty (unset it for a plain store)");
+		if (ags_config_set_str(c, &c->node.store_key_file, ov->store_key_file) < 0)
+			return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	}
 	if (ov->api_listen) {
 		if (ags_config_split_hostport(ov->api_listen, c->api.host, sizeof(c->api.host),
 		                              &c->api.port) < 0)
@@ -915,6 +998,11 @@ static void keys_of(const struct obj_def *def, const char *prefix,
 			char each[260];
 			snprintf(each, sizeof(each), "%s[]", path);
 			keys_of(&peer_def, each, cb, ud);
+		}
+		if (k->kind == K_TENANTS) {
+			char each[270];
+			snprintf(each, sizeof(each), "%s.TENANT", path);
+			keys_of(&tenant_def, each, cb, ud);
 		}
 	}
 }

@@ -105,6 +105,8 @@ typedef struct ags_config_overrides {
 	int log_format;         /* --log-format, an ags_log_format, or -1 */
 	const char *api_listen; /* --api, "HOST:PORT" */
 	int hub; /* --hub: 1 turns hub mode on (quic.hub.enabled); -1 keeps the file's */
+	/* $AGENTSYNC_STORE_KEY_FILE: replaces quic.storage.encryption.keyFile; NULL keeps it */
+	const char *store_key_file;
 } ags_config_overrides;
 
 /* Sets every override to "none". */

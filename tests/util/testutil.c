@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -144,6 +145,46 @@ int tu_file_contains(const char *path, const char *needle)
 	int r = s && strstr(s, needle) != NULL;
 	free(s);
 	return r;
+}
+
+/* State of one tu_tree_holds walk (nftw has no user pointer). */
+static struct {
+	const char *needle;
+	char *found;
+	char *scanned;
+} tree_walk;
+
+static int tree_visit(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type != FTW_F || !S_ISREG(sb->st_mode))
+		return 0;
+	char *prev = tree_walk.scanned;
+	tree_walk.scanned = tu_sprintf("%s%s%s", prev ? prev : "", prev ? " " : "", path);
+	free(prev);
+	size_t len = 0;
+	char *data = tu_read_file(path, &len);
+	int hit = data && memmem(data, len, tree_walk.needle, strlen(tree_walk.needle)) != NULL;
+	free(data);
+	if (hit) {
+		tree_walk.found = tu_sprintf("%s", path);
+		return 1;
+	}
+	return 0;
+}
+
+char *tu_tree_holds(const char *dir, const char *needle, char **scanned)
+{
+	tree_walk.needle = needle;
+	tree_walk.found = NULL;
+	tree_walk.scanned = NULL;
+	if (nftw(dir, tree_visit, 16, FTW_PHYS) < 0)
+		fail_msg("cannot walk %s: %s", dir, strerror(errno));
+	if (scanned)
+		*scanned = tree_walk.scanned ? tree_walk.scanned : tu_sprintf("%s", "");
+	else
+		free(tree_walk.scanned);
+	return tree_walk.found;
 }
 
 int tu_free_port(int udp)

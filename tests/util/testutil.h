@@ -51,6 +51,14 @@ int tu_wait_for(int (*cond)(void *), void *arg, unsigned tries, unsigned step_ms
 /* Whether the file at `path` contains `needle`. */
 int tu_file_contains(const char *path, const char *needle);
 
+/*
+ * Every regular file under `dir` (recursively, binary files too): the first
+ * one whose bytes contain `needle`, as a malloc'd path, or NULL when none
+ * does. *scanned (may be NULL) gets the names of the files read, separated by
+ * spaces (malloc'd), so a test can check that the WAL was among them.
+ */
+char *tu_tree_holds(const char *dir, const char *needle, char **scanned);
+
 /* A free UDP/TCP port on 127.0.0.1 (bound then released). */
 int tu_free_port(int udp);
 
