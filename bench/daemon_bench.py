@@ -17,6 +17,7 @@ For W1 it records the user+system CPU seconds of both daemons (from
 as bench/compare.sh. Python standard library only.
 
   bench/daemon_bench.py --bin-dir build/bin [-n 100000] [--w2 2000] [--keep]
+                        [--perf DIR]
 """
 import argparse
 import http.client
@@ -145,32 +146,38 @@ def wait_until(what, cond, tries=3000, step=0.02):
     sys.exit("timed out waiting for " + what)
 
 
-def w1(a, b, d, n):
+def w1(a, b, d, n, put_args):
     path = "%s/w1.ndjson" % d
     write_records(path, n)
     size = os.path.getsize(path)
-    cpu0 = cpu_s(a.pid) + cpu_s(b.pid)
+    cpu0 = (cpu_s(a.pid), cpu_s(b.pid))
     t0 = time.perf_counter()
     cli = subprocess.Popen(
-        [os.path.join(BIN, "agentsync"), "--api", "127.0.0.1:%d" % a.api, "put", path],
+        [os.path.join(BIN, "agentsync"), "--api", "127.0.0.1:%d" % a.api, "put"] + put_args + [path],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     t_put = None
     held = 0
+    status, ru = 0, None
     for _ in range(60000):
-        if t_put is None and cli.poll() is not None:
-            t_put = time.perf_counter() - t0
+        if t_put is None:
+            pid, status, ru = os.wait4(cli.pid, os.WNOHANG)
+            if pid:
+                t_put = time.perf_counter() - t0
         held = b.state()["store"]["patterns"]
         if held >= n:
             break
         time.sleep(0.02)
     t = time.perf_counter() - t0
-    out, err = cli.communicate()
+    out, err = cli.stdout.read(), cli.stderr.read()
     if t_put is None:
+        _, status, ru = os.wait4(cli.pid, 0)
         t_put = time.perf_counter() - t0
+    cli.returncode = os.waitstatus_to_exitcode(status)
     if cli.returncode != 0 or held < n:
         sys.exit("W1 failed: put rc=%d %s %s, B holds %d" % (cli.returncode, out, err, held))
-    cpu = cpu_s(a.pid) + cpu_s(b.pid) - cpu0
-    return {"n": n, "bytes": size, "seconds": t, "put_seconds": t_put, "cpu": cpu}
+    cpu_a, cpu_b = cpu_s(a.pid) - cpu0[0], cpu_s(b.pid) - cpu0[1]
+    return {"n": n, "bytes": size, "seconds": t, "put_seconds": t_put, "cpu": cpu_a + cpu_b,
+            "cpu_a": cpu_a, "cpu_b": cpu_b, "cpu_cli": ru.ru_utime + ru.ru_stime}
 
 
 def w2(a, b, rounds):
@@ -221,6 +228,10 @@ def main():
     ap.add_argument("--w2", type=int, default=2000, help="W2 rounds (0: skip W2)")
     ap.add_argument("--fsync", action="store_true", help="fsync every commit on both")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--put-arg", action="append", default=[],
+                    help="an argument for agentsync put (e.g. --put-arg=--chunk-bytes=1048576)")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="perf record -g each daemon during W1 into DIR/{a,b}.perf")
     args = ap.parse_args()
     BIN = os.path.abspath(args.bin_dir)
     d = tempfile.mkdtemp(prefix="ags-daemonbench-")
@@ -234,7 +245,18 @@ def main():
         wait_until("A and B to connect",
                    lambda: a.state()["connections"] >= 1 and b.state()["connections"] >= 1)
         load = os.getloadavg()
-        r = w1(a, b, d, args.n)
+        perf = []
+        if args.perf:
+            os.makedirs(args.perf, exist_ok=True)
+            for x in (a, b):
+                perf.append(subprocess.Popen(
+                    ["perf", "record", "-q", "-F", "999", "--call-graph", "dwarf,16384", "-p", str(x.pid), "-o",
+                     "%s/%s.perf" % (args.perf, x.name)], stdout=subprocess.DEVNULL))
+            time.sleep(1)
+        r = w1(a, b, d, args.n, args.put_arg)
+        for p in perf:
+            p.send_signal(2)
+            p.wait()
         rss = peak_rss_mb(a.pid) + peak_rss_mb(b.pid)
         print("# load average %.2f %.2f %.2f; %d records, %d bytes of NDJSON"
               % (load + (r["n"], r["bytes"])))
@@ -245,7 +267,9 @@ def main():
               % ("row", "agentsync put -> agentsyncd A -> B", r["n"], r["seconds"],
                  r["n"] / r["seconds"], r["cpu"], rss))
         print("# A accepted everything after %.3f s (%.0f/s); server CPU per pattern %.1f us"
-              % (r["put_seconds"], r["n"] / r["put_seconds"], r["cpu"] / r["n"] * 1e6))
+              " (A %.2f s, B %.2f s; the CLI %.2f s)"
+              % (r["put_seconds"], r["n"] / r["put_seconds"], r["cpu"] / r["n"] * 1e6,
+                 r["cpu_a"], r["cpu_b"], r["cpu_cli"]))
         if args.w2:
             l = w2(a, b, args.w2)
             print("w2 agentsync POST A -> SSE pattern:received on B: p50 %.0f us p99 %.0f us"
