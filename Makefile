@@ -17,7 +17,7 @@ CHAOS_WRITERS ?= 5
 CHAOS_ARGS    ?=
 
 .PHONY: all deps build test demo test-sanitize fuzz fuzz-smoke bench bench-python chaos format lint clean \
-	install deb test-deb
+	install deb test-deb bench-daemon bench-compare
 
 all: build
 
@@ -60,6 +60,16 @@ chaos: build
 
 bench: build
 	@ls $(BUILD)/bench
+
+# The daemon path end to end (bench/daemon_bench.py): W1 and W2 through agentsyncd and the CLI.
+BENCH_N ?= 100000
+bench-daemon: build
+	/usr/bin/python3 bench/daemon_bench.py --bin-dir $(BUILD)/bin -n $(BENCH_N)
+
+# W1 of the daemons next to Redis replication and NATS JetStream (installs both; needs root).
+BENCH_PAIRS ?= 2
+bench-compare: build
+	sh bench/compare.sh $(BUILD) $(BENCH_N) $(BENCH_PAIRS)
 
 # The Python package against the C library: W1 of sync_bench, pairs back to back.
 bench-python: build

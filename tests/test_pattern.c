@@ -1466,6 +1466,58 @@ static void pinned_errors(void **state)
  * Sorted input (which may take a shortcut) and the same content unsorted give
  * the same stored form, checksum, or error, also when large.
  */
+/*
+ * Input with keys out of order at several levels (what clients send) is
+ * written canonically straight into the buffer (sort_obj in
+ * pattern_canon.c); the stored form without its checksum member must be
+ * what the general canonical writer (ags_json_canonical) makes of the input.
+ */
+static void unsorted_input_is_written_canonically(void **state)
+{
+	(void)state;
+	static const char *const inputs[] = {
+	    "{\"version\":2,\"type\":\"t\",\"id\":\"u1\",\"data\":{\"z\":-9223372036854775808,"
+	    "\"b\":[{\"y\":1,\"x\":[true,false,null]},18446744073709551615,-1,0],\"a\":87.50,"
+	    "\"c\":{\"q\":1e10,\"p\":-0.0,\"o\":\"\\u00e9\\n\\\"\"}},\"agentId\":\"a\","
+	    "\"metadata\":{\"tags\":[\"t\"],\"source\":\"s\",\"priority\":3},\"timestamp\":7}",
+	    /* metadata keys before "checksum", and a checksum member given */
+	    "{\"id\":\"u2\",\"agentId\":\"a\",\"type\":\"t\",\"data\":{\"k\":[[{\"b\":1,\"a\":2}]]}"
+	    ","
+	    "\"metadata\":{\"source\":\"s\",\"author\":{\"z\":0,\"a\":\"\xc3\xa9\"},\"tags\":[],"
+	    "\"checksum\":\"753b55051d8c5033dbc08263d29b95d405d72abf9d86c736aa1a7143c73d5b56\"},"
+	    "\"timestamp\":1,\"version\":1}",
+	    /* sorted except deep down */
+	    "{\"agentId\":\"a\",\"data\":{\"a\":{\"b\":{\"c\":{\"e\":1,\"d\":2}}}},\"id\":\"u3\","
+	    "\"metadata\":{\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"type\":\"t\","
+	    "\"version\":1}",
+	};
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		ags_pattern *p = parse_ok(inputs[i]);
+		size_t len;
+		const char *j = ags_pattern_json(p, &len);
+		/* The stored form without `"checksum":"<64>",`. */
+		const char *c = strstr(j, "\"checksum\":\"");
+		assert_non_null(c);
+		char *got = tu_sprintf("%.*s%s", (int)(c - j), j, c + 12 + 64 + 2);
+		/* The input without its checksum member, written by the general writer. */
+		yyjson_doc *d = yyjson_read(inputs[i], strlen(inputs[i]), 0);
+		yyjson_mut_doc *m = yyjson_doc_mut_copy(d, NULL);
+		yyjson_mut_obj_remove_key(
+		    yyjson_mut_obj_get(yyjson_mut_doc_get_root(m), "metadata"), "checksum");
+		yyjson_doc *d2 = yyjson_mut_doc_imut_copy(m, NULL);
+		char *want = NULL;
+		size_t wlen = 0;
+		assert_int_equal(ags_json_canonical(yyjson_doc_get_root(d2), &want, &wlen), 0);
+		assert_string_equal(got, want);
+		free(want);
+		free(got);
+		yyjson_doc_free(d2);
+		yyjson_mut_doc_free(m);
+		yyjson_doc_free(d);
+		ags_pattern_del(p);
+	}
+}
+
 static void sorted_and_unsorted_agree(void **state)
 {
 	(void)state;
@@ -1632,6 +1684,7 @@ int main(void)
 	    cmocka_unit_test(pinned_outputs),
 	    cmocka_unit_test(pinned_errors),
 	    cmocka_unit_test(sorted_and_unsorted_agree),
+	    cmocka_unit_test(unsorted_input_is_written_canonically),
 	    cmocka_unit_test(checksum_digits),
 	    cmocka_unit_test(parse_array_all_or_none),
 	};

@@ -609,6 +609,144 @@ static int canon_fast(yyjson_val *root, struct ags_pattern_buf *b, size_t *cut)
 	return have_md ? obuf_add(b, "}", 1) : -1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Canonical writer straight into the buffer, for keys out of order         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Input from a client (the HTTP API) is rarely sorted, so canon_fast does
+ * not apply; canon_write would copy it into a mutable document and write
+ * that. This writes the same bytes directly: each object's members sorted
+ * on the stack, every sorted subtree, key and scalar as yyjson writes it
+ * (canon_fast's reasoning). Anything unusual (a duplicate key, an object of
+ * more than SORT_MEMBERS members or deeper than SORT_DEPTH, a string
+ * str_same refuses, a checksum member sorting last) returns -1 and the
+ * caller takes canon_write, which also produces every error.
+ */
+#define SORT_MEMBERS 64
+#define SORT_DEPTH   8
+
+static int sort_val(yyjson_val *v, int depth, struct ags_pattern_buf *b);
+
+/*
+ * Object v at depth `depth` (root 1). cut != NULL: v is the pattern's
+ * metadata; its checksum member is left out and *cut is set to where it
+ * goes. Returns 0 or -1.
+ */
+static int sort_obj(yyjson_val *v, int depth, struct ags_pattern_buf *b, size_t *cut,
+                    size_t *md_cut)
+{
+	struct member m[SORT_MEMBERS], sum = {"checksum", 8, NULL};
+	yyjson_obj_iter it = yyjson_obj_iter_with(v);
+	yyjson_val *k;
+	size_t n = 0;
+	int skipped = 0;
+
+	if (depth > SORT_DEPTH || yyjson_obj_size(v) > SORT_MEMBERS)
+		return -1;
+	while ((k = yyjson_obj_iter_next(&it))) {
+		struct member x = {yyjson_get_str(k), yyjson_get_len(k),
+		                   yyjson_obj_iter_get_val(k)};
+		if (cut && !skipped && member_cmp(&x, &sum) == 0) {
+			skipped = 1;
+			continue;
+		}
+		if (!str_same(k, b))
+			return -1;
+		m[n++] = x;
+	}
+	members_sort(m, n);
+	if (cut)
+		*cut = SIZE_MAX;
+	if (obuf_add(b, "{", 1))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (i && (member_cmp(&m[i - 1], &m[i]) == 0 || obuf_add(b, ",", 1)))
+			return -1;
+		if (cut && *cut == SIZE_MAX) {
+			int c = member_cmp(&sum, &m[i]);
+			if (c == 0)
+				return -1;
+			if (c < 0)
+				*cut = b->len;
+		}
+		/* The key is the value just before its value (yyjson's layout). */
+		if (obuf_str(b, m[i].v - 1) || obuf_add(b, ":", 1))
+			return -1;
+		int md = md_cut && depth == 1 && m[i].klen == 8 && !memcmp(m[i].k, "metadata", 8);
+		if (md ? (!yyjson_is_obj(m[i].v) || sort_obj(m[i].v, 2, b, md_cut, NULL))
+		       : sort_val(m[i].v, depth + 1, b))
+			return -1;
+	}
+	if (cut && *cut == SIZE_MAX)
+		return -1;
+	return obuf_add(b, "}", 1);
+}
+
+/* An integer as yyjson writes it: the decimal digits, '-' first when negative. */
+static int obuf_int(struct ags_pattern_buf *b, yyjson_val *v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+	uint64_t u = yyjson_get_uint(v);
+	int neg = yyjson_is_sint(v) && yyjson_get_sint(v) < 0;
+	if (neg)
+		u = (uint64_t)0 - u;
+	do {
+		d[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		d[--i] = '-';
+	return obuf_add(b, d + i, sizeof(d) - i);
+}
+
+static int sort_arr(yyjson_val *v, int depth, struct ags_pattern_buf *b)
+{
+	yyjson_arr_iter it = yyjson_arr_iter_with(v);
+	yyjson_val *e;
+
+	if (depth > SORT_DEPTH || obuf_add(b, "[", 1))
+		return -1;
+	for (size_t i = 0; (e = yyjson_arr_iter_next(&it)); i++)
+		if ((i && obuf_add(b, ",", 1)) || sort_val(e, depth + 1, b))
+			return -1;
+	return obuf_add(b, "]", 1);
+}
+
+/* Value v at depth `depth`: a sorted subtree or a scalar as yyjson writes it. */
+static int sort_val(yyjson_val *v, int depth, struct ags_pattern_buf *b)
+{
+	switch (yyjson_get_type(v)) {
+	case YYJSON_TYPE_OBJ:
+		return is_canonical(v, depth, b) ? obuf_write(b, v)
+		                                 : sort_obj(v, depth, b, NULL, NULL);
+	case YYJSON_TYPE_ARR:
+		return is_canonical(v, depth, b) ? obuf_write(b, v) : sort_arr(v, depth, b);
+	case YYJSON_TYPE_STR:
+		return str_same(v, b) ? obuf_str(b, v) : -1;
+	case YYJSON_TYPE_NUM:
+		if (!yyjson_is_real(v))
+			return obuf_int(b, v);
+		return obuf_write(b, v);
+	case YYJSON_TYPE_BOOL:
+		return yyjson_get_bool(v) ? obuf_add(b, "true", 4) : obuf_add(b, "false", 5);
+	case YYJSON_TYPE_NULL:
+		return obuf_add(b, "null", 4);
+	default:
+		return -1;
+	}
+}
+
+/* The canonical form of pattern `root` by sort_obj; 0, or -1 (take canon_write). */
+static int canon_sorted(yyjson_val *root, struct ags_pattern_buf *b, size_t *cut)
+{
+	*cut = SIZE_MAX;
+	if (sort_obj(root, 1, b, NULL, cut) || *cut == SIZE_MAX)
+		return -1;
+	return 0;
+}
+
 /*
  * Writes the canonical form of pattern `root` (validated by check_fields)
  * into b, without metadata.checksum; *cut is where that member goes in the
@@ -621,6 +759,9 @@ int ags_pattern_canon(yyjson_val *root, struct ags_pattern_buf *b, size_t *cut, 
 	int rc;
 
 	if (canon_fast(root, b, cut) == 0)
+		return 0;
+	b->len = 0;
+	if (canon_sorted(root, b, cut) == 0)
 		return 0;
 	b->len = 0;
 	rc = canon_write(root, 1, &w, &wlen, err);

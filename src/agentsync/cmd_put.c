@@ -16,7 +16,7 @@
 
 #include "cli.h"
 
-#define CHUNK_DEFAULT (4u * 1024u * 1024u)
+#define CHUNK_DEFAULT (1024u * 1024u)
 
 struct rec {
 	const char *p;
@@ -44,7 +44,7 @@ static void put_usage(FILE *f)
 	        "Input (FILE, or standard input when FILE is - or absent): one pattern object,\n"
 	        "a JSON array of them, or NDJSON (one per line).\n"
 	        "Prints \"accepted N, rejected M\" and one line per rejected record.\n"
-	        "  --chunk-bytes N   largest request body sent at once (default 4 MiB)\n"
+	        "  --chunk-bytes N   largest request body sent at once (default 1 MiB)\n"
 	        "Exit status: 0 all accepted, 5 some rejected, 1 error, 3 daemon unreachable.\n");
 }
 

@@ -42,8 +42,85 @@ static void add_str(yyjson_mut_doc *d, yyjson_mut_val *o, const char *k, const c
 		yyjson_mut_obj_add_strcpy(d, o, k, v);
 }
 
+/* A string field `,"k":"v"` written as yyjson writes it, or -1 when v holds a
+ * byte that needs more than a backslash (control or non-ASCII: left to yyjson). */
+static int put_str(char *w, size_t *at, const char *k, const char *v)
+{
+	if (!v)
+		return 0;
+	size_t n = *at, kn = strlen(k);
+	w[n++] = ',';
+	w[n++] = '"';
+	memcpy(w + n, k, kn);
+	n += kn;
+	memcpy(w + n, "\":\"", 3);
+	n += 3;
+	for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+		if (*c < 0x20 || *c >= 0x80)
+			return -1;
+		if (*c == '"' || *c == '\\')
+			w[n++] = '\\';
+		w[n++] = (char)*c;
+	}
+	w[n++] = '"';
+	*at = n;
+	return 0;
+}
+
+/* The JSON of a pattern event (pattern:received, pattern:stored: the pattern
+ * and a few short strings) written straight into one buffer, byte for byte
+ * what the yyjson document below makes; NULL when the event is of another
+ * kind or a string needs escaping beyond a backslash. Once per pattern on
+ * the daemon path, where the document's pools cost more than the copy. */
+static char *event_json_fast(const ags_event *ev, const char *name, uint64_t id, int64_t time_ms,
+                             size_t *len)
+{
+	if (!ev->pattern || ev->state || ev->type == AGS_EV_SYNC_COMPLETED || ev->pattern_count ||
+	    ev->latency_ms > 0)
+		return NULL;
+	size_t pn = 0;
+	const char *pj = ags_pattern_json(ev->pattern, &pn);
+	const char *strs[] = {name,           ev->peer_id,   ev->address, ev->error,
+	                      ev->pattern_id, ev->source_id, ev->tenant};
+	size_t cap = pn + 160;
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		cap += strs[i] ? 2 * strlen(strs[i]) + 16 : 0; /* escaped, key, quotes */
+	char *w = malloc(cap);
+	if (!w)
+		return NULL;
+	size_t n = 0;
+	int rc = 0;
+	if (id)
+		n += (size_t)snprintf(w + n, cap - n, ",\"id\":%" PRIu64, id);
+	rc |= put_str(w, &n, "type", name);
+	n += (size_t)snprintf(w + n, cap - n, ",\"time\":%" PRId64, time_ms);
+	rc |= put_str(w, &n, "peerId", ev->peer_id);
+	rc |= put_str(w, &n, "address", ev->address);
+	rc |= put_str(w, &n, "error", ev->error);
+	memcpy(w + n, ",\"pattern\":", 11);
+	n += 11;
+	memcpy(w + n, pj, pn);
+	n += pn;
+	rc |= put_str(w, &n, "patternId", ev->pattern_id);
+	rc |= put_str(w, &n, "sourceId", ev->source_id);
+	rc |= put_str(w, &n, "tenant", ev->tenant);
+	if (rc) {
+		free(w);
+		return NULL;
+	}
+	w[0] = '{';
+	w[n++] = '}';
+	w[n] = '\0';
+	*len = n;
+	return w;
+}
+
 char *ags_api_event_json(const ags_event *ev, uint64_t id, int64_t time_ms, size_t *len)
 {
+	const char *ename = ev->name ? ev->name : ags_event_name(ev->type);
+	char *fast = event_json_fast(ev, ename ? ename : "unknown", id, time_ms, len);
+	if (fast)
+		return fast;
 	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
 	yyjson_mut_val *o = d ? yyjson_mut_obj(d) : NULL;
 	if (!o) {
