@@ -349,6 +349,9 @@ struct side {
 	int fin;
 	int consume; /* consume data at once */
 	int done_ok, done_err;
+	int close_on_data;    /* close the connection on the first data */
+	int data_after_close; /* on_stream_data calls after that close */
+	int closed_by_us;     /* close_on_data closed it */
 };
 
 static struct {
@@ -356,6 +359,8 @@ static struct {
 	uv_timer_t guard;
 	int expired;
 	struct side srv, cli;
+	uv_loop_t cloop; /* the client's own loop, when cloop_used */
+	int cloop_used;
 } P;
 
 static struct side *side_of(void *ud)
@@ -398,10 +403,16 @@ static void p_stream_open(void *ud, ags_quic_conn *c, int64_t sid)
 static void p_data(void *ud, ags_quic_conn *c, int64_t sid, const uint8_t *d, size_t len, int fin)
 {
 	struct side *s = side_of(ud);
+	if (s->closed_by_us)
+		s->data_after_close++;
 	s->received += len;
 	s->fin |= fin;
 	if (s->consume)
 		ags_quic_stream_consume(c, sid, len);
+	if (s->close_on_data && !s->closed_by_us) {
+		s->closed_by_us = 1;
+		ags_quic_conn_close(c, 9, "refused");
+	}
 }
 
 static void p_stream_close(void *ud, ags_quic_conn *c, int64_t sid, uint64_t code)
@@ -442,7 +453,16 @@ static void run_until(const int *flag)
 		fail_msg("condition not reached");
 }
 
+static void side_start_on(uv_loop_t *loop, struct side *s, const char *who,
+                          const ags_quic_config *base);
+
 static void side_start(struct side *s, const char *who, const ags_quic_config *base)
+{
+	side_start_on(&P.loop, s, who, base);
+}
+
+static void side_start_on(uv_loop_t *loop, struct side *s, const char *who,
+                          const ags_quic_config *base)
 {
 	char *cert = tu_sprintf("%s/%s.pem", F.certs, who);
 	char *key = tu_sprintf("%s/%s-key.pem", F.certs, who);
@@ -467,7 +487,7 @@ static void side_start(struct side *s, const char *who, const ags_quic_config *b
 	    .on_stream_close = p_stream_close,
 	    .on_writable = p_writable,
 	};
-	if (ags_quic_ep_new(&P.loop, &qc, &cb, &s->ep, &err) != 0)
+	if (ags_quic_ep_new(loop, &qc, &cb, &s->ep, &err) != 0)
 		fail_msg("endpoint: %s", err.message);
 	free(cert);
 	free(key);
@@ -498,6 +518,10 @@ static int pair_down(void **state)
 	if (!P.loop.data && !P.srv.ep && !P.cli.ep)
 		return 0;
 	ags_quic_ep_del(P.cli.ep);
+	if (P.cloop_used) {
+		uv_run(&P.cloop, UV_RUN_DEFAULT);
+		assert_int_equal(uv_loop_close(&P.cloop), 0);
+	}
 	ags_quic_ep_del(P.srv.ep);
 	uv_close((uv_handle_t *)&P.guard, NULL);
 	uv_run(&P.loop, UV_RUN_DEFAULT);
@@ -652,6 +676,118 @@ static void test_resumption_blob(void **state)
 	assert_true(info.handshake_done);
 }
 
+/*
+ * Issue 13 item 2: once the application closed a connection (a refused
+ * session), the rest of what the peer sent is dropped, never handed over:
+ * the client writes 256 KB at once, the server closes on the first bytes.
+ */
+static void test_no_data_after_close(void **state)
+{
+	ags_quic_config none = {0};
+	pair_up(&none, &none);
+	P.srv.consume = 1;
+	P.srv.close_on_data = 1;
+	static uint8_t buf[256 * 1024];
+	int64_t sid;
+	assert_int_equal(ags_quic_stream_open(P.cli.conn, &sid), 0);
+	assert_int_equal(ags_quic_stream_write(P.cli.conn, sid, buf, sizeof(buf), 1, NULL, NULL),
+	                 0);
+	run_until(&P.srv.closed);
+	assert_int_equal(P.srv.closed_by_us, 1);
+	assert_int_equal(P.srv.data_after_close, 0);
+	assert_true(P.srv.received < sizeof(buf));
+}
+
+static int stall_guard;
+static void on_stall_guard(uv_timer_t *t)
+{
+	stall_guard = 1;
+}
+
+/* Runs both loops (the client's is its own) for about ms milliseconds. */
+static void run_both(int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		uv_run(&P.loop, UV_RUN_NOWAIT);
+		uv_run(&P.cloop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/* Runs the server's loop alone (the client's is "stopped") for ms milliseconds. */
+static void run_server_only(int ms)
+{
+	stall_guard = 0;
+	uv_timer_start(&P.guard, on_stall_guard, (uint64_t)ms, 0);
+	while (!stall_guard)
+		uv_run(&P.loop, UV_RUN_ONCE);
+}
+
+/*
+ * Issue 13 item 1: a connection never outlives the configured idle timeout.
+ * The client runs on a loop of its own, which the test stops running (as a
+ * SIGSTOP would) while the server sends, twice: the server's RTT estimate,
+ * and with it the PTO, grows far past the idle timeout, and ngtcp2 alone
+ * would keep the connection for 3 PTO. Then the client stops for good: the
+ * server must end the connection for idleness well before 3 PTO.
+ */
+static void test_idle_timeout_not_stretched(void **state)
+{
+	ags_quic_config srv = {.idle_timeout_ms = 1500};
+	ags_quic_config cli = {.idle_timeout_ms = 60000};
+	memset(&P, 0, sizeof(P));
+	uv_loop_init(&P.loop);
+	uv_timer_init(&P.loop, &P.guard);
+	uv_loop_init(&P.cloop);
+	P.cloop_used = 1;
+	side_start(&P.srv, "alice", &srv);
+	side_start_on(&P.cloop, &P.cli, "bob", &cli);
+	P.cli.consume = 1;
+	P.srv.consume = 1;
+	ags_error err;
+	if (ags_quic_connect(P.cli.ep, "127.0.0.1", ags_quic_ep_port(P.srv.ep), "alice", &P.cli,
+	                     &P.cli.conn, &err) != 0)
+		fail_msg("connect: %s", err.message);
+	for (int i = 0; i < 2000 && !(P.cli.connected && P.srv.connected); i++)
+		run_both(1);
+	assert_true(P.cli.connected && P.srv.connected);
+	int64_t sid;
+	static const uint8_t ping[] = "ping";
+	assert_int_equal(ags_quic_stream_open(P.cli.conn, &sid), 0);
+	assert_int_equal(ags_quic_stream_write(P.cli.conn, sid, ping, 4, 0, NULL, NULL), 0);
+	for (int i = 0; i < 2000 && !P.srv.stream_opened; i++)
+		run_both(1);
+	assert_true(P.srv.stream_opened);
+	static uint8_t buf[256];
+	ags_quic_info qi;
+	ags_quic_conn_info(P.srv.conn, &qi);
+	/* Each stall is just under the server's PTO, so no probe goes out and the first ACK
+	 * after it is a sample of the whole stall: the PTO grows by about 1.7 each time. */
+	for (int round = 0; round < 20 && 3 * qi.pto_us / 1000 <= 4000; round++) {
+		int stall = (int)(qi.pto_us / 1000) * 9 / 10;
+		if (stall > 1300)
+			stall = 1300; /* under the idle timeout */
+		(void)ags_quic_stream_write(P.srv.conn, P.srv.sid, buf, sizeof(buf), 0, NULL, NULL);
+		run_server_only(stall);
+		run_both(40);
+		assert_int_equal(P.srv.closed, 0);
+		ags_quic_conn_info(P.srv.conn, &qi);
+		print_message("after a stall of %d ms: server's RTT %llu ms, PTO %llu ms\n", stall,
+		              (unsigned long long)(qi.srtt_us / 1000),
+		              (unsigned long long)(qi.pto_us / 1000));
+	}
+	uint64_t three_pto_ms = 3 * qi.pto_us / 1000;
+	/* Without the bound the connection would live 3 PTO after the client's last packet:
+	 * longer than the wait below, so the check means something. */
+	assert_true(three_pto_ms > 3500);
+	/* The client stops for good: within 2500 ms (idle timeout 1500 ms, under 3 PTO) the
+	 * server's end is gone, for idleness. */
+	run_server_only(2500);
+	assert_int_equal(P.srv.closed, 1);
+	assert_int_equal(P.srv.close_code, AGS_QUIC_CODE_IDLE_TIMEOUT);
+	assert_string_equal(P.srv.reason, "idle timeout");
+}
+
 /* Stops the server even when a test failed half-way. */
 static int teardown_server(void **state)
 {
@@ -679,6 +815,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_stream_reset, pair_down),
 	    cmocka_unit_test_teardown(test_shutdown_completes_writes, pair_down),
 	    cmocka_unit_test_teardown(test_resumption_blob, pair_down),
+	    cmocka_unit_test_teardown(test_no_data_after_close, pair_down),
+	    cmocka_unit_test_teardown(test_idle_timeout_not_stretched, pair_down),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -59,6 +59,8 @@ const char *ags_app_error_name(uint64_t code)
 		return "SHUTTING_DOWN";
 	case AGS_APP_BAD_HELLO:
 		return "BAD_HELLO";
+	case AGS_APP_DUPLICATE_ID:
+		return "DUPLICATE_NODE_ID";
 	default:
 		return "UNKNOWN";
 	}

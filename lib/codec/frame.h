@@ -59,6 +59,7 @@ typedef enum ags_app_error {
 	AGS_APP_INTERNAL_ERROR = 0x106,   /* the sender failed (store, memory) */
 	AGS_APP_SHUTTING_DOWN = 0x107,    /* the sender is stopping */
 	AGS_APP_BAD_HELLO = 0x108,        /* the HELLO was malformed or refused */
+	AGS_APP_DUPLICATE_ID = 0x109,     /* DUPLICATE_NODE_ID: another process has this node id */
 } ags_app_error;
 
 /* Returns a static name for a frame type ("HELLO", ...), "UNKNOWN" for any other value. */

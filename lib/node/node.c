@@ -516,12 +516,19 @@ static int open_stores(struct ags_node *n, ags_error *err)
 	} else {
 		snprintf(path, sizeof(path), "%s/store.db", n->cfg.data_dir);
 	}
+	/*
+	 * The API thread reads through rstore as soon as it is set, so it is set
+	 * last, under its lock, once the other connections ran their schema check
+	 * (BEGIN IMMEDIATE) and the clock is loaded: nothing of another thread
+	 * touches the database while the start does (issue 13 item 5), and a read
+	 * before that is a plain AGS_ERR_STATE (503), never a wait.
+	 */
 	ags_store_opts so = {.fsync_full = n->cfg.fsync_full,
 	                     .key_file = n->cfg.hub.enabled
 	                                     ? ags_hub_tenant_key_file(&n->cfg, n->cfg.tenant)
 	                                     : n->cfg.store_key_file};
+	ags_store *rs = NULL;
 	if ((rv = ags_store_open(path, &so, &n->store, err)) ||
-	    (rv = ags_store_open(path, &so, &n->rstore, err)) ||
 	    (rv = ags_store_open(path, &so, &n->lstore, err)))
 		return rv;
 	snprintf(n->store_id, sizeof(n->store_id), "%s", ags_store_id(n->store));
@@ -531,6 +538,11 @@ static int open_stores(struct ags_node *n, ags_error *err)
 	if ((rv = ags_sync_clock_load(n->store, &n->clock)))
 		return ags_error_set(err, rv, NULL, "cannot read the store's vector clock: %s",
 		                     ags_strerror(rv));
+	if ((rv = ags_store_open(path, &so, &rs, err)))
+		return rv;
+	pthread_mutex_lock(&n->rstore_mu);
+	n->rstore = rs;
+	pthread_mutex_unlock(&n->rstore_mu);
 	ags_node_recent_clear(n); /* rows of a store opened before are not this one's */
 	return 0;
 }

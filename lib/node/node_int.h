@@ -32,6 +32,9 @@
 
 struct ags_hub;
 
+/* Replaced process instances remembered per peer. */
+#define AGS_PEER_GONE_MAX 4
+
 /* A peer: configured (we dial it) or one that dialled us. */
 struct ags_peer {
 	const struct ags_link_ops *ops; /* the kind of its links (peer or upstream) */
@@ -61,6 +64,12 @@ struct ags_peer {
 	uint64_t base_applied, base_patterns_acked, base_conflicts; /* of closed sessions */
 	uint64_t mark_applied, mark_acked, mark_conflicts;          /* at the last completed sync */
 	ags_sync_resume resume; /* what the last session learned: lets a redial send in 0-RTT */
+	/* Process instances of this peer that another instance replaced (a ring): one
+	 * that comes back means two processes share the node id (ags_node_peer_hello). */
+	char gone[AGS_PEER_GONE_MAX][40];
+	unsigned n_gone;
+	int dup_logged;        /* the duplicate node id was logged (once per peer) */
+	uint32_t dup_refusals; /* DUPLICATE_NODE_ID closes in a row: our backoff */
 };
 
 /* The upstream's sync: push everything, then PULL, then PULL_DONE. */
@@ -245,7 +254,12 @@ void ags_node_peer_check_health(struct ags_node *n, struct ags_peer *p);
 /* Link operations of a peer's links, shared with upstream links. */
 void ags_node_link_established(struct ags_link *l, const char *peer_id, const char *addr);
 void ags_node_peer_stream_open(struct ags_link *l, int64_t sid);
+/* The peer's HELLO: 0 to go on, AGS_ERR_EXISTS (another connection of the peer is
+ * kept) or AGS_ERR_CONFIG (another process with the peer's node id is connected). */
 int ags_node_peer_hello(struct ags_link *l, const char *instance);
+/* Between two live connections of one peer: 1 to keep the new one, 0 the old one. */
+int ags_node_peer_keep_new(const char *self, const char *peer, int same_instance, int old_outgoing,
+                           int new_outgoing);
 void ags_node_peer_closed(struct ags_link *l, uint64_t code, const char *reason, int by_peer);
 /* The node's sync host (set up at start): events, changes, log lines, the wall clock. */
 void ags_node_host_event(void *ud, const ags_event *ev);

@@ -159,7 +159,10 @@ void ags_node_link_data(struct ags_link *l, const uint8_t *data, size_t len)
 	if (l->closing)
 		return; /* closed: the rest of its bytes mean nothing */
 	int rv = ags_sync_on_data(l->sync, data, len, ags_mono_us(), &code, reason, sizeof(reason));
-	if (rv) {
+	if (rv == AGS_ERR_EXISTS) {
+		/* A refused duplicate: the link's hello said why; its data is dropped unread. */
+		ags_quic_conn_close(l->conn, code, reason);
+	} else if (rv) {
 		/* An agent's session knows it by its token's sub. */
 		const char *who = l->peer ? l->peer->id : ags_sync_peer_id(l->sync);
 		if (code == AGS_APP_AUTH_FAILED && l->ops->refuse) {

@@ -277,11 +277,50 @@ static void announce(struct ags_node *n, struct ags_link *l)
 }
 
 /*
+ * Which of two live connections of one peer to keep, once the newer one's
+ * HELLO arrived: 1 the new one, 0 the old one. Both ends decide alike.
+ *   - another process instance of the peer: the new one (the peer restarted);
+ *   - the same instance, dialled by the same side: the new one (that side
+ *     dials only when its end of the old one is gone, so the old one is dead);
+ *   - the same instance, one dialled by each side (both dialled at once):
+ *     the one dialled by the smaller node id.
+ */
+int ags_node_peer_keep_new(const char *self, const char *peer, int same_instance, int old_outgoing,
+                           int new_outgoing)
+{
+	if (!same_instance || old_outgoing == new_outgoing)
+		return 1;
+	const char *dialer_new = new_outgoing ? self : peer;
+	const char *minid = strcmp(self, peer) < 0 ? self : peer;
+	return strcmp(dialer_new, minid) == 0;
+}
+
+/* Whether instance `inst` was replaced on this peer before (by another instance). */
+static int peer_was_replaced(const struct ags_peer *p, const char *inst)
+{
+	for (size_t i = 0; i < AGS_PEER_GONE_MAX; i++)
+		if (p->gone[i][0] && strcmp(p->gone[i], inst) == 0)
+			return 1;
+	return 0;
+}
+
+static void peer_note_replaced(struct ags_peer *p, const char *inst)
+{
+	if (!inst[0] || peer_was_replaced(p, inst))
+		return;
+	snprintf(p->gone[p->n_gone % AGS_PEER_GONE_MAX], sizeof(p->gone[0]), "%s", inst);
+	p->n_gone++;
+}
+
+/*
  * The peer's HELLO names its process instance. Two live connections to one
- * peer can exist (both dialled at once, or the peer restarted and the old
- * connection has not timed out yet). Keep one: a connection from a newer
- * instance replaces an older one; between two of the same instance keep the
- * one dialled by the smaller node id, as the peer does too.
+ * peer can exist (both dialled at once, the dialler redialled while our end
+ * of its old connection lives on, or the peer restarted): keep one, by
+ * ags_node_peer_keep_new(). A process replaced by another instance never
+ * comes back with its instance id, so when it does, two live processes
+ * share the peer's node id: that is said once, loudly, and the newcomer is
+ * refused (DUPLICATE_NODE_ID, which makes it back off) instead of the two
+ * replacing each other for ever.
  */
 int ags_node_peer_hello(struct ags_link *l, const char *instance)
 {
@@ -289,23 +328,54 @@ int ags_node_peer_hello(struct ags_link *l, const char *instance)
 	struct ags_peer *p = l->peer;
 	snprintf(l->instance, sizeof(l->instance), "%s", instance ? instance : "");
 	if (!p)
-		return -1;
+		return AGS_ERR_EXISTS;
 	struct ags_link *o = p->link;
 	if (o && o != l) {
 		int same = o->instance[0] && strcmp(o->instance, l->instance) == 0;
-		int keep_new = 1;
-		if (same) {
-			/* Keep the connection dialled by min(our id, peer id). */
-			const char *dialer_new = l->outgoing ? n->node_id : p->id;
-			const char *minid = strcmp(n->node_id, p->id) < 0 ? n->node_id : p->id;
-			keep_new = strcmp(dialer_new, minid) == 0;
-		}
-		if (!keep_new) {
+		if (!same && l->instance[0] && peer_was_replaced(p, l->instance)) {
+			if (!p->dup_logged) {
+				p->dup_logged = 1;
+				ags_node_log(
+				    n, AGS_LOG_ERROR,
+				    "two processes use node id %s: one at %s (instance %s), "
+				    "one at %s (instance %s); keeping the first, refusing "
+				    "the other (each node needs its own nodeId and "
+				    "certificate)",
+				    p->id, ags_quic_conn_peer_addr(o->conn), o->instance,
+				    ags_quic_conn_peer_addr(l->conn), l->instance);
+			} else {
+				ags_node_log(
+				    n, AGS_LOG_DEBUG,
+				    "refused %s from %s again: node id in use by the process at "
+				    "%s",
+				    p->id, ags_quic_conn_peer_addr(l->conn),
+				    ags_quic_conn_peer_addr(o->conn));
+			}
 			if (p->dialing == l)
 				p->dialing = NULL;
 			l->peer = NULL;
-			return -1;
+			return AGS_ERR_CONFIG;
 		}
+		if (!ags_node_peer_keep_new(n->node_id, p->id, same, o->outgoing, l->outgoing)) {
+			/* Both ends dialled at once: an expected race, not a fault. */
+			ags_node_log(n, AGS_LOG_INFO,
+			             "%s and %s dialled each other at once: keeping the connection "
+			             "dialled by %s, closing the one dialled by %s",
+			             n->node_id, p->id, o->outgoing ? n->node_id : p->id,
+			             l->outgoing ? n->node_id : p->id);
+			if (p->dialing == l)
+				p->dialing = NULL;
+			l->peer = NULL;
+			return AGS_ERR_EXISTS;
+		}
+		if (!same)
+			peer_note_replaced(p, o->instance);
+		ags_node_log(n, AGS_LOG_INFO,
+		             "%s: a newer connection from %s (%s) replaces the one from %s%s",
+		             p->id, ags_quic_conn_peer_addr(l->conn),
+		             same ? "same process, redialled" : "a new process",
+		             ags_quic_conn_peer_addr(o->conn),
+		             same ? " (dead on the dialler's side)" : "");
 		link_detach(o);
 		ags_quic_conn_close(o->conn, AGS_APP_NO_ERROR, "replaced by a newer connection");
 	}
@@ -380,6 +450,21 @@ void ags_node_peer_closed(struct ags_link *l, uint64_t code, const char *reason,
 		int was_active = p->link == l;
 		int was_dialing = p->dialing == l;
 		link_detach(l);
+		if (code == AGS_APP_DUPLICATE_ID && by_peer) {
+			/* The peer keeps another process of our node id: back off, say so once. */
+			p->dup_refusals++;
+			if (!p->dup_logged) {
+				p->dup_logged = 1;
+				ags_node_log(
+				    n, AGS_LOG_ERROR,
+				    "peer %s refuses us: another process with node id %s is "
+				    "connected to it (%s); retrying with backoff (each node "
+				    "needs its own nodeId and certificate)",
+				    p->id, n->node_id, reason && *reason ? reason : "");
+			}
+		} else if (was_active && l->announced) {
+			p->dup_refusals = 0;
+		}
 		if (was_active && l->announced) {
 			char err[320];
 			snprintf(err, sizeof(err), "%s (code 0x%llx, by %s)",
@@ -395,8 +480,11 @@ void ags_node_peer_closed(struct ags_link *l, uint64_t code, const char *reason,
 		} else if (was_dialing && !l->established && !l->error_counted) {
 			ags_node_peer_error(n, p, reason && *reason ? reason : "connection failed");
 		}
-		if ((was_active || was_dialing) && !p->link && !p->dialing)
+		if ((was_active || was_dialing) && !p->link && !p->dialing) {
+			if (p->dup_refusals && p->attempts < p->dup_refusals)
+				p->attempts = p->dup_refusals; /* the HELLO we got reset them */
 			ags_node_peer_retry(n, p);
+		}
 	}
 }
 

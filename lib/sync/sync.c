@@ -523,7 +523,13 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 	char instance[40];
 	snprintf(instance, sizeof(instance), "%s", m.instance ? m.instance : "");
 	ags_wire_hello_free(&m);
-	if (s->h->hello && s->h->hello(s->h->ud, s->sud, instance) != 0) {
+	int hv = s->h->hello ? s->h->hello(s->h->ud, s->sud, instance) : 0;
+	if (hv == AGS_ERR_CONFIG) {
+		*code = AGS_APP_DUPLICATE_ID;
+		snprintf(reason, cap, "another process with node id '%s' is connected", s->peer_id);
+		return AGS_ERR_EXISTS;
+	}
+	if (hv != 0) {
 		*code = AGS_APP_NO_ERROR;
 		snprintf(reason, cap, "duplicate connection");
 		return AGS_ERR_EXISTS;

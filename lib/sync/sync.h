@@ -167,7 +167,10 @@ typedef struct ags_sync_host {
 	/*
 	 * The peer's HELLO arrived: `instance` is its random per-process id
 	 * (a restarted peer has a new one). Return 0 to go on, non-zero to
-	 * refuse this connection (the node keeps another one).
+	 * refuse this connection: AGS_ERR_CONFIG closes it DUPLICATE_NODE_ID
+	 * (another process with the peer's node id is connected), any other
+	 * value NO_ERROR "duplicate connection" (the node keeps another one).
+	 * The session then fails with AGS_ERR_EXISTS; the host has said why.
 	 */
 	int (*hello)(void *ud, void *session_ud, const char *instance);
 	/* A log line. */

@@ -43,7 +43,16 @@
  * valid during the call. Flow-control credit is returned to the peer only
  * when the application calls ags_quic_stream_consume() for bytes it has
  * dealt with, so a slow reader holds at most the configured windows of
- * unconsumed data per stream and per connection.
+ * unconsumed data per stream and per connection. Once the application has
+ * called ags_quic_conn_close(), on_stream_data is not called again: what
+ * the peer still sends (the rest of a refused session) is dropped unread.
+ *
+ * Idle timeout: a connection that has received nothing from its peer for
+ * idle_timeout_ms ends (on_closed with AGS_QUIC_CODE_IDLE_TIMEOUT), even
+ * when three probe timeouts are longer (RFC 9000, 10.1 lets them stretch
+ * it: a peer that stalled inflates the RTT estimate and kept a dead
+ * connection for many idle timeouts). Keep-alives well under it keep a
+ * live connection heard.
  *
  * Resumption and 0-RTT: the endpoint remembers, per peer id, the newest TLS
  * session ticket and the server's transport parameters. ags_quic_connect()
@@ -249,6 +258,7 @@ typedef struct ags_quic_info {
 	int resumed;             /* the TLS session was resumed from a ticket */
 	int early_data_possible; /* client: streams may be opened and written before on_connected */
 	int early_data_accepted; /* 0-RTT data was sent (client) / received (server) and accepted */
+	uint64_t pto_us;         /* probe timeout (3 of them would stretch ngtcp2's idle timeout) */
 } ags_quic_info;
 
 /*
@@ -336,8 +346,9 @@ int ags_quic_connect(ags_quic_ep *ep, const char *host, uint16_t port, const cha
  * Closes the connection with application error `code` and `reason` (may be
  * NULL; truncated to AGS_QUIC_REASON_MAX - 1 bytes), sent in
  * CONNECTION_CLOSE. Pending writes complete with AGS_ERR_CLOSED and
- * on_closed (by_peer 0) follows from the loop, not from this call.
- * Closing an already closing connection is a no-op.
+ * on_closed (by_peer 0) follows from the loop, not from this call; no
+ * on_stream_data comes in between. Closing an already closing connection is
+ * a no-op.
  */
 void ags_quic_conn_close(ags_quic_conn *c, uint64_t code, const char *reason);
 

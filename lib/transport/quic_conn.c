@@ -85,6 +85,7 @@ static void conn_link(ags_quic_conn *c)
 	ep->conns = c;
 	ep->nconns++;
 	c->linked = 1;
+	c->last_rx_ns = ags_mono_ns();
 }
 
 /* Frees everything but the memory of c, which its timer's close callback releases. */
@@ -315,11 +316,13 @@ void ags_quic_conn_recv(ags_quic_conn *c, const ags_quic_addr *from, const uint8
 	    .remote = {.addr = (ngtcp2_sockaddr *)&from->ss, .addrlen = from->len},
 	};
 	ngtcp2_pkt_info pi = {0};
-	int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, ags_mono_ns());
+	uint64_t now = ags_mono_ns();
+	int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, now);
 	if (rv != 0) {
 		conn_on_error(c, rv);
 		return;
 	}
+	c->last_rx_ns = now;
 	ags_quic_ep_mark_dirty(c->ep, c);
 }
 
@@ -454,12 +457,33 @@ static void conn_write(ags_quic_conn *c)
 	}
 }
 
-/* Arms the timer from ngtcp2's expiry; expiries under 1 ms go to the endpoint's timerfd. */
+/*
+ * The idle deadline. ngtcp2 keeps a connection for max(idle timeout, 3 PTO)
+ * after the peer was last heard (RFC 9000, 10.1), and a peer that stalled
+ * (SIGSTOP, a long pause) inflates the RTT estimate and with it the PTO: a
+ * dead connection then lived on for many idle timeouts, and a newer one of
+ * the same peer was refused meanwhile. Here a connection ends when nothing
+ * came from the peer for the configured idle timeout, whatever the PTO.
+ */
+static uint64_t idle_deadline(const ags_quic_conn *c)
+{
+	return c->last_rx_ns + c->ep->cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
+}
+
+uint64_t ags_quic_conn_expiry(ags_quic_conn *c)
+{
+	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
+	uint64_t idle = idle_deadline(c);
+	return idle < exp ? idle : exp;
+}
+
+/* Arms the timer from the connection's expiry; expiries under 1 ms go to the endpoint's
+ * timerfd. */
 static void conn_arm(ags_quic_conn *c)
 {
 	if (c->state != AGS_QC_ACTIVE)
 		return;
-	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
+	ngtcp2_tstamp exp = ags_quic_conn_expiry(c);
 	ngtcp2_tstamp now = ags_mono_ns();
 	if (exp == UINT64_MAX) {
 		ags_quic_ep_soon_remove(c->ep, c);
@@ -506,8 +530,12 @@ void ags_quic_conn_flush(ags_quic_conn *c)
 		if (c->state != AGS_QC_ACTIVE || c->tx_blocked)
 			return;
 		ngtcp2_tstamp now = ags_mono_ns();
-		if (ngtcp2_conn_get_expiry(c->qc) > now)
+		if (ags_quic_conn_expiry(c) > now)
 			break;
+		if (now >= idle_deadline(c)) {
+			conn_on_error(c, NGTCP2_ERR_IDLE_CLOSE);
+			return;
+		}
 		int rv = ngtcp2_conn_handle_expiry(c->qc, now);
 		if (rv != 0) {
 			conn_on_error(c, rv);
@@ -521,7 +549,12 @@ void ags_quic_conn_expire(ags_quic_conn *c)
 {
 	if (c->state != AGS_QC_ACTIVE)
 		return;
-	int rv = ngtcp2_conn_handle_expiry(c->qc, ags_mono_ns());
+	uint64_t now = ags_mono_ns();
+	if (now >= idle_deadline(c)) {
+		conn_on_error(c, NGTCP2_ERR_IDLE_CLOSE);
+		return;
+	}
+	int rv = ngtcp2_conn_handle_expiry(c->qc, now);
 	if (rv != 0) {
 		conn_on_error(c, rv);
 		return;
@@ -769,6 +802,7 @@ void ags_quic_conn_info(const ags_quic_conn *c, ags_quic_info *out)
 		out->srtt_us = ci.smoothed_rtt / NGTCP2_MICROSECONDS;
 		out->min_rtt_us = ci.min_rtt == UINT64_MAX ? 0 : ci.min_rtt / NGTCP2_MICROSECONDS;
 		out->cwnd = ci.cwnd;
+		out->pto_us = ngtcp2_conn_get_pto(c->qc) / NGTCP2_MICROSECONDS;
 	}
 	out->bytes_in = c->bytes_in;
 	out->bytes_out = c->bytes_out;

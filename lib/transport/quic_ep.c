@@ -191,7 +191,7 @@ static void on_soon(uv_poll_t *h, int status, int events)
 	ags_quic_conn *next;
 	for (ags_quic_conn *c = ep->conns; c && ep->nsoon && !ep->deleting; c = next) {
 		next = c->next;
-		if (c->in_soon && ngtcp2_conn_get_expiry(c->qc) <= now) {
+		if (c->in_soon && ags_quic_conn_expiry(c) <= now) {
 			ags_quic_ep_soon_remove(ep, c);
 			ags_quic_conn_expire(c);
 		}
@@ -199,7 +199,7 @@ static void on_soon(uv_poll_t *h, int status, int events)
 	/* Re-arm for those still waiting (expire() re-armed for the ones it re-flagged). */
 	for (ags_quic_conn *c = ep->conns; c && ep->nsoon && !ep->deleting; c = c->next)
 		if (c->in_soon)
-			soon_arm(ep, ngtcp2_conn_get_expiry(c->qc));
+			soon_arm(ep, ags_quic_conn_expiry(c));
 	ags_quic_ep_flush(ep);
 }
 

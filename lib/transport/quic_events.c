@@ -218,7 +218,8 @@ void ags_quic_early_free(ags_quic_conn *c)
 /* Server, once the peer is verified: delivers the held 0-RTT stream events in order. */
 static void replay_early(ags_quic_conn *c)
 {
-	while (c->early && c->state == AGS_QC_ACTIVE && !c->closed_reported) {
+	while (c->early && c->state == AGS_QC_ACTIVE && !c->closed_reported &&
+	       !c->close_requested) {
 		ags_quic_early *e = c->early;
 		c->early = e->next;
 		if (!c->early)
@@ -262,7 +263,9 @@ static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
 	int fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
 	if (!c->connected_reported)
 		return hold_early(c, sid, AGS_QUIC_EARLY_DATA, data, len, fin, 0);
-	if (cbs(c)->on_stream_data && !c->closed_reported) {
+	/* Once the app closed the connection, what the peer still sends is dropped: a
+	 * refused session's bytes are never parsed (from the middle of a frame). */
+	if (cbs(c)->on_stream_data && !c->closed_reported && !c->close_requested) {
 		cbs(c)->on_stream_data(cbs(c)->user_data, c, sid, data, len, fin);
 	} else {
 		ngtcp2_conn_extend_max_stream_offset(qc, sid, len);

@@ -140,6 +140,9 @@ struct ags_quic_conn {
 	ags_quic_early *early, *early_tail;
 	uint64_t unacked;
 	uint64_t bytes_in, bytes_out;
+	/* When a packet of the peer was last read (ags_mono_ns; the connection's start
+	 * before that): the connection ends idle_timeout_ms after it, whatever 3 PTO is. */
+	uint64_t last_rx_ns;
 	uint8_t *txbuf;                /* AGS_QUIC_TXBUF bytes */
 	size_t tx_off, tx_len, tx_gso; /* a blocked batch: txbuf[tx_off, tx_len) */
 	ags_quic_addr tx_to;
@@ -317,6 +320,9 @@ void ags_quic_conn_flush(ags_quic_conn *c);
 
 /* Serves the connection's expiry (its timer or the endpoint's timerfd). */
 void ags_quic_conn_expire(ags_quic_conn *c);
+/* When the connection next needs its timer: ngtcp2's expiry, or the idle deadline if
+ * sooner (ngtcp2 stretches the idle timeout to 3 PTO; this transport does not). */
+uint64_t ags_quic_conn_expiry(ags_quic_conn *c);
 
 /* Resends a blocked batch once the socket is writable. */
 void ags_quic_conn_on_writable(ags_quic_conn *c);

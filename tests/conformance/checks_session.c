@@ -443,6 +443,75 @@ static const char *close_duplicate(void)
 	return NULL;
 }
 
+/* Pumps both sessions until one of them is closed (bounded). */
+static void pump_two(struct sess *a, struct sess *b)
+{
+	for (int i = 0; i < 60 && !cq_end(a->c)->closed && !cq_end(b->c)->closed; i++) {
+		cq_pump(a->c, 50, NULL);
+		cq_pump(b->c, 50, NULL);
+	}
+}
+
+/* A session is alive: an empty BATCH gets its ACK. */
+static const char *alive(struct sess *s, uint64_t request_id)
+{
+	const char *why = NULL;
+	struct batch b = {.request_id = request_id, .source = s->id, .raw = "[]"};
+	return send_batch(s, &b, &why) ? NULL : why;
+}
+
+/* e1 > d: the old rule (keep the one dialled by the smaller id) kept the old one here. */
+static const char *close_same_dialler_replaces(void)
+{
+	OPEN(s1, "e1", ",\"instance\":\"e1-one-process\"");
+	struct sess *s2 = sess_open("e1", ",\"instance\":\"e1-one-process\"", &why);
+	CHECK(s2, "%s", why);
+	pump_two(s1, s2);
+	const struct cq_end *e1 = cq_end(s1->c), *e2 = cq_end(s2->c);
+	CHECK(!e2->closed, "the newer connection of the same dialler was closed (0x%llx '%s')",
+	      (unsigned long long)e2->code, e2->reason);
+	CHECK(e1->closed && e1->app && e1->code == E_NO_ERROR,
+	      "the older connection was not closed with NO_ERROR (closed %d, 0x%llx '%s')",
+	      e1->closed, (unsigned long long)e1->code, e1->reason);
+	const char *dead = alive(s2, 41);
+	CHECK(!dead, "the newer connection does not work: %s", dead);
+	return NULL;
+}
+
+/* Two processes with one node id: instance A, then B (a restart, replaces A), then A
+ * again, which a restart cannot explain. */
+static const char *close_duplicate_node_id(void)
+{
+	size_t logged = daemon_log_count("two processes use node id e2");
+	OPEN(a, "e2", ",\"instance\":\"e2-process-a\"");
+	struct sess *b = sess_open("e2", ",\"instance\":\"e2-process-b\"", &why);
+	CHECK(b, "%s", why);
+	pump_two(a, b);
+	CHECK(cq_end(a->c)->closed && !cq_end(b->c)->closed,
+	      "a newer process's connection did not replace the older one");
+	for (int round = 0; round < 2; round++) {
+		struct sess *a2 = sess_connect("e2", NULL, &why);
+		CHECK(a2, "%s", why);
+		send_json(a2, F_HELLO, hello_json(a2, ",\"instance\":\"e2-process-a\""));
+		int64_t code = wait_close(a2, WAIT_MS);
+		CHECK(code == E_DUPLICATE_NODE_ID,
+		      "the returning process was closed with %lld (0x%llx '%s'), want "
+		      "DUPLICATE_NODE_ID",
+		      (long long)code, (unsigned long long)cq_end(a2->c)->code,
+		      cq_end(a2->c)->reason);
+		cq_pump(b->c, 100, NULL);
+		const struct cq_end *eb = cq_end(b->c);
+		CHECK(!eb->closed, "the connection kept was closed (0x%llx '%s'): the two flap",
+		      (unsigned long long)eb->code, eb->reason);
+	}
+	const char *dead = alive(b, 42);
+	CHECK(!dead, "the kept connection does not work: %s", dead);
+	CHECK(daemon_log_count("two processes use node id e2") == logged + 1,
+	      "the duplicate node id was logged %zu times, want once",
+	      daemon_log_count("two processes use node id e2") - logged);
+	return NULL;
+}
+
 static const char *close_shutting_down(void)
 {
 	int st = 0;
@@ -552,6 +621,12 @@ const struct check checks_session[] = {
      "AUTH, PULL, PULL_DONE to a mesh node: close PROTOCOL_ERROR"},
     {"close.duplicate", close_duplicate,
      "a second connection of the same node: one is closed with NO_ERROR"},
+    {"close.same_dialler_replaces", close_same_dialler_replaces,
+     "between two connections of one process, a newer one from the same dialler replaces the "
+     "older (NO_ERROR)"},
+    {"close.duplicate_node_id", close_duplicate_node_id,
+     "a process instance that was replaced and comes back is refused with DUPLICATE_NODE_ID "
+     "(0x109); the kept connection stays"},
     {"close.shutting_down", close_shutting_down, "a stopping node closes with SHUTTING_DOWN"},
     {"close.error_counted_once", close_error_counted_once,
      "a violation counts one error against the peer"},

@@ -46,10 +46,13 @@ static char fail_buf[2048];
 
 const char *failed(const char *fmt, ...)
 {
+	/* Formatted aside first: an argument may be an earlier failure's text (fail_buf). */
+	char tmp[sizeof(fail_buf)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(fail_buf, sizeof(fail_buf), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(fail_buf, tmp, sizeof(fail_buf));
 	return fail_buf;
 }
 
@@ -94,6 +97,16 @@ const char *uniq(const char *prefix)
 }
 
 /* ---- certificates ---- */
+
+size_t daemon_log_count(const char *needle)
+{
+	char *log = tu_read_file(daemon_d.err_path, NULL);
+	size_t n = 0;
+	for (const char *p = log; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
 
 char *cert_path(const char *id)
 {
@@ -538,7 +551,7 @@ static void setup(void)
 	                (char *)"--dir",
 	                E.certs,
 	                (char *)"--nodes",
-	                (char *)"d,hub,c,c2,c3,c4,c5,c6,c7,c8,c9,agent",
+	                (char *)"d,hub,c,c2,c3,c4,c5,c6,c7,c8,c9,e1,e2,agent",
 	                NULL};
 	char *out = NULL;
 	if (tu_run(init, NULL, NULL, &out) != 0) {

@@ -49,6 +49,9 @@ struct sess {
 /* A failure message (printf-like); checks return it. */
 const char *failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* How many times `needle` occurs in the daemon's log so far. */
+size_t daemon_log_count(const char *needle);
+
 /* Paths of a certificate and key made for node `id` (certs init, or certs_make). */
 char *cert_path(const char *id);
 char *key_path(const char *id);

@@ -35,6 +35,7 @@ enum {
 	E_INTERNAL = 0x106,
 	E_SHUTTING_DOWN = 0x107,
 	E_BAD_HELLO = 0x108,
+	E_DUPLICATE_NODE_ID = 0x109,
 };
 
 /* AGS_ERR_* numbers an ACK carries (PROTOCOL.md, "ACK"). */

@@ -20,8 +20,9 @@ is 1 s here), no duplicate refusal after the heal, and no connection alive
 past idleTimeout.
 
 Prints one line per round and a summary. Exit status: 1 when some round
-refused b as a duplicate after the heal (the bug), 0 when none did; 77 when
-namespaces cannot be made.
+refused b as a duplicate after the heal or b's marker took longer than
+2 x idleTimeout to reach a (the bug), 0 when none did; 77 when namespaces
+cannot be made.
 """
 
 import os
@@ -77,9 +78,12 @@ def main():
                        "%.2f s" % took if took is not None else "never (>%.0f s)" % args.wait,
                        len(refusals)), flush=True)
                 figures.append(took if took is not None else float("inf"))
-                if refusals or took is None:
+                # "Within one retry after the heal": the marker takes ~0.1 s once b is
+                # accepted; 2 x idleTimeout leaves room for a loaded machine, while the
+                # stale connection kept b out for 3 PTO (12 s and more).
+                if refusals or took is None or took > 2 * idle:
                     bad += 1
-    print("item 1: %d of %d rounds refused b as a duplicate after the heal; b's writes "
+    print("item 1: %d of %d rounds refused b or kept it out after the heal; b's writes "
           "reached a %s s after the heal (idleTimeout %.1f s)%s" %
           (bad, args.rounds, ", ".join("%.1f" % x for x in figures), idle,
            " -- reproduced" if bad else ""))
