@@ -214,6 +214,8 @@ export interface QUICServerEvents {
   'pattern:conflict': [{ pattern: Pattern; sourceId: string; resolution?: string; tenant?: string }];
   /** A connection was refused before it became a peer (TLS, unknown id, ...). */
   'connection:refused': [{ address: string; error: Error }];
+  /** A dial got no (complete) answer within quic.handshakeTimeout: not a refusal. */
+  'connection:timeout': [{ peerId?: string; address: string; error: Error }];
   /** Events were dropped because JavaScript fell more than 65,536 behind. */
   'events:overflow': [{ dropped: number }];
 }

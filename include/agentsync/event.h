@@ -28,6 +28,9 @@ typedef enum ags_event_type {
 	AGS_EV_PATTERN_RECEIVED,      /* "pattern:received" {pattern, source_id} */
 	AGS_EV_CONNECTION_REFUSED,    /* "connection:refused" {address, error} */
 	AGS_EV_PATTERN_CONFLICT,      /* "pattern:conflict" {pattern, source_id, error} */
+	/* "connection:timeout" {peer_id, address, error}: a dial got no (complete) answer within
+	 * the handshake timeout. Not a refusal: nobody said no. Counts as a peer error. */
+	AGS_EV_CONNECTION_TIMEOUT,
 } ags_event_type;
 
 /* An event. Pointers are valid only during the callback. */

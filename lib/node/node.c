@@ -56,6 +56,9 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 	cfg->health_interval_ms = 30000;
 	cfg->degrade_after_errors = 5;
 	cfg->idle_timeout_ms = 30000;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->max_handshakes = 256;
+	cfg->max_handshakes_per_addr = 32;
 	cfg->keepalive_ms = 10000;
 	cfg->max_pattern_bytes = AGS_PATTERN_MAX_BYTES_DEFAULT;
 	cfg->max_frame_bytes = 16u * 1024 * 1024;
@@ -570,6 +573,9 @@ static int start_transport(struct ags_node *n, ags_error *err)
 	qc.tls = n->tls;
 	qc.retry = n->cfg.stateless_retry;
 	qc.idle_timeout_ms = n->cfg.idle_timeout_ms;
+	qc.handshake_timeout_ms = n->cfg.handshake_timeout_ms;
+	qc.max_handshakes = n->cfg.max_handshakes;
+	qc.max_handshakes_per_addr = n->cfg.max_handshakes_per_addr;
 	qc.keep_alive_ms = n->cfg.keepalive_ms;
 	qc.test_drop_permille = n->cfg.test_drop_permille;
 	qc.stream_window = n->cfg.max_frame_bytes + 64 * 1024;

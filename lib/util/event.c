@@ -25,6 +25,8 @@ AGS_EXPORT const char *ags_event_name(int type)
 		return "connection:refused";
 	case AGS_EV_PATTERN_CONFLICT:
 		return "pattern:conflict";
+	case AGS_EV_CONNECTION_TIMEOUT:
+		return "connection:timeout";
 	default:
 		return "unknown";
 	}

@@ -169,6 +169,7 @@ void dlog_event(const ags_event *ev)
 	case AGS_EV_PEER_ERROR:
 	case AGS_EV_SYNC_FAILED:
 	case AGS_EV_CONNECTION_REFUSED:
+	case AGS_EV_CONNECTION_TIMEOUT:
 	case AGS_EV_PEER_HEALTH_DEGRADED:
 		level = AGS_LOG_WARN;
 		break;
