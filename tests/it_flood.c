@@ -247,10 +247,54 @@ static void new_peer_syncs_during_a_handshake_flood(void **state)
 	free(log);
 }
 
+/*
+ * A peer that never answers (issue 15, item 4): each dial ends after quic.handshakeTimeout
+ * with a connection:timeout event (not a refusal) and counts as a peer error, while the idle
+ * timeout (2 min) would have kept the attempt waiting longer than this test's waits.
+ */
+static void silent_peer_is_a_timeout_not_a_refusal(void **state)
+{
+	struct fx *f = *state;
+	int silent = tu_free_port(1);
+	char *text = tu_sprintf(
+	    "{\"quic\":{\"nodeId\":\"a\",\"host\":\"127.0.0.1\",\"port\":%d,"
+	    "\"dataDir\":\"%s/a-data\",\"api\":{\"listen\":\"127.0.0.1:%d\"},"
+	    "\"idleTimeout\":120000,\"handshakeTimeout\":300,"
+	    "\"peers\":[{\"id\":\"b\",\"address\":\"127.0.0.1\",\"port\":%d}],"
+	    "\"retry\":{\"maxAttempts\":1000,\"baseDelay\":100,\"maxDelay\":200},"
+	    "\"tls\":{\"cert\":\"%s/a.pem\",\"key\":\"%s/a-key.pem\",\"ca\":\"%s/ca.pem\"}}}\n",
+	    f->quic[0], f->dir, f->api[0], silent, f->certs, f->certs, f->certs);
+	tu_write_file(f->config[0], text);
+	free(text);
+	start(f, 0);
+	if (!tu_daemon_wait_log(&f->d[0], "connection:timeout peer=b address=127.0.0.1:"))
+		fail_msg("no timeout event:\n%s", tu_read_file(f->d[0].err_path, NULL));
+	assert_true(tu_daemon_wait_log(&f->d[0], "peer:error peer=b error=\"no answer within the "
+	                                         "handshake timeout (300 ms)\""));
+	char *log = tu_read_file(f->d[0].err_path, NULL);
+	if (strstr(log, "connection:refused"))
+		fail_msg("a timeout logged as a refusal:\n%s", log);
+	free(log);
+	char *out = NULL;
+	assert_int_equal(tu_cli(f->d[0].api, NULL, &out, "status", "--json", NULL), 0);
+	yyjson_doc *doc = yyjson_read(out, strlen(out), 0);
+	assert_non_null(doc);
+	yyjson_val *peers = yyjson_obj_get(yyjson_doc_get_root(doc), "peers");
+	yyjson_val *b = yyjson_arr_get_first(peers);
+	if (yyjson_is_obj(peers))
+		b = yyjson_obj_get(peers, "b");
+	if (yyjson_get_uint(yyjson_obj_get(b, "errorCount")) < 1)
+		fail_msg("errors not counted: %s", out);
+	yyjson_doc_free(doc);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(new_peer_syncs_during_a_handshake_flood, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(silent_peer_is_a_timeout_not_a_refusal, setup,
 	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
