@@ -155,6 +155,10 @@ void ags_node_link_data(struct ags_link *l, const uint8_t *data, size_t len)
 
 void ags_node_link_tick(struct ags_node *n, uint64_t now_ms)
 {
+	uint64_t held = ags_repeat_flush(&n->refusal_lines, AGS_REFUSAL_WINDOW_MS, now_ms);
+	if (held)
+		ags_node_log(n, AGS_LOG_WARN, "%llu more refusals in the last %u s were not logged",
+		             (unsigned long long)held, AGS_REFUSAL_WINDOW_MS / 1000);
 	if (!n->ep || now_ms < n->hs_log_at_ms)
 		return;
 	ags_quic_ep_stats s, *o = &n->hs_logged;
@@ -213,8 +217,30 @@ static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *
 	                .peer_id = l && l->peer ? l->peer->id : NULL,
 	                .address = addr,
 	                .error = reason};
-	ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
-	             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
+	uint64_t held;
+	if (ags_repeat_take(&n->refusal_lines, reason, AGS_REFUSAL_LINES, AGS_REFUSAL_WINDOW_MS,
+	                    ags_mono_ms(), &held)) {
+		if (held)
+			ags_node_log(n, AGS_LOG_WARN,
+			             "%llu more refusals in the last %u s were not logged",
+			             (unsigned long long)held, AGS_REFUSAL_WINDOW_MS / 1000);
+		ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
+		             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
+	}
+	/* Certificates from two CAs: the cure is always the same; say it once. */
+	if (!n->ca_hint_said && (strstr(reason, "unknown CA") || strstr(reason, "unknown_ca"))) {
+		n->ca_hint_said = 1;
+		ags_node_log(
+		    n, AGS_LOG_WARN,
+		    "%s%s and this node have certificates from different CAs: every node "
+		    "needs the same CA file (quic.tls.ca) and a certificate it signed, e.g. "
+		    "make them all with one `agentsync certs init --dir DIR --nodes "
+		    "a,b,...` and copy DIR/ca.pem with each node's two files to it",
+		    ev.peer_id ? "peer " : "",
+		    ev.peer_id ? ev.peer_id
+		    : addr     ? addr
+		               : "a peer");
+	}
 	ags_node_emit(n, &ev);
 	if (l && l->peer) {
 		l->error_counted = 1;

@@ -494,9 +494,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = r;
 		r->route = route_of(url, &r->id);
-		if (r->route == R_NONE)
-			return ags_api_reply_error(c, MHD_HTTP_NOT_FOUND, "", (size_t)-1,
-			                           "no such endpoint: %s", url);
+		/* The token first, even for unknown paths: without it nothing, not even which
+		 * endpoints exist, can be learnt. */
 		if (r->route != R_HEALTHZ) {
 			const char *why = check_auth(api, c);
 			if (why) {
@@ -508,6 +507,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				                           "Authorization", (size_t)-1, "%s", why);
 			}
 		}
+		if (r->route == R_NONE)
+			return ags_api_reply_error(c, MHD_HTTP_NOT_FOUND, "", (size_t)-1,
+			                           "no such endpoint: %s", url);
 		if (!method_allowed(r->route, method)) {
 			enum MHD_Result res =
 			    ags_api_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "", (size_t)-1,
