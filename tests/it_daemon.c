@@ -311,9 +311,9 @@ static void outside_bytes_cannot_forge_log_lines(void **state)
 		if (json) {
 			assert_true(tu_daemon_wait_log(&d, "forged"));
 		} else {
-			assert_true(
-			    tu_daemon_wait_log(&d, "/v1/x\\x0a1999-01-01T00:00:00.000Z ERROR "
-			                           "daemon forged\\x0d\\x1b[2J\\xff"));
+			assert_true(tu_daemon_wait_log(&d,
+			                               "/v1/x\\x0a1999-01-01T00:00:00.000Z ERROR "
+			                               "daemon forged\\x0d\\x1b[2J\\xff"));
 		}
 		stop_ok(&d);
 		char *log = tu_read_file(d.err_path, NULL);
@@ -333,6 +333,32 @@ static void outside_bytes_cannot_forge_log_lines(void **state)
 		free(log);
 		free(url);
 	}
+	free(config);
+}
+
+/*
+ * A data directory others may enter (0755, as systemd's StateDirectory= without
+ * StateDirectoryMode= makes it) is narrowed to 0700 with a warning, and the store's files
+ * in it are 0600 (issue 17.5).
+ */
+static void open_data_directory_is_made_private(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "perm", tu_free_port(1), tu_free_port(0), NULL, NULL);
+	char *data = tu_sprintf("%s/perm-data", f->dir), *db = tu_sprintf("%s/store.db", data);
+	assert_int_equal(mkdir(data, 0755), 0);
+	assert_int_equal(chmod(data, 0755), 0);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "perm", config), 0);
+	assert_true(tu_daemon_log_has(&d, "was open to other users (mode 0755): made it 0700"));
+	struct stat st;
+	assert_int_equal(stat(data, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(db, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	stop_ok(&d);
+	free(db);
+	free(data);
 	free(config);
 }
 
@@ -815,6 +841,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(unknown_key_is_a_warning, setup, teardown),
 	    cmocka_unit_test_setup_teardown(api_answers_bad_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(outside_bytes_cannot_forge_log_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(open_data_directory_is_made_private, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sse_resume_with_last_event_id_loses_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_picks_up_a_new_peer, setup, teardown),
