@@ -4,6 +4,10 @@
  * daemons on 127.0.0.1, driven by the CLI and by curl. Tests that need two
  * daemons syncing are in it_daemon_sync.c.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +363,75 @@ static void open_data_directory_is_made_private(void **state)
 	stop_ok(&d);
 	free(db);
 	free(data);
+	free(config);
+}
+
+/* A TCP connection from `from` (a loopback address) to the API that sends half a request head. */
+static int slow_client(const char *from, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+	inet_pton(AF_INET, from, &src.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+	dst.sin_port = htons((uint16_t)port);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
+	    connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	static const char half[] = "GET /v1/state HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+	(void)!write(fd, half, sizeof(half) - 1);
+	return fd;
+}
+
+/* Whether the server has closed fd (bounded poll; the end of the stream reads as 0). */
+static int closed_by_server(void *arg)
+{
+	int fd = *(int *)arg;
+	char b[64];
+	ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/*
+ * HTTP slowloris (issue 17.2): 300 connections from ten other loopback addresses that never
+ * finish their request head (more than the API's 256 slots) do not keep an authenticated
+ * client out; the pressure is logged, and a slow connection is closed after its head
+ * deadline (10 s) however patient.
+ */
+static void slow_clients_do_not_lock_out_the_api(void **state)
+{
+	struct fixture *f = *state;
+	char *config =
+	    write_config(f->dir, "slow", tu_free_port(1), tu_free_port(0), "t0k3n", NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "slow", config), 0);
+	int fds[300], n = 0;
+	for (int i = 0; i < 300; i++) {
+		char from[32];
+		snprintf(from, sizeof(from), "127.0.0.%d", 2 + i % 10);
+		fds[n] = slow_client(from, d.api_port);
+		if (fds[n] >= 0)
+			n++;
+	}
+	assert_true(n > 0);
+	char *out = NULL;
+	int rc = tu_cli(d.api, "t0k3n", &out, "status", "--json", NULL);
+	if (rc != 0 || !strstr(out, "\"nodeId\""))
+		fail_msg("an authenticated client was kept out (%d): %s", rc, out);
+	free(out);
+	assert_true(tu_daemon_wait_log(&d, "HTTP API under pressure"));
+	/* A new slow client (from a fresh address, so accepted) is closed once its 10 s are
+	 * over: however patient, it never gets to hold a slot for long. */
+	int last = slow_client("127.0.0.50", d.api_port);
+	assert_true(last >= 0);
+	assert_false(closed_by_server(&last));
+	assert_true(tu_wait_for(closed_by_server, &last, 600, 50));
+	close(last);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	stop_ok(&d);
 	free(config);
 }
 
@@ -842,6 +915,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(api_answers_bad_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(outside_bytes_cannot_forge_log_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(open_data_directory_is_made_private, setup, teardown),
+	    cmocka_unit_test_setup_teardown(slow_clients_do_not_lock_out_the_api, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sse_resume_with_last_event_id_loses_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_picks_up_a_new_peer, setup, teardown),
