@@ -582,8 +582,11 @@ int main(int argc, char **argv)
 		status = EXIT_RUNTIME;
 	} else {
 		for (;;) {
-			int sig = 0;
-			if (sigwait(&set, &sig) != 0)
+			/* Wakes every 10 s to say how many refusal lines were held back. */
+			struct timespec wake = {10, 0};
+			int sig = sigtimedwait(&set, NULL, &wake);
+			dlog_flush();
+			if (sig < 0)
 				continue;
 			if (sig == SIGHUP) {
 				dnotify_reloading();

@@ -433,6 +433,14 @@ static void sighup_rotates_certificates(void **state)
 	assert_int_equal(tu_daemon_start(&m->d[1], m->dir, "b2", NULL, argv), 0);
 	assert_true(tu_daemon_wait_log(&m->d[0], "connection:refused"));
 	assert_int_equal(connections(&m->d[0]), 0);
+	/* After several refusals, the advice on the fix has been said once (issue 15.11). */
+	struct file_lines refusals = {m->d[0].err_path, "node refused ", 3};
+	assert_true(tu_wait_for(file_has_lines, &refusals, 600, 50));
+	char *alog = tu_read_file(m->d[0].err_path, NULL);
+	if (tu_count_lines_with(alog, "certificates from different CAs") != 1)
+		fail_msg("the CA advice should come once:\n%s", alog);
+	assert_int_equal(tu_count_lines_with(alog, "agentsync certs init --dir DIR"), 1);
+	free(alog);
 
 	/* Rotate a's certificate, key and CA in place, then SIGHUP: b gets in. */
 	copy_file(p = tu_sprintf("%s/a.pem", certs2), a_cert), free(p);

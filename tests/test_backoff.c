@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for reconnection backoff and token buckets. */
+#include <stdio.h>
+
 #include "testutil.h"
 #include "backoff.h"
 
@@ -67,6 +69,36 @@ static void bucket_debt_delays_the_next_spend(void **state)
 	assert_int_equal(ags_bucket_wait_us(&b, 1e9), 0);
 }
 
+/* Refusal lines under a flood: a burst per window, then a count said once. */
+static void repeats_are_counted_then_said_once(void **state)
+{
+	(void)state;
+	ags_repeat r = {0};
+	uint64_t held = 99;
+	int written = 0;
+	for (int i = 0; i < 1000; i++)
+		written += ags_repeat_take(&r, "same", 5, 10000, 20000 + (uint64_t)i, &held);
+	assert_int_equal(written, 5);
+	assert_int_equal(held, 0);
+	assert_int_equal(ags_repeat_flush(&r, 10000, 29999), 0); /* window not over */
+	assert_int_equal(ags_repeat_flush(&r, 10000, 30000), 995);
+	assert_int_equal(ags_repeat_flush(&r, 10000, 50000), 0); /* said once */
+	for (int i = 0; i < 7; i++)
+		(void)ags_repeat_take(&r, "same", 5, 10000, 50001, &held);
+	/* Another reason is another kind: it has its own lines. */
+	assert_int_equal(ags_repeat_take(&r, "other", 5, 10000, 50002, &held), 1);
+	assert_int_equal(ags_repeat_take(&r, "same", 5, 10000, 60001, &held), 1);
+	assert_int_equal(held, 2); /* the next line after the window says the count first */
+	/* More kinds than it tells apart share the last one, and stay bounded. */
+	written = 0;
+	for (int i = 0; i < 100; i++) {
+		char kind[16];
+		snprintf(kind, sizeof(kind), "k%d", i);
+		written += ags_repeat_take(&r, kind, 5, 10000, 80000, &held);
+	}
+	assert_int_equal(written, AGS_REPEAT_KINDS - 1 + 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -74,6 +106,7 @@ int main(void)
 	    cmocka_unit_test(jitter_stays_within_half_and_full),
 	    cmocka_unit_test(bucket_limits_and_refills),
 	    cmocka_unit_test(bucket_debt_delays_the_next_spend),
+	    cmocka_unit_test(repeats_are_counted_then_said_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

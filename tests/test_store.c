@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -1656,6 +1657,44 @@ static void version_3_store_is_migrated_to_priorities(void **state)
 	assert_int_equal(l.prio[1], 0);
 }
 
+static unsigned mode_of(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		fail_msg("%s: missing", path);
+	return (unsigned)(st.st_mode & 07777);
+}
+
+/*
+ * Issue 17.5: in a directory others may enter (0755, as systemd's StateDirectory makes
+ * it) and with the usual umask 022, the store's files are still 0600: the database, its
+ * WAL and shared memory. A file left with mode 0644 is narrowed when the store opens.
+ */
+static void store_files_are_private(void **state)
+{
+	fx *f = *state;
+	char *dir = tu_sprintf("%s/open", f->dir), *path = tu_sprintf("%s/store.db", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	mode_t old = umask(022);
+	ags_store *s = open_at(path);
+	assert_int_equal(apply1(s, mk("secret", 1, 1, "{\"k\":1}"), NULL), AGS_APPLY_INSERTED);
+	char *wal = tu_sprintf("%s-wal", path), *shm = tu_sprintf("%s-shm", path);
+	assert_int_equal(mode_of(path), 0600);
+	assert_int_equal(mode_of(wal), 0600);
+	assert_int_equal(mode_of(shm), 0600);
+	ags_store_close(s);
+	assert_int_equal(chmod(path, 0644), 0);
+	s = open_at(path);
+	assert_int_equal(mode_of(path), 0600);
+	ags_store_close(s);
+	umask(old);
+	free(wal);
+	free(shm);
+	free(path);
+	free(dir);
+}
+
 static void expired_records_keep_no_delta_base(void **state)
 {
 	fx *f = *state;
@@ -1684,6 +1723,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(each_outcome, setup, teardown),
+	    cmocka_unit_test_setup_teardown(store_files_are_private, setup, teardown),
 	    cmocka_unit_test_setup_teardown(equal_timestamp_conflict_follows_compare, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(batch_of_mixed_outcomes, setup, teardown),

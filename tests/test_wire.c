@@ -518,6 +518,11 @@ static void error_round_trip_and_validation(void **state)
 	    {"{\"code\":257}", "error"},
 	    {"{\"code\":257,\"error\":1}", "error"},
 	    {"{\"code\":257,\"error\":\"a\\u0000b\"}", "error"},
+	    /* Control characters would forge log lines (issue 17.4). */
+	    {"{\"code\":257,\"error\":\"a\\nINFO forged\"}", "error"},
+	    {"{\"code\":257,\"error\":\"a\\rb\"}", "error"},
+	    {"{\"code\":257,\"error\":\"a\\u001bb\"}", "error"},
+	    {"{\"code\":257,\"error\":\"a\\u007fb\"}", "error"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(ags_wire_error_decode((const uint8_t *)cases[i].json,
@@ -525,6 +530,10 @@ static void error_round_trip_and_validation(void **state)
 		                 AGS_ERR_PROTO);
 		assert_string_equal(err.field, cases[i].field);
 	}
+	ags_frame_buf_init(&b, 0);
+	assert_int_equal(ags_wire_error_encode(1, "two\nlines", &b, &err), AGS_ERR_INVALID);
+	assert_string_equal(err.field, "error");
+	ags_frame_buf_free(&b);
 	char *big = malloc(AGS_WIRE_TEXT_MAX + 2);
 	memset(big, 'e', AGS_WIRE_TEXT_MAX + 1);
 	big[AGS_WIRE_TEXT_MAX + 1] = '\0';

@@ -218,6 +218,8 @@ export interface QUICServerEvents {
   'sync:rejected': [{ peerId: string; patternId?: string; sourceId?: string; error: Error }];
   /** A store went back in sequence, ours or the peer's (PROTOCOL.md, "Store epochs"). */
   'store:rollback': [{ peerId: string; error: Error }];
+  /** A dial got no (complete) answer within quic.handshakeTimeout: not a refusal. */
+  'connection:timeout': [{ peerId?: string; address: string; error: Error }];
   /** Events were dropped because JavaScript fell more than 65,536 behind. */
   'events:overflow': [{ dropped: number }];
 }

@@ -36,6 +36,9 @@ typedef enum ags_event_type {
 	 * (a restored backup, a power loss with fsync off): ours, found from the peer's
 	 * cursor, or the peer's, found from its HELLO (docs/PROTOCOL.md, "Store epochs"). */
 	AGS_EV_STORE_ROLLBACK,
+	/* "connection:timeout" {peer_id, address, error}: a dial got no (complete) answer within
+	 * the handshake timeout. Not a refusal: nobody said no. Counts as a peer error. */
+	AGS_EV_CONNECTION_TIMEOUT,
 } ags_event_type;
 
 /* An event. Pointers are valid only during the callback. */

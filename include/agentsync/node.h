@@ -79,6 +79,17 @@ typedef struct ags_node_config {
 	uint32_t idle_timeout_ms;      /* default 30000 */
 	uint32_t keepalive_ms;         /* default 10000 */
 	int stateless_retry;           /* address validation with Retry; default 0 */
+	/*
+	 * Handshakes (docs/SECURITY.md): each may take handshake_timeout_ms (default 10000), in
+	 * and out; a dial without an answer by then counts as a failure (peer:error) and
+	 * is retried on the retry schedule. Incoming handshakes have their own budget apart
+	 * from established connections: max_handshakes at once (default 256), of which
+	 * max_handshakes_per_addr from one IP address (default 32); past a quarter of the budget
+	 * new ones must first answer a Retry (address validation).
+	 */
+	uint32_t handshake_timeout_ms;
+	uint32_t max_handshakes;
+	uint32_t max_handshakes_per_addr;
 
 	/* Per-peer outgoing rate limits; 0 = unlimited. Excess waits. */
 	double rate_patterns_per_s;

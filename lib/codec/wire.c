@@ -764,7 +764,7 @@ int ags_wire_error_encode(uint64_t code, const char *text, ags_frame_buf *out, a
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "NULL argument");
 	if (code > AGS_WIRE_APP_CODE_MAX)
 		return ags_error_set(err, AGS_ERR_INVALID, "code", "must be under 2^62");
-	int rc = enc_str(text, "error", 0, AGS_WIRE_TEXT_MAX, STR_ANY, err);
+	int rc = enc_str(text, "error", 0, AGS_WIRE_TEXT_MAX, STR_NO_CTL, err);
 	if (rc)
 		return rc;
 	yyjson_mut_val *root;
@@ -789,7 +789,7 @@ int ags_wire_error_decode(const uint8_t *json, size_t len, ags_wire_error *out, 
 	if ((rc = member(root, NULL, "code", 1, &v, err)) ||
 	    (rc = dec_u64(v, "code", 0, AGS_WIRE_APP_CODE_MAX, &out->code, err)) ||
 	    (rc = member(root, NULL, "error", 1, &v, err)) ||
-	    (rc = dec_str(v, "error", 0, AGS_WIRE_TEXT_MAX, STR_ANY, &out->text, err)))
+	    (rc = dec_str(v, "error", 0, AGS_WIRE_TEXT_MAX, STR_NO_CTL, &out->text, err)))
 		ags_wire_error_free(out);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "error.h"
 #include "file.h"
@@ -78,6 +79,7 @@ struct ags_hub {
 	size_t n_agents;
 	uint32_t max_agents, max_tenants;
 	uint64_t auth_ok, auth_refused;
+	ags_repeat refusal_lines; /* refusals logged: a few per window, then counted */
 };
 
 static void hub_log(struct ags_hub *h, int level, const char *fmt, ...)
@@ -501,15 +503,30 @@ static void refusal_done(void *ud, int status)
 }
 
 /* Refuses an agent: log, event, ERROR frame, then a close with `code`. Returns AGS_ERR_AUTH. */
-static int refuse(struct ags_hub *h, struct ags_link *l, uint64_t code, const char *reason)
+static int refuse(struct ags_hub *h, struct ags_link *l, uint64_t code, const char *why)
 {
+	/* A reason may quote the agent's token (a claim, a key): no control characters, which an
+	 * ERROR frame may not carry (PROTOCOL.md) and a log line must not show. */
+	char reason[256];
+	size_t k = 0;
+	for (; why[k] && k + 1 < sizeof(reason); k++)
+		reason[k] = (unsigned char)why[k] < 0x20 || why[k] == 0x7f ? '?' : why[k];
+	reason[k] = '\0';
 	struct ags_hub_agent *a = agent_of(l);
 	const char *addr = ags_quic_conn_peer_addr(l->conn);
 	h->auth_refused++;
 	a->refused = 1;
 	a->close_at_ms = ags_mono_ms() + REFUSE_LINGER_MS;
-	hub_log(h, AGS_LOG_WARN, "agent from %s refused (%s): %s", addr, ags_app_error_name(code),
-	        reason);
+	uint64_t held;
+	if (ags_repeat_take(&h->refusal_lines, reason, AGS_REFUSAL_LINES, AGS_REFUSAL_WINDOW_MS,
+	                    ags_mono_ms(), &held)) {
+		if (held)
+			hub_log(h, AGS_LOG_WARN,
+			        "%llu more agent refusals in the last %u s were not logged",
+			        (unsigned long long)held, AGS_REFUSAL_WINDOW_MS / 1000);
+		hub_log(h, AGS_LOG_WARN, "agent from %s refused (%s): %s", addr,
+		        ags_app_error_name(code), reason);
+	}
 	ags_event ev = {.type = AGS_EV_CONNECTION_REFUSED, .address = addr, .error = reason};
 	hub_emit(h, &ev);
 	ags_frame_buf fb;
@@ -747,6 +764,11 @@ void ags_hub_pump_default(struct ags_hub *h)
 
 void ags_hub_tick(struct ags_hub *h, uint64_t now_ms, int sweep)
 {
+	uint64_t held = ags_repeat_flush(&h->refusal_lines, AGS_REFUSAL_WINDOW_MS, now_ms);
+	if (held)
+		hub_log(h, AGS_LOG_WARN,
+		        "%llu more agent refusals in the last %u s were not logged",
+		        (unsigned long long)held, AGS_REFUSAL_WINDOW_MS / 1000);
 	for (size_t i = 0; i < h->n_pending; i++) {
 		struct ags_link *l = h->pending[i];
 		struct ags_hub_agent *a = agent_of(l);

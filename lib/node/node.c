@@ -56,6 +56,9 @@ AGS_EXPORT void ags_node_config_init(ags_node_config *cfg)
 	cfg->health_interval_ms = 30000;
 	cfg->degrade_after_errors = 5;
 	cfg->idle_timeout_ms = 30000;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->max_handshakes = 256;
+	cfg->max_handshakes_per_addr = 32;
 	cfg->keepalive_ms = 10000;
 	cfg->max_pattern_bytes = AGS_PATTERN_MAX_BYTES_DEFAULT;
 	cfg->max_frame_bytes = 16u * 1024 * 1024;
@@ -459,6 +462,37 @@ static int mkdir_p(const char *path)
 }
 
 /*
+ * The data directory holds the store (every pattern) and is for this user
+ * only: one that other users may enter (mode 0755, as systemd's
+ * StateDirectory= or a plain mkdir makes it) is narrowed to 0700, with a
+ * warning; one that cannot be (another owner) is refused.
+ */
+static int private_dir(struct ags_node *n, ags_error *err)
+{
+	const char *dir = n->cfg.data_dir;
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return ags_error_set(err, AGS_ERR_IO, "dataDir", "%s: %m", dir);
+	if (!S_ISDIR(st.st_mode))
+		return ags_error_set(err, AGS_ERR_IO, "dataDir", "%s is not a directory", dir);
+	if (!(st.st_mode & 077))
+		return 0;
+	if (chmod(dir, st.st_mode & 0700) != 0)
+		return ags_error_set(
+		    err, AGS_ERR_IO, "dataDir",
+		    "%s is open to other users (mode %04o) and cannot be made 0700 "
+		    "(%m; its owner is uid %u): the store in it holds every pattern. "
+		    "Run chmod 700 on it, or choose another dataDir",
+		    dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+	ags_node_log(
+	    n, AGS_LOG_WARN,
+	    "dataDir %s was open to other users (mode %04o): made it 0700, as the store in "
+	    "it holds every pattern",
+	    dir, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+/*
  * A secret that survives restarts, for stateless resets: SHA-256 of a label
  * and the node's private key file. After a restart the node's resets carry
  * tokens its peers already know, so they drop dead connections at once.
@@ -508,6 +542,8 @@ static int open_stores(struct ags_node *n, ags_error *err)
 	if (mkdir_p(n->cfg.data_dir) < 0)
 		return ags_error_set(err, AGS_ERR_IO, "dataDir", "cannot create %s: %m",
 		                     n->cfg.data_dir);
+	if ((rv = private_dir(n, err)))
+		return rv;
 	/* A hub keeps one store per tenant; its own is the one of its tenant. */
 	if (n->cfg.hub.enabled) {
 		if ((rv = ags_hub_tenant_path(n->cfg.data_dir, n->cfg.tenant, path, sizeof(path),
@@ -614,6 +650,9 @@ static int start_transport(struct ags_node *n, ags_error *err)
 	qc.tls = n->tls;
 	qc.retry = n->cfg.stateless_retry;
 	qc.idle_timeout_ms = n->cfg.idle_timeout_ms;
+	qc.handshake_timeout_ms = n->cfg.handshake_timeout_ms;
+	qc.max_handshakes = n->cfg.max_handshakes;
+	qc.max_handshakes_per_addr = n->cfg.max_handshakes_per_addr;
 	qc.keep_alive_ms = n->cfg.keepalive_ms;
 	qc.test_drop_permille = n->cfg.test_drop_permille;
 	qc.stream_window = n->cfg.max_frame_bytes + 64 * 1024;

@@ -200,6 +200,11 @@ struct ags_node {
 	double base_latency_sum;
 	uint64_t base_codec_out[AGS_SYNC_CODECS], base_codec_in[AGS_SYNC_CODECS];
 	uint64_t base_acked;
+	/* Handshake budget counters last logged (lib/node/node_link.c, ags_node_link_tick). */
+	ags_quic_ep_stats hs_logged;
+	uint64_t hs_log_at_ms;
+	ags_repeat refusal_lines; /* refusals logged: a few per window, then counted */
+	int ca_hint_said;         /* the unknown-CA advice was logged (once per node) */
 };
 
 /* ---- node.c ---- */

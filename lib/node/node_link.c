@@ -182,6 +182,43 @@ void ags_node_link_data(struct ags_link *l, const uint8_t *data, size_t len)
 	}
 }
 
+/* ---- handshake pressure ---- */
+
+/* How often at most the handshake budget's counters are logged. */
+#define HS_LOG_MS 10000
+
+void ags_node_link_tick(struct ags_node *n, uint64_t now_ms)
+{
+	uint64_t held = ags_repeat_flush(&n->refusal_lines, AGS_REFUSAL_WINDOW_MS, now_ms);
+	if (held)
+		ags_node_log(n, AGS_LOG_WARN, "%llu more refusals in the last %u s were not logged",
+		             (unsigned long long)held, AGS_REFUSAL_WINDOW_MS / 1000);
+	if (!n->ep || now_ms < n->hs_log_at_ms)
+		return;
+	ags_quic_ep_stats s, *o = &n->hs_logged;
+	ags_quic_ep_get_stats(n->ep, &s);
+	uint64_t retries = s.retries_sent - o->retries_sent,
+	         timed_out = s.hs_timed_out - o->hs_timed_out,
+	         evicted = s.hs_evicted - o->hs_evicted,
+	         by_addr = s.hs_refused_addr - o->hs_refused_addr,
+	         full = s.refused_max_conns - o->refused_max_conns,
+	         bad = s.bad_tokens - o->bad_tokens;
+	if (!timed_out && !evicted && !by_addr && !full && !bad &&
+	    (n->cfg.stateless_retry || !retries))
+		return;
+	ags_node_log(n, AGS_LOG_WARN,
+	             "handshake pressure: %llu of %llu incoming handshakes in progress; since "
+	             "the last report %llu answered with Retry, %llu half-open timed out, %llu "
+	             "dropped (budget full), %llu refused (too many from one address), %llu bad "
+	             "Retry tokens, %llu refused (max connections)",
+	             (unsigned long long)s.handshakes, (unsigned long long)s.handshakes_max,
+	             (unsigned long long)retries, (unsigned long long)timed_out,
+	             (unsigned long long)evicted, (unsigned long long)by_addr,
+	             (unsigned long long)bad, (unsigned long long)full);
+	*o = s;
+	n->hs_log_at_ms = now_ms + HS_LOG_MS;
+}
+
 /* ---- transport callbacks ---- */
 
 static void q_connected(void *ud, ags_quic_conn *c, const char *peer_id, const char *addr)
@@ -214,12 +251,53 @@ static void q_refused(void *ud, ags_quic_conn *c, const char *addr, const char *
 	                .peer_id = l && l->peer ? l->peer->id : NULL,
 	                .address = addr,
 	                .error = reason};
-	ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
-	             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
+	uint64_t held;
+	if (ags_repeat_take(&n->refusal_lines, reason, AGS_REFUSAL_LINES, AGS_REFUSAL_WINDOW_MS,
+	                    ags_mono_ms(), &held)) {
+		if (held)
+			ags_node_log(n, AGS_LOG_WARN,
+			             "%llu more refusals in the last %u s were not logged",
+			             (unsigned long long)held, AGS_REFUSAL_WINDOW_MS / 1000);
+		ags_node_log(n, AGS_LOG_WARN, "refused %s%s%s: %s", addr ? addr : "?",
+		             ev.peer_id ? " peer " : "", ev.peer_id ? ev.peer_id : "", reason);
+	}
+	/* Certificates from two CAs: the cure is always the same; say it once. */
+	if (!n->ca_hint_said && (strstr(reason, "unknown CA") || strstr(reason, "unknown_ca"))) {
+		n->ca_hint_said = 1;
+		ags_node_log(
+		    n, AGS_LOG_WARN,
+		    "%s%s and this node have certificates from different CAs: every node "
+		    "needs the same CA file (quic.tls.ca) and a certificate it signed, e.g. "
+		    "make them all with one `agentsync certs init --dir DIR --nodes "
+		    "a,b,...` and copy DIR/ca.pem with each node's two files to it",
+		    ev.peer_id ? "peer " : "",
+		    ev.peer_id ? ev.peer_id
+		    : addr     ? addr
+		               : "a peer");
+	}
 	ags_node_emit(n, &ev);
 	if (l && l->peer) {
 		l->error_counted = 1;
 		ags_node_peer_error(n, l->peer, reason);
+	}
+}
+
+/* A dial got no complete answer in time: not a refusal, but a failure of the attempt. */
+static void q_handshake_timeout(void *ud, ags_quic_conn *c, const char *addr)
+{
+	struct ags_node *n = ud;
+	struct ags_link *l = c ? ags_quic_conn_user_data(c) : NULL;
+	char why[128];
+	snprintf(why, sizeof(why), "no answer within the handshake timeout (%u ms)",
+	         n->cfg.handshake_timeout_ms);
+	ags_event ev = {.type = AGS_EV_CONNECTION_TIMEOUT,
+	                .peer_id = l && l->peer ? l->peer->id : NULL,
+	                .address = addr,
+	                .error = why};
+	ags_node_emit(n, &ev);
+	if (l && l->peer) {
+		l->error_counted = 1;
+		ags_node_peer_error(n, l->peer, why);
 	}
 }
 
@@ -324,4 +402,5 @@ const ags_quic_callbacks ags_node_quic_callbacks = {
     .on_writable = q_writable,
     .on_early_data_rejected = q_early_rejected,
     .on_read_pause = ags_node_deliver,
+    .on_handshake_timeout = q_handshake_timeout,
 };

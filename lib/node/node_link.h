@@ -98,6 +98,13 @@ extern const ags_quic_callbacks ags_node_quic_callbacks;
 struct ags_link *ags_node_link_new(struct ags_node *n, ags_quic_conn *c, int outgoing,
                                    const struct ags_link_ops *ops, void *owner);
 
+/*
+ * Once every 10 s at most, logs what the transport's handshake budget did
+ * since the last time (Retry under pressure, half-open handshakes that timed
+ * out or were dropped, refusals), when it did anything. From the tick.
+ */
+void ags_node_link_tick(struct ags_node *n, uint64_t now_ms);
+
 /* Frees a link that is no longer attached to anything (its session too). */
 void ags_node_link_free(struct ags_link *l);
 

@@ -44,6 +44,7 @@ static void tick(struct ags_node *n)
 			p->ops->dial(n, p);
 	}
 	ags_node_pump_all(n);
+	ags_node_link_tick(n, now);
 	/* While the log is being sent the store is not idle: no checkpoint yet. */
 	for (size_t i = 0; i < n->n_peers; i++) {
 		struct ags_link *l = n->peers[i]->link;

@@ -7,10 +7,14 @@
  * (section "Store"). This file: helpers, the digest, open, migrations and
  * close; writes are in store_apply.c, reads in store_read.c.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -466,6 +470,40 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 	return r2;
 }
 
+/*
+ * The store holds every pattern: its files are for this user only. SQLite
+ * creates a database with mode 0644 (less the umask) and gives the -wal and
+ * -shm files the database's mode, so the database is made here with 0600
+ * first; files that exist already with group or other bits (an older
+ * version, a copy) are narrowed to 0600. Errors: AGS_ERR_IO.
+ */
+static int private_files(const char *path, ags_error *err)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	char p[4096];
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffixes[i]) >= sizeof(p))
+			return ags_error_set(err, AGS_ERR_IO, NULL, "%s: path too long", path);
+		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (i == 0 ? O_CREAT : 0), 0600);
+		if (fd < 0) {
+			if (errno == ENOENT && i > 0)
+				continue;
+			return ags_error_set(err, AGS_ERR_IO, NULL, "%s: %s", p, strerror(errno));
+		}
+		struct stat st;
+		int bad = fstat(fd, &st) != 0 || ((st.st_mode & 077) && fchmod(fd, 0600) != 0);
+		int e = errno;
+		close(fd);
+		if (bad)
+			return ags_error_set(
+			    err, AGS_ERR_IO, NULL,
+			    "%s is readable by other users (mode %04o) and cannot be "
+			    "made 0600: %s",
+			    p, (unsigned)(st.st_mode & 07777), strerror(e));
+	}
+	return 0;
+}
+
 AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_store **out,
                               ags_error *err)
 {
@@ -481,6 +519,8 @@ AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_
 		r = ags_error_set(err, AGS_ERR_INTERNAL, NULL, "SHA-256 is not available");
 		goto fail;
 	}
+	if ((r = private_files(path, err)))
+		goto fail;
 	const char *key_file = opts ? opts->key_file : NULL;
 	if (key_file) {
 		if ((r = ags_store_key_load(key_file, s->key, err)))

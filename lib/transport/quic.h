@@ -199,6 +199,15 @@ typedef struct ags_quic_callbacks {
 	 * meanwhile (answers to earlier requests). May be NULL.
 	 */
 	void (*on_read_pause)(void *user_data);
+
+	/*
+	 * Client only: the handshake of an outgoing connection did not complete within
+	 * handshake_timeout_ms (no answer, or no complete answer). This is not a refusal:
+	 * it replaces on_refused for that case (on_refused is called when this is NULL);
+	 * on_closed follows. Incoming handshakes that time out are only counted
+	 * (ags_quic_ep_get_stats()), never reported one by one.
+	 */
+	void (*on_handshake_timeout)(void *user_data, ags_quic_conn *c, const char *peer_addr);
 } ags_quic_callbacks;
 
 /*
@@ -213,11 +222,26 @@ typedef struct ags_quic_config {
 	uint16_t port;
 	/* TLS context for every connection (required; must outlive the endpoint). */
 	ags_tls_ctx *tls;
-	/* Non-zero: a server answers a first Initial with a stateless Retry (address validation).
-	 */
+	/* Non-zero: a server answers every first Initial with a stateless Retry (address
+	 * validation). Zero: only under handshake pressure (see retry_threshold). */
 	int retry;
-	/* Idle timeout in ms (default 30000). Also bounds how long a handshake may take. */
+	/* Idle timeout in ms of an established connection (default 30000). */
 	uint64_t idle_timeout_ms;
+	/* How long a handshake may take, in ms, in and out (default 10000; at most the idle
+	 * timeout). A dial that gets no answer ends with on_handshake_timeout after it. */
+	uint64_t handshake_timeout_ms;
+	/*
+	 * Handshake budget of a server, separate from max_conns: incoming connections whose
+	 * handshake is not complete. At most max_handshakes at once (default 256); when full,
+	 * the oldest half-open one is dropped for a new one. At most max_handshakes_per_addr
+	 * (default 32) from one IP address (any port); more are refused. With retry_threshold
+	 * (default max_handshakes / 4) or more in progress, a first Initial without a valid
+	 * Retry token is answered with a Retry, so spoofed sources make no state at all.
+	 * Established connections are never dropped for a handshake.
+	 */
+	size_t max_handshakes;
+	size_t max_handshakes_per_addr;
+	size_t retry_threshold;
 	/* Send PINGs when idle for this long, in ms, to keep connections open (default 0: off). */
 	uint64_t keep_alive_ms;
 	/* Receive window per stream, in bytes: the most unconsumed data a peer may send
@@ -231,7 +255,8 @@ typedef struct ags_quic_config {
 	 * AGS_ERR_AGAIN (default 8 MiB). A single write larger than this is accepted when nothing
 	 * is pending. */
 	size_t max_unacked;
-	/* Most connections at once, in and out (default 1024); new incoming ones are refused. */
+	/* Most established connections at once, in and out (default 1024): an incoming
+	 * handshake that completes past it is refused; handshakes have their own budget. */
 	size_t max_conns;
 	/* Non-zero: do not use UDP GSO even where the kernel supports it (for comparisons). */
 	int no_gso;
@@ -260,6 +285,22 @@ typedef struct ags_quic_info {
 	int early_data_accepted; /* 0-RTT data was sent (client) / received (server) and accepted */
 	uint64_t pto_us;         /* probe timeout (3 of them would stretch ngtcp2's idle timeout) */
 } ags_quic_info;
+
+/* Counters of an endpoint's handshake budget, from ags_quic_ep_get_stats(); they only grow
+ * but for `handshakes`. */
+typedef struct ags_quic_ep_stats {
+	uint64_t handshakes;        /* incoming handshakes in progress now */
+	uint64_t handshakes_max;    /* the budget (max_handshakes) */
+	uint64_t retries_sent;      /* first Initials answered with a Retry */
+	uint64_t hs_timed_out;      /* incoming handshakes that did not complete in time */
+	uint64_t hs_evicted;        /* half-open handshakes dropped for newer ones (budget full) */
+	uint64_t hs_refused_addr;   /* Initials refused: too many handshakes from that address */
+	uint64_t refused_max_conns; /* completed handshakes refused: max_conns established */
+	uint64_t bad_tokens;        /* Initials with an invalid or expired Retry token */
+} ags_quic_ep_stats;
+
+/* Fills `out` with the endpoint's handshake counters. */
+void ags_quic_ep_get_stats(const ags_quic_ep *ep, ags_quic_ep_stats *out);
 
 /*
  * Makes an endpoint on `loop`: binds the UDP socket and starts reading.

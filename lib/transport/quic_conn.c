@@ -112,6 +112,7 @@ static void conn_destroy(ags_quic_conn *c)
 		c->dirty = 0;
 	}
 	ags_quic_ep_soon_remove(ep, c);
+	ags_quic_ep_hs_remove(ep, c);
 	/* Every route to c: its own IDs and the client's first DCID. */
 	for (size_t i = 0; i < ep->ncap; i++) {
 		for (ags_quic_cident **pp = &ep->cids[i]; *pp;) {
@@ -148,6 +149,17 @@ static void conn_kill(ags_quic_conn *c)
 	c->state = AGS_QC_DEAD;
 	ags_quic_ep_soon_remove(c->ep, c);
 	uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
+void ags_quic_conn_evict(ags_quic_conn *c)
+{
+	if (c->state != AGS_QC_ACTIVE)
+		return;
+	c->quiet = 1;
+	ags_quic_ep_hs_remove(c->ep, c);
+	c->state = AGS_QC_DEAD;
+	ags_quic_report_end(c, 0, "handshake dropped (handshake budget full)", 0);
+	conn_kill(c);
 }
 
 /* Waits 3 PTO (closing or draining period), then destroys c. */
@@ -248,9 +260,18 @@ static void conn_on_error(ags_quic_conn *c, int rv)
 		return;
 	case NGTCP2_ERR_IDLE_CLOSE:
 	case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-		if (!c->handshake_done && !c->connected_reported)
+		if (!c->handshake_done && !c->connected_reported) {
 			snprintf(c->refusal, sizeof(c->refusal),
 			         "handshake timed out (no answer from the peer)");
+			if (c->is_server) {
+				/* A half-open handshake: counted, not reported one by one. */
+				c->quiet = 1;
+				c->ep->stats.hs_timed_out++;
+			} else {
+				c->hs_timeout = 1;
+			}
+		}
+		ags_quic_ep_hs_remove(c->ep, c);
 		c->state = AGS_QC_DEAD;
 		ags_quic_report_end(c, AGS_QUIC_CODE_IDLE_TIMEOUT, "idle timeout", 0);
 		conn_kill(c);
@@ -596,7 +617,7 @@ void ags_quic_conn_shutdown(ags_quic_conn *c)
 
 int ags_quic_conn_accept(ags_quic_ep *ep, const ags_quic_addr *from, const ngtcp2_pkt_hd *hd,
                          const ngtcp2_cid *ocid, ngtcp2_token_type token_type, const uint8_t *data,
-                         size_t len)
+                         size_t len, ags_quic_conn **out)
 {
 	ags_quic_conn *c = conn_alloc(ep, from);
 	if (!c)
@@ -652,6 +673,7 @@ int ags_quic_conn_accept(ags_quic_ep *ep, const ags_quic_addr *from, const ngtcp
 		goto fail;
 	}
 	conn_link(c);
+	*out = c;
 	ags_quic_conn_recv(c, from, data, len);
 	return 0;
 fail:
@@ -670,7 +692,7 @@ int ags_quic_connect(ags_quic_ep *ep, const char *host, uint16_t port, const cha
 		return ags_error_set(err, AGS_ERR_CLOSED, NULL, "endpoint is shutting down");
 	if (expected_peer_id && strlen(expected_peer_id) >= AGS_QUIC_PEER_ID_MAX)
 		return ags_error_set(err, AGS_ERR_INVALID, "expected_peer_id", "too long");
-	if (ep->nconns >= ep->cfg.max_conns)
+	if (ags_quic_ep_established(ep) >= ep->cfg.max_conns)
 		return ags_error_set(err, AGS_ERR_AGAIN, NULL, "max_conns (%zu) reached",
 		                     ep->cfg.max_conns);
 	ags_quic_addr remote;

@@ -34,6 +34,9 @@
 #define DEFAULT_MAX_STREAMS   100
 #define DEFAULT_MAX_UNACKED   (8u * 1024u * 1024u)
 #define DEFAULT_MAX_CONNS     1024
+#define DEFAULT_HANDSHAKE_MS  10000u
+#define DEFAULT_MAX_HS        256
+#define DEFAULT_MAX_HS_ADDR   32
 
 /* Blob of ags_quic_ep_export_resumption(): magic, then two length-prefixed parts. */
 static const uint8_t RESUME_MAGIC[4] = {'A', 'G', 'Q', '1'};
@@ -345,27 +348,91 @@ static void send_stateless_close(ags_quic_ep *ep, const ags_quic_addr *to, const
 		send_stateless(ep, to, buf, (size_t)n);
 }
 
-/* A first Initial packet from a client. */
+/* ---- handshake budget ---- */
+
+void ags_quic_ep_hs_remove(ags_quic_ep *ep, ags_quic_conn *c)
+{
+	if (!c->in_hs)
+		return;
+	if (c->hprev)
+		c->hprev->hnext = c->hnext;
+	else
+		ep->hs_head = c->hnext;
+	if (c->hnext)
+		c->hnext->hprev = c->hprev;
+	else
+		ep->hs_tail = c->hprev;
+	c->hnext = c->hprev = NULL;
+	c->in_hs = 0;
+	ep->nhs--;
+}
+
+static void hs_add(ags_quic_ep *ep, ags_quic_conn *c)
+{
+	c->hprev = NULL;
+	c->hnext = ep->hs_head;
+	if (ep->hs_head)
+		ep->hs_head->hprev = c;
+	else
+		ep->hs_tail = c;
+	ep->hs_head = c;
+	c->in_hs = 1;
+	ep->nhs++;
+}
+
+size_t ags_quic_ep_established(const ags_quic_ep *ep)
+{
+	return ep->nconns - ep->nhs;
+}
+
+/* Whether two addresses share the IP address (the port may differ). */
+static int same_ip(const ags_quic_addr *a, const ags_quic_addr *b)
+{
+	if (a->ss.ss_family != b->ss.ss_family)
+		return 0;
+	if (a->ss.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+	              &((const struct sockaddr_in6 *)&b->ss)->sin6_addr,
+	              sizeof(struct in6_addr)) == 0;
+}
+
+/* Incoming handshakes in progress from the IP address of `from` (bounded by max_handshakes). */
+static size_t hs_from(const ags_quic_ep *ep, const ags_quic_addr *from)
+{
+	size_t n = 0;
+	for (const ags_quic_conn *c = ep->hs_head; c; c = c->hnext)
+		n += same_ip(&c->remote, from);
+	return n;
+}
+
+/* Tells the app, at most REFUSED_REPORTS times a second, of an Initial that made no connection. */
+static void report_refused(ags_quic_ep *ep, const ags_quic_addr *from, const char *reason)
+{
+	uint64_t now = uv_now(ep->loop);
+	if (now - ep->refused_ms >= 1000) {
+		ep->refused_ms = now;
+		ep->refused_n = 0;
+	}
+	if (ep->cbs.on_refused && ep->refused_n++ < REFUSED_REPORTS) {
+		char addr[AGS_QUIC_ADDR_MAX];
+		ags_quic_addr_text(from, addr, sizeof(addr));
+		ep->cbs.on_refused(ep->cbs.user_data, NULL, addr, reason);
+	}
+}
+
+/*
+ * A first Initial packet from a client. Handshakes have their own budget
+ * (max_handshakes, max_handshakes_per_addr), apart from max_conns, which
+ * only counts established connections: half-open connections can never
+ * take the place of an established or authenticated peer.
+ */
 static void ep_accept(ags_quic_ep *ep, const ags_quic_addr *from, const uint8_t *data, size_t len)
 {
 	ngtcp2_pkt_hd hd;
 	if (ngtcp2_accept(&hd, data, len) != 0)
 		return;
-	if (ep->nconns >= ep->cfg.max_conns) {
-		send_stateless_close(ep, from, &hd, NGTCP2_CONNECTION_REFUSED);
-		uint64_t now = uv_now(ep->loop);
-		if (now - ep->refused_ms >= 1000) {
-			ep->refused_ms = now;
-			ep->refused_n = 0;
-		}
-		if (ep->cbs.on_refused && ep->refused_n++ < REFUSED_REPORTS) {
-			char addr[AGS_QUIC_ADDR_MAX];
-			ags_quic_addr_text(from, addr, sizeof(addr));
-			ep->cbs.on_refused(ep->cbs.user_data, NULL, addr,
-			                   "too many connections (max_conns reached)");
-		}
-		return;
-	}
 	ngtcp2_cid ocid, *pocid = NULL;
 	ngtcp2_token_type token_type = NGTCP2_TOKEN_TYPE_UNKNOWN;
 	if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
@@ -380,19 +447,47 @@ static void ep_accept(ags_quic_ep *ep, const ags_quic_addr *from, const uint8_t 
 			pocid = &ocid;
 			token_type = NGTCP2_TOKEN_TYPE_RETRY;
 		} else if (rv == NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) {
+			ep->stats.bad_tokens++;
 			send_stateless_close(ep, from, &hd, NGTCP2_INVALID_TOKEN);
 			return;
 		}
 	}
-	if (ep->cfg.retry && !pocid) {
+	/* Under pressure, only addresses that answered a Retry make state. */
+	if ((ep->cfg.retry || ep->nhs >= ep->cfg.retry_threshold) && !pocid) {
+		ep->stats.retries_sent++;
 		send_retry(ep, from, &hd, len);
 		return;
+	}
+	if (hs_from(ep, from) >= ep->cfg.max_handshakes_per_addr) {
+		ep->stats.hs_refused_addr++;
+		send_stateless_close(ep, from, &hd, NGTCP2_CONNECTION_REFUSED);
+		report_refused(ep, from, "too many handshakes in progress from this address");
+		return;
+	}
+	if (ep->nhs >= ep->cfg.max_handshakes && ep->hs_tail) {
+		ep->stats.hs_evicted++;
+		ags_quic_conn_evict(ep->hs_tail);
 	}
 	if (!pocid) {
 		hd.token = NULL;
 		hd.tokenlen = 0;
 	}
-	(void)ags_quic_conn_accept(ep, from, &hd, pocid, token_type, data, len);
+	ags_quic_conn *c = NULL;
+	if (ags_quic_conn_accept(ep, from, &hd, pocid, token_type, data, len, &c) == 0 && c &&
+	    c->state == AGS_QC_ACTIVE && !c->handshake_done && !c->connected_reported)
+		hs_add(ep, c);
+}
+
+void ags_quic_ep_get_stats(const ags_quic_ep *ep, ags_quic_ep_stats *out)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (!ep)
+		return;
+	*out = ep->stats;
+	out->handshakes = ep->nhs;
+	out->handshakes_max = ep->cfg.max_handshakes;
 }
 
 void ags_quic_ep_on_datagram(ags_quic_ep *ep, const ags_quic_addr *from, const uint8_t *data,
@@ -600,6 +695,16 @@ static void apply_defaults(ags_quic_config *c)
 		c->max_unacked = DEFAULT_MAX_UNACKED;
 	if (!c->max_conns)
 		c->max_conns = DEFAULT_MAX_CONNS;
+	if (!c->handshake_timeout_ms)
+		c->handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
+	if (c->handshake_timeout_ms > c->idle_timeout_ms)
+		c->handshake_timeout_ms = c->idle_timeout_ms;
+	if (!c->max_handshakes)
+		c->max_handshakes = DEFAULT_MAX_HS;
+	if (!c->max_handshakes_per_addr)
+		c->max_handshakes_per_addr = DEFAULT_MAX_HS_ADDR;
+	if (!c->retry_threshold)
+		c->retry_threshold = c->max_handshakes / 4 ? c->max_handshakes / 4 : 1;
 }
 
 int ags_quic_ep_new(uv_loop_t *loop, const ags_quic_config *cfg, const ags_quic_callbacks *cbs,

@@ -45,6 +45,7 @@ static void report_connected(ags_quic_conn *c)
 		return;
 	c->connected_reported = 1;
 	c->app_known = 1;
+	ags_quic_ep_hs_remove(c->ep, c);
 	if (cbs(c)->on_connected)
 		cbs(c)->on_connected(cbs(c)->user_data, c, c->peer_id, c->peer_addr);
 }
@@ -56,14 +57,18 @@ static void report_connected(ags_quic_conn *c)
  */
 void ags_quic_report_end(ags_quic_conn *c, uint64_t code, const char *reason, int by_peer)
 {
-	int refused = !c->connected_reported && !c->close_requested && !c->ep->deleting;
+	int refused = !c->connected_reported && !c->close_requested && !c->ep->deleting &&
+	              !(c->quiet && !c->app_known);
 	if (c->closed_reported)
 		return;
 	c->closed_reported = 1;
 	while (c->streams)
 		ags_quic_stream_free(c, c->streams, AGS_ERR_CLOSED);
 	c->unacked = 0;
-	if (refused) {
+	if (refused && c->hs_timeout && cbs(c)->on_handshake_timeout) {
+		c->app_known = 1;
+		cbs(c)->on_handshake_timeout(cbs(c)->user_data, c, c->peer_addr);
+	} else if (refused) {
 		c->app_known = 1;
 		if (cbs(c)->on_refused)
 			cbs(c)->on_refused(cbs(c)->user_data, c, c->peer_addr,
@@ -129,6 +134,15 @@ static int cb_handshake_completed(ngtcp2_conn *qc, void *ud)
 		return refuse(c, &e);
 	int early = (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
 	if (c->is_server) {
+		ags_quic_ep_hs_remove(c->ep, c);
+		if (!c->connected_reported &&
+		    ags_quic_ep_established(c->ep) > c->ep->cfg.max_conns) {
+			c->ep->stats.refused_max_conns++;
+			snprintf(e.message, sizeof(e.message),
+			         "too many connections (max_conns %zu reached)",
+			         c->ep->cfg.max_conns);
+			return refuse(c, &e);
+		}
 		c->early_accepted = early;
 		/* Tickets are not sent automatically (GNUTLS_NO_AUTO_SEND_TICKET). */
 		(void)gnutls_session_ticket_send(c->tls, 1, 0);
@@ -400,7 +414,7 @@ void ags_quic_fill_settings(const ags_quic_ep *ep, ngtcp2_settings *s, ngtcp2_tr
 	/* Windows are fixed (no auto-tuning): they are the hard bound on unconsumed data. */
 	s->max_window = 0;
 	s->max_stream_window = 0;
-	s->handshake_timeout = cfg->idle_timeout_ms * NGTCP2_MILLISECONDS;
+	s->handshake_timeout = cfg->handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	ngtcp2_transport_params_default(p);
 	p->initial_max_stream_data_bidi_local = cfg->stream_window;
 	p->initial_max_stream_data_bidi_remote = cfg->stream_window;

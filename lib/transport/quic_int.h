@@ -134,6 +134,10 @@ struct ags_quic_conn {
 	unsigned ticket_saved : 1;
 	unsigned got_reset : 1;  /* a stateless reset ended it */
 	unsigned tx_blocked : 1; /* a batch waits for the socket to be writable */
+	unsigned in_hs : 1;      /* server: counted in the endpoint's handshake budget */
+	unsigned quiet : 1;      /* server: a half-open handshake that ends unreported */
+	unsigned hs_timeout : 1; /* client: the handshake timed out (on_handshake_timeout) */
+	struct ags_quic_conn *hnext, *hprev; /* ep->hs_head..hs_tail, newest first */
 	ags_quic_stream *streams;
 	ags_quic_stream *cache; /* last looked-up stream */
 	ags_quic_stream *sendq_head, *sendq_tail;
@@ -214,6 +218,9 @@ struct ags_quic_ep {
 	uint64_t reset_refill_ms;
 	unsigned refused_n; /* on_refused(NULL) reports in the current second */
 	uint64_t refused_ms;
+	ags_quic_conn *hs_head, *hs_tail; /* incoming handshakes in progress, newest first */
+	size_t nhs;
+	ags_quic_ep_stats stats;
 	uint64_t rng;
 };
 
@@ -299,17 +306,27 @@ ags_quic_ticket *ags_quic_ep_ticket_get(ags_quic_ep *ep, const char *peer_id);
 /* A connection's timer has closed and its memory is freed (the endpoint may now go). */
 void ags_quic_ep_conn_freed(ags_quic_ep *ep);
 
+/* Takes c out of the handshake budget (its handshake completed or it ended). */
+void ags_quic_ep_hs_remove(ags_quic_ep *ep, ags_quic_conn *c);
+
+/* Established connections now (linked, not in the handshake budget). */
+size_t ags_quic_ep_established(const ags_quic_ep *ep);
+
 /* ---- quic_conn.c ---- */
+
+/* Ends a half-open incoming connection at once, without a word to anyone (budget full). */
+void ags_quic_conn_evict(ags_quic_conn *c);
 
 /*
  * Makes a server connection for a first Initial packet `hd` from `from`
  * (`ocid`: the original DCID when a Retry token was validated, else NULL;
- * `token`/`token_type` as validated) and feeds it the datagram.
+ * `token`/`token_type` as validated) and feeds it the datagram. On success
+ * *out is the connection (it may have ended already: check its state).
  * Errors: AGS_ERR_NOMEM, AGS_ERR_TLS, AGS_ERR_QUIC.
  */
 int ags_quic_conn_accept(ags_quic_ep *ep, const ags_quic_addr *from, const ngtcp2_pkt_hd *hd,
                          const ngtcp2_cid *ocid, ngtcp2_token_type token_type, const uint8_t *data,
-                         size_t len);
+                         size_t len, ags_quic_conn **out);
 
 /* Feeds one datagram to a connection. */
 void ags_quic_conn_recv(ags_quic_conn *c, const ags_quic_addr *from, const uint8_t *data,

@@ -77,3 +77,47 @@ uint64_t ags_bucket_wait_us(const ags_bucket *b, double n)
 		return 0;
 	return (uint64_t)ceil((n - b->tokens) / b->rate * 1e6);
 }
+
+static void repeat_restart(ags_repeat *r, uint64_t now_ms)
+{
+	r->held = 0;
+	r->kinds = 0;
+	r->start_ms = now_ms;
+}
+
+int ags_repeat_take(ags_repeat *r, const char *kind, uint32_t burst, uint64_t window_ms,
+                    uint64_t now_ms, uint64_t *held_before)
+{
+	*held_before = 0;
+	if (now_ms - r->start_ms >= window_ms || now_ms < r->start_ms) {
+		*held_before = r->held;
+		repeat_restart(r, now_ms);
+	}
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)(kind ? kind : ""); *p; p++)
+		h = (h ^ *p) * 16777619u;
+	size_t i = 0;
+	while (i < r->kinds && r->hash[i] != h)
+		i++;
+	if (i == r->kinds) {
+		if (r->kinds == AGS_REPEAT_KINDS)
+			i = AGS_REPEAT_KINDS - 1; /* too many kinds: they share the last */
+		else
+			r->hash[r->kinds++] = h, r->lines[i] = 0;
+	}
+	if (r->lines[i] < burst) {
+		r->lines[i]++;
+		return 1;
+	}
+	r->held++;
+	return 0;
+}
+
+uint64_t ags_repeat_flush(ags_repeat *r, uint64_t window_ms, uint64_t now_ms)
+{
+	if (!r->held || now_ms - r->start_ms < window_ms)
+		return 0;
+	uint64_t held = r->held;
+	repeat_restart(r, now_ms);
+	return held;
+}

@@ -6,6 +6,7 @@
 #ifndef AGS_BACKOFF_H
 #define AGS_BACKOFF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Seed 000's retry settings. */
@@ -59,5 +60,35 @@ void ags_bucket_spend(ags_bucket *b, double n);
 
 /* Microseconds until at least `n` tokens are available (0 if they are now). */
 uint64_t ags_bucket_wait_us(const ags_bucket *b, double n);
+
+/* Refusal log lines: at most this many per window of this length, then a count. */
+#define AGS_REFUSAL_LINES     5
+#define AGS_REFUSAL_WINDOW_MS 10000u
+
+/* Kinds of repeated line told apart in one window; more share the last one. */
+#define AGS_REPEAT_KINDS 16
+
+/*
+ * Repeats of log lines (refusals under a flood): at most `burst` lines of
+ * one kind (the same reason text) per window, the rest only counted, and
+ * the count said once the window is over. Zero-initialise.
+ */
+typedef struct ags_repeat {
+	uint64_t start_ms; /* the current window began then */
+	uint32_t hash[AGS_REPEAT_KINDS], lines[AGS_REPEAT_KINDS];
+	size_t kinds;  /* kinds seen in the window */
+	uint64_t held; /* lines held back in it */
+} ags_repeat;
+
+/*
+ * Whether a line of kind `kind` (e.g. the reason) at now_ms may be written:
+ * at most `burst` of each kind per `window_ms`. *held_before gets the number
+ * of lines held back in a window that has just ended (say it first), else 0.
+ */
+int ags_repeat_take(ags_repeat *r, const char *kind, uint32_t burst, uint64_t window_ms,
+                    uint64_t now_ms, uint64_t *held_before);
+
+/* For a periodic call: the lines held back in a window that is over (then 0), else 0. */
+uint64_t ags_repeat_flush(ags_repeat *r, uint64_t window_ms, uint64_t now_ms);
 
 #endif

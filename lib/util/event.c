@@ -29,6 +29,8 @@ AGS_EXPORT const char *ags_event_name(int type)
 		return "sync:rejected";
 	case AGS_EV_STORE_ROLLBACK:
 		return "store:rollback";
+	case AGS_EV_CONNECTION_TIMEOUT:
+		return "connection:timeout";
 	default:
 		return "unknown";
 	}

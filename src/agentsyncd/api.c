@@ -493,10 +493,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		ags_api_guard_head_done(api, c);
 		r->route = route_of(url, &r->id);
-		if (r->route == R_NONE)
-			return ags_api_reply_error(c, MHD_HTTP_NOT_FOUND, "", (size_t)-1,
-			                           "no such endpoint: %s", url);
+		/* The token first, even for unknown paths: without it nothing, not even which
+		 * endpoints exist, can be learnt. */
 		if (r->route != R_HEALTHZ) {
 			const char *why = check_auth(api, c);
 			if (why) {
@@ -508,6 +508,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				                           "Authorization", (size_t)-1, "%s", why);
 			}
 		}
+		if (r->route == R_NONE)
+			return ags_api_reply_error(c, MHD_HTTP_NOT_FOUND, "", (size_t)-1,
+			                           "no such endpoint: %s", url);
 		if (!method_allowed(r->route, method)) {
 			enum MHD_Result res =
 			    ags_api_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "", (size_t)-1,
@@ -548,6 +551,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *con_cls;
+	ags_api_guard_request_done(cls, c);
 	if (r) {
 		free(r->body);
 		free(r);
@@ -680,13 +684,20 @@ int ags_api_start(ags_api *api, ags_error *err)
 	pthread_mutex_lock(&api->mu);
 	api->stopping = 0;
 	pthread_mutex_unlock(&api->mu);
-	/* The logger goes first, so that libmicrohttpd never prints on its own. */
-	api->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api,
-	                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
-	                            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-	                            on_completed, api, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-	                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+	if (ags_api_guard_start(api) != 0) {
+		close(fd);
+		return ags_error_set(err, AGS_ERR_INTERNAL, "api.listen", "cannot start a thread");
+	}
+	/* The logger goes first, so that libmicrohttpd never prints on its own. Slow clients
+	 * are held to a budget and a deadline by api_guard.c. */
+	api->mhd = MHD_start_daemon(
+	    flags, 0, ags_api_guard_accept, api, on_request, api, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, api, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	    api, MHD_OPTION_NOTIFY_CONNECTION, ags_api_guard_notify, api,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)120, MHD_OPTION_END);
 	if (!api->mhd) {
+		ags_api_guard_stop(api);
 		close(fd);
 		return ags_error_set(err, AGS_ERR_INTERNAL, "api.listen",
 		                     "libmicrohttpd did not start on %s:%u", api->host, api->port);
@@ -709,6 +720,7 @@ void ags_api_stop(ags_api *api)
 	pthread_mutex_unlock(&api->mu);
 	MHD_stop_daemon(api->mhd);
 	api->mhd = NULL;
+	ags_api_guard_stop(api);
 }
 
 void ags_api_del(ags_api *api)

@@ -42,6 +42,24 @@ struct ags_api_ring {
 	uint64_t next_id;
 };
 
+/* The guard against slow clients (api_guard.c). */
+#define AGS_API_WAITING_MAX      64 /* connections without a whole request head, of 256 */
+#define AGS_API_WAITING_PER_ADDR 16 /* of them from one client address */
+#define AGS_API_HEAD_TIMEOUT_S   10 /* to send a whole request head */
+
+struct ags_api_gconn;
+
+struct ags_api_guard {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int running, stop;
+	struct ags_api_gconn *head, *tail; /* waiting connections, newest first */
+	size_t waiting;
+	uint64_t refused_addr, evicted, timed_out;
+	uint64_t said_addr, said_evicted, said_timed_out, logged_ms;
+};
+
 struct ags_api {
 	ags_node *node;
 	char host[256];
@@ -63,7 +81,24 @@ struct ags_api {
 	uint64_t hist[AGS_API_LATENCY_BUCKETS + 1]; /* last: +Inf */
 	uint64_t hist_count;
 	double hist_sum;
+
+	struct ags_api_guard guard;
 };
+
+/* ---- api_guard.c: slow clients ---- */
+
+/* Starts / stops the guard's watchdog thread (start before the daemon, stop after it). */
+int ags_api_guard_start(ags_api *api);
+void ags_api_guard_stop(ags_api *api);
+
+/* libmicrohttpd's accept policy and connection notifications (cls: the api). */
+enum MHD_Result ags_api_guard_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+void ags_api_guard_notify(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe);
+
+/* A request head arrived whole on the connection / its request is over (keep-alive). */
+void ags_api_guard_head_done(ags_api *api, struct MHD_Connection *connection);
+void ags_api_guard_request_done(ags_api *api, struct MHD_Connection *connection);
 
 /* Bucket bounds of the latency histogram, in seconds. */
 extern const double ags_api_latency_bounds[AGS_API_LATENCY_BUCKETS];

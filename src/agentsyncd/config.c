@@ -94,6 +94,8 @@ static const struct obj_def api_def = DEF(api_keys);
 static const struct key_def limits_keys[] = {
     {"maxPatternBytes", K_SIZE, OFF(node.max_pattern_bytes), 0, 256, 64.0 * 1024 * 1024, NULL},
     {"maxFrameBytes", K_SIZE, OFF(node.max_frame_bytes), 0, 65536, 64.0 * 1024 * 1024, NULL},
+    {"maxHandshakes", K_U32, OFF(node.max_handshakes), 0, 1, 1000000, NULL},
+    {"maxHandshakesPerAddress", K_U32, OFF(node.max_handshakes_per_addr), 0, 1, 1000000, NULL},
 };
 static const struct obj_def limits_def = DEF(limits_keys);
 
@@ -182,6 +184,7 @@ static const struct key_def quic_keys[] = {
     {"healthInterval", K_U32, OFF(node.health_interval_ms), 0, 100, MS_MAX, NULL},
     {"statelessRetry", K_BOOL, OFF(node.stateless_retry), 0, 0, 1, NULL},
     {"idleTimeout", K_U32, OFF(node.idle_timeout_ms), 0, 100, MS_MAX, NULL},
+    {"handshakeTimeout", K_U32, OFF(node.handshake_timeout_ms), 0, 100, MS_MAX, NULL},
     {"keepAlive", K_U32, OFF(node.keepalive_ms), 0, 0, MS_MAX, NULL},
     {"fsync", K_BOOL, OFF(node.fsync_full), 0, 0, 1, NULL},
     {"busyPoll", K_U32, OFF(node.busy_poll_us), 0, 0, 100000, NULL},

@@ -28,7 +28,14 @@ void dlog(int level, const char *event, const char *fmt, ...) __attribute__((for
  */
 void dlog_kv(int level, const char *event, const char *const *kv, size_t n);
 
-/* Logs a node event (level by type: warnings for errors, debug for per-pattern noise). */
+/*
+ * Logs a node event (level by type: warnings for errors, debug for per-pattern noise).
+ * Refusals and timeouts (connection:refused, connection:timeout) are limited to 5 lines per
+ * reason per 10 s; the count of those held back is logged once the 10 s are over.
+ */
 void dlog_event(const ags_event *ev);
+
+/* Logs the count of refusal lines held back, once their 10 s are over. Call periodically. */
+void dlog_flush(void);
 
 #endif

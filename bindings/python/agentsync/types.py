@@ -42,6 +42,7 @@ __all__ = [
     "PatternReceivedEvent",
     "PatternConflictEvent",
     "ConnectionRefusedEvent",
+    "ConnectionTimeoutEvent",
     "OverflowEvent",
 ]
 
@@ -252,6 +253,7 @@ EventName = Literal[
     "pattern:conflict",
     "sync:rejected",
     "store:rollback",
+    "connection:timeout",
     "events:overflow",
 ]
 
@@ -332,6 +334,12 @@ ConnectionRefusedEvent = TypedDict(
     "ConnectionRefusedEvent",
     {"type": Literal["connection:refused"], "address": str, "error": str},
 )
+# A dial got no (complete) answer within quic.handshakeTimeout: not a refusal.
+ConnectionTimeoutEvent = TypedDict(
+    "ConnectionTimeoutEvent",
+    {"type": Literal["connection:timeout"], "peerId": NotRequired[str], "address": str,
+     "error": str},
+)
 # Events were dropped here: `dropped` of them (a queue was full). Never a silent gap.
 OverflowEvent = TypedDict("OverflowEvent", {"type": Literal["events:overflow"], "dropped": int})
 
@@ -345,5 +353,6 @@ Event = Union[
     PatternReceivedEvent,
     PatternConflictEvent,
     ConnectionRefusedEvent,
+    ConnectionTimeoutEvent,
     OverflowEvent,
 ]

@@ -326,7 +326,7 @@ PyObject *pyags_queue_take(struct pyags_queue *q, Py_ssize_t max, double timeout
 PyObject *pyags_event_types(void)
 {
 	PyObject *d = PyDict_New();
-	for (int t = AGS_EV_PEER_CONNECTED; d && t <= AGS_EV_STORE_ROLLBACK; t++) {
+	for (int t = AGS_EV_PEER_CONNECTED; d && t <= AGS_EV_CONNECTION_TIMEOUT; t++) {
 		PyObject *v = PyLong_FromLong(t);
 		if (!v || PyDict_SetItemString(d, ags_event_name(t), v) < 0)
 			Py_CLEAR(d);
