@@ -423,6 +423,102 @@ static void foreign_certificate_is_refused_and_logged(void **state)
 	free(certs);
 }
 
+/* Node i's lag for peer `peer` in its state (status --json), or -1 when not listed. */
+static long long lag_of(const struct tu_daemon *d, const char *peer)
+{
+	yyjson_doc *doc = state_of(d);
+	yyjson_val *ps = yyjson_obj_get(yyjson_doc_get_root(doc), "peers");
+	yyjson_val *p = yyjson_obj_get(ps, peer);
+	long long lag = p ? (long long)yyjson_get_uint(yyjson_obj_get(p, "lag")) : -1;
+	yyjson_doc_free(doc);
+	return lag;
+}
+
+struct lag_is {
+	const struct tu_daemon *d;
+	const char *peer;
+	long long want;
+};
+
+static int lag_is(void *arg)
+{
+	struct lag_is *w = arg;
+	return lag_of(w->d, w->peer) == w->want;
+}
+
+/* Appends n patterns of type `type` with ids prefix<first..> to file `path`. */
+static void append_patterns(const char *path, const char *prefix, const char *type, int first,
+                            int n)
+{
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	for (int i = first; i < first + n; i++) {
+		char *id = tu_sprintf("%s%d", prefix, i);
+		char *pj = tu_pattern_json(id, type, i);
+		fprintf(f, "%s\n", pj);
+		free(pj);
+		free(id);
+	}
+	fclose(f);
+}
+
+/*
+ * Issue 15.1: a peer's lag is what it has not acknowledged, connected or not;
+ * changes that came from it, or that its filter excludes, are not lag.
+ */
+static void lag_counts_what_a_peer_has_not_acknowledged(void **state)
+{
+	struct mesh *m = *state;
+	/* b wants test_execution only; c is configured but never starts. */
+	write_node_config(m, 1, ",\"filter\":{\"types\":[\"test_execution\"]}");
+	start_node(m, 0, "a");
+	start_node(m, 1, "b");
+	assert_true(tu_wait_for(mesh_up_one, &m->d[0], 1200, 50));
+	char *mine = tu_sprintf("%s/b.ndjson", m->dir), *theirs = tu_sprintf("%s/a.ndjson", m->dir);
+	char *more = tu_sprintf("%s/a2.ndjson", m->dir), *out = NULL;
+	append_patterns(mine, "y", "test_execution", 1, 3);
+	assert_int_equal(tu_cli(m->d[1].api, NULL, &out, "put", mine, NULL), 0);
+	free(out);
+	append_patterns(theirs, "x", "test_execution", 1, 5);
+	append_patterns(theirs, "o", "other", 1, 2);
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", theirs, NULL), 0);
+	free(out);
+	/* b holds all it asked for; its own 3 and the 2 it filters out are no lag. */
+	struct lag_is w = {&m->d[0], "b", 0};
+	if (!tu_wait_for(lag_is, &w, 1200, 50)) {
+		tu_cli(m->d[0].api, NULL, &out, "status", "--json", NULL);
+		fail_msg("lag of b stays %lld: %s", lag_of(&m->d[0], "b"), out);
+	}
+	/* c never acknowledged anything: all 10 are to go to it. */
+	assert_int_equal(lag_of(&m->d[0], "c"), 10);
+
+	/* b goes away; a gets 4 it wants and 1 it does not. */
+	int st = tu_daemon_stop(&m->d[1], SIGTERM);
+	assert_true(WIFEXITED(st));
+	append_patterns(more, "x", "test_execution", 6, 4);
+	append_patterns(more, "o", "other", 3, 1);
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", more, NULL), 0);
+	free(out);
+	assert_int_equal(lag_of(&m->d[0], "b"), 4);
+	assert_int_equal(lag_of(&m->d[0], "c"), 15);
+	char *body = NULL;
+	char *url = tu_sprintf("http://%s/metrics", m->d[0].api);
+	assert_int_equal(tu_curl(&body, url, NULL), 200);
+	assert_non_null(strstr(body, "agentsync_peer_lag{peer=\"b\"} 4\n"));
+	assert_non_null(strstr(body, "agentsync_peer_lag{peer=\"c\"} 15\n"));
+	free(body);
+	free(url);
+
+	/* b comes back and catches up: no lag. */
+	start_node(m, 1, "b2");
+	assert_true(tu_wait_for(lag_is, &w, 1200, 50));
+	for (int i = 0; i < 2; i++)
+		tu_daemon_stop(&m->d[i], SIGTERM);
+	free(more);
+	free(theirs);
+	free(mine);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -430,6 +526,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(three_daemons_converge_and_report_events, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(restarted_node_catches_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(lag_counts_what_a_peer_has_not_acknowledged, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(foreign_certificate_is_refused_and_logged, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_rotates_certificates, setup, teardown),

@@ -439,6 +439,31 @@ const struct ags_link_ops ags_node_peer_ops = {
 
 /* ---- state ---- */
 
+/*
+ * A peer without a session lags by what it is to get after the cursor it
+ * last acknowledged, under the filter its last HELLO named (none known: all).
+ */
+static uint64_t peer_lag(struct ags_node *n, const struct ags_peer *p)
+{
+	ags_sync_filter f = {0};
+	if (p->resume.valid) {
+		f.types = (const char *const *)p->resume.types;
+		f.n_types = p->resume.n_types;
+		f.tags = (const char *const *)p->resume.tags;
+		f.n_tags = p->resume.n_tags;
+	}
+	uint64_t after = p->resume.valid ? p->resume.acked_seq : p->acked_seq;
+	uint64_t lag = 0;
+	ags_store *st = n->lstore ? n->lstore : n->store;
+	if (!n->lstore)
+		pthread_mutex_lock(&n->store_mu);
+	if (ags_sync_backlog(st, after, p->id, &f, &lag))
+		lag = 0;
+	if (!n->lstore)
+		pthread_mutex_unlock(&n->store_mu);
+	return lag;
+}
+
 void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 {
 	st->running = 1;
@@ -491,7 +516,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		ps->bytes_out = p->base_bytes_out + qi.bytes_out;
 		ps->patterns_received = p->base_received + ss.patterns_received;
 		ps->acked_seq = ss.acked_seq > p->acked_seq ? ss.acked_seq : p->acked_seq;
-		ps->lag = p->link && p->link->sync ? ags_sync_lag(p->link->sync) : 0;
+		ps->lag = p->link && p->link->sync ? ags_sync_lag(p->link->sync) : peer_lag(n, p);
 	}
 	st->n_peers = st->peers ? n->n_peers : 0;
 	st->stats.successful_syncs = acked;

@@ -67,51 +67,20 @@ void ags_sync_chunk_clear(ags_sync *s)
 	s->chunk_n = s->chunk_pos = 0;
 }
 
-static int wanted(ags_sync *s, const ags_pattern *p)
+static ags_sync_filter peer_filter(const ags_sync *s)
 {
-	if (ags_pattern_is_tombstone(p))
-		return 1;
-	if (s->n_f_types) {
-		size_t i;
-		for (i = 0; i < s->n_f_types; i++)
-			if (strcmp(s->f_types[i], ags_pattern_type(p)) == 0)
-				break;
-		if (i == s->n_f_types)
-			return 0;
-	}
-	if (s->n_f_tags) {
-		size_t i;
-		for (i = 0; i < s->n_f_tags; i++)
-			if (ags_pattern_has_tag(p, s->f_tags[i]))
-				break;
-		if (i == s->n_f_tags)
-			return 0;
-	}
-	return 1;
-}
-
-/* Whether a live row passes the peer's HELLO filters (only then is the body parsed). */
-static int row_wanted(ags_sync *s, const ags_change_row *r)
-{
-	if (r->tombstone || (!s->n_f_types && !s->n_f_tags))
-		return 1;
-	ags_pattern *p = NULL;
-	int rv = ags_pattern_parse_trusted(r->body, r->body_len, &p);
-	if (rv)
-		return rv == AGS_ERR_NOMEM ? rv : 0;
-	rv = wanted(s, p);
-	ags_pattern_del(p);
-	return rv;
+	ags_sync_filter f = {.types = (const char *const *)s->f_types,
+	                     .n_types = s->n_f_types,
+	                     .tags = (const char *const *)s->f_tags,
+	                     .n_tags = s->n_f_tags};
+	return f;
 }
 
 static int chunk_add(void *ud, const ags_change_row *r)
 {
 	ags_sync *s = ud;
-	if (r->origin && strcmp(r->origin, s->peer_id) == 0)
-		return 0; /* it came from this peer */
-	if (!ags_sync_scope_allows(r->scope, s->peer_id))
-		return 0;
-	int w = row_wanted(s, r);
+	ags_sync_filter f = peer_filter(s);
+	int w = ags_sync_row_wanted(&f, s->peer_id, r);
 	if (w <= 0)
 		return w;
 	if (s->chunk_n == s->chunk_cap) {

@@ -330,8 +330,9 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_connected{peer=\"%s\"} %d\n", st->peers[i].id,
 		     st->peers[i].connected ? 1 : 0);
-	emit(&t, "# HELP agentsync_peer_lag Changes not yet acknowledged by the peer.\n"
-	         "# TYPE agentsync_peer_lag gauge\n");
+	emit(&t,
+	     "# HELP agentsync_peer_lag Changes the peer is to get that it has not acknowledged.\n"
+	     "# TYPE agentsync_peer_lag gauge\n");
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_lag{peer=\"%s\"} %llu\n", st->peers[i].id,
 		     (unsigned long long)st->peers[i].lag);
