@@ -404,7 +404,7 @@ static void api_answers_bad_requests(void **state)
 	char *mixed_text = tu_sprintf("%s\n{\"id\":\"bad\"}\n", good);
 	tu_write_file(mixed, mixed_text);
 	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "put", mixed, NULL), 5);
-	assert_non_null(strstr(out, "accepted 1, rejected 1"));
+	assert_non_null(strstr(out, ", rejected 1\n"));
 	assert_non_null(strstr(out, "rejected #1 id=bad"));
 	free(out);
 	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "get", "g1", NULL), 0);
@@ -628,7 +628,8 @@ static void restarted_daemon_keeps_its_data(void **state)
 	assert_int_equal(start_with_config(&d, f->dir, "rs", config), 0);
 	char *file = write_patterns(f->dir, "rs.ndjson", "r", 1, 20), *out = NULL;
 	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
-	assert_non_null(strstr(out, "accepted 20, rejected 0"));
+	assert_non_null(strstr(
+	    out, "stored 20, unchanged 0 (0 duplicate, 0 stale, 0 conflict lost), rejected 0"));
 	free(out);
 	assert_int_equal(tu_cli(d.api, NULL, &out, "delete", "r20", NULL), 0);
 	free(out);
@@ -657,6 +658,71 @@ static void restarted_daemon_keeps_its_data(void **state)
 	yyjson_doc_free(after);
 	yyjson_doc_free(before);
 	free(digest);
+	free(file);
+	free(config);
+}
+
+/*
+ * Issue 15.3: put tells stored, unchanged (duplicate, stale, conflict lost)
+ * and rejected apart, and its exit status tells a script whether every
+ * record is held as sent (0), some were not stored (6) or rejected (5).
+ */
+static void put_tells_stored_unchanged_rejected_apart(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "pu", tu_free_port(1), tu_free_port(0), NULL, NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "pu", config), 0);
+	char *file = write_patterns(f->dir, "pu.ndjson", "p", 1, 3), *out = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
+	assert_non_null(strstr(out, "stored 3, unchanged 0 (0 duplicate, 0 stale, 0 conflict "
+	                            "lost), rejected 0\n"));
+	free(out);
+	/* The same again: held already, nothing to do, still success. */
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
+	assert_non_null(strstr(out, "stored 0, unchanged 3 (3 duplicate, 0 stale, 0 conflict "
+	                            "lost), rejected 0\n"));
+	free(out);
+	/* p1 at version 2, then version 1 of it again (stale), and a version 1 of
+	 * p2 with other content and an older timestamp (loses the conflict). */
+	char *v2 = tu_sprintf("%s/v2.json", f->dir);
+	char *p1v2 = tu_pattern_json("p1", "test_execution", 100);
+	char *p1v2b = tu_replace(p1v2, "\"version\":1", "\"version\":2");
+	tu_write_file(v2, p1v2b);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", v2, NULL), 0);
+	assert_non_null(strstr(out, "stored 1, unchanged 0"));
+	free(out);
+	char *old = tu_sprintf("%s/old.ndjson", f->dir);
+	char *p2 = tu_pattern_json("p2", "test_execution", 999);
+	char *p2old = tu_replace(p2, "1700000000000", "1600000000000");
+	char *p4 = tu_pattern_json("p4", "test_execution", 4);
+	char *p1 = tu_pattern_json("p1", "test_execution", 1);
+	char *text = tu_sprintf("%s\n%s\n%s\n", p1, p2old, p4);
+	tu_write_file(old, text);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", old, NULL), 6);
+	assert_non_null(strstr(out, "stored 1, unchanged 2 (0 duplicate, 1 stale, 1 conflict "
+	                            "lost), rejected 0\n"));
+	free(out);
+	/* A rejected record outranks them: 5. */
+	char *mixed = tu_sprintf("%s/mixed.ndjson", f->dir);
+	char *mixed_text = tu_sprintf("%s\n{\"id\":\"bad\"}\n", p1);
+	tu_write_file(mixed, mixed_text);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", mixed, NULL), 5);
+	assert_non_null(strstr(out, "stored 0, unchanged 1 (0 duplicate, 1 stale, 0 conflict "
+	                            "lost), rejected 1\n"));
+	free(out);
+	stop_ok(&d);
+	free(mixed_text);
+	free(mixed);
+	free(text);
+	free(p1);
+	free(p4);
+	free(p2old);
+	free(p2);
+	free(old);
+	free(p1v2b);
+	free(p1v2);
+	free(v2);
 	free(file);
 	free(config);
 }
@@ -767,6 +833,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_picks_up_a_new_peer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(restarted_daemon_keeps_its_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_tells_stored_unchanged_rejected_apart, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(no_config_makes_its_own_certificates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(json_log_lines_and_metrics, setup, teardown),
 	};

@@ -240,7 +240,7 @@ static void three_daemons_converge_and_report_events(void **state)
 
 	char *file = write_patterns(m->dir, "p.ndjson", "p", 1, 200), *out = NULL;
 	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", file, NULL), 0);
-	assert_non_null(strstr(out, "accepted 200, rejected 0"));
+	assert_non_null(strstr(out, "stored 200, unchanged 0"));
 	free(out);
 	for (int i = 1; i < N; i++) {
 		struct file_lines fl = {wlog[i], "\"type\":\"test_execution\"", 200};

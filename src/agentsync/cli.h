@@ -17,6 +17,7 @@ enum {
 	EXIT_UNREACHABLE = 3, /* cannot reach the daemon */
 	EXIT_NOT_FOUND = 4,   /* no such pattern or peer */
 	EXIT_REJECTED = 5,    /* put: some records were rejected */
+	EXIT_NOT_STORED = 6,  /* put: none rejected, some not stored (stale, conflict lost) */
 };
 
 /* Where the daemon is and how to authenticate. */
