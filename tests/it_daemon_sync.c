@@ -519,6 +519,113 @@ static void lag_counts_what_a_peer_has_not_acknowledged(void **state)
 	free(mine);
 }
 
+/* A stat of the daemon's state: stats.KEY, or peers.PEER.KEY when peer is set. */
+static double stat_of(const struct tu_daemon *d, const char *peer, const char *key)
+{
+	yyjson_doc *doc = state_of(d);
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	yyjson_val *o = peer ? yyjson_obj_get(yyjson_obj_get(root, "peers"), peer)
+	                     : yyjson_obj_get(root, "stats");
+	yyjson_val *v = yyjson_obj_get(o, key);
+	double x = v ? yyjson_get_num(v) : -1;
+	yyjson_doc_free(doc);
+	return x;
+}
+
+struct acked_all {
+	const struct tu_daemon *d;
+	const char *peer;
+};
+
+/* Whether the peer acknowledged the daemon's whole log (its cursor-only batches included). */
+static int acked_all(void *arg)
+{
+	struct acked_all *w = arg;
+	yyjson_doc *doc = state_of(w->d);
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	uint64_t seq = yyjson_get_uint(yyjson_obj_get(yyjson_obj_get(root, "store"), "seq"));
+	yyjson_val *p = yyjson_obj_get(yyjson_obj_get(root, "peers"), w->peer);
+	int ok = seq > 0 && yyjson_get_uint(yyjson_obj_get(p, "ackedSeq")) == seq;
+	yyjson_doc_free(doc);
+	return ok;
+}
+
+/*
+ * Issue 15.2: a node that only receives reports no compression (1.0, not
+ * wire/raw of its cursor-only batches), counts no syncs and emits no
+ * sync:completed with patternCount 0; the sender's stats are those of what
+ * it sent.
+ */
+static void stats_are_true_on_sender_and_receiver(void **state)
+{
+	struct mesh *m = *state;
+	start_node(m, 0, "a");
+	start_node(m, 1, "b");
+	assert_true(tu_wait_for(mesh_up_one, &m->d[0], 1200, 50));
+	assert_true(tu_wait_for(mesh_up_one, &m->d[1], 1200, 50));
+	char *file = write_patterns(m->dir, "p.ndjson", "p", 1, 200), *out = NULL;
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", file, NULL), 0);
+	free(out);
+	struct converge cv = {m, 2, 200};
+	assert_true(tu_wait_for(converged, &cv, 1200, 50));
+	/* b has nothing of its own: its cursor-only batches carry a's log back. */
+	struct acked_all aa = {&m->d[1], "a"};
+	assert_true(tu_wait_for(acked_all, &aa, 1200, 50));
+	/* Every event since the start (Last-Event-ID 0), as NDJSON. */
+	char *cli = tu_program("agentsync");
+	char *wlog[2];
+	pid_t w[2];
+	for (int i = 0; i < 2; i++) {
+		wlog[i] = tu_sprintf("%s/watch-%s.out", m->dir, names[i]);
+		char *argv[] = {cli,
+		                (char *)"--api",
+		                m->d[i].api,
+		                (char *)"watch",
+		                (char *)"--type",
+		                (char *)"sync:completed,pattern:received",
+		                (char *)"--last-event-id",
+		                (char *)"0",
+		                NULL};
+		w[i] = tu_spawn(argv, wlog[i]);
+		tu_track_pid(w[i]);
+	}
+	struct file_lines fl = {wlog[0], "\"type\":\"sync:completed\"", 1};
+	assert_true(tu_wait_for(file_has_lines, &fl, 1200, 50));
+	struct file_lines fb = {wlog[1], "\"type\":\"pattern:received\"", 200};
+	assert_true(tu_wait_for(file_has_lines, &fb, 1200, 50));
+
+	assert_true(stat_of(&m->d[0], NULL, "successfulSyncs") >= 1);
+	double ra = stat_of(&m->d[0], NULL, "compressionRatio");
+	assert_true(ra > 0 && ra < 1); /* 200 similar patterns compress */
+	assert_true(stat_of(&m->d[0], NULL, "bytesTransferred") > 0);
+	assert_true(stat_of(&m->d[0], "b", "syncCount") >= 1);
+	assert_true(stat_of(&m->d[1], NULL, "compressionRatio") == 1.0);
+	assert_true(stat_of(&m->d[1], NULL, "successfulSyncs") == 0);
+	assert_true(stat_of(&m->d[1], NULL, "totalSyncs") == 0);
+	assert_true(stat_of(&m->d[1], NULL, "averageLatency") == 0);
+	assert_true(stat_of(&m->d[1], "a", "syncCount") == 0);
+	assert_true(stat_of(&m->d[1], "a", "patternsReceived") == 200);
+	assert_true(stat_of(&m->d[0], "b", "patternsReceived") == 0);
+	assert_true(stat_of(&m->d[1], NULL, "bytesTransferred") > 0);
+
+	for (int i = 0; i < 2; i++) {
+		int st = tu_kill_wait(w[i], SIGTERM);
+		tu_untrack_pid(w[i]);
+		assert_true(WIFEXITED(st));
+	}
+	char *seen_a = tu_read_file(wlog[0], NULL), *seen_b = tu_read_file(wlog[1], NULL);
+	assert_null(strstr(seen_a, "\"patternCount\":0,"));
+	assert_null(strstr(seen_b, "\"type\":\"sync:completed\""));
+	free(seen_b);
+	free(seen_a);
+	for (int i = 0; i < 2; i++) {
+		free(wlog[i]);
+		tu_daemon_stop(&m->d[i], SIGTERM);
+	}
+	free(file);
+	free(cli);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -528,6 +635,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(restarted_node_catches_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lag_counts_what_a_peer_has_not_acknowledged, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(stats_are_true_on_sender_and_receiver, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreign_certificate_is_refused_and_logged, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_rotates_certificates, setup, teardown),

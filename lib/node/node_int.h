@@ -185,6 +185,7 @@ struct ags_node {
 	uint64_t next_health_ms, next_sweep_ms;
 	/* Totals of closed sessions (node-wide stats). */
 	uint64_t base_failed, base_raw_out, base_wire_out, base_wire_in, base_sent;
+	uint64_t base_ratio_wire_out;
 	double base_latency_sum;
 	uint64_t base_codec_out[AGS_SYNC_CODECS], base_codec_in[AGS_SYNC_CODECS];
 	uint64_t base_acked;

@@ -172,6 +172,7 @@ static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags
 		n->base_acked += ss.batches_acked;
 		n->base_failed += ss.batches_failed;
 		n->base_raw_out += ss.raw_bytes_out;
+		n->base_ratio_wire_out += ss.wire_bytes_patterns_out;
 		n->base_wire_out += ss.wire_bytes_out;
 		n->base_wire_in += ss.wire_bytes_in;
 		n->base_latency_sum += ss.latency_sum_ms;
@@ -470,6 +471,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 	st->peers = calloc(n->n_peers ? n->n_peers : 1, sizeof(*st->peers));
 	uint64_t acked = n->base_acked, failed = n->base_failed;
 	uint64_t raw_out = n->base_raw_out, wire_out = n->base_wire_out, wire_in = n->base_wire_in;
+	uint64_t ratio_wire = n->base_ratio_wire_out;
 	double lat = n->base_latency_sum;
 	for (int c = 0; c < AGS_SYNC_CODECS && c < AGS_NODE_CODECS; c++) {
 		st->stats.codec_bytes_out[c] = n->base_codec_out[c];
@@ -489,6 +491,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		acked += ss.batches_acked;
 		failed += ss.batches_failed;
 		raw_out += ss.raw_bytes_out;
+		ratio_wire += ss.wire_bytes_patterns_out;
 		wire_out += ss.wire_bytes_out;
 		wire_in += ss.wire_bytes_in;
 		lat += ss.latency_sum_ms;
@@ -524,7 +527,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 	st->stats.total_syncs = acked + failed;
 	st->stats.average_latency_ms = acked ? lat / (double)acked : 0;
 	st->stats.bytes_transferred = wire_out + wire_in;
-	st->stats.compression_ratio = raw_out ? (double)wire_out / (double)raw_out : 1.0;
+	st->stats.compression_ratio = raw_out ? (double)ratio_wire / (double)raw_out : 1.0;
 	snprintf(st->store.id, sizeof(st->store.id), "%s", n->store_id);
 	pthread_mutex_lock(&n->store_mu);
 	ags_store_count(n->store, &st->store.patterns);

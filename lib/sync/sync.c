@@ -484,7 +484,11 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 			ags_sync_emit(s, &ev);
 		}
 	}
-	if (m.success || (m.n_errors > 0 && n_resent == m.n_errors)) {
+	if ((m.success || (m.n_errors > 0 && n_resent == m.n_errors)) && q->count == 0) {
+		/* A cursor-only batch: no pattern was synced, so no sync is counted
+		 * (the cursor it carried is in acked_seq). */
+		s->st.cursor_batches_acked++;
+	} else if (m.success || (m.n_errors > 0 && n_resent == m.n_errors)) {
 		s->st.batches_acked++;
 		s->st.patterns_acked += q->count;
 		s->st.latency_sum_ms += latency;

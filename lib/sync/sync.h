@@ -234,13 +234,19 @@ void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r);
 #define AGS_SYNC_CODECS 4
 
 /* Session counters, for the node's state. */
+/* The counters of a session; docs/ARCHITECTURE.md "Statistics" says what each node-level stat is.
+ */
 typedef struct ags_sync_stats {
-	uint64_t batches_acked;  /* our batches the peer acknowledged (syncCount) */
-	uint64_t batches_failed; /* our batches refused or with errors */
+	uint64_t batches_acked;        /* our batches with >= 1 pattern the peer acknowledged */
+	uint64_t cursor_batches_acked; /* our cursor-only (count 0) batches it acknowledged */
+	uint64_t batches_failed;       /* our batches refused or with errors */
 	uint64_t patterns_sent, patterns_received;
 	uint64_t acked_seq; /* our sequence the peer has durably stored */
-	uint64_t raw_bytes_out, wire_bytes_out, wire_bytes_in;
-	double latency_sum_ms; /* over acknowledged batches */
+	/* BATCH frame bytes sent (all) and received (all); raw_bytes_out and
+	 * wire_bytes_patterns_out: the uncompressed and the sent size of our
+	 * batches that carry patterns (the compression ratio's terms). */
+	uint64_t raw_bytes_out, wire_bytes_patterns_out, wire_bytes_out, wire_bytes_in;
+	double latency_sum_ms; /* over batches_acked */
 	int hello_done;
 	uint64_t patterns_acked;    /* entries of our batches the peer acknowledged as a success */
 	uint64_t patterns_applied;  /* entries received that changed our store */

@@ -395,7 +395,10 @@ int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now)
 	ags_bucket_spend(&s->rate_p, count);
 	ags_bucket_spend(&s->rate_b, (double)flen);
 	s->st.patterns_sent += count;
-	s->st.raw_bytes_out += bs.raw_len;
+	if (count) {
+		s->st.raw_bytes_out += bs.raw_len;
+		s->st.wire_bytes_patterns_out += bs.wire_len;
+	}
 	s->st.wire_bytes_out += bs.wire_len;
 	s->st.codec_bytes_out[bs.codec_used >= 0 && bs.codec_used < AGS_SYNC_CODECS - 1
 	                          ? bs.codec_used

@@ -286,7 +286,7 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	     "# TYPE agentsync_connections gauge\nagentsync_connections %zu\n",
 	     st->connections);
 	emit(&t,
-	     "# HELP agentsync_syncs_total Batches sent, by outcome.\n"
+	     "# HELP agentsync_syncs_total Batches sent with patterns, by outcome.\n"
 	     "# TYPE agentsync_syncs_total counter\n"
 	     "agentsync_syncs_total{outcome=\"success\"} %llu\n"
 	     "agentsync_syncs_total{outcome=\"failure\"} %llu\n",
@@ -322,7 +322,8 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	     "agentsync_udp_bytes_total{direction=\"out\"} %llu\n",
 	     (unsigned long long)in, (unsigned long long)out);
 	emit(&t,
-	     "# HELP agentsync_compression_ratio Wire bytes / raw bytes of batches sent.\n"
+	     "# HELP agentsync_compression_ratio Wire bytes / raw bytes of batches sent with "
+	     "patterns.\n"
 	     "# TYPE agentsync_compression_ratio gauge\nagentsync_compression_ratio %g\n",
 	     st->stats.compression_ratio);
 	emit(&t, "# HELP agentsync_peer_connected Whether the peer is connected.\n"
