@@ -727,6 +727,152 @@ static void put_tells_stored_unchanged_rejected_apart(void **state)
 	free(config);
 }
 
+/* Runs `agentsyncd --config CONFIG --check`; returns its exit code, *out its output. */
+static int run_check(const char *config, char **out)
+{
+	char *prog = tu_program("agentsyncd");
+	char *argv[] = {prog, (char *)"--config", (char *)config, (char *)"--check", NULL};
+	int rc = tu_run(argv, NULL, NULL, out);
+	free(prog);
+	return rc;
+}
+
+/* --check on node a's config with these tls values and dataDir: exit 2 naming `path`, `msg`. */
+static void check_refuses(const char *dir, const char *tls, const char *data, const char *path,
+                          const char *msg)
+{
+	char *config = tu_sprintf("%s/chk.json", dir);
+	char *text = tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"dataDir\":\"%s\",\"tls\":{%s}}}\n",
+	                        data, tls);
+	tu_write_file(config, text);
+	char *out = NULL;
+	int rc = run_check(config, &out);
+	if (rc != 2 || !strstr(out, path) || !strstr(out, msg) || strstr(out, "_file"))
+		fail_msg("--check of %s: expected exit 2 with \"%s\" and \"%s\", got %d:\n%s", text,
+		         path, msg, rc, out);
+	struct stat st;
+	assert_int_equal(stat(data, &st) == 0 && strstr(data, "never") != NULL, 0);
+	free(out);
+	free(text);
+	free(config);
+}
+
+/*
+ * Issue 15.7, 15.8 and 15.10: --check runs every check a start runs short of
+ * binding ports and names the JSON path; without a config, --node-id is not
+ * "from the host name".
+ */
+static void check_runs_every_start_check(void **state)
+{
+	struct fixture *f = *state;
+	char *certs = tu_sprintf("%s/certs", f->dir), *cli = tu_program("agentsync");
+	char *init[] = {cli,   (char *)"certs",   (char *)"init", (char *)"--dir",
+	                certs, (char *)"--nodes", (char *)"a,b",  NULL};
+	assert_int_equal(tu_run(init, NULL, NULL, NULL), 0);
+	char *data = tu_sprintf("%s/never-data", f->dir);
+	char *tls_a =
+	    tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/a-key.pem\",\"ca\":\"%s/ca.pem\"", certs,
+	               certs, certs);
+	/* Good: valid, and nothing is made. */
+	char *config = tu_sprintf("%s/ok.json", f->dir), *out = NULL;
+	char *text = tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"dataDir\":\"%s\",\"tls\":{%s}}}\n",
+	                        data, tls_a);
+	tu_write_file(config, text);
+	assert_int_equal(run_check(config, &out), 0);
+	assert_non_null(strstr(out, "valid (node a)"));
+	free(out);
+	struct stat st;
+	assert_int_equal(stat(data, &st), -1);
+
+	/* Another node's certificate. */
+	char *tls =
+	    tu_sprintf("\"cert\":\"%s/b.pem\",\"key\":\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"", certs,
+	               certs, certs);
+	check_refuses(f->dir, tls, data,
+	              "quic.tls.cert: ", "the certificate is for 'b' but nodeId is 'a'");
+	free(tls);
+	/* A key that does not match the certificate. */
+	tls = tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"",
+	                 certs, certs, certs);
+	check_refuses(f->dir, tls, data, "quic.tls.key: ", "does not match the certificate");
+	free(tls);
+	/* A CA file with no certificate in it. */
+	char *empty_ca = tu_sprintf("%s/not-a-ca.pem", f->dir);
+	tu_write_file(empty_ca, "no certificate here\n");
+	tls = tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/a-key.pem\",\"ca\":\"%s\"", certs,
+	                 certs, empty_ca);
+	check_refuses(f->dir, tls, data, "quic.tls.ca: ", "not-a-ca.pem");
+	free(tls);
+	/* A dataDir that cannot be made (under a regular file). */
+	char *under_file = tu_sprintf("%s/data", empty_ca);
+	check_refuses(f->dir, tls_a, under_file, "quic.dataDir: ", "is not a directory");
+	free(under_file);
+
+	/* A start with the mismatched key names the JSON path too. */
+	tls = tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"",
+	                 certs, certs, certs);
+	free(text);
+	text = tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"dataDir\":\"%s/d2\",\"port\":0,"
+	                  "\"api\":{\"listen\":\"127.0.0.1:0\"},\"tls\":{%s}}}\n",
+	                  f->dir, tls);
+	tu_write_file(config, text);
+	char *prog = tu_program("agentsyncd");
+	char *run[] = {prog, (char *)"--config", config, NULL};
+	assert_int_not_equal(tu_run(run, NULL, NULL, &out), 0);
+	assert_non_null(strstr(out, "quic.tls.key: "));
+	assert_null(strstr(out, "key_file"));
+	free(out);
+
+	/* An empty $AGENTSYNC_CA is named as such, not "cannot open : ...". */
+	setenv("AGENTSYNC_CERT", "c.pem", 1);
+	setenv("AGENTSYNC_KEY", "k.pem", 1);
+	setenv("AGENTSYNC_CA", "", 1);
+	char *sync[] = {cli,
+	                (char *)"sync",
+	                (char *)"--hub",
+	                (char *)"quic://127.0.0.1:9",
+	                (char *)"--token",
+	                (char *)"t",
+	                NULL};
+	assert_int_equal(tu_run(sync, NULL, NULL, &out), 2);
+	assert_non_null(strstr(out, "$AGENTSYNC_CA is set but empty"));
+	free(out);
+	unsetenv("AGENTSYNC_CERT");
+	unsetenv("AGENTSYNC_KEY");
+	unsetenv("AGENTSYNC_CA");
+
+	/* No config file, --node-id: the id is not "from the host name". */
+	char *nd = tu_sprintf("%s/nocfg", f->dir),
+	     *api = tu_sprintf("127.0.0.1:%d", tu_free_port(0));
+	char *port = tu_sprintf("%d", tu_free_port(1));
+	char *argv[] = {(char *)"--node-id",
+	                (char *)"vm2",
+	                (char *)"--data",
+	                nd,
+	                (char *)"--api",
+	                api,
+	                (char *)"--port",
+	                port,
+	                NULL};
+	struct tu_daemon d;
+	assert_int_equal(tu_daemon_start(&d, f->dir, "nocfg", f->dir, argv), 0);
+	assert_true(tu_daemon_log_has(&d, "node id vm2 (--node-id)"));
+	assert_false(tu_daemon_log_has(&d, "from the host name"));
+	stop_ok(&d);
+	free(port);
+	free(api);
+	free(nd);
+	free(prog);
+	free(tls);
+	free(empty_ca);
+	free(text);
+	free(config);
+	free(tls_a);
+	free(data);
+	free(cli);
+	free(certs);
+}
+
 static void no_config_makes_its_own_certificates(void **state)
 {
 	struct fixture *f = *state;
@@ -835,6 +981,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(restarted_daemon_keeps_its_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_tells_stored_unchanged_rejected_apart, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(check_runs_every_start_check, setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_config_makes_its_own_certificates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(json_log_lines_and_metrics, setup, teardown),
 	};

@@ -36,6 +36,8 @@ struct agent_opts {
 	uint32_t timeout_ms;
 	int json, verbose;
 	char *token_buf; /* the token read from token_file */
+	/* Whether cert, key and ca came from $AGENTSYNC_CERT/KEY/CA (for messages). */
+	int cert_env, key_env, ca_env;
 };
 
 /* Conflicts reported by the agent's events (on its network thread). */
@@ -149,6 +151,9 @@ static int parse_agent_opts(int argc, char **argv, struct agent_opts *o, const c
 	o->cert = getenv("AGENTSYNC_CERT");
 	o->key = getenv("AGENTSYNC_KEY");
 	o->ca = getenv("AGENTSYNC_CA");
+	o->cert_env = o->cert != NULL;
+	o->key_env = o->key != NULL;
+	o->ca_env = o->ca != NULL;
 	int opt;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
@@ -169,12 +174,15 @@ static int parse_agent_opts(int argc, char **argv, struct agent_opts *o, const c
 			break;
 		case O_CERT:
 			o->cert = optarg;
+			o->cert_env = 0;
 			break;
 		case O_KEY:
 			o->key = optarg;
+			o->key_env = 0;
 			break;
 		case O_CA:
 			o->ca = optarg;
+			o->ca_env = 0;
 			break;
 		case O_HUB_ID:
 			o->hub_id = optarg;
@@ -215,6 +223,25 @@ static int agent_opts_ready(struct agent_opts *o, int need_endpoint)
 		return usage_error(o->what, "--hub quic://HOST:PORT is required");
 	if (!o->token == !o->token_file)
 		return usage_error(o->what, "give --token or --token-file (one of them)");
+	const struct {
+		const char *value, *option, *var;
+		int env;
+	} files[] = {{o->cert, "--cert", "AGENTSYNC_CERT", o->cert_env},
+	             {o->key, "--key", "AGENTSYNC_KEY", o->key_env},
+	             {o->ca, "--ca", "AGENTSYNC_CA", o->ca_env}};
+	for (size_t i = 0; i < 3; i++) {
+		if (files[i].value && !files[i].value[0]) {
+			char msg[160];
+			if (files[i].env)
+				snprintf(msg, sizeof(msg),
+				         "$%s is set but empty: give %s FILE, or set $%s to a file",
+				         files[i].var, files[i].option, files[i].var);
+			else
+				snprintf(msg, sizeof(msg), "%s is empty: give it a file",
+				         files[i].option);
+			return usage_error(o->what, msg);
+		}
+	}
 	if (!o->cert || !o->key || !o->ca)
 		return usage_error(o->what,
 		                   "--cert, --key and --ca are required (or $AGENTSYNC_CERT, "
@@ -256,8 +283,16 @@ static void on_log(ags_agent *a, int level, const char *message, void *ud)
 /* Prints a failure of the agent API as "agentsync: WHAT: DOING: ERROR: MESSAGE". */
 static void agent_fail(const struct agent_opts *o, const char *doing, int rc, const ags_error *err)
 {
+	/* The node names its TLS inputs by config key: say which option or variable it was. */
+	const char *field = err->field;
+	if (strcmp(field, "tls.cert") == 0)
+		field = o->cert_env ? "--cert ($AGENTSYNC_CERT)" : "--cert";
+	else if (strcmp(field, "tls.key") == 0)
+		field = o->key_env ? "--key ($AGENTSYNC_KEY)" : "--key";
+	else if (strcmp(field, "tls.ca") == 0)
+		field = o->ca_env ? "--ca ($AGENTSYNC_CA)" : "--ca";
 	fprintf(stderr, "agentsync: %s: %s: %s%s%s%s%s\n", o->what, doing, ags_strerror(rc),
-	        err->message[0] ? ": " : "", err->message, err->field[0] ? " at " : "", err->field);
+	        err->message[0] ? ": " : "", err->message, field[0] ? " at " : "", field);
 }
 
 /* Makes the agent (nothing is sent yet). */
