@@ -90,6 +90,17 @@ int cmd_token(const struct cli *c, int argc, char **argv);
 int cmd_backup(const struct cli *c, int argc, char **argv);  /* cmd_backup.c */
 int cmd_restore(const struct cli *c, int argc, char **argv); /* cmd_backup.c */
 int cmd_completion(const struct cli *c, int argc, char **argv);
+int cmd_help(const struct cli *c, int argc, char **argv);
+
+/* Prints `agentsync --help` (the commands from the table) to f. */
+void cli_usage(FILE *f);
+
+/*
+ * Sets c->base from --api: HOST[:PORT], [V6][:PORT] or a bare IPv6 address,
+ * with or without http://; without a port, the API's default 7433. NULL or
+ * "": 127.0.0.1:7433. Returns 0, or -1 when it is empty or too long.
+ */
+int cli_set_api(struct cli *c, const char *api);
 
 /* What a command's plain (non-option) arguments are, for the completions. */
 enum { CLI_ARG_NONE, CLI_ARG_FILE, CLI_ARG_DIR };

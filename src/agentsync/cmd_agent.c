@@ -88,6 +88,34 @@ static const char agent_help[] =
     "  status  the agent's store: patterns, sequence, digest, vector clock\n"
     "Options of put and sync:\n";
 
+static const char agent_put_help[] =
+    "Usage: agentsync agent put [OPTIONS] [FILE|-]\n"
+    "Writes patterns (a JSON object, an array, or NDJSON; FILE, or standard input\n"
+    "when FILE is - or absent) into the agent's store in --data; the next\n"
+    "`agentsync agent sync` pushes them. Needs the token (its sub is the writer in\n"
+    "the vector clocks) and the TLS files; --hub is optional. Prints\n"
+    "\"accepted N, rejected M (K changed the store; ...)\" and one line per rejected\n"
+    "record. No daemon is involved.\n"
+    "Options:\n";
+
+static const char agent_put_help_tail[] =
+    "Exit status: 0 all accepted, 5 some rejected, 1 error, 2 usage.\n";
+
+static const char agent_get_help[] =
+    "Usage: agentsync agent get [--data DIR] ID\n"
+    "Prints the pattern ID of the agent's store as JSON (local: no hub, no daemon).\n"
+    "  --data DIR   the agent's store and session (default ./agentsync-agent)\n"
+    "Exit status: 0 found, 4 no such pattern, 1 error (e.g. no agent store in DIR),\n"
+    "2 usage.\n";
+
+static const char agent_status_help[] =
+    "Usage: agentsync agent status [--data DIR] [--json]\n"
+    "The agent's store (local: no hub, no daemon): patterns, sequence, digest and its\n"
+    "vector clock.\n"
+    "  --data DIR   the agent's store and session (default ./agentsync-agent)\n"
+    "  --json       one JSON object instead of the text report\n"
+    "Exit status: 0 ok, 1 error (e.g. no agent store in DIR), 2 usage.\n";
+
 static int usage_error(const char *what, const char *msg)
 {
 	fprintf(stderr, "agentsync: %s: %s (see --help)\n", what, msg);
@@ -557,7 +585,7 @@ static int put_all(ags_agent *a, const char *name, const char *buf, size_t len,
 static int agent_put(int argc, char **argv)
 {
 	struct agent_opts o = {.what = "agent put"};
-	int done, rc = parse_agent_opts(argc, argv, &o, agent_help, "", &done);
+	int done, rc = parse_agent_opts(argc, argv, &o, agent_put_help, agent_put_help_tail, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (argc - optind > 1)
@@ -644,7 +672,7 @@ static int local_opts(int argc, char **argv, const char *help, const char **data
 static int agent_get(int argc, char **argv)
 {
 	const char *data = NULL;
-	int done, rc = local_opts(argc, argv, agent_help, &data, NULL, &done);
+	int done, rc = local_opts(argc, argv, agent_get_help, &data, NULL, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (argc - optind != 1)
@@ -675,7 +703,7 @@ static int agent_get(int argc, char **argv)
 static int agent_status(int argc, char **argv)
 {
 	const char *data = NULL;
-	int json = 0, done, rc = local_opts(argc, argv, agent_help, &data, &json, &done);
+	int json = 0, done, rc = local_opts(argc, argv, agent_status_help, &data, &json, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (optind < argc)
