@@ -545,16 +545,73 @@ static void sse_resume_with_last_event_id_loses_nothing(void **state)
 	assert_non_null(strstr(raw, next_id));
 	free(raw);
 
-	/* Further behind than the ring: an explicit reset, then the oldest events. */
+	/* An id this daemon never gave (below its first): an explicit reset saying
+	 * so (issue 15.15: "unknown", as documented, not "behind"), then the
+	 * oldest events. */
 	char *reset = NULL;
-	assert_int_equal(
-	    tu_cli(d.api, NULL, &reset, "watch", "--last-event-id", "1", "--count", "2", NULL), 0);
+	assert_int_equal(tu_cli(d.api, NULL, &reset, "watch", "--format", "json", "--last-event-id",
+	                        "1", "--count", "2", NULL),
+	                 0);
 	assert_non_null(strstr(reset, "\"type\":\"reset\""));
-	assert_non_null(strstr(reset, "\"reason\":\"behind\""));
+	assert_non_null(strstr(reset, "\"reason\":\"unknown\""));
 	free(reset);
 	/* A malformed Last-Event-ID is a 400. */
 	assert_int_equal(tu_curl(&raw, "-H", "Last-Event-ID: abc", url, NULL), 400);
 	free(raw);
+
+	/* A watcher in text format across a restart of the daemon: one stderr line
+	 * per reconnection attempt, each saying why and that it reconnects. */
+	char *tlog = tu_sprintf("%s/watch-text.out", f->dir);
+	char *twatch[] = {cli,
+	                  (char *)"--api",
+	                  d.api,
+	                  (char *)"watch",
+	                  (char *)"--format",
+	                  (char *)"text",
+	                  (char *)"--type",
+	                  (char *)"pattern:stored",
+	                  NULL};
+	pid_t tw = tu_spawn(twatch, tlog);
+	tu_track_pid(tw);
+	int tconnected = 0;
+	for (int i = 0; i < 200 && !tconnected; i++) {
+		char *id = tu_sprintf("tprobe%d", i), *p = tu_pattern_json(id, "probe", i);
+		char *pf = tu_sprintf("%s/probe.json", f->dir);
+		tu_write_file(pf, p);
+		assert_int_equal(tu_cli(d.api, NULL, &out, "put", pf, NULL), 0);
+		free(out);
+		struct file_lines tl = {tlog, "pattern:stored", 1};
+		tconnected = tu_wait_for(file_has_lines, &tl, 20, 50);
+		free(pf);
+		free(p);
+		free(id);
+	}
+	assert_true(tconnected);
+	stop_ok(&d);
+	struct file_lines twice = {tlog, "reconnecting", 2};
+	assert_true(tu_wait_for(file_has_lines, &twice, 600, 50));
+	assert_int_equal(start_with_config(&d, f->dir, "sse2", config), 0);
+	char *after = write_patterns(f->dir, "after.ndjson", "after", 1, 1);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", after, NULL), 0);
+	free(out);
+	struct file_lines tl = {tlog, "pattern:stored         after1 (test_execution)", 1};
+	assert_true(tu_wait_for(file_has_lines, &tl, 600, 50));
+	st = tu_kill_wait(tw, SIGTERM);
+	tu_untrack_pid(tw);
+	assert_true(WIFEXITED(st));
+	char *tout = tu_read_file(tlog, NULL);
+	size_t said = tu_count_lines_with(tout, "agentsync: watch:");
+	size_t reconnecting = tu_count_lines_with(tout, "; reconnecting in ");
+	if (said == 0 || said != reconnecting + tu_count_lines_with(tout, "does not have every"))
+		fail_msg("%zu stderr lines, %zu of them reconnecting:\n%s", said, reconnecting,
+		         tout);
+	/* The restarted daemon's ids are new: the watcher's last one is unknown to it. */
+	assert_non_null(strstr(tout, "reset"));
+	assert_non_null(strstr(tout, "reason unknown"));
+	assert_null(strstr(tout, "{\"id\""));
+	free(tout);
+	free(after);
+	free(tlog);
 
 	stop_ok(&d);
 	free(next_id);

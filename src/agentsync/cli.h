@@ -50,10 +50,13 @@ int http_request(const struct cli *c, const char *what, const char *method, cons
  * `stop` (may be NULL) is polled about once a second: non-zero aborts. The
  * status lands in r->status, and r->body gets the body of a non-2xx answer.
  * Returns as http_request; a transfer stopped by sink or stop is EXIT_OK.
+ * With `why` (CLI_WHY_MAX bytes), a failed or ended transfer prints nothing
+ * and says there why it ended (for a caller that reports it in one line).
  */
+#define CLI_WHY_MAX 512
 int http_stream(const struct cli *c, const char *what, const char *path, const char *last_event_id,
                 int (*sink)(void *ud, const char *data, size_t len), void *ud, volatile int *stop,
-                struct http_resp *r);
+                struct http_resp *r, char *why);
 
 void http_resp_free(struct http_resp *r);
 

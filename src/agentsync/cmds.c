@@ -171,7 +171,7 @@ int cmd_list(const struct cli *c, int argc, char **argv)
 	char path[2200];
 	snprintf(path, sizeof(path), "/v1/patterns%s", q);
 	struct http_resp r;
-	int rc = http_stream(c, "list", path, NULL, to_stdout, NULL, NULL, &r);
+	int rc = http_stream(c, "list", path, NULL, to_stdout, NULL, NULL, &r, NULL);
 	if (rc == EXIT_OK && !is_2xx(&r))
 		rc = http_fail("list", &r);
 	http_resp_free(&r);
