@@ -15,28 +15,6 @@
 #include "agentsync/agentsync.h"
 #include "cli.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: agentsync [--api HOST:PORT] [--token T] COMMAND [ARGS]\n"
-	           "Talks to a running agentsyncd through its HTTP API, or is an agent of a\n"
-	           "federation hub (sync --hub, agent, token: no daemon involved).\n"
-	           "\n"
-	           "Commands:\n");
-	cli_print_commands(f);
-	fprintf(
-	    f, "Run `agentsync COMMAND --help` for a command's options.\n"
-	       "\n"
-	       "Options:\n"
-	       "  --api HOST:PORT  the daemon's API (default $AGENTSYNC_API, else 127.0.0.1:7433)\n"
-	       "  --token T        bearer token (default $AGENTSYNC_TOKEN)\n"
-	       "  -h, --help       this help\n"
-	       "  --version        the version\n"
-	       "\n"
-	       "Exit status:\n"
-	       "  0 ok, 1 error, 2 usage, 3 cannot reach the daemon, 4 not found,\n"
-	       "  5 some records were rejected (put)\n");
-}
-
 int main(int argc, char **argv)
 {
 	struct cli c = {{0}, NULL};
@@ -48,7 +26,7 @@ int main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
+			cli_usage(stdout);
 			return EXIT_OK;
 		}
 		if (strcmp(a, "--version") == 0) {
@@ -67,24 +45,20 @@ int main(int argc, char **argv)
 			c.token = v;
 		} else {
 			fprintf(stderr, "agentsync: unknown option \"%s\"\n", a);
-			usage(stderr);
+			cli_usage(stderr);
 			return EXIT_USAGE;
 		}
 		if (!strchr(a, '='))
 			i++;
 	}
 	if (i >= argc) {
-		usage(stderr);
+		cli_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!api || !*api)
-		api = "127.0.0.1:7433";
-	if (strncmp(api, "http://", 7) == 0)
-		api += 7;
-	snprintf(c.base, sizeof(c.base), "http://%s", api);
-	size_t bl = strlen(c.base);
-	if (bl && c.base[bl - 1] == '/')
-		c.base[bl - 1] = '\0';
+	if (cli_set_api(&c, api) < 0) {
+		fprintf(stderr, "agentsync: --api \"%s\" is not HOST[:PORT]\n", api);
+		return EXIT_USAGE;
+	}
 
 	const struct cli_command *cmd = cli_find_command(argv[i]);
 	if (cmd) {
@@ -97,6 +71,6 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	fprintf(stderr, "agentsync: unknown command \"%s\"\n", argv[i]);
-	usage(stderr);
+	cli_usage(stderr);
 	return EXIT_USAGE;
 }

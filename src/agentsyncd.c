@@ -53,7 +53,9 @@ static void usage(FILE *f)
 	           "  --data DIR         data directory (replaces quic.dataDir)\n"
 	           "  --log-format F     text or json (replaces quic.log.format)\n"
 	           "  --log-level L      error, warn, info or debug (replaces quic.log.level)\n"
-	           "  --check            validate the configuration and exit\n"
+	           "  --check            run every check a start runs short of binding ports\n"
+	           "                     (config, TLS files, certificate vs nodeId, dataDir)\n"
+	           "                     and exit\n"
 	           "  --config-keys      list every configuration key and exit\n"
 	           "  --hub              run as a federation hub for agents (replaces\n"
 	           "                     quic.hub.enabled; needs a key in quic.hub)\n"
@@ -98,6 +100,47 @@ static void log_config_error(const char *path, const ags_error *err)
 {
 	dlog(AGS_LOG_ERROR, "config", "%s: %s%s%s", path ? path : "(no file)", err->field,
 	     err->field[0] ? ": " : "", err->message[0] ? err->message : ags_strerror(err->code));
+}
+
+/*
+ * Logs a failure of the node library as a config error: its fields are
+ * keys of the node's object, "quic" in the file ("tls.key" is quic.tls.key).
+ */
+static void log_node_error(const char *path, const ags_error *err)
+{
+	int bare = err->field[0] && strncmp(err->field, "quic.", 5) != 0;
+	dlog(AGS_LOG_ERROR, "config", "%s: %s%s%s%s", path ? path : "(no config file)",
+	     bare ? "quic." : "", err->field, err->field[0] ? ": " : "",
+	     err->message[0] ? err->message : ags_strerror(err->code));
+}
+
+/*
+ * --check: every check a start makes short of binding ports (the files,
+ * the certificate against nodeId, the data directory). Returns 0 or -1.
+ */
+static int check_startable(struct daemon *d)
+{
+	ags_config *c = d->cfg;
+	if (!c->tls_from_file) {
+		/* The start makes its CA in dataDir/certs unless it is there: check it if it is. */
+		char cert[4200], key[4200], ca[4200];
+		snprintf(cert, sizeof(cert), "%s/certs/%s.pem", c->node.data_dir, c->node.node_id);
+		snprintf(key, sizeof(key), "%s/certs/%s-key.pem", c->node.data_dir,
+		         c->node.node_id);
+		snprintf(ca, sizeof(ca), "%s/certs/ca.pem", c->node.data_dir);
+		if (access(cert, F_OK) == 0 &&
+		    (ags_config_set_str(c, &c->node.tls.cert, cert) < 0 ||
+		     ags_config_set_str(c, &c->node.tls.key, key) < 0 ||
+		     ags_config_set_str(c, &c->node.tls.ca, ca) < 0))
+			return -1;
+	}
+	ags_error err;
+	ags_error_clear(&err);
+	if (ags_node_check(&c->node, &err) < 0) {
+		log_node_error(d->config_path, &err);
+		return -1;
+	}
+	return 0;
 }
 
 /* Loads the configuration the command line asks for; logs and returns an error on failure. */
@@ -230,8 +273,8 @@ static int start(struct daemon *d)
 	ags_error err;
 	ags_error_clear(&err);
 	if (!d->config_path)
-		dlog(AGS_LOG_INFO, "daemon",
-		     "no config file: node id %s from the host name, data in %s", c->node.node_id,
+		dlog(AGS_LOG_INFO, "daemon", "no config file: node id %s %s, data in %s",
+		     c->node.node_id, d->ov.node_id ? "(--node-id)" : "from the host name",
 		     c->node.data_dir);
 	if (!c->tls_from_file && make_own_certs(d) < 0)
 		return -1;
@@ -242,7 +285,7 @@ static int start(struct daemon *d)
 	}
 	ags_node_callbacks cb = {AGS_NODE_CALLBACKS_VERSION, on_event, on_node_log};
 	if (ags_node_new(&c->node, &cb, d, &d->node, &err) < 0) {
-		log_config_error(d->config_path, &err);
+		log_node_error(d->config_path, &err);
 		return -1;
 	}
 	ags_api_config ac = {
@@ -260,8 +303,9 @@ static int start(struct daemon *d)
 		return -1;
 	}
 	if (ags_node_start(d->node, &err) < 0) {
-		dlog(AGS_LOG_ERROR, "node", "cannot start node %s: %s%s%s", c->node.node_id,
-		     err.field, err.field[0] ? ": " : "", err.message);
+		int bare = err.field[0] && strncmp(err.field, "quic.", 5) != 0;
+		dlog(AGS_LOG_ERROR, "node", "cannot start node %s: %s%s%s%s", c->node.node_id,
+		     bare ? "quic." : "", err.field, err.field[0] ? ": " : "", err.message);
 		return -1;
 	}
 	char quic[300], api[300];
@@ -562,6 +606,10 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.cfg->n_warnings; i++)
 		dlog(AGS_LOG_WARN, "config", "%s: %s", d.config_path, d.cfg->warnings[i]);
 	if (check) {
+		if (check_startable(&d) < 0) {
+			ags_config_del(d.cfg);
+			return EXIT_USAGE;
+		}
 		dlog(AGS_LOG_INFO, "config", "%s: valid (node %s%s)",
 		     d.config_path ? d.config_path : "(no config file)", d.cfg->node.node_id,
 		     d.cfg->node.hub.enabled ? ", hub mode" : "");

@@ -554,7 +554,7 @@ static void api_answers_bad_requests(void **state)
 	char *mixed_text = tu_sprintf("%s\n{\"id\":\"bad\"}\n", good);
 	tu_write_file(mixed, mixed_text);
 	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "put", mixed, NULL), 5);
-	assert_non_null(strstr(out, "accepted 1, rejected 1"));
+	assert_non_null(strstr(out, ", rejected 1\n"));
 	assert_non_null(strstr(out, "rejected #1 id=bad"));
 	free(out);
 	assert_int_equal(tu_cli(d.api, "t0k3n", &out, "get", "g1", NULL), 0);
@@ -695,16 +695,73 @@ static void sse_resume_with_last_event_id_loses_nothing(void **state)
 	assert_non_null(strstr(raw, next_id));
 	free(raw);
 
-	/* Further behind than the ring: an explicit reset, then the oldest events. */
+	/* An id this daemon never gave (below its first): an explicit reset saying
+	 * so (issue 15.15: "unknown", as documented, not "behind"), then the
+	 * oldest events. */
 	char *reset = NULL;
-	assert_int_equal(
-	    tu_cli(d.api, NULL, &reset, "watch", "--last-event-id", "1", "--count", "2", NULL), 0);
+	assert_int_equal(tu_cli(d.api, NULL, &reset, "watch", "--format", "json", "--last-event-id",
+	                        "1", "--count", "2", NULL),
+	                 0);
 	assert_non_null(strstr(reset, "\"type\":\"reset\""));
-	assert_non_null(strstr(reset, "\"reason\":\"behind\""));
+	assert_non_null(strstr(reset, "\"reason\":\"unknown\""));
 	free(reset);
 	/* A malformed Last-Event-ID is a 400. */
 	assert_int_equal(tu_curl(&raw, "-H", "Last-Event-ID: abc", url, NULL), 400);
 	free(raw);
+
+	/* A watcher in text format across a restart of the daemon: one stderr line
+	 * per reconnection attempt, each saying why and that it reconnects. */
+	char *tlog = tu_sprintf("%s/watch-text.out", f->dir);
+	char *twatch[] = {cli,
+	                  (char *)"--api",
+	                  d.api,
+	                  (char *)"watch",
+	                  (char *)"--format",
+	                  (char *)"text",
+	                  (char *)"--type",
+	                  (char *)"pattern:stored",
+	                  NULL};
+	pid_t tw = tu_spawn(twatch, tlog);
+	tu_track_pid(tw);
+	int tconnected = 0;
+	for (int i = 0; i < 200 && !tconnected; i++) {
+		char *id = tu_sprintf("tprobe%d", i), *p = tu_pattern_json(id, "probe", i);
+		char *pf = tu_sprintf("%s/probe.json", f->dir);
+		tu_write_file(pf, p);
+		assert_int_equal(tu_cli(d.api, NULL, &out, "put", pf, NULL), 0);
+		free(out);
+		struct file_lines tl = {tlog, "pattern:stored", 1};
+		tconnected = tu_wait_for(file_has_lines, &tl, 20, 50);
+		free(pf);
+		free(p);
+		free(id);
+	}
+	assert_true(tconnected);
+	stop_ok(&d);
+	struct file_lines twice = {tlog, "reconnecting", 2};
+	assert_true(tu_wait_for(file_has_lines, &twice, 600, 50));
+	assert_int_equal(start_with_config(&d, f->dir, "sse2", config), 0);
+	char *after = write_patterns(f->dir, "after.ndjson", "after", 1, 1);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", after, NULL), 0);
+	free(out);
+	struct file_lines tl = {tlog, "pattern:stored         after1 (test_execution)", 1};
+	assert_true(tu_wait_for(file_has_lines, &tl, 600, 50));
+	st = tu_kill_wait(tw, SIGTERM);
+	tu_untrack_pid(tw);
+	assert_true(WIFEXITED(st));
+	char *tout = tu_read_file(tlog, NULL);
+	size_t said = tu_count_lines_with(tout, "agentsync: watch:");
+	size_t reconnecting = tu_count_lines_with(tout, "; reconnecting in ");
+	if (said == 0 || said != reconnecting + tu_count_lines_with(tout, "does not have every"))
+		fail_msg("%zu stderr lines, %zu of them reconnecting:\n%s", said, reconnecting,
+		         tout);
+	/* The restarted daemon's ids are new: the watcher's last one is unknown to it. */
+	assert_non_null(strstr(tout, "reset"));
+	assert_non_null(strstr(tout, "reason unknown"));
+	assert_null(strstr(tout, "{\"id\""));
+	free(tout);
+	free(after);
+	free(tlog);
 
 	stop_ok(&d);
 	free(next_id);
@@ -778,7 +835,8 @@ static void restarted_daemon_keeps_its_data(void **state)
 	assert_int_equal(start_with_config(&d, f->dir, "rs", config), 0);
 	char *file = write_patterns(f->dir, "rs.ndjson", "r", 1, 20), *out = NULL;
 	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
-	assert_non_null(strstr(out, "accepted 20, rejected 0"));
+	assert_non_null(strstr(
+	    out, "stored 20, unchanged 0 (0 duplicate, 0 stale, 0 conflict lost), rejected 0"));
 	free(out);
 	assert_int_equal(tu_cli(d.api, NULL, &out, "delete", "r20", NULL), 0);
 	free(out);
@@ -809,6 +867,217 @@ static void restarted_daemon_keeps_its_data(void **state)
 	free(digest);
 	free(file);
 	free(config);
+}
+
+/*
+ * Issue 15.3: put tells stored, unchanged (duplicate, stale, conflict lost)
+ * and rejected apart, and its exit status tells a script whether every
+ * record is held as sent (0), some were not stored (6) or rejected (5).
+ */
+static void put_tells_stored_unchanged_rejected_apart(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "pu", tu_free_port(1), tu_free_port(0), NULL, NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "pu", config), 0);
+	char *file = write_patterns(f->dir, "pu.ndjson", "p", 1, 3), *out = NULL;
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
+	assert_non_null(strstr(out, "stored 3, unchanged 0 (0 duplicate, 0 stale, 0 conflict "
+	                            "lost), rejected 0\n"));
+	free(out);
+	/* The same again: held already, nothing to do, still success. */
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", file, NULL), 0);
+	assert_non_null(strstr(out, "stored 0, unchanged 3 (3 duplicate, 0 stale, 0 conflict "
+	                            "lost), rejected 0\n"));
+	free(out);
+	/* p1 at version 2, then version 1 of it again (stale), and a version 1 of
+	 * p2 with other content and an older timestamp (loses the conflict). */
+	char *v2 = tu_sprintf("%s/v2.json", f->dir);
+	char *p1v2 = tu_pattern_json("p1", "test_execution", 100);
+	char *p1v2b = tu_replace(p1v2, "\"version\":1", "\"version\":2");
+	tu_write_file(v2, p1v2b);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", v2, NULL), 0);
+	assert_non_null(strstr(out, "stored 1, unchanged 0"));
+	free(out);
+	char *old = tu_sprintf("%s/old.ndjson", f->dir);
+	char *p2 = tu_pattern_json("p2", "test_execution", 999);
+	char *p2old = tu_replace(p2, "1700000000000", "1600000000000");
+	char *p4 = tu_pattern_json("p4", "test_execution", 4);
+	char *p1 = tu_pattern_json("p1", "test_execution", 1);
+	char *text = tu_sprintf("%s\n%s\n%s\n", p1, p2old, p4);
+	tu_write_file(old, text);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", old, NULL), 6);
+	assert_non_null(strstr(out, "stored 1, unchanged 2 (0 duplicate, 1 stale, 1 conflict "
+	                            "lost), rejected 0\n"));
+	free(out);
+	/* A rejected record outranks them: 5. */
+	char *mixed = tu_sprintf("%s/mixed.ndjson", f->dir);
+	char *mixed_text = tu_sprintf("%s\n{\"id\":\"bad\"}\n", p1);
+	tu_write_file(mixed, mixed_text);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", mixed, NULL), 5);
+	assert_non_null(strstr(out, "stored 0, unchanged 1 (0 duplicate, 1 stale, 0 conflict "
+	                            "lost), rejected 1\n"));
+	free(out);
+	stop_ok(&d);
+	free(mixed_text);
+	free(mixed);
+	free(text);
+	free(p1);
+	free(p4);
+	free(p2old);
+	free(p2);
+	free(old);
+	free(p1v2b);
+	free(p1v2);
+	free(v2);
+	free(file);
+	free(config);
+}
+
+/* Runs `agentsyncd --config CONFIG --check`; returns its exit code, *out its output. */
+static int run_check(const char *config, char **out)
+{
+	char *prog = tu_program("agentsyncd");
+	char *argv[] = {prog, (char *)"--config", (char *)config, (char *)"--check", NULL};
+	int rc = tu_run(argv, NULL, NULL, out);
+	free(prog);
+	return rc;
+}
+
+/* --check on node a's config with these tls values and dataDir: exit 2 naming `path`, `msg`. */
+static void check_refuses(const char *dir, const char *tls, const char *data, const char *path,
+                          const char *msg)
+{
+	char *config = tu_sprintf("%s/chk.json", dir);
+	char *text = tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"dataDir\":\"%s\",\"tls\":{%s}}}\n",
+	                        data, tls);
+	tu_write_file(config, text);
+	char *out = NULL;
+	int rc = run_check(config, &out);
+	if (rc != 2 || !strstr(out, path) || !strstr(out, msg) || strstr(out, "_file"))
+		fail_msg("--check of %s: expected exit 2 with \"%s\" and \"%s\", got %d:\n%s", text,
+		         path, msg, rc, out);
+	struct stat st;
+	assert_int_equal(stat(data, &st) == 0 && strstr(data, "never") != NULL, 0);
+	free(out);
+	free(text);
+	free(config);
+}
+
+/*
+ * Issue 15.7, 15.8 and 15.10: --check runs every check a start runs short of
+ * binding ports and names the JSON path; without a config, --node-id is not
+ * "from the host name".
+ */
+static void check_runs_every_start_check(void **state)
+{
+	struct fixture *f = *state;
+	char *certs = tu_sprintf("%s/certs", f->dir), *cli = tu_program("agentsync");
+	char *init[] = {cli,   (char *)"certs",   (char *)"init", (char *)"--dir",
+	                certs, (char *)"--nodes", (char *)"a,b",  NULL};
+	assert_int_equal(tu_run(init, NULL, NULL, NULL), 0);
+	char *data = tu_sprintf("%s/never-data", f->dir);
+	char *tls_a =
+	    tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/a-key.pem\",\"ca\":\"%s/ca.pem\"", certs,
+	               certs, certs);
+	/* Good: valid, and nothing is made. */
+	char *config = tu_sprintf("%s/ok.json", f->dir), *out = NULL;
+	char *text = tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"dataDir\":\"%s\",\"tls\":{%s}}}\n",
+	                        data, tls_a);
+	tu_write_file(config, text);
+	assert_int_equal(run_check(config, &out), 0);
+	assert_non_null(strstr(out, "valid (node a)"));
+	free(out);
+	struct stat st;
+	assert_int_equal(stat(data, &st), -1);
+
+	/* Another node's certificate. */
+	char *tls =
+	    tu_sprintf("\"cert\":\"%s/b.pem\",\"key\":\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"", certs,
+	               certs, certs);
+	check_refuses(f->dir, tls, data,
+	              "quic.tls.cert: ", "the certificate is for 'b' but nodeId is 'a'");
+	free(tls);
+	/* A key that does not match the certificate. */
+	tls = tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"",
+	                 certs, certs, certs);
+	check_refuses(f->dir, tls, data, "quic.tls.key: ", "does not match the certificate");
+	free(tls);
+	/* A CA file with no certificate in it. */
+	char *empty_ca = tu_sprintf("%s/not-a-ca.pem", f->dir);
+	tu_write_file(empty_ca, "no certificate here\n");
+	tls = tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/a-key.pem\",\"ca\":\"%s\"", certs,
+	                 certs, empty_ca);
+	check_refuses(f->dir, tls, data, "quic.tls.ca: ", "not-a-ca.pem");
+	free(tls);
+	/* A dataDir that cannot be made (under a regular file). */
+	char *under_file = tu_sprintf("%s/data", empty_ca);
+	check_refuses(f->dir, tls_a, under_file, "quic.dataDir: ", "is not a directory");
+	free(under_file);
+
+	/* A start with the mismatched key names the JSON path too. */
+	tls = tu_sprintf("\"cert\":\"%s/a.pem\",\"key\":\"%s/b-key.pem\",\"ca\":\"%s/ca.pem\"",
+	                 certs, certs, certs);
+	free(text);
+	text = tu_sprintf("{\"quic\":{\"nodeId\":\"a\",\"dataDir\":\"%s/d2\",\"port\":0,"
+	                  "\"api\":{\"listen\":\"127.0.0.1:0\"},\"tls\":{%s}}}\n",
+	                  f->dir, tls);
+	tu_write_file(config, text);
+	char *prog = tu_program("agentsyncd");
+	char *run[] = {prog, (char *)"--config", config, NULL};
+	assert_int_not_equal(tu_run(run, NULL, NULL, &out), 0);
+	assert_non_null(strstr(out, "quic.tls.key: "));
+	assert_null(strstr(out, "key_file"));
+	free(out);
+
+	/* An empty $AGENTSYNC_CA is named as such, not "cannot open : ...". */
+	setenv("AGENTSYNC_CERT", "c.pem", 1);
+	setenv("AGENTSYNC_KEY", "k.pem", 1);
+	setenv("AGENTSYNC_CA", "", 1);
+	char *sync[] = {cli,
+	                (char *)"sync",
+	                (char *)"--hub",
+	                (char *)"quic://127.0.0.1:9",
+	                (char *)"--token",
+	                (char *)"t",
+	                NULL};
+	assert_int_equal(tu_run(sync, NULL, NULL, &out), 2);
+	assert_non_null(strstr(out, "$AGENTSYNC_CA is set but empty"));
+	free(out);
+	unsetenv("AGENTSYNC_CERT");
+	unsetenv("AGENTSYNC_KEY");
+	unsetenv("AGENTSYNC_CA");
+
+	/* No config file, --node-id: the id is not "from the host name". */
+	char *nd = tu_sprintf("%s/nocfg", f->dir),
+	     *api = tu_sprintf("127.0.0.1:%d", tu_free_port(0));
+	char *port = tu_sprintf("%d", tu_free_port(1));
+	char *argv[] = {(char *)"--node-id",
+	                (char *)"vm2",
+	                (char *)"--data",
+	                nd,
+	                (char *)"--api",
+	                api,
+	                (char *)"--port",
+	                port,
+	                NULL};
+	struct tu_daemon d;
+	assert_int_equal(tu_daemon_start(&d, f->dir, "nocfg", f->dir, argv), 0);
+	assert_true(tu_daemon_log_has(&d, "node id vm2 (--node-id)"));
+	assert_false(tu_daemon_log_has(&d, "from the host name"));
+	stop_ok(&d);
+	free(port);
+	free(api);
+	free(nd);
+	free(prog);
+	free(tls);
+	free(empty_ca);
+	free(text);
+	free(config);
+	free(tls_a);
+	free(data);
+	free(cli);
+	free(certs);
 }
 
 static void no_config_makes_its_own_certificates(void **state)
@@ -920,6 +1189,9 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_picks_up_a_new_peer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(restarted_daemon_keeps_its_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(put_tells_stored_unchanged_rejected_apart, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(check_runs_every_start_check, setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_config_makes_its_own_certificates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(json_log_lines_and_metrics, setup, teardown),
 	};

@@ -240,7 +240,7 @@ static void three_daemons_converge_and_report_events(void **state)
 
 	char *file = write_patterns(m->dir, "p.ndjson", "p", 1, 200), *out = NULL;
 	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", file, NULL), 0);
-	assert_non_null(strstr(out, "accepted 200, rejected 0"));
+	assert_non_null(strstr(out, "stored 200, unchanged 0"));
 	free(out);
 	for (int i = 1; i < N; i++) {
 		struct file_lines fl = {wlog[i], "\"type\":\"test_execution\"", 200};
@@ -494,6 +494,209 @@ static void foreign_certificate_is_refused_and_logged(void **state)
 	free(certs);
 }
 
+/* Node i's lag for peer `peer` in its state (status --json), or -1 when not listed. */
+static long long lag_of(const struct tu_daemon *d, const char *peer)
+{
+	yyjson_doc *doc = state_of(d);
+	yyjson_val *ps = yyjson_obj_get(yyjson_doc_get_root(doc), "peers");
+	yyjson_val *p = yyjson_obj_get(ps, peer);
+	long long lag = p ? (long long)yyjson_get_uint(yyjson_obj_get(p, "lag")) : -1;
+	yyjson_doc_free(doc);
+	return lag;
+}
+
+struct lag_is {
+	const struct tu_daemon *d;
+	const char *peer;
+	long long want;
+};
+
+static int lag_is(void *arg)
+{
+	struct lag_is *w = arg;
+	return lag_of(w->d, w->peer) == w->want;
+}
+
+/* Appends n patterns of type `type` with ids prefix<first..> to file `path`. */
+static void append_patterns(const char *path, const char *prefix, const char *type, int first,
+                            int n)
+{
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	for (int i = first; i < first + n; i++) {
+		char *id = tu_sprintf("%s%d", prefix, i);
+		char *pj = tu_pattern_json(id, type, i);
+		fprintf(f, "%s\n", pj);
+		free(pj);
+		free(id);
+	}
+	fclose(f);
+}
+
+/*
+ * Issue 15.1: a peer's lag is what it has not acknowledged, connected or not;
+ * changes that came from it, or that its filter excludes, are not lag.
+ */
+static void lag_counts_what_a_peer_has_not_acknowledged(void **state)
+{
+	struct mesh *m = *state;
+	/* b wants test_execution only; c is configured but never starts. */
+	write_node_config(m, 1, ",\"filter\":{\"types\":[\"test_execution\"]}");
+	start_node(m, 0, "a");
+	start_node(m, 1, "b");
+	assert_true(tu_wait_for(mesh_up_one, &m->d[0], 1200, 50));
+	char *mine = tu_sprintf("%s/b.ndjson", m->dir), *theirs = tu_sprintf("%s/a.ndjson", m->dir);
+	char *more = tu_sprintf("%s/a2.ndjson", m->dir), *out = NULL;
+	append_patterns(mine, "y", "test_execution", 1, 3);
+	assert_int_equal(tu_cli(m->d[1].api, NULL, &out, "put", mine, NULL), 0);
+	free(out);
+	append_patterns(theirs, "x", "test_execution", 1, 5);
+	append_patterns(theirs, "o", "other", 1, 2);
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", theirs, NULL), 0);
+	free(out);
+	/* b holds all it asked for; its own 3 and the 2 it filters out are no lag. */
+	struct lag_is w = {&m->d[0], "b", 0};
+	if (!tu_wait_for(lag_is, &w, 1200, 50)) {
+		tu_cli(m->d[0].api, NULL, &out, "status", "--json", NULL);
+		fail_msg("lag of b stays %lld: %s", lag_of(&m->d[0], "b"), out);
+	}
+	/* c never acknowledged anything: all 10 are to go to it. */
+	assert_int_equal(lag_of(&m->d[0], "c"), 10);
+
+	/* b goes away; a gets 4 it wants and 1 it does not. */
+	int st = tu_daemon_stop(&m->d[1], SIGTERM);
+	assert_true(WIFEXITED(st));
+	append_patterns(more, "x", "test_execution", 6, 4);
+	append_patterns(more, "o", "other", 3, 1);
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", more, NULL), 0);
+	free(out);
+	assert_int_equal(lag_of(&m->d[0], "b"), 4);
+	assert_int_equal(lag_of(&m->d[0], "c"), 15);
+	char *body = NULL;
+	char *url = tu_sprintf("http://%s/metrics", m->d[0].api);
+	assert_int_equal(tu_curl(&body, url, NULL), 200);
+	assert_non_null(strstr(body, "agentsync_peer_lag{peer=\"b\"} 4\n"));
+	assert_non_null(strstr(body, "agentsync_peer_lag{peer=\"c\"} 15\n"));
+	free(body);
+	free(url);
+
+	/* b comes back and catches up: no lag. */
+	start_node(m, 1, "b2");
+	assert_true(tu_wait_for(lag_is, &w, 1200, 50));
+	for (int i = 0; i < 2; i++)
+		tu_daemon_stop(&m->d[i], SIGTERM);
+	free(more);
+	free(theirs);
+	free(mine);
+}
+
+/* A stat of the daemon's state: stats.KEY, or peers.PEER.KEY when peer is set. */
+static double stat_of(const struct tu_daemon *d, const char *peer, const char *key)
+{
+	yyjson_doc *doc = state_of(d);
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	yyjson_val *o = peer ? yyjson_obj_get(yyjson_obj_get(root, "peers"), peer)
+	                     : yyjson_obj_get(root, "stats");
+	yyjson_val *v = yyjson_obj_get(o, key);
+	double x = v ? yyjson_get_num(v) : -1;
+	yyjson_doc_free(doc);
+	return x;
+}
+
+struct acked_all {
+	const struct tu_daemon *d;
+	const char *peer;
+};
+
+/* Whether the peer acknowledged the daemon's whole log (its cursor-only batches included). */
+static int acked_all(void *arg)
+{
+	struct acked_all *w = arg;
+	yyjson_doc *doc = state_of(w->d);
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	uint64_t seq = yyjson_get_uint(yyjson_obj_get(yyjson_obj_get(root, "store"), "seq"));
+	yyjson_val *p = yyjson_obj_get(yyjson_obj_get(root, "peers"), w->peer);
+	int ok = seq > 0 && yyjson_get_uint(yyjson_obj_get(p, "ackedSeq")) == seq;
+	yyjson_doc_free(doc);
+	return ok;
+}
+
+/*
+ * Issue 15.2: a node that only receives reports no compression (1.0, not
+ * wire/raw of its cursor-only batches), counts no syncs and emits no
+ * sync:completed with patternCount 0; the sender's stats are those of what
+ * it sent.
+ */
+static void stats_are_true_on_sender_and_receiver(void **state)
+{
+	struct mesh *m = *state;
+	start_node(m, 0, "a");
+	start_node(m, 1, "b");
+	assert_true(tu_wait_for(mesh_up_one, &m->d[0], 1200, 50));
+	assert_true(tu_wait_for(mesh_up_one, &m->d[1], 1200, 50));
+	char *file = write_patterns(m->dir, "p.ndjson", "p", 1, 200), *out = NULL;
+	assert_int_equal(tu_cli(m->d[0].api, NULL, &out, "put", file, NULL), 0);
+	free(out);
+	struct converge cv = {m, 2, 200};
+	assert_true(tu_wait_for(converged, &cv, 1200, 50));
+	/* b has nothing of its own: its cursor-only batches carry a's log back. */
+	struct acked_all aa = {&m->d[1], "a"};
+	assert_true(tu_wait_for(acked_all, &aa, 1200, 50));
+	/* Every event since the start (Last-Event-ID 0), as NDJSON. */
+	char *cli = tu_program("agentsync");
+	char *wlog[2];
+	pid_t w[2];
+	for (int i = 0; i < 2; i++) {
+		wlog[i] = tu_sprintf("%s/watch-%s.out", m->dir, names[i]);
+		char *argv[] = {cli,
+		                (char *)"--api",
+		                m->d[i].api,
+		                (char *)"watch",
+		                (char *)"--type",
+		                (char *)"sync:completed,pattern:received",
+		                (char *)"--last-event-id",
+		                (char *)"0",
+		                NULL};
+		w[i] = tu_spawn(argv, wlog[i]);
+		tu_track_pid(w[i]);
+	}
+	struct file_lines fl = {wlog[0], "\"type\":\"sync:completed\"", 1};
+	assert_true(tu_wait_for(file_has_lines, &fl, 1200, 50));
+	struct file_lines fb = {wlog[1], "\"type\":\"pattern:received\"", 200};
+	assert_true(tu_wait_for(file_has_lines, &fb, 1200, 50));
+
+	assert_true(stat_of(&m->d[0], NULL, "successfulSyncs") >= 1);
+	double ra = stat_of(&m->d[0], NULL, "compressionRatio");
+	assert_true(ra > 0 && ra < 1); /* 200 similar patterns compress */
+	assert_true(stat_of(&m->d[0], NULL, "bytesTransferred") > 0);
+	assert_true(stat_of(&m->d[0], "b", "syncCount") >= 1);
+	assert_true(stat_of(&m->d[1], NULL, "compressionRatio") == 1.0);
+	assert_true(stat_of(&m->d[1], NULL, "successfulSyncs") == 0);
+	assert_true(stat_of(&m->d[1], NULL, "totalSyncs") == 0);
+	assert_true(stat_of(&m->d[1], NULL, "averageLatency") == 0);
+	assert_true(stat_of(&m->d[1], "a", "syncCount") == 0);
+	assert_true(stat_of(&m->d[1], "a", "patternsReceived") == 200);
+	assert_true(stat_of(&m->d[0], "b", "patternsReceived") == 0);
+	assert_true(stat_of(&m->d[1], NULL, "bytesTransferred") > 0);
+
+	for (int i = 0; i < 2; i++) {
+		int st = tu_kill_wait(w[i], SIGTERM);
+		tu_untrack_pid(w[i]);
+		assert_true(WIFEXITED(st));
+	}
+	char *seen_a = tu_read_file(wlog[0], NULL), *seen_b = tu_read_file(wlog[1], NULL);
+	assert_null(strstr(seen_a, "\"patternCount\":0,"));
+	assert_null(strstr(seen_b, "\"type\":\"sync:completed\""));
+	free(seen_b);
+	free(seen_a);
+	for (int i = 0; i < 2; i++) {
+		free(wlog[i]);
+		tu_daemon_stop(&m->d[i], SIGTERM);
+	}
+	free(file);
+	free(cli);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -502,6 +705,9 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(restarted_node_catches_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(store_rollback_loses_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(lag_counts_what_a_peer_has_not_acknowledged, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(stats_are_true_on_sender_and_receiver, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreign_certificate_is_refused_and_logged, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_rotates_certificates, setup, teardown),

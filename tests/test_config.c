@@ -191,6 +191,30 @@ static void unknown_keys_are_warnings(void **state)
 	ags_config_del(c);
 }
 
+/* Issue 15.9: a likely typo of a known key gets the key it is close to. */
+static void mistyped_keys_get_a_suggestion(void **state)
+{
+	(void)state;
+	const char *json =
+	    "{\"qiuc\":1,\"quic\":{\"nodeId\":\"a\",\"syncIntervall\":5,"
+	    "\"SyncInterval\":5,\"tls\":{\"cer\":\"x\"},\"retry\":{\"maxDelya\":1},"
+	    "\"peers\":[{\"id\":\"b\",\"address\":\"x\",\"adress\":\"x\",\"port\":2}]}}";
+	ags_config *c = parse_ok(json, NULL);
+	assert_int_equal(c->n_warnings, 6);
+	assert_string_equal(c->warnings[0], "qiuc: unknown key, ignored; did you mean quic?");
+	assert_string_equal(c->warnings[1], "quic.syncIntervall: unknown key, ignored; did you "
+	                                    "mean quic.syncInterval?");
+	assert_string_equal(c->warnings[2], "quic.SyncInterval: unknown key, ignored; did you "
+	                                    "mean quic.syncInterval?");
+	assert_string_equal(c->warnings[3],
+	                    "quic.tls.cer: unknown key, ignored; did you mean quic.tls.cert?");
+	assert_string_equal(c->warnings[4], "quic.retry.maxDelya: unknown key, ignored; did you "
+	                                    "mean quic.retry.maxDelay?");
+	assert_string_equal(c->warnings[5], "quic.peers[0].adress: unknown key, ignored; did you "
+	                                    "mean quic.peers[0].address?");
+	ags_config_del(c);
+}
+
 struct bad_case {
 	const char *json;
 	int code;
@@ -805,6 +829,7 @@ int main(void)
 	    cmocka_unit_test(seed_config_without_node_id_names_the_key),
 	    cmocka_unit_test(every_key_is_read),
 	    cmocka_unit_test(unknown_keys_are_warnings),
+	    cmocka_unit_test(mistyped_keys_get_a_suggestion),
 	    cmocka_unit_test(every_error_names_its_path),
 	    cmocka_unit_test(hub_keys_map_to_the_node_config),
 	    cmocka_unit_test(hub_override_needs_a_key),

@@ -462,21 +462,31 @@ static void cursor_only_batch_waits_for_content(void **state)
 	uint64_t n;
 	assert_int_equal(ags_store_count(e->b.store, &n), 0);
 	assert_int_equal(n, 150);
-	/* b had nothing for a: no batch went back yet, a's cursor at b lags. */
+	/* b had nothing for a: no batch went back yet, a's cursor at b lags
+	 * behind b's log; what came from a is no lag of a's (issue 15.1). */
 	assert_int_equal(e->a.received, 0);
 	assert_int_equal(e->b.completed, 0);
-	assert_int_equal(ags_sync_lag(e->b.sync), 150);
+	ags_sync_stats st;
+	ags_sync_get_stats(e->b.sync, &st);
+	assert_int_equal(st.acked_seq, 0);
+	assert_int_equal(ags_sync_lag(e->b.sync), 0);
 	/* A batch with content carries the cursor over them. */
 	put_many(&e->b, "y", 1, "test_execution", 0);
+	assert_int_equal(ags_sync_lag(e->b.sync), 1);
 	settle(&e->a, &e->b);
 	assert_int_equal(e->a.received, 1);
+	ags_sync_get_stats(e->b.sync, &st);
+	assert_int_equal(st.acked_seq, 151);
 	assert_int_equal(ags_sync_lag(e->b.sync), 0);
 	/* Without one, the count-0 batch goes once the delay has passed. */
 	put_many(&e->a, "z", 10, "test_execution", 0);
 	settle(&e->a, &e->b);
-	assert_int_equal(ags_sync_lag(e->b.sync), 10);
+	ags_sync_get_stats(e->b.sync, &st);
+	assert_int_equal(st.acked_seq, 151);
 	ags_sync_pump(e->b.sync, ags_mono_us() + 200000);
 	settle(&e->a, &e->b);
+	ags_sync_get_stats(e->b.sync, &st);
+	assert_int_equal(st.acked_seq, 161);
 	assert_int_equal(ags_sync_lag(e->b.sync), 0);
 	assert_same_store(&e->a, &e->b);
 }
@@ -744,6 +754,14 @@ static void filter_sends_only_what_was_asked(void **state)
 	side_init(&e->b, e->dir, "b2", 1); /* wants coverage_gap only */
 	put_many(&e->a, "x", 40, "test_execution", 0);
 	put_many(&e->a, "y", 30, "coverage_gap", 0);
+	/* What b2 is to get (its lag before any session): the 30 its filter passes. */
+	const char *const want[] = {"coverage_gap"};
+	ags_sync_filter f = {.types = want, .n_types = 1};
+	uint64_t lag = 0;
+	assert_int_equal(ags_sync_backlog(e->a.store, 0, "b2", &f, &lag), 0);
+	assert_int_equal(lag, 30);
+	assert_int_equal(ags_sync_backlog(e->a.store, 0, "b2", NULL, &lag), 0);
+	assert_int_equal(lag, 70);
 	side_connect(&e->a, "b2");
 	side_connect(&e->b, "a");
 	settle(&e->a, &e->b);
@@ -770,9 +788,16 @@ static void scope_and_origin_limit_relaying(void **state)
 	const ags_pattern *pb[1] = {p4};
 	assert_int_equal(ags_store_apply_batch_ex(e->a.store, pb, &mb, 1, NULL, NULL, NULL, NULL),
 	                 0);
+	/* Of the four, only "all" is b's to get; c is to get only-c, all and from-b. */
+	uint64_t lag = 0;
+	assert_int_equal(ags_sync_backlog(e->a.store, 0, "b", NULL, &lag), 0);
+	assert_int_equal(lag, 1);
+	assert_int_equal(ags_sync_backlog(e->a.store, 0, "c", NULL, &lag), 0);
+	assert_int_equal(lag, 3);
 	side_connect(&e->a, "b");
 	side_connect(&e->b, "a");
 	settle(&e->a, &e->b);
+	assert_int_equal(ags_sync_lag(e->a.sync), 0);
 	ags_pattern *got = NULL;
 	assert_int_equal(ags_store_get(e->b.store, "all", &got), 0);
 	ags_pattern_del(got);

@@ -198,6 +198,19 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
                             void *user_data, ags_node **out, ags_error *err);
 
 /*
+ * Runs every check ags_node_start runs before it binds a port, changing
+ * nothing: the configuration (as ags_node_new), the TLS files (certificate,
+ * a key that matches it, a CA file holding a certificate, pins), that the
+ * certificate names cfg->node_id when peers are authenticated, and that
+ * dataDir is a writable directory or can be created. err->field names the
+ * key (tls.cert, tls.key, tls.ca, dataDir, ...). Without tls.cert and tls.key
+ * (a caller that makes its own certificates before it starts) TLS is not
+ * checked. For `agentsyncd --check`.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_CONFIG, AGS_ERR_TLS, AGS_ERR_IO, AGS_ERR_NOMEM.
+ */
+AGS_EXPORT int ags_node_check(const ags_node_config *cfg, ags_error *err);
+
+/*
  * Opens the store, loads TLS credentials, binds the UDP socket, starts the
  * loop thread and connects the configured peers. Returns when the node is
  * listening. Errors: AGS_ERR_STATE (already started), AGS_ERR_STORE,

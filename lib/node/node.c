@@ -254,7 +254,7 @@ static int check_hub_config(const ags_node_config *c, ags_error *err)
 	return 0;
 }
 
-static int check_config(const ags_node_config *c, ags_error *err)
+int ags_node_check_config(const ags_node_config *c, ags_error *err)
 {
 	if (c->version != AGS_NODE_CONFIG_VERSION)
 		return ags_error_set(err, AGS_ERR_CONFIG, "version",
@@ -307,7 +307,7 @@ AGS_EXPORT int ags_node_new(const ags_node_config *cfg, const ags_node_callbacks
 {
 	if (!cfg || !out)
 		return ags_error_set(err, AGS_ERR_INVALID, NULL, "cfg and out are required");
-	int rv = check_config(cfg, err);
+	int rv = ags_node_check_config(cfg, err);
 	if (rv)
 		return rv;
 	struct ags_node *n = calloc(1, sizeof(*n));
@@ -520,18 +520,7 @@ static int reset_secret(struct ags_node *n, uint8_t out[32])
 
 int ags_node_make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err)
 {
-	ags_tls_config tc;
-	memset(&tc, 0, sizeof(tc));
-	tc.cert_file = n->cfg.tls.cert;
-	tc.key_file = n->cfg.tls.key;
-	tc.ca_file = n->cfg.tls.ca;
-	tc.reject_unauthorized = n->cfg.tls.reject_unauthorized;
-	tc.allowed_ids = n->cfg.allowed_ids;
-	tc.n_allowed_ids = n->cfg.n_allowed_ids;
-	tc.pins = n->cfg.tls.pins;
-	tc.n_pins = n->cfg.tls.n_pins;
-	tc.keylog_file = n->cfg.tls.keylog_file;
-	return ags_tls_ctx_new(&tc, out, err);
+	return ags_node_tls_new(&n->cfg, n->agent_mode ? NULL : n->node_id, out, err);
 }
 
 /* Start, step 1: the data directory, the store's three connections, its clock. */
@@ -597,14 +586,9 @@ static int uv_fail(ags_error *err, const char *what, int urv)
 static int start_transport(struct ags_node *n, ags_error *err)
 {
 	int rv, urv;
+	/* An agent may share its client certificate with others: its id is its token's. */
 	if ((rv = ags_node_make_tls(n, &n->tls, err)))
 		return rv;
-	/* An agent may share its client certificate with others: its id is its token's. */
-	if (!n->agent_mode && strcmp(ags_tls_ctx_own_id(n->tls), n->node_id) != 0 &&
-	    n->cfg.tls.reject_unauthorized)
-		return ags_error_set(err, AGS_ERR_CONFIG, "tls.cert",
-		                     "certificate is for '%s' but nodeId is '%s'",
-		                     ags_tls_ctx_own_id(n->tls), n->node_id);
 	if (!n->cfg.tls.reject_unauthorized)
 		ags_node_log(n, AGS_LOG_WARN,
 		             "tls.rejectUnauthorized is false: connections are encrypted but peers "

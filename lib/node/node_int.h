@@ -197,6 +197,7 @@ struct ags_node {
 	uint64_t next_health_ms, next_sweep_ms;
 	/* Totals of closed sessions (node-wide stats). */
 	uint64_t base_failed, base_raw_out, base_wire_out, base_wire_in, base_sent;
+	uint64_t base_ratio_wire_out;
 	double base_latency_sum;
 	uint64_t base_codec_out[AGS_SYNC_CODECS], base_codec_in[AGS_SYNC_CODECS];
 	uint64_t base_acked;
@@ -222,6 +223,15 @@ void ags_node_deliver(void *ud);
 void ags_node_wake(struct ags_node *n);
 /* Makes a TLS context from the node's configuration (start and reloads). */
 int ags_node_make_tls(struct ags_node *n, ags_tls_ctx **out, ags_error *err);
+/*
+ * A TLS context from c (node_check.c), errors naming the config key
+ * (tls.cert, tls.key, tls.ca, ...); with node_id, the certificate must name
+ * it when peers are authenticated. Errors: as ags_tls_ctx_new, AGS_ERR_CONFIG.
+ */
+int ags_node_tls_new(const ags_node_config *c, const char *node_id, ags_tls_ctx **out,
+                     ags_error *err);
+/* The checks of ags_node_new on a configuration (node.c). Errors: AGS_ERR_CONFIG. */
+int ags_node_check_config(const ags_node_config *c, ags_error *err);
 
 /* ---- node_api.c ---- */
 /* Loop thread: the TLS reload itself (CMD_RELOAD_TLS). */

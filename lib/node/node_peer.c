@@ -172,6 +172,7 @@ static void peer_absorb_stats(struct ags_node *n, struct ags_peer *p, struct ags
 		n->base_acked += ss.batches_acked;
 		n->base_failed += ss.batches_failed;
 		n->base_raw_out += ss.raw_bytes_out;
+		n->base_ratio_wire_out += ss.wire_bytes_patterns_out;
 		n->base_wire_out += ss.wire_bytes_out;
 		n->base_wire_in += ss.wire_bytes_in;
 		n->base_latency_sum += ss.latency_sum_ms;
@@ -532,12 +533,38 @@ const struct ags_link_ops ags_node_peer_ops = {
 
 /* ---- state ---- */
 
+/*
+ * A peer without a session lags by what it is to get after the cursor it
+ * last acknowledged, under the filter its last HELLO named (none known: all).
+ */
+static uint64_t peer_lag(struct ags_node *n, const struct ags_peer *p)
+{
+	ags_sync_filter f = {0};
+	if (p->resume.valid) {
+		f.types = (const char *const *)p->resume.types;
+		f.n_types = p->resume.n_types;
+		f.tags = (const char *const *)p->resume.tags;
+		f.n_tags = p->resume.n_tags;
+	}
+	uint64_t after = p->resume.valid ? p->resume.acked_seq : p->acked_seq;
+	uint64_t lag = 0;
+	ags_store *st = n->lstore ? n->lstore : n->store;
+	if (!n->lstore)
+		pthread_mutex_lock(&n->store_mu);
+	if (ags_sync_backlog(st, after, p->id, &f, &lag))
+		lag = 0;
+	if (!n->lstore)
+		pthread_mutex_unlock(&n->store_mu);
+	return lag;
+}
+
 void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 {
 	st->running = 1;
 	st->peers = calloc(n->n_peers ? n->n_peers : 1, sizeof(*st->peers));
 	uint64_t acked = n->base_acked, failed = n->base_failed;
 	uint64_t raw_out = n->base_raw_out, wire_out = n->base_wire_out, wire_in = n->base_wire_in;
+	uint64_t ratio_wire = n->base_ratio_wire_out;
 	double lat = n->base_latency_sum;
 	for (int c = 0; c < AGS_SYNC_CODECS && c < AGS_NODE_CODECS; c++) {
 		st->stats.codec_bytes_out[c] = n->base_codec_out[c];
@@ -557,6 +584,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		acked += ss.batches_acked;
 		failed += ss.batches_failed;
 		raw_out += ss.raw_bytes_out;
+		ratio_wire += ss.wire_bytes_patterns_out;
 		wire_out += ss.wire_bytes_out;
 		wire_in += ss.wire_bytes_in;
 		lat += ss.latency_sum_ms;
@@ -585,7 +613,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		ps->bytes_out = p->base_bytes_out + qi.bytes_out;
 		ps->patterns_received = p->base_received + ss.patterns_received;
 		ps->acked_seq = ss.acked_seq > p->acked_seq ? ss.acked_seq : p->acked_seq;
-		ps->lag = p->link && p->link->sync ? ags_sync_lag(p->link->sync) : 0;
+		ps->lag = p->link && p->link->sync ? ags_sync_lag(p->link->sync) : peer_lag(n, p);
 	}
 	st->n_peers = st->peers ? n->n_peers : 0;
 	st->stats.successful_syncs = acked;
@@ -593,7 +621,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 	st->stats.total_syncs = acked + failed;
 	st->stats.average_latency_ms = acked ? lat / (double)acked : 0;
 	st->stats.bytes_transferred = wire_out + wire_in;
-	st->stats.compression_ratio = raw_out ? (double)wire_out / (double)raw_out : 1.0;
+	st->stats.compression_ratio = raw_out ? (double)ratio_wire / (double)raw_out : 1.0;
 	snprintf(st->store.id, sizeof(st->store.id), "%s", n->store_id);
 	pthread_mutex_lock(&n->store_mu);
 	ags_store_count(n->store, &st->store.patterns);

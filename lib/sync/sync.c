@@ -322,10 +322,21 @@ void ags_sync_get_stats(const ags_sync *s, ags_sync_stats *out)
 
 uint64_t ags_sync_lag(ags_sync *s)
 {
+	ags_sync_filter f = {.types = (const char *const *)s->f_types,
+	                     .n_types = s->n_f_types,
+	                     .tags = (const char *const *)s->f_tags,
+	                     .n_tags = s->n_f_tags};
+	uint64_t n = 0;
+	if (s->h->log_store) {
+		if (ags_sync_backlog(s->h->log_store, s->st.acked_seq, s->peer_id, &f, &n))
+			n = 0;
+		return n;
+	}
 	pthread_mutex_lock(s->h->store_mu);
-	uint64_t seq = ags_store_seq(s->h->store);
+	if (ags_sync_backlog(s->h->store, s->st.acked_seq, s->peer_id, &f, &n))
+		n = 0;
 	pthread_mutex_unlock(s->h->store_mu);
-	return seq > s->st.acked_seq ? seq - s->st.acked_seq : 0;
+	return n;
 }
 
 /* ---- receiver ---- */
@@ -689,7 +700,11 @@ static int on_ack(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now,
 			ags_sync_emit(s, &ev);
 		}
 	}
-	if (m.success || (m.n_errors > 0 && n_resent == m.n_errors)) {
+	if ((m.success || (m.n_errors > 0 && n_resent == m.n_errors)) && q->count == 0) {
+		/* A cursor-only batch: no pattern was synced, so no sync is counted
+		 * (the cursor it carried is in acked_seq). */
+		s->st.cursor_batches_acked++;
+	} else if (m.success || (m.n_errors > 0 && n_resent == m.n_errors)) {
 		s->st.batches_acked++;
 		s->st.patterns_acked += q->count;
 		s->st.latency_sum_ms += latency;

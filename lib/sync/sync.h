@@ -255,13 +255,19 @@ void ags_sync_resume_save(const ags_sync *s, ags_sync_resume *r);
 #define AGS_SYNC_CODECS 4
 
 /* Session counters, for the node's state. */
+/* The counters of a session; docs/ARCHITECTURE.md "Statistics" says what each node-level stat is.
+ */
 typedef struct ags_sync_stats {
-	uint64_t batches_acked;  /* our batches the peer acknowledged (syncCount) */
-	uint64_t batches_failed; /* our batches refused or with errors */
+	uint64_t batches_acked;        /* our batches with >= 1 pattern the peer acknowledged */
+	uint64_t cursor_batches_acked; /* our cursor-only (count 0) batches it acknowledged */
+	uint64_t batches_failed;       /* our batches refused or with errors */
 	uint64_t patterns_sent, patterns_received;
 	uint64_t acked_seq; /* our sequence the peer has durably stored */
-	uint64_t raw_bytes_out, wire_bytes_out, wire_bytes_in;
-	double latency_sum_ms; /* over acknowledged batches */
+	/* BATCH frame bytes sent (all) and received (all); raw_bytes_out and
+	 * wire_bytes_patterns_out: the uncompressed and the sent size of our
+	 * batches that carry patterns (the compression ratio's terms). */
+	uint64_t raw_bytes_out, wire_bytes_patterns_out, wire_bytes_out, wire_bytes_in;
+	double latency_sum_ms; /* over batches_acked */
 	int hello_done;
 	uint64_t patterns_acked;    /* entries of our batches the peer acknowledged as a success */
 	uint64_t patterns_applied;  /* entries received that changed our store */
@@ -327,8 +333,42 @@ uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us);
 /* Fills the counters. */
 void ags_sync_get_stats(const ags_sync *s, ags_sync_stats *out);
 
-/* Changes of ours after the peer's acknowledged cursor that it has not acknowledged. */
+/*
+ * The peer's lag: how many changes of the log after its acknowledged cursor
+ * it would be sent (ags_sync_backlog with its HELLO filter). Changes that came
+ * from it, that its filter excludes or that a scope keeps from it are not lag.
+ * Reads through the host's log reader when it has one, else the store under
+ * store_mu. 0 also when the log cannot be read.
+ */
 uint64_t ags_sync_lag(ags_sync *s);
+
+/* A peer's HELLO filter: types and tags it wants (none listed: everything). Borrowed strings. */
+typedef struct ags_sync_filter {
+	const char *const *types;
+	size_t n_types;
+	const char *const *tags;
+	size_t n_tags;
+} ags_sync_filter;
+
+/* Whether a parsed pattern passes filter f (a tombstone always does). */
+int ags_sync_pattern_wanted(const ags_sync_filter *f, const ags_pattern *p);
+
+/*
+ * The sender's rule for one change of the log: 1 when peer_id is to get it
+ * (not from that peer, its scope allows the peer, it passes f), 0 when not.
+ * Errors: AGS_ERR_NOMEM.
+ */
+int ags_sync_row_wanted(const ags_sync_filter *f, const char *peer_id, const ags_change_row *r);
+
+/*
+ * Counts in *count the changes after after_seq that peer_id is to get (the
+ * rule of ags_sync_row_wanted; f NULL: no filter): a disconnected peer's lag,
+ * from the cursor it last acknowledged. Reads `store` (the caller holds the
+ * lock its connection needs) in chunks, O(changes after after_seq).
+ * Errors: as ags_store_rows, AGS_ERR_NOMEM.
+ */
+int ags_sync_backlog(ags_store *store, uint64_t after_seq, const char *peer_id,
+                     const ags_sync_filter *f, uint64_t *count);
 
 /*
  * UPSTREAM: sends PULL with the host's clock (and where our view of the hub's

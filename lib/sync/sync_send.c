@@ -68,52 +68,26 @@ void ags_sync_chunk_clear(ags_sync *s)
 	s->chunk_recovery = 0;
 }
 
-static int wanted(ags_sync *s, const ags_pattern *p)
+static ags_sync_filter peer_filter(const ags_sync *s)
 {
-	if (ags_pattern_is_tombstone(p))
-		return 1;
-	if (s->n_f_types) {
-		size_t i;
-		for (i = 0; i < s->n_f_types; i++)
-			if (strcmp(s->f_types[i], ags_pattern_type(p)) == 0)
-				break;
-		if (i == s->n_f_types)
-			return 0;
-	}
-	if (s->n_f_tags) {
-		size_t i;
-		for (i = 0; i < s->n_f_tags; i++)
-			if (ags_pattern_has_tag(p, s->f_tags[i]))
-				break;
-		if (i == s->n_f_tags)
-			return 0;
-	}
-	return 1;
-}
-
-/* Whether a live row passes the peer's HELLO filters (only then is the body parsed). */
-static int row_wanted(ags_sync *s, const ags_change_row *r)
-{
-	if (r->tombstone || (!s->n_f_types && !s->n_f_tags))
-		return 1;
-	ags_pattern *p = NULL;
-	int rv = ags_pattern_parse_trusted(r->body, r->body_len, &p);
-	if (rv)
-		return rv == AGS_ERR_NOMEM ? rv : 0;
-	rv = wanted(s, p);
-	ags_pattern_del(p);
-	return rv;
+	ags_sync_filter f = {.types = (const char *const *)s->f_types,
+	                     .n_types = s->n_f_types,
+	                     .tags = (const char *const *)s->f_tags,
+	                     .n_tags = s->n_f_tags};
+	return f;
 }
 
 static int chunk_add(void *ud, const ags_change_row *r)
 {
 	ags_sync *s = ud;
+	ags_sync_filter f = peer_filter(s);
 	int from_peer = r->origin && strcmp(r->origin, s->peer_id) == 0;
 	if (from_peer != s->chunk_recovery)
-		return 0; /* it came from this peer (a recovery scan sends only those) */
-	if (!ags_sync_scope_allows(r->scope, s->peer_id))
-		return 0;
-	int w = row_wanted(s, r);
+		return 0; /* a recovery scan sends only the peer's own changes; others never */
+	ags_change_row own = *r;
+	if (from_peer)
+		own.origin = NULL; /* recovery: the peer's own changes are what it lost */
+	int w = ags_sync_row_wanted(&f, s->peer_id, &own);
 	if (w <= 0)
 		return w;
 	if (s->chunk_n == s->chunk_cap) {
@@ -490,7 +464,10 @@ int ags_sync_batch_send(ags_sync *s, struct ags_sync_inflight *q, uint64_t now)
 	ags_bucket_spend(&s->rate_p, count);
 	ags_bucket_spend(&s->rate_b, (double)flen);
 	s->st.patterns_sent += count;
-	s->st.raw_bytes_out += bs.raw_len;
+	if (count) {
+		s->st.raw_bytes_out += bs.raw_len;
+		s->st.wire_bytes_patterns_out += bs.wire_len;
+	}
 	s->st.wire_bytes_out += bs.wire_len;
 	s->st.codec_bytes_out[bs.codec_used >= 0 && bs.codec_used < AGS_SYNC_CODECS - 1
 	                          ? bs.codec_used

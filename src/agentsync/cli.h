@@ -17,6 +17,7 @@ enum {
 	EXIT_UNREACHABLE = 3, /* cannot reach the daemon */
 	EXIT_NOT_FOUND = 4,   /* no such pattern or peer */
 	EXIT_REJECTED = 5,    /* put: some records were rejected */
+	EXIT_NOT_STORED = 6,  /* put: none rejected, some not stored (stale, conflict lost) */
 };
 
 /* Where the daemon is and how to authenticate. */
@@ -49,10 +50,13 @@ int http_request(const struct cli *c, const char *what, const char *method, cons
  * `stop` (may be NULL) is polled about once a second: non-zero aborts. The
  * status lands in r->status, and r->body gets the body of a non-2xx answer.
  * Returns as http_request; a transfer stopped by sink or stop is EXIT_OK.
+ * With `why` (CLI_WHY_MAX bytes), a failed or ended transfer prints nothing
+ * and says there why it ended (for a caller that reports it in one line).
  */
+#define CLI_WHY_MAX 512
 int http_stream(const struct cli *c, const char *what, const char *path, const char *last_event_id,
                 int (*sink)(void *ud, const char *data, size_t len), void *ud, volatile int *stop,
-                struct http_resp *r);
+                struct http_resp *r, char *why);
 
 void http_resp_free(struct http_resp *r);
 
@@ -90,6 +94,17 @@ int cmd_backup(const struct cli *c, int argc, char **argv);  /* cmd_backup.c */
 int cmd_restore(const struct cli *c, int argc, char **argv); /* cmd_backup.c */
 int cmd_store(const struct cli *c, int argc, char **argv);   /* encrypt|rekey|decrypt|inspect */
 int cmd_completion(const struct cli *c, int argc, char **argv);
+int cmd_help(const struct cli *c, int argc, char **argv);
+
+/* Prints `agentsync --help` (the commands from the table) to f. */
+void cli_usage(FILE *f);
+
+/*
+ * Sets c->base from --api: HOST[:PORT], [V6][:PORT] or a bare IPv6 address,
+ * with or without http://; without a port, the API's default 7433. NULL or
+ * "": 127.0.0.1:7433. Returns 0, or -1 when it is empty or too long.
+ */
+int cli_set_api(struct cli *c, const char *api);
 
 /* What a command's plain (non-option) arguments are, for the completions. */
 enum { CLI_ARG_NONE, CLI_ARG_FILE, CLI_ARG_DIR };

@@ -36,6 +36,8 @@ struct agent_opts {
 	uint32_t timeout_ms;
 	int json, verbose;
 	char *token_buf; /* the token read from token_file */
+	/* Whether cert, key and ca came from $AGENTSYNC_CERT/KEY/CA (for messages). */
+	int cert_env, key_env, ca_env;
 };
 
 /* Conflicts reported by the agent's events (on its network thread). */
@@ -85,6 +87,34 @@ static const char agent_help[] =
     "  get     prints one pattern of the agent's store as JSON\n"
     "  status  the agent's store: patterns, sequence, digest, vector clock\n"
     "Options of put and sync:\n";
+
+static const char agent_put_help[] =
+    "Usage: agentsync agent put [OPTIONS] [FILE|-]\n"
+    "Writes patterns (a JSON object, an array, or NDJSON; FILE, or standard input\n"
+    "when FILE is - or absent) into the agent's store in --data; the next\n"
+    "`agentsync agent sync` pushes them. Needs the token (its sub is the writer in\n"
+    "the vector clocks) and the TLS files; --hub is optional. Prints\n"
+    "\"accepted N, rejected M (K changed the store; ...)\" and one line per rejected\n"
+    "record. No daemon is involved.\n"
+    "Options:\n";
+
+static const char agent_put_help_tail[] =
+    "Exit status: 0 all accepted, 5 some rejected, 1 error, 2 usage.\n";
+
+static const char agent_get_help[] =
+    "Usage: agentsync agent get [--data DIR] ID\n"
+    "Prints the pattern ID of the agent's store as JSON (local: no hub, no daemon).\n"
+    "  --data DIR   the agent's store and session (default ./agentsync-agent)\n"
+    "Exit status: 0 found, 4 no such pattern, 1 error (e.g. no agent store in DIR),\n"
+    "2 usage.\n";
+
+static const char agent_status_help[] =
+    "Usage: agentsync agent status [--data DIR] [--json]\n"
+    "The agent's store (local: no hub, no daemon): patterns, sequence, digest and its\n"
+    "vector clock.\n"
+    "  --data DIR   the agent's store and session (default ./agentsync-agent)\n"
+    "  --json       one JSON object instead of the text report\n"
+    "Exit status: 0 ok, 1 error (e.g. no agent store in DIR), 2 usage.\n";
 
 static int usage_error(const char *what, const char *msg)
 {
@@ -149,6 +179,9 @@ static int parse_agent_opts(int argc, char **argv, struct agent_opts *o, const c
 	o->cert = getenv("AGENTSYNC_CERT");
 	o->key = getenv("AGENTSYNC_KEY");
 	o->ca = getenv("AGENTSYNC_CA");
+	o->cert_env = o->cert != NULL;
+	o->key_env = o->key != NULL;
+	o->ca_env = o->ca != NULL;
 	int opt;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
@@ -169,12 +202,15 @@ static int parse_agent_opts(int argc, char **argv, struct agent_opts *o, const c
 			break;
 		case O_CERT:
 			o->cert = optarg;
+			o->cert_env = 0;
 			break;
 		case O_KEY:
 			o->key = optarg;
+			o->key_env = 0;
 			break;
 		case O_CA:
 			o->ca = optarg;
+			o->ca_env = 0;
 			break;
 		case O_HUB_ID:
 			o->hub_id = optarg;
@@ -215,6 +251,25 @@ static int agent_opts_ready(struct agent_opts *o, int need_endpoint)
 		return usage_error(o->what, "--hub quic://HOST:PORT is required");
 	if (!o->token == !o->token_file)
 		return usage_error(o->what, "give --token or --token-file (one of them)");
+	const struct {
+		const char *value, *option, *var;
+		int env;
+	} files[] = {{o->cert, "--cert", "AGENTSYNC_CERT", o->cert_env},
+	             {o->key, "--key", "AGENTSYNC_KEY", o->key_env},
+	             {o->ca, "--ca", "AGENTSYNC_CA", o->ca_env}};
+	for (size_t i = 0; i < 3; i++) {
+		if (files[i].value && !files[i].value[0]) {
+			char msg[160];
+			if (files[i].env)
+				snprintf(msg, sizeof(msg),
+				         "$%s is set but empty: give %s FILE, or set $%s to a file",
+				         files[i].var, files[i].option, files[i].var);
+			else
+				snprintf(msg, sizeof(msg), "%s is empty: give it a file",
+				         files[i].option);
+			return usage_error(o->what, msg);
+		}
+	}
 	if (!o->cert || !o->key || !o->ca)
 		return usage_error(o->what,
 		                   "--cert, --key and --ca are required (or $AGENTSYNC_CERT, "
@@ -256,8 +311,16 @@ static void on_log(ags_agent *a, int level, const char *message, void *ud)
 /* Prints a failure of the agent API as "agentsync: WHAT: DOING: ERROR: MESSAGE". */
 static void agent_fail(const struct agent_opts *o, const char *doing, int rc, const ags_error *err)
 {
+	/* The node names its TLS inputs by config key: say which option or variable it was. */
+	const char *field = err->field;
+	if (strcmp(field, "tls.cert") == 0)
+		field = o->cert_env ? "--cert ($AGENTSYNC_CERT)" : "--cert";
+	else if (strcmp(field, "tls.key") == 0)
+		field = o->key_env ? "--key ($AGENTSYNC_KEY)" : "--key";
+	else if (strcmp(field, "tls.ca") == 0)
+		field = o->ca_env ? "--ca ($AGENTSYNC_CA)" : "--ca";
 	fprintf(stderr, "agentsync: %s: %s: %s%s%s%s%s\n", o->what, doing, ags_strerror(rc),
-	        err->message[0] ? ": " : "", err->message, err->field[0] ? " at " : "", err->field);
+	        err->message[0] ? ": " : "", err->message, field[0] ? " at " : "", field);
 }
 
 /* Makes the agent (nothing is sent yet). */
@@ -522,7 +585,7 @@ static int put_all(ags_agent *a, const char *name, const char *buf, size_t len,
 static int agent_put(int argc, char **argv)
 {
 	struct agent_opts o = {.what = "agent put"};
-	int done, rc = parse_agent_opts(argc, argv, &o, agent_help, "", &done);
+	int done, rc = parse_agent_opts(argc, argv, &o, agent_put_help, agent_put_help_tail, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (argc - optind > 1)
@@ -609,7 +672,7 @@ static int local_opts(int argc, char **argv, const char *help, const char **data
 static int agent_get(int argc, char **argv)
 {
 	const char *data = NULL;
-	int done, rc = local_opts(argc, argv, agent_help, &data, NULL, &done);
+	int done, rc = local_opts(argc, argv, agent_get_help, &data, NULL, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (argc - optind != 1)
@@ -640,7 +703,7 @@ static int agent_get(int argc, char **argv)
 static int agent_status(int argc, char **argv)
 {
 	const char *data = NULL;
-	int json = 0, done, rc = local_opts(argc, argv, agent_help, &data, &json, &done);
+	int json = 0, done, rc = local_opts(argc, argv, agent_status_help, &data, &json, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (optind < argc)

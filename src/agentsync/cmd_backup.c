@@ -129,7 +129,7 @@ int cmd_backup(const struct cli *c, int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	struct http_resp r;
-	int rc = http_stream(c, "backup", "/v1/backup", NULL, to_file, &s, NULL, &r);
+	int rc = http_stream(c, "backup", "/v1/backup", NULL, to_file, &s, NULL, &r, NULL);
 	if (rc == EXIT_OK && (r.status < 200 || r.status > 299))
 		rc = http_fail("backup", &r);
 	else if (rc == EXIT_OK && s.failed) {

@@ -29,7 +29,9 @@ struct put {
 	const char *name; /* the input's name, for messages */
 	struct rec *v;
 	size_t n, cap;
-	size_t accepted, rejected;
+	/* What the daemon did with each record: stored (inserted, updated,
+	 * conflict_won), unchanged (duplicate, stale, conflict_lost), rejected. */
+	size_t stored, duplicate, stale, conflict_lost, rejected;
 	size_t chunk;
 	int progress;
 	int single; /* one document, sent as it is (it may span lines) */
@@ -43,9 +45,15 @@ static void put_usage(FILE *f)
 	        "Stores patterns in the daemon, which syncs them to its peers.\n"
 	        "Input (FILE, or standard input when FILE is - or absent): one pattern object,\n"
 	        "a JSON array of them, or NDJSON (one per line).\n"
-	        "Prints \"accepted N, rejected M\" and one line per rejected record.\n"
+	        "Prints one line per rejected record, then\n"
+	        "  \"stored N, unchanged M (D duplicate, S stale, C conflict lost), rejected R\":\n"
+	        "stored: inserted or updated (or won a conflict); unchanged: the store already\n"
+	        "held it (duplicate), held a newer version (stale) or a concurrent version won\n"
+	        "(conflict lost); rejected: invalid, nothing stored.\n"
 	        "  --chunk-bytes N   largest request body sent at once (default 1 MiB)\n"
-	        "Exit status: 0 all accepted, 5 some rejected, 1 error, 3 daemon unreachable.\n");
+	        "Exit status: 0 every record stored or already held (duplicate), 6 none rejected\n"
+	        "but some not stored (stale or conflict lost), 5 some rejected, 1 error,\n"
+	        "3 daemon unreachable.\n");
 }
 
 int cli_read_input(const char *what, const char *file, char **out, size_t *len)
@@ -150,9 +158,27 @@ static int take_answer(struct put *p, const struct http_resp *r, size_t base)
 		yyjson_doc_free(doc);
 		return -1;
 	}
-	p->accepted += yyjson_arr_size(acc);
+	yyjson_val *outcomes = yyjson_obj_get(root, "outcomes");
 	size_t i, imax;
 	yyjson_val *e;
+	if (yyjson_arr_size(outcomes) != yyjson_arr_size(acc)) {
+		yyjson_doc_free(doc);
+		return -1;
+	}
+	yyjson_arr_foreach(outcomes, i, imax, e)
+	{
+		const char *o = yyjson_get_str(e);
+		if (!o)
+			o = "";
+		if (strcmp(o, "duplicate") == 0)
+			p->duplicate++;
+		else if (strcmp(o, "stale") == 0)
+			p->stale++;
+		else if (strcmp(o, "conflict_lost") == 0)
+			p->conflict_lost++;
+		else
+			p->stored++; /* inserted, updated, conflict_won */
+	}
 	yyjson_arr_foreach(rej, i, imax, e)
 	{
 		const char *id = yyjson_get_str(yyjson_obj_get(e, "id"));
@@ -327,9 +353,14 @@ int cmd_put(const struct cli *c, int argc, char **argv)
 		rc = send_records(&p);
 	}
 	if (rc == EXIT_OK) {
-		printf("accepted %zu, rejected %zu\n", p.accepted, p.rejected);
+		printf("stored %zu, unchanged %zu (%zu duplicate, %zu stale, %zu conflict lost), "
+		       "rejected %zu\n",
+		       p.stored, p.duplicate + p.stale + p.conflict_lost, p.duplicate, p.stale,
+		       p.conflict_lost, p.rejected);
 		if (p.rejected)
 			rc = EXIT_REJECTED;
+		else if (p.stale || p.conflict_lost)
+			rc = EXIT_NOT_STORED;
 	}
 	for (size_t i = 0; i < p.n; i++)
 		free(p.v[i].own);

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <yyjson.h>
 
 #include "cli.h"
 
@@ -36,21 +39,86 @@ struct watch {
 	unsigned long long count, max_count;
 	int connected;
 	int broken; /* a line over the limit: the stream is dropped */
+	int text;   /* --format text: one line for a person per event */
 };
 
 static void watch_usage(FILE *f)
 {
 	fprintf(f, "Usage: agentsync watch [--type T[,T...]] [--last-event-id ID] [--count N]\n"
-	           "Prints the daemon's events as NDJSON on stdout until interrupted (Ctrl-C).\n"
+	           "                       [--format text|json]\n"
+	           "Prints the daemon's events on stdout until interrupted (Ctrl-C).\n"
 	           "Event types: peer:connected, peer:disconnected, peer:error,\n"
 	           "peer:health:degraded, peer:health:recovered, sync:completed, sync:failed,\n"
 	           "pattern:received, pattern:conflict, connection:refused, pattern:stored,\n"
-	           "pattern:deleted. Each line has \"id\"; after a disconnection the stream is\n"
-	           "resumed from the last id. If the daemon no longer keeps every event since\n"
-	           "then, a {\"type\":\"reset\",...} line says so.\n"
+	           "pattern:deleted. After a disconnection the stream is resumed from the last\n"
+	           "event id (one line on stderr says so). If the daemon no longer keeps every\n"
+	           "event since then, a reset event says so (reason behind: further behind than\n"
+	           "the daemon keeps; unknown: an id this daemon did not give, e.g. after a\n"
+	           "restart).\n"
 	           "  --type T           only these event types (comma list; repeatable)\n"
 	           "  --last-event-id ID start after this event id\n"
-	           "  --count N          exit after N events\n");
+	           "  --count N          exit after N events\n"
+	           "  --format F         text: one line per event for a person (time, type,\n"
+	           "                     peer, pattern, ...), the default when stdout is a\n"
+	           "                     terminal; json: the event's JSON (with its \"id\"), one\n"
+	           "                     per line (NDJSON), the default otherwise\n"
+	           "Exit status: 0 interrupted or --count reached, 1 error, 2 usage, 3 daemon\n"
+	           "unreachable at the start.\n");
+}
+
+/* Prints one event as a line for a person: "HH:MM:SS.mmm TYPE details". */
+static void print_text(const char *json, size_t len)
+{
+	yyjson_doc *doc = yyjson_read(json, len, 0);
+	yyjson_val *o = yyjson_doc_get_root(doc);
+	if (!yyjson_is_obj(o)) {
+		fwrite(json, 1, len, stdout);
+		fputc('\n', stdout);
+		yyjson_doc_free(doc);
+		return;
+	}
+	char when[32] = "";
+	yyjson_val *t = yyjson_obj_get(o, "time");
+	if (yyjson_is_int(t)) {
+		int64_t ms = yyjson_get_sint(t);
+		time_t secs = (time_t)(ms / 1000);
+		struct tm tm;
+		localtime_r(&secs, &tm);
+		snprintf(when, sizeof(when), "%02d:%02d:%02d.%03d ", tm.tm_hour, tm.tm_min,
+		         tm.tm_sec, (int)(ms % 1000));
+	}
+	const char *type = yyjson_get_str(yyjson_obj_get(o, "type"));
+	printf("%s%-22s", when, type ? type : "?");
+	yyjson_val *pat = yyjson_obj_get(o, "pattern");
+	const char *pid = yyjson_get_str(yyjson_obj_get(o, "patternId"));
+	if (!pid)
+		pid = yyjson_get_str(yyjson_obj_get(pat, "id"));
+	if (pid)
+		printf(" %s", pid);
+	const char *ptype = yyjson_get_str(yyjson_obj_get(pat, "type"));
+	if (ptype)
+		printf(" (%s)", ptype);
+	static const struct {
+		const char *key, *label;
+	} strs[] = {{"sourceId", "from"}, {"peerId", "peer"},   {"address", "at"},
+	            {"tenant", "tenant"}, {"reason", "reason"}, {"error", "error"},
+	            {"message", NULL}};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const char *v = yyjson_get_str(yyjson_obj_get(o, strs[i].key));
+		if (v && strs[i].label)
+			printf(" %s %s", strs[i].label, v);
+		else if (v)
+			printf(": %s", v);
+	}
+	yyjson_val *n = yyjson_obj_get(o, "patternCount");
+	if (yyjson_is_uint(n))
+		printf(" %llu pattern%s", (unsigned long long)yyjson_get_uint(n),
+		       yyjson_get_uint(n) == 1 ? "" : "s");
+	yyjson_val *lat = yyjson_obj_get(o, "latency");
+	if (yyjson_is_num(lat))
+		printf(" in %.1f ms", yyjson_get_num(lat));
+	fputc('\n', stdout);
+	yyjson_doc_free(doc);
 }
 
 static int grow(char **buf, size_t *cap, size_t need)
@@ -80,8 +148,12 @@ static int dispatch(struct watch *w)
 			        "agentsync: watch: the daemon does not have every event after %s "
 			        "any more (see the reset line)\n",
 			        w->last_id[0] ? w->last_id : "the start");
-		fwrite(w->data, 1, w->dlen, stdout);
-		fputc('\n', stdout);
+		if (w->text) {
+			print_text(w->data, w->dlen);
+		} else {
+			fwrite(w->data, 1, w->dlen, stdout);
+			fputc('\n', stdout);
+		}
 		fflush(stdout);
 		w->count++;
 	}
@@ -171,8 +243,10 @@ int cmd_watch(const struct cli *c, int argc, char **argv)
 	                                     {"type", required_argument, NULL, 't'},
 	                                     {"last-event-id", required_argument, NULL, 'l'},
 	                                     {"count", required_argument, NULL, 'n'},
+	                                     {"format", required_argument, NULL, 'f'},
 	                                     {NULL, 0, NULL, 0}};
 	struct watch w = {0};
+	w.text = isatty(1);
 	char types[1024] = "";
 	int opt;
 	optind = 0;
@@ -192,6 +266,19 @@ int cmd_watch(const struct cli *c, int argc, char **argv)
 			break;
 		case 'n':
 			w.max_count = strtoull(optarg, NULL, 10);
+			break;
+		case 'f':
+			if (strcmp(optarg, "text") == 0) {
+				w.text = 1;
+			} else if (strcmp(optarg, "json") == 0) {
+				w.text = 0;
+			} else {
+				fprintf(stderr,
+				        "agentsync: watch: --format must be text or json, got "
+				        "\"%s\"\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		default:
 			watch_usage(stderr);
@@ -217,6 +304,7 @@ int cmd_watch(const struct cli *c, int argc, char **argv)
 
 	int rc = EXIT_OK, ever = 0;
 	unsigned backoff = 250;
+	char why[CLI_WHY_MAX];
 	for (;;) {
 		struct http_resp r;
 		w.connected = 0;
@@ -224,7 +312,7 @@ int cmd_watch(const struct cli *c, int argc, char **argv)
 		w.has_data = 0;
 		w.event[0] = '\0';
 		rc = http_stream(c, "watch", path, w.last_id[0] ? w.last_id : NULL, sink, &w,
-		                 &stop_flag, &r);
+		                 &stop_flag, &r, why);
 		if (r.status && (r.status < 200 || r.status > 299)) {
 			rc = http_fail("watch", &r);
 			http_resp_free(&r);
@@ -245,10 +333,14 @@ int cmd_watch(const struct cli *c, int argc, char **argv)
 			ever = 1;
 			backoff = 250;
 		}
-		if (!ever && rc == EXIT_UNREACHABLE)
+		if (!ever && rc == EXIT_UNREACHABLE) {
+			fprintf(stderr, "agentsync: watch: %s\n", why);
 			break;
-		fprintf(stderr, "agentsync: watch: disconnected; reconnecting%s%s\n",
-		        w.last_id[0] ? " after event " : "", w.last_id);
+		}
+		/* One line per reconnection attempt: why, and from where it resumes. */
+		fprintf(stderr, "agentsync: watch: %s; reconnecting in %u ms%s%s\n",
+		        why[0] ? why : "disconnected", backoff, w.last_id[0] ? " after event " : "",
+		        w.last_id);
 		nap_ms(backoff);
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 		if (stop_flag) {

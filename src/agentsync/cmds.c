@@ -171,7 +171,7 @@ int cmd_list(const struct cli *c, int argc, char **argv)
 	char path[2200];
 	snprintf(path, sizeof(path), "/v1/patterns%s", q);
 	struct http_resp r;
-	int rc = http_stream(c, "list", path, NULL, to_stdout, NULL, NULL, &r);
+	int rc = http_stream(c, "list", path, NULL, to_stdout, NULL, NULL, &r, NULL);
 	if (rc == EXIT_OK && !is_2xx(&r))
 		rc = http_fail("list", &r);
 	http_resp_free(&r);
@@ -305,27 +305,47 @@ int cmd_status(const struct cli *c, int argc, char **argv)
 
 static const char peers_help[] =
     "Usage: agentsync peers [--json]\n"
-    "       agentsync peers add ID HOST PORT\n"
-    "       agentsync peers remove ID\n"
-    "Lists the node's peers, or adds or removes one while it runs (not saved in the\n"
-    "config file: edit it and send SIGHUP to make a change last).\n"
-    "Exit status: 0 ok, 4 no such peer (remove), 1 error, 3 daemon unreachable.\n";
+    "       agentsync peers add ID HOST PORT     (see agentsync peers add --help)\n"
+    "       agentsync peers remove ID            (see agentsync peers remove --help)\n"
+    "Lists the node's peers: connected, address, lag, errors, latency, bytes.\n"
+    "  --json   the daemon's GET /v1/peers answer as it is\n"
+    "Exit status: 0 ok, 1 error, 2 usage, 3 daemon unreachable.\n";
+
+static const char peers_add_help[] =
+    "Usage: agentsync peers add ID HOST PORT\n"
+    "Adds the peer ID at HOST:PORT (UDP) to the running node, which dials it at once\n"
+    "(POST /v1/peers). Not saved in the config file: add it to quic.peers and send\n"
+    "SIGHUP to make it last.\n"
+    "Exit status: 0 added, 1 error (e.g. a peer ID exists already), 2 usage, 3 daemon\n"
+    "unreachable.\n";
+
+static const char peers_remove_help[] =
+    "Usage: agentsync peers remove ID\n"
+    "Disconnects the peer ID and forgets it (DELETE /v1/peers/ID), until a SIGHUP\n"
+    "re-reads quic.peers.\n"
+    "Exit status: 0 removed, 4 no such peer, 1 error, 2 usage, 3 daemon unreachable.\n";
 
 int cmd_peers(const struct cli *c, int argc, char **argv)
 {
+	/* Each form has its own help: `peers add --help` is about adding. */
+	const char *help = peers_help;
+	if (argc >= 2 && strcmp(argv[1], "add") == 0)
+		help = peers_add_help;
+	else if (argc >= 2 && strcmp(argv[1], "remove") == 0)
+		help = peers_remove_help;
 	if (wants_help(argc, argv)) {
-		fputs(peers_help, stdout);
+		fputs(help, stdout);
 		return EXIT_OK;
 	}
 	struct http_resp r;
 	int rc;
 	if (argc >= 2 && strcmp(argv[1], "add") == 0) {
 		if (argc != 5)
-			return bad_usage(peers_help);
+			return bad_usage(peers_add_help);
 		char *end;
 		long port = strtol(argv[4], &end, 10);
 		if (*end || port < 1 || port > 65535)
-			return bad_usage(peers_help);
+			return bad_usage(peers_add_help);
 		yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
 		yyjson_mut_val *o = yyjson_mut_obj(d);
 		yyjson_mut_doc_set_root(d, o);
@@ -349,7 +369,7 @@ int cmd_peers(const struct cli *c, int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "remove") == 0) {
 		if (argc != 3)
-			return bad_usage(peers_help);
+			return bad_usage(peers_remove_help);
 		char *id = http_escape(argv[2]), path[1200];
 		if (!id)
 			return EXIT_ERROR;

@@ -6,6 +6,7 @@
  * completions and checked against its --help by tests/man_help_test.sh.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -17,8 +18,8 @@ const struct cli_command cli_commands[] = {
     {"list", "[FILTERS]", "print stored patterns as NDJSON", NULL,
      "--type --tag --agent --since --limit --json", CLI_ARG_NONE, cmd_list},
     {"delete", "ID", "delete a pattern", NULL, NULL, CLI_ARG_NONE, cmd_delete},
-    {"watch", "", "print events as NDJSON until interrupted", NULL,
-     "--type --last-event-id --count", CLI_ARG_NONE, cmd_watch},
+    {"watch", "", "print events until interrupted (text on a terminal, else NDJSON)", NULL,
+     "--type --last-event-id --count --format", CLI_ARG_NONE, cmd_watch},
     {"status", "[--json]", "node, store, statistics and peers", NULL, "--json", CLI_ARG_NONE,
      cmd_status},
     {"peers", "", "list peers (also: peers add ID HOST PORT, peers remove ID)", "add remove",
@@ -53,6 +54,8 @@ const struct cli_command cli_commands[] = {
      "--count --batch --prefix --no-wait", CLI_ARG_NONE, cmd_bench},
     {"completion", "bash|zsh", "print a shell completion script for agentsync", "bash zsh", NULL,
      CLI_ARG_NONE, cmd_completion},
+    {"help", "[COMMAND [SUB]]", "this help, or a command's (= agentsync COMMAND [SUB] --help)",
+     NULL, NULL, CLI_ARG_NONE, cmd_help},
 };
 
 const size_t cli_n_commands = sizeof(cli_commands) / sizeof(cli_commands[0]);
@@ -96,4 +99,87 @@ void cli_print_commands(FILE *f)
 			first = 0;
 		}
 	}
+}
+
+void cli_usage(FILE *f)
+{
+	fprintf(f, "Usage: agentsync [--api HOST[:PORT]] [--token T] COMMAND [ARGS]\n"
+	           "Talks to a running agentsyncd through its HTTP API, or is an agent of a\n"
+	           "federation hub (sync --hub, agent, token: no daemon involved).\n"
+	           "\n"
+	           "Commands:\n");
+	cli_print_commands(f);
+	fprintf(
+	    f,
+	    "Run `agentsync help COMMAND` or `agentsync COMMAND --help` for a command's options.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --api HOST[:PORT]  the daemon's API (default $AGENTSYNC_API, else\n"
+	    "                     127.0.0.1:7433; PORT defaults to 7433)\n"
+	    "  --token T          bearer token (default $AGENTSYNC_TOKEN)\n"
+	    "  -h, --help         this help\n"
+	    "  --version          the version\n"
+	    "\n"
+	    "Exit status:\n"
+	    "  0 ok, 1 error, 2 usage, 3 cannot reach the daemon, 4 not found,\n"
+	    "  5 some records were rejected (put), 6 some records not stored: stale or\n"
+	    "  conflict lost (put)\n");
+}
+
+int cli_set_api(struct cli *c, const char *api)
+{
+	if (!api || !*api)
+		api = "127.0.0.1:7433";
+	if (strncmp(api, "http://", 7) == 0)
+		api += 7;
+	size_t n = strlen(api);
+	while (n && api[n - 1] == '/')
+		n--;
+	if (n == 0)
+		return -1;
+	/* HOST, [V6], or a bare V6 address: no port, so the API's default one. */
+	const char *close = memchr(api, ']', n);
+	const char *colon =
+	    memchr(close ? close : api, ':', n - (size_t)((close ? close : api) - api));
+	int bare_v6 = !close && colon && memchr(colon + 1, ':', n - (size_t)(colon + 1 - api));
+	int w;
+	if (bare_v6)
+		w = snprintf(c->base, sizeof(c->base), "http://[%.*s]:7433", (int)n, api);
+	else if (!colon)
+		w = snprintf(c->base, sizeof(c->base), "http://%.*s:7433", (int)n, api);
+	else
+		w = snprintf(c->base, sizeof(c->base), "http://%.*s", (int)n, api);
+	return w < 0 || (size_t)w >= sizeof(c->base) ? -1 : 0;
+}
+
+static const char help_help[] = "Usage: agentsync help [COMMAND [SUB]]\n"
+                                "Prints agentsync's help, or the help of COMMAND (and SUB, e.g.\n"
+                                "`agentsync help peers add`): the same as `agentsync COMMAND [SUB] "
+                                "--help`.\n"
+                                "Exit status: 0 ok, 2 no such command.\n";
+
+int cmd_help(const struct cli *c, int argc, char **argv)
+{
+	if (argc < 2) {
+		cli_usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(help_help, stdout);
+		return EXIT_OK;
+	}
+	const struct cli_command *cmd = cli_find_command(argv[1]);
+	if (!cmd || argc > 3) {
+		if (!cmd)
+			fprintf(stderr, "agentsync: help: unknown command \"%s\"\n", argv[1]);
+		fputs(help_help, stderr);
+		return EXIT_USAGE;
+	}
+	if (cmd->fn == cmd_help) {
+		fputs(help_help, stdout);
+		return EXIT_OK;
+	}
+	char help[] = "--help";
+	char *args[4] = {argv[1], argc == 3 ? argv[2] : help, argc == 3 ? help : NULL, NULL};
+	return cmd->fn(c, argc == 3 ? 3 : 2, args);
 }

@@ -162,8 +162,10 @@ static int stream_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut
 
 int http_stream(const struct cli *c, const char *what, const char *path, const char *last_event_id,
                 int (*sink)(void *ud, const char *data, size_t len), void *ud, volatile int *stop,
-                struct http_resp *r)
+                struct http_resp *r, char *why)
 {
+	if (why)
+		why[0] = '\0';
 	memset(r, 0, sizeof(*r));
 	CURL *h = curl_easy_init();
 	if (!h) {
@@ -196,13 +198,25 @@ int http_stream(const struct cli *c, const char *what, const char *path, const c
 		append(r, "", 0);
 	if (s.stopped)
 		return EXIT_OK;
+	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+	if (rc != CURLE_OK && r->status == 0 && why) {
+		snprintf(why, CLI_WHY_MAX, "cannot reach the daemon at %s: %s", c->base, detail);
+		return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		               rc == CURLE_OPERATION_TIMEDOUT
+		           ? EXIT_UNREACHABLE
+		           : EXIT_ERROR;
+	}
 	if (rc != CURLE_OK && r->status == 0)
 		return transfer_failed(c, what, rc, errbuf);
 	if (rc != CURLE_OK && r->status >= 200 && r->status <= 299) {
-		fprintf(stderr, "agentsync: %s: the stream broke: %s\n", what,
-		        errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		if (why)
+			snprintf(why, CLI_WHY_MAX, "the stream broke: %s", detail);
+		else
+			fprintf(stderr, "agentsync: %s: the stream broke: %s\n", what, detail);
 		return EXIT_ERROR;
 	}
+	if (rc == CURLE_OK && why && r->status >= 200 && r->status <= 299)
+		snprintf(why, CLI_WHY_MAX, "the daemon closed the stream");
 	return EXIT_OK;
 }
 

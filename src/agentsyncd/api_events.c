@@ -177,7 +177,7 @@ int ags_api_ring_init(struct ags_api_ring *r, size_t cap, size_t max_bytes)
 		return AGS_ERR_NOMEM;
 	r->cap = cap;
 	r->max_bytes = max_bytes;
-	r->next_id = realtime_us();
+	r->next_id = r->first_id = realtime_us();
 	return 0;
 }
 
@@ -460,7 +460,8 @@ enum MHD_Result ags_api_serve_events(ags_api *api, struct MHD_Connection *c)
 	pthread_mutex_lock(&api->mu);
 	if (!lei) {
 		s->next = api->ring.next_id;
-	} else if (last >= api->ring.next_id) {
+	} else if (last >= api->ring.next_id || last + 1 < api->ring.first_id) {
+		/* Not an id this daemon gave (another daemon's, one from before a restart). */
 		s->reset_unknown = 1;
 		s->last = last;
 	} else {

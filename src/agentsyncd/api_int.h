@@ -40,6 +40,7 @@ struct ags_api_ring {
 	size_t cap, head, count; /* head: index of the oldest */
 	size_t bytes, max_bytes;
 	uint64_t next_id;
+	uint64_t first_id; /* the first id this daemon gives (its start time in µs) */
 };
 
 /* The guard against slow clients (api_guard.c). */

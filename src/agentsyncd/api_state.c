@@ -287,7 +287,7 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	     "# TYPE agentsync_connections gauge\nagentsync_connections %zu\n",
 	     st->connections);
 	emit(&t,
-	     "# HELP agentsync_syncs_total Batches sent, by outcome.\n"
+	     "# HELP agentsync_syncs_total Batches sent with patterns, by outcome.\n"
 	     "# TYPE agentsync_syncs_total counter\n"
 	     "agentsync_syncs_total{outcome=\"success\"} %llu\n"
 	     "agentsync_syncs_total{outcome=\"failure\"} %llu\n",
@@ -323,7 +323,8 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	     "agentsync_udp_bytes_total{direction=\"out\"} %llu\n",
 	     (unsigned long long)in, (unsigned long long)out);
 	emit(&t,
-	     "# HELP agentsync_compression_ratio Wire bytes / raw bytes of batches sent.\n"
+	     "# HELP agentsync_compression_ratio Wire bytes / raw bytes of batches sent with "
+	     "patterns.\n"
 	     "# TYPE agentsync_compression_ratio gauge\nagentsync_compression_ratio %g\n",
 	     st->stats.compression_ratio);
 	emit(&t, "# HELP agentsync_peer_connected Whether the peer is connected.\n"
@@ -331,8 +332,9 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_connected{peer=\"%s\"} %d\n", st->peers[i].id,
 		     st->peers[i].connected ? 1 : 0);
-	emit(&t, "# HELP agentsync_peer_lag Changes not yet acknowledged by the peer.\n"
-	         "# TYPE agentsync_peer_lag gauge\n");
+	emit(&t,
+	     "# HELP agentsync_peer_lag Changes the peer is to get that it has not acknowledged.\n"
+	     "# TYPE agentsync_peer_lag gauge\n");
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_lag{peer=\"%s\"} %llu\n", st->peers[i].id,
 		     (unsigned long long)st->peers[i].lag);

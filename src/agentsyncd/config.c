@@ -6,6 +6,7 @@
  * the error paths all come from one place.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -684,6 +685,62 @@ static int parse_value(struct pctx *pc, yyjson_val *v, const char *path, const s
 	}
 }
 
+/* The file's top level: only "quic" (for the suggestions of warn_unknown). */
+static const struct key_def root_keys[] = {{"quic", K_OBJ, 0, 0, 0, 0, NULL}};
+static const struct obj_def root_def = DEF(root_keys);
+
+/* Edit distance of a and b (optimal string alignment, ASCII case ignored), capped at 9. */
+static size_t key_distance(const char *a, size_t la, const char *b)
+{
+	size_t lb = strlen(b);
+	if (la > 40 || lb > 40)
+		return 9;
+	size_t d[41][41];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int ca = tolower((unsigned char)a[i - 1]),
+			    cb = tolower((unsigned char)b[j - 1]);
+			size_t best = d[i - 1][j - 1] + (ca != cb);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1; /* two letters swapped */
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb] < 9 ? d[la][lb] : 9;
+}
+
+/*
+ * Warns about an unknown key at `path` (its name `name`, len bytes), with
+ * the closest known key of `def` when one is a likely typo of it.
+ */
+static int warn_unknown(ags_config *c, const char *path, const char *name, size_t len,
+                        const struct obj_def *def)
+{
+	const char *best = NULL;
+	size_t best_d = len / 3 > 1 ? (len / 3 < 3 ? len / 3 : 3) : 1; /* the most accepted */
+	for (size_t i = 0; def && i < def->n; i++) {
+		size_t dist = key_distance(name, len, def->keys[i].name);
+		if (dist <= best_d && (!best || dist < best_d)) {
+			best = def->keys[i].name;
+			best_d = dist;
+		}
+	}
+	if (!best)
+		return add_warning(c, "%s: unknown key, ignored", path);
+	size_t plen = strlen(path) - len; /* the parent's path and its dot */
+	return add_warning(c, "%s: unknown key, ignored; did you mean %.*s%s?", path, (int)plen,
+	                   path, best);
+}
+
 /*
  * Parses the keys of `obj` with the table `def`: each known key once (a
  * repeated key is an error: JSON leaves its meaning open), each unknown key
@@ -705,7 +762,7 @@ static int parse_object(struct pctx *pc, yyjson_val *obj, const char *path,
 		       !(strcmp(def->keys[d].name, name) == 0 && strlen(name) == yyjson_get_len(k)))
 			d++;
 		if (d == def->n) {
-			if (add_warning(pc->c, "%s: unknown key, ignored", p) < 0)
+			if (warn_unknown(pc->c, p, name, yyjson_get_len(k), def) < 0)
 				return ags_error_set(pc->err, AGS_ERR_NOMEM, p, NULL);
 			continue;
 		}
@@ -891,7 +948,8 @@ int ags_config_parse(const char *json, size_t len, const ags_config_overrides *o
 				goto fail;
 			}
 			quic = v;
-		} else if (add_warning(c, "%s: unknown key, ignored", yyjson_get_str(k)) < 0) {
+		} else if (warn_unknown(c, yyjson_get_str(k), yyjson_get_str(k), yyjson_get_len(k),
+		                        &root_def) < 0) {
 			rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
 			goto fail;
 		}
