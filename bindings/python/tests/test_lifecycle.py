@@ -91,11 +91,12 @@ def test_restart_keeps_the_data_and_the_state_is_true_when_stopped(certs, tmp_pa
 
 def test_stop_from_a_callback_while_the_program_stops_too(make_node):
     a, b = make_node("a"), make_node("b")
-    main_stopping, stopped = threading.Event(), threading.Event()
+    in_callback, main_stopping, stopped = threading.Event(), threading.Event(), threading.Event()
 
     def on_recv(ev):
         if ev["pattern"]["id"] != "stop-me":
             return
+        in_callback.set()
         main_stopping.wait(WAIT_S)
         b.stop()  # on b's own event thread, while the main thread is in stop() as well
         stopped.set()
@@ -103,6 +104,9 @@ def test_stop_from_a_callback_while_the_program_stops_too(make_node):
     b.on("pattern:received", on_recv)
     connect(a, b)
     a.sync_pattern(pattern("stop-me"))
+    # The callback must be running before the program stops b: a stop that came
+    # first would leave no callback to race with (and none would ever run).
+    assert in_callback.wait(WAIT_S), "b never received stop-me"
     stopper = threading.Thread(target=lambda: (main_stopping.set(), b.stop()))
     stopper.start()
     stopper.join(WAIT_S)
