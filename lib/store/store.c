@@ -473,9 +473,14 @@ static int setup(ags_store *s, const char *path, const ags_store_opts *opts, ags
 /*
  * The store holds every pattern: its files are for this user only. SQLite
  * creates a database with mode 0644 (less the umask) and gives the -wal and
- * -shm files the database's mode, so the database is made here with 0600
+ * -shm files the database's mode, so a new database is made here with 0600
  * first; files that exist already with group or other bits (an older
- * version, a copy) are narrowed to 0600. Errors: AGS_ERR_IO.
+ * version, a copy) are narrowed to 0600.
+ *
+ * An existing file is never opened here: closing any descriptor of a file
+ * drops every POSIX lock this process holds on it, so it would release the
+ * locks of the store's other connections (the node opens three). Only a file
+ * this call creates (O_EXCL) is opened and closed. Errors: AGS_ERR_IO.
  */
 static int private_files(const char *path, ags_error *err)
 {
@@ -484,22 +489,29 @@ static int private_files(const char *path, ags_error *err)
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffixes[i]) >= sizeof(p))
 			return ags_error_set(err, AGS_ERR_IO, NULL, "%s: path too long", path);
-		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (i == 0 ? O_CREAT : 0), 0600);
-		if (fd < 0) {
+		if (i == 0) {
+			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (fd >= 0) {
+				close(fd); /* new: nobody holds a lock on it */
+				continue;
+			}
+			if (errno != EEXIST)
+				return ags_error_set(err, AGS_ERR_IO, NULL, "%s: %s", p, strerror(errno));
+		}
+		struct stat st;
+		if (lstat(p, &st) != 0) {
 			if (errno == ENOENT && i > 0)
 				continue;
 			return ags_error_set(err, AGS_ERR_IO, NULL, "%s: %s", p, strerror(errno));
 		}
-		struct stat st;
-		int bad = fstat(fd, &st) != 0 || ((st.st_mode & 077) && fchmod(fd, 0600) != 0);
-		int e = errno;
-		close(fd);
-		if (bad)
+		if (!S_ISREG(st.st_mode))
+			return ags_error_set(err, AGS_ERR_IO, NULL, "%s is not a regular file", p);
+		if ((st.st_mode & 077) && chmod(p, 0600) != 0)
 			return ags_error_set(
 			    err, AGS_ERR_IO, NULL,
 			    "%s is readable by other users (mode %04o) and cannot be "
 			    "made 0600: %s",
-			    p, (unsigned)(st.st_mode & 07777), strerror(e));
+			    p, (unsigned)(st.st_mode & 07777), strerror(errno));
 	}
 	return 0;
 }
@@ -519,14 +531,15 @@ AGS_EXPORT int ags_store_open(const char *path, const ags_store_opts *opts, ags_
 		r = ags_error_set(err, AGS_ERR_INTERNAL, NULL, "SHA-256 is not available");
 		goto fail;
 	}
-	if ((r = private_files(path, err)))
-		goto fail;
 	const char *key_file = opts ? opts->key_file : NULL;
 	if (key_file) {
 		if ((r = ags_store_key_load(key_file, s->key, err)))
 			goto fail;
 		s->keyed = 1;
 	}
+	/* After the key is read: a bad key file leaves nothing on disk. */
+	if ((r = private_files(path, err)))
+		goto fail;
 	if ((r = ags_store_key_open(
 	         path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	         s->keyed ? s->key : NULL, key_file, &s->db, err)))
