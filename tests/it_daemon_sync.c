@@ -372,6 +372,11 @@ static void store_rollback_loses_nothing(void **state)
 	cv.want = 750;
 	assert_true(tu_wait_for(converged, &cv, 1200, 50));
 	assert_true(tu_daemon_log_has(&m->d[1], "store:rollback"));
+	/* Counted: b found a's store went back (peers.a.rollbacks in /v1/state). */
+	yyjson_doc *st = state_of(&m->d[1]);
+	assert_true(
+	    yyjson_get_uint(yyjson_ptr_get(yyjson_doc_get_root(st), "/peers/a/rollbacks")) >= 1);
+	yyjson_doc_free(st);
 	for (int i = 0; i < N; i++)
 		tu_daemon_stop(&m->d[i], SIGTERM);
 	free(after);

@@ -309,6 +309,9 @@ typedef struct ags_peer_state {
 	/* Entries refused for good, both ways (ours it refused, its we refused), since start
 	 * (docs/PROTOCOL.md, "Refusals"). */
 	uint64_t rejected;
+	/* store:rollback events with the peer since start: our store or its went back
+	 * (docs/PROTOCOL.md, "Store epochs"). */
+	uint64_t rollbacks;
 } ags_peer_state;
 
 /*

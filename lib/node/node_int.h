@@ -49,7 +49,8 @@ struct ags_peer {
 	int down;                 /* past max_attempts */
 	uint64_t retry_at_ms;     /* next dial (monotonic ms), 0 = now */
 	uint64_t error_count, consecutive_errors;
-	uint64_t rejected; /* entries refused for good, both ways (sync:rejected events) */
+	uint64_t rejected;  /* entries refused for good, both ways (sync:rejected events) */
+	uint64_t rollbacks; /* store:rollback events (our store or the peer's went back) */
 	int degraded;
 	char last_error[160];
 	/* Counters of closed sessions, added to the live one. */

@@ -225,10 +225,13 @@ void ags_node_host_event(void *ud, const ags_event *ev)
 		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
 		if (p)
 			peer_ok(n, p);
-	} else if (ev->type == AGS_EV_SYNC_REJECTED && ev->peer_id) {
+	} else if ((ev->type == AGS_EV_SYNC_REJECTED || ev->type == AGS_EV_STORE_ROLLBACK) &&
+	           ev->peer_id) {
 		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
-		if (p)
+		if (p && ev->type == AGS_EV_SYNC_REJECTED)
 			p->rejected++;
+		else if (p)
+			p->rollbacks++;
 	} else if (ev->type == AGS_EV_SYNC_FAILED && ev->peer_id) {
 		struct ags_peer *p = ags_node_peer_find(n, ev->peer_id);
 		if (p) {
@@ -608,6 +611,7 @@ void ags_node_fill_state(struct ags_node *n, ags_node_state *st)
 		ps->sync_count = p->base_acked + ss.batches_acked;
 		ps->error_count = p->error_count;
 		ps->rejected = p->rejected;
+		ps->rollbacks = p->rollbacks;
 		ps->latency_ms = (double)qi.srtt_us / 1000.0;
 		ps->bytes_in = p->base_bytes_in + qi.bytes_in;
 		ps->bytes_out = p->base_bytes_out + qi.bytes_out;

@@ -494,6 +494,12 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 	snprintf(s->peer_epoch, sizeof(s->peer_epoch), "%s",
 	         m.n_epochs ? m.epoch_ids[m.n_epochs - 1] : "");
 	peer_rollback_check(s, &m);
+	if (cursor && s->h->n_epochs && s->h->epochs &&
+	    (!m.cursor_epoch || strcmp(m.cursor_epoch, s->h->epochs[s->h->n_epochs - 1].id) != 0))
+		/* Its cursor names an older epoch of ours: even with nothing new to send, a
+		 * count-0 batch moves it into the current one, before the old one is
+		 * forgotten (after AGS_STORE_EPOCHS_MAX more opens). */
+		s->cursor_since = now ? now : 1;
 	if (s->early && cursor == s->early_from) {
 		/* The 0-RTT hint held: go on from where the early batches got to. */
 		if (s->sent_seq > cursor)

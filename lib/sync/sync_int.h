@@ -87,8 +87,8 @@ struct ags_sync {
 	/* Sender: the peer's store went back and lost changes it made: send it every
 	 * record of the log whose origin is the peer, once (a scan of our log after
 	 * recover_after; chunk_recovery: the chunk is of that scan). */
-	int recover, recover_req, chunk_recovery;
 	uint64_t recover_after;
+	int recover, recover_req, chunk_recovery;
 	int codec;
 	size_t peer_max_frame;
 	uint32_t peer_batch;
@@ -133,14 +133,13 @@ struct ags_sync {
 	unsigned retry_n;     /* refusals since the cursor last moved past retry_floor */
 	unsigned retry_level; /* batches are batch size >> retry_level (at least 1) */
 	unsigned retry_ones;  /* refusals of batches of at most one change, likewise */
-
-	ags_frame_buf start_frames; /* AUTH and HELLO, made by new, sent by ags_sync_start */
-	int started;
-
 	/* Receiver: a batch of this session was refused whole (or failed to apply), so
 	 * no later one saves the peer's cursor. Read and written under store_mu, in
 	 * apply order (lib/sync/sync_recv.c). */
 	int refused_whole;
+
+	ags_frame_buf start_frames; /* AUTH and HELLO, made by new, sent by ags_sync_start */
+	int started;
 
 	ags_sync_stats st;
 	size_t jobs; /* received batches not yet answered (lib/sync/sync_recv.c) */

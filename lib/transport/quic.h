@@ -386,10 +386,13 @@ int ags_quic_connect(ags_quic_ep *ep, const char *host, uint16_t port, const cha
 /*
  * Closes the connection with application error `code` and `reason` (may be
  * NULL; truncated to AGS_QUIC_REASON_MAX - 1 bytes), sent in
- * CONNECTION_CLOSE. Pending writes complete with AGS_ERR_CLOSED and
- * on_closed (by_peer 0) follows from the loop, not from this call; no
- * on_stream_data comes in between. Closing an already closing connection is
- * a no-op.
+ * CONNECTION_CLOSE. Stream data written before the call and not yet sent
+ * (an ERROR frame: docs/PROTOCOL.md, "ERROR before close") is sent first, for
+ * at most 200 ms (pacing, congestion); then the close goes, with or without
+ * it. Nothing can be written after this call. Pending writes complete with
+ * AGS_ERR_CLOSED and on_closed (by_peer 0) follows from the loop, not from
+ * this call; no on_stream_data comes in between. Closing an already closing
+ * connection is a no-op.
  */
 void ags_quic_conn_close(ags_quic_conn *c, uint64_t code, const char *reason);
 

@@ -27,6 +27,7 @@ static void add_peer(yyjson_mut_doc *d, yyjson_mut_val *o, const ags_peer_state 
 	yyjson_mut_obj_add_uint(d, o, "ackedSeq", p->acked_seq);
 	yyjson_mut_obj_add_uint(d, o, "patternsReceived", p->patterns_received);
 	yyjson_mut_obj_add_uint(d, o, "rejected", p->rejected);
+	yyjson_mut_obj_add_uint(d, o, "rollbacks", p->rollbacks);
 }
 
 static yyjson_mut_val *peers_obj(yyjson_mut_doc *d, const ags_node_state *st)
@@ -353,6 +354,12 @@ enum MHD_Result ags_api_serve_metrics(ags_api *api, struct MHD_Connection *c)
 	for (size_t i = 0; i < st->n_peers; i++)
 		emit(&t, "agentsync_peer_rejected_total{peer=\"%s\"} %llu\n", st->peers[i].id,
 		     (unsigned long long)st->peers[i].rejected);
+	emit(&t, "# HELP agentsync_peer_rollbacks_total Times our store or the peer's was found "
+	         "to have gone back (store:rollback).\n# TYPE agentsync_peer_rollbacks_total "
+	         "counter\n");
+	for (size_t i = 0; i < st->n_peers; i++)
+		emit(&t, "agentsync_peer_rollbacks_total{peer=\"%s\"} %llu\n", st->peers[i].id,
+		     (unsigned long long)st->peers[i].rollbacks);
 	emit(&t, "# HELP agentsync_peer_patterns_received_total Entries of batches received "
 	         "from the peer.\n# TYPE agentsync_peer_patterns_received_total counter\n");
 	for (size_t i = 0; i < st->n_peers; i++)
