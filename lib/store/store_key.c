@@ -56,7 +56,8 @@ int ags_store_key_load(const char *key_file, uint8_t key[AGS_STORE_KEY_BYTES], a
 			int hi = hexval((unsigned char)buf[2 * i]);
 			int lo = hexval((unsigned char)buf[2 * i + 1]);
 			ok = hi >= 0 && lo >= 0;
-			key[i] = (uint8_t)(hi << 4 | lo);
+			if (ok)
+				key[i] = (uint8_t)((unsigned)hi << 4 | (unsigned)lo);
 		}
 	} else if (len == AGS_STORE_KEY_BYTES) {
 		memcpy(key, buf, AGS_STORE_KEY_BYTES);
