@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * store_bench [N] [--random-ids]: how fast the store takes in new patterns
- * end to end.
+ * store_bench [N] [--random-ids] [--encryption]: how fast the store takes in
+ * new patterns end to end.
  *
  * Generates N seed-like patterns of about 450 bytes of JSON text (not timed;
  * ids "pattern_<n>" in order as in the seed, or random 64-bit hex ids with
@@ -12,7 +12,14 @@
  *
  *   store_bench patterns=N seconds=S patterns_per_s=R
  *
- * and removes the temporary directory.
+ * and removes the temporary directory. With --encryption it measures the cost
+ * of encryption at rest in the same run: three pairs, each a fresh plain
+ * store and a fresh store encrypted with a random key (ags_store_opts.key_file),
+ * the order alternating, one line per store (encrypted=0|1), then
+ *
+ *   store_bench encryption plain_per_s=P encrypted_per_s=E cost_pct=C
+ *
+ * with the medians of each side and C = (P / E - 1) * 100.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -72,12 +79,36 @@ static double now_s(void)
 static void remove_store(const char *dir)
 {
 	static const char *const suffix[] = {"", "-wal", "-shm"};
-	char path[4096];
+	char path[4200];
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/bench.db%s", dir, suffix[i]);
 		unlink(path);
 	}
+	snprintf(path, sizeof(path), "%s/bench.key", dir);
+	unlink(path);
 	rmdir(dir);
+}
+
+/* A random 256-bit key in hex into dir/bench.key; its path in out. */
+static int make_key(const char *dir, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/bench.key", dir);
+	FILE *r = fopen("/dev/urandom", "rb"), *w = fopen(out, "w");
+	unsigned char k[32];
+	int ok = r && w && fread(k, 1, sizeof(k), r) == sizeof(k);
+	for (size_t i = 0; ok && i < sizeof(k); i++)
+		ok = fprintf(w, "%02x", k[i]) == 2;
+	if (r)
+		fclose(r);
+	if (w && fclose(w) != 0)
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
 }
 
 /* Parses and applies the n texts in batches; returns 0 or an AGS_ERR_* code (err says why). */
@@ -102,43 +133,32 @@ static int run(ags_store *s, char **json, const size_t *len, size_t n, ags_error
 	return rc;
 }
 
-int main(int argc, char **argv)
+/*
+ * One timed run into a fresh store in a new temporary directory (encrypted
+ * with a new random key when `encrypted`); patterns/s in *rate. 0 or 1.
+ */
+static int measure(char **json, const size_t *len, size_t n, int encrypted, double *rate)
 {
-	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
-	int random_ids = argc > 2 && strcmp(argv[2], "--random-ids") == 0;
-	if (n == 0 || (argc > 2 && !random_ids)) {
-		fprintf(stderr, "usage: store_bench [N > 0] [--random-ids]\n");
-		return 2;
-	}
-	int status = 1;
-	char **json = calloc(n, sizeof(*json));
-	size_t *len = calloc(n, sizeof(*len));
-	char buf[1024], dir[4096], path[4200];
-	dir[0] = '\0';
+	char dir[4096], path[4200], key[4200];
 	ags_store *s = NULL;
 	ags_error err;
-	if (!json || !len)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		int l = make_json(buf, sizeof(buf), i, random_ids);
-		if (l < 0 || (size_t)l >= sizeof(buf) || !(json[i] = strdup(buf)))
-			goto out;
-		len[i] = (size_t)l;
-	}
-
+	int status = 1;
 	const char *tmp = getenv("TMPDIR");
 	snprintf(dir, sizeof(dir), "%s/store_bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
 		perror("store_bench: mkdtemp");
-		dir[0] = '\0';
-		goto out;
+		return 1;
 	}
 	snprintf(path, sizeof(path), "%s/bench.db", dir);
-	if (ags_store_open(path, NULL, &s, &err)) {
+	if (encrypted && make_key(dir, key, sizeof(key)) < 0) {
+		fprintf(stderr, "store_bench: cannot make a key in %s\n", dir);
+		goto out;
+	}
+	ags_store_opts opts = {.key_file = encrypted ? key : NULL};
+	if (ags_store_open(path, &opts, &s, &err)) {
 		fprintf(stderr, "store_bench: open: %s\n", err.message);
 		goto out;
 	}
-
 	double t0 = now_s();
 	int rc = run(s, json, len, n, &err);
 	double secs = now_s() - t0;
@@ -152,13 +172,64 @@ int main(int argc, char **argv)
 		        count);
 		goto out;
 	}
-	printf("store_bench patterns=%zu seconds=%.3f patterns_per_s=%.0f\n", n, secs,
-	       (double)n / secs);
+	*rate = (double)n / secs;
 	status = 0;
+	printf("store_bench patterns=%zu seconds=%.3f patterns_per_s=%.0f%s\n", n, secs, *rate,
+	       encrypted ? " encrypted=1" : "");
+	fflush(stdout);
 out:
 	ags_store_close(s);
-	if (dir[0])
-		remove_store(dir);
+	remove_store(dir);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+	int random_ids = 0, encryption = 0, bad = n == 0;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--random-ids") == 0)
+			random_ids = 1;
+		else if (strcmp(argv[i], "--encryption") == 0)
+			encryption = 1;
+		else
+			bad = 1;
+	}
+	if (bad) {
+		fprintf(stderr, "usage: store_bench [N > 0] [--random-ids] [--encryption]\n");
+		return 2;
+	}
+	int status = 1;
+	char **json = calloc(n, sizeof(*json));
+	size_t *len = calloc(n, sizeof(*len));
+	char buf[1024];
+	if (!json || !len)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		int l = make_json(buf, sizeof(buf), i, random_ids);
+		if (l < 0 || (size_t)l >= sizeof(buf) || !(json[i] = strdup(buf)))
+			goto out;
+		len[i] = (size_t)l;
+	}
+	if (!encryption) {
+		double rate;
+		status = measure(json, len, n, 0, &rate);
+		goto out;
+	}
+	double plain[3], enc[3];
+	for (int r = 0; r < 3; r++) {
+		/* Alternating order: neither side always runs on a warmer machine. */
+		int first = r % 2;
+		if (measure(json, len, n, first, first ? &enc[r] : &plain[r]) ||
+		    measure(json, len, n, !first, first ? &plain[r] : &enc[r]))
+			goto out;
+	}
+	qsort(plain, 3, sizeof(double), cmp_double);
+	qsort(enc, 3, sizeof(double), cmp_double);
+	printf("store_bench encryption plain_per_s=%.0f encrypted_per_s=%.0f cost_pct=%.1f\n",
+	       plain[1], enc[1], (plain[1] / enc[1] - 1) * 100);
+	status = 0;
+out:
 	for (size_t i = 0; json && i < n; i++)
 		free(json[i]);
 	free(json);

@@ -18,7 +18,8 @@
  * the environment override batchSize, the window of unacknowledged batches
  * and busyPoll (microseconds, 0 = off); SB_ONLY=w1, w2
  * or w3 runs one workload (w2 runs after a W1 of N patterns), for profiles;
- * SB_TRACE=1 has B print its count (stderr) at every tenth of N.
+ * SB_TRACE=1 has B print its count (stderr) at every tenth of N; SB_KEY_FILE
+ * names a store key file: both nodes' stores are then encrypted at rest.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -54,6 +55,8 @@ static void node_cfg(ags_node_config *c, const char *id, char *cert, char *key, 
 	c->node_id = id;
 	c->port = 0;
 	c->data_dir = data;
+	/* Encryption at rest for both nodes' stores (B inherits the environment). */
+	c->store_key_file = getenv("SB_KEY_FILE");
 	c->tls.cert = cert;
 	c->tls.key = key;
 	c->tls.ca = ca;

@@ -651,6 +651,112 @@ static void hub_misconfigurations_are_refused(void **state)
 	free(good);
 }
 
+/* An agent of `tenant` puts a pattern whose data holds `text` and syncs it to the hub. */
+static void tenant_push(struct fixture *f, const char *sub, const char *tenant, const char *id,
+                        const char *text)
+{
+	char *tok = make_token(f->secret, sub, tenant);
+	char *tf = write_token(f, sub, tok);
+	char *pfile = tu_sprintf("%s/%s.json", f->dir, id);
+	char *pjson = tu_sprintf("{\"id\":\"%s\",\"agentId\":\"%s\",\"type\":\"note\","
+	                         "\"data\":{\"text\":\"%s\"},\"metadata\":{\"source\":\"it\","
+	                         "\"tags\":[\"t\"]},\"timestamp\":1700000000000,\"version\":1}",
+	                         id, sub, text);
+	tu_write_file(pfile, pjson);
+	char *data = tu_sprintf("%s/agent-%s", f->dir, sub);
+	char *out = NULL;
+	char *put[] = {(char *)"agent",
+	               (char *)"put",
+	               (char *)"--token-file",
+	               tf,
+	               (char *)"--data",
+	               data,
+	               (char *)"--cert",
+	               f->cert,
+	               (char *)"--key",
+	               f->key,
+	               (char *)"--ca",
+	               f->ca,
+	               pfile,
+	               NULL};
+	if (run_cli(&out, put) != 0)
+		fail_msg("agent put: %s", out);
+	free(out);
+	assert_int_equal(hub_sync(f, sub, tok, NULL, &out), 0);
+	if (!strstr(out, "pushed      1"))
+		fail_msg("%s sync: %s", sub, out);
+	free(out);
+	free(data);
+	free(pjson);
+	free(pfile);
+	free(tf);
+	free(tok);
+}
+
+/* 1 when the store at path opens with key_file and holds `id`. */
+static int tenant_store_opens(const char *path, const char *key_file, const char *id)
+{
+	ags_store_opts o = {.key_file = key_file};
+	ags_store *s = NULL;
+	if (ags_store_open(path, &o, &s, NULL))
+		return 0;
+	ags_pattern *p = NULL;
+	int ok = ags_store_get(s, id, &p) == 0;
+	ags_pattern_del(p);
+	ags_store_close(s);
+	return ok;
+}
+
+/* quic.hub.tenants.<t>.keyFile: each tenant's store is encrypted with its own key. */
+static void each_tenant_has_its_own_key(void **state)
+{
+	struct fixture *f = *state;
+	char *ka = tu_sprintf("%s/acme.key", f->dir), *kb = tu_sprintf("%s/beta.key", f->dir);
+	tu_write_file(ka, "a1a2a3a4a5a6a7a8a9b0b1b2b3b4b5b6b7b8b9c0c1c2c3c4c5c6c7c8c9d0d1d2\n");
+	tu_write_file(kb, "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n");
+	char *extra = tu_sprintf(",\"tenants\":{\"acme\":{\"keyFile\":\"%s\"},"
+	                         "\"beta\":{\"keyFile\":\"%s\"}}",
+	                         ka, kb);
+	char *config = hub_config(f, "hubkeys", NULL, extra);
+	char *argv[] = {(char *)"--config", config, (char *)"--hub", NULL};
+	if (tu_daemon_start(&f->hub, f->dir, "hubkeys", NULL, argv) != 0)
+		fail_msg("agentsyncd --hub did not start, see %s", f->hub.err_path);
+	snprintf(f->ep, sizeof(f->ep), "quic://127.0.0.1:%d", f->hub.quic_port);
+	tenant_push(f, "a1", "acme", "pa", "acme-secret-walnut");
+	tenant_push(f, "b1", "beta", "pb", "beta-secret-hazel");
+	tenant_push(f, "c1", "gamma", "pc", "gamma-plain-text");
+	char *data = tu_sprintf("%s/hubkeys-data", f->dir);
+	/* While the hub runs: no text of an encrypted tenant in its data directory. */
+	const char *secret_texts[] = {"acme-secret-walnut", "beta-secret-hazel"};
+	for (int i = 0; i < 2; i++) {
+		char *hit = tu_tree_holds(data, secret_texts[i], NULL);
+		if (hit)
+			fail_msg("%s holds \"%s\"", hit, secret_texts[i]);
+	}
+	stop_ok(&f->hub);
+	char *sa = tu_sprintf("%s/tenants/acme/store.db", data);
+	char *sb = tu_sprintf("%s/tenants/beta/store.db", data);
+	char *sc = tu_sprintf("%s/tenants/gamma/store.db", data);
+	assert_true(tenant_store_opens(sa, ka, "pa"));
+	assert_false(tenant_store_opens(sa, kb, "pa")); /* another tenant's key */
+	assert_false(tenant_store_opens(sa, NULL, "pa"));
+	assert_true(tenant_store_opens(sb, kb, "pb"));
+	assert_false(tenant_store_opens(sb, ka, "pb"));
+	/* A tenant without a key of its own (and no storage.encryption.keyFile): plain. */
+	assert_true(tenant_store_opens(sc, NULL, "pc"));
+	char *hit = tu_tree_holds(data, "gamma-plain-text", NULL);
+	assert_non_null(hit);
+	free(hit);
+	free(sa);
+	free(sb);
+	free(sc);
+	free(data);
+	free(config);
+	free(extra);
+	free(ka);
+	free(kb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +766,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(state_and_metrics_show_the_tenants, setup, teardown),
 	    cmocka_unit_test_setup_teardown(daemon_keeps_the_hub_as_upstream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hub_misconfigurations_are_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(each_tenant_has_its_own_key, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -822,6 +822,60 @@ static void small_helpers(void **state)
 	assert_string_equal(ags_config_log_level_name(AGS_LOG_DEBUG), "DEBUG");
 }
 
+/* Encryption at rest: quic.storage.encryption.keyFile, quic.hub.tenants.<t>.keyFile, and
+ * $AGENTSYNC_STORE_KEY_FILE (an override), each checked and named by its path. */
+static void store_key_settings(void **state)
+{
+	(void)state;
+	ags_config *c = parse_ok(Q("\"storage\":{\"encryption\":{\"keyFile\":\"/k/store\"}},"
+	                           "\"hub\":{\"tenants\":{\"acme\":{\"keyFile\":\"/k/acme\"},"
+	                           "\"beta.1\":{\"keyFile\":\"/k/beta\"}}}"),
+	                         NULL);
+	assert_string_equal(c->node.store_key_file, "/k/store");
+	assert_int_equal(c->node.hub.n_tenant_keys, 2);
+	assert_string_equal(c->node.hub.key_tenants[0], "acme");
+	assert_string_equal(c->node.hub.key_files[0], "/k/acme");
+	assert_string_equal(c->node.hub.key_tenants[1], "beta.1");
+	assert_string_equal(c->node.hub.key_files[1], "/k/beta");
+	ags_config_del(c);
+	c = parse_ok(Q("\"port\":1"), NULL);
+	assert_null(c->node.store_key_file);
+	assert_int_equal(c->node.hub.n_tenant_keys, 0);
+	ags_config_del(c);
+
+	parse_bad(Q("\"storage\":{\"encryption\":{\"keyFile\":\"\"}}"), AGS_ERR_CONFIG,
+	          "quic.storage.encryption.keyFile", "must not be empty");
+	parse_bad(Q("\"storage\":{\"encryption\":{\"keyFile\":7}}"), AGS_ERR_CONFIG,
+	          "quic.storage.encryption.keyFile", "must be a string");
+	parse_bad(Q("\"storage\":{\"encryption\":true}"), AGS_ERR_CONFIG, "quic.storage.encryption",
+	          "must be an object");
+	parse_bad(Q("\"hub\":{\"tenants\":[]}"), AGS_ERR_CONFIG, "quic.hub.tenants",
+	          "must be an object");
+	parse_bad(Q("\"hub\":{\"tenants\":{\"a/b\":{\"keyFile\":\"k\"}}}"), AGS_ERR_CONFIG,
+	          "quic.hub.tenants.a/b", "not a tenant name");
+	parse_bad(Q("\"hub\":{\"tenants\":{\"a\":{}}}"), AGS_ERR_CONFIG,
+	          "quic.hub.tenants.a.keyFile", "required");
+	parse_bad(Q("\"hub\":{\"tenants\":{\"a\":{\"keyFile\":1}}}"), AGS_ERR_CONFIG,
+	          "quic.hub.tenants.a.keyFile", "must be a string");
+	parse_bad(Q("\"hub\":{\"tenants\":{\"a\":{\"keyFile\":\"x\"},\"a\":{\"keyFile\":\"y\"}}}"),
+	          AGS_ERR_CONFIG, "quic.hub.tenants.a", "duplicate key");
+
+	/* The environment's key file replaces the file's. */
+	ags_config_overrides ov;
+	ags_config_overrides_init(&ov);
+	ov.store_key_file = "/run/credentials/store-key";
+	c = parse_ok(Q("\"storage\":{\"encryption\":{\"keyFile\":\"/k/store\"}}"), &ov);
+	assert_string_equal(c->node.store_key_file, "/run/credentials/store-key");
+	ags_config_del(c);
+	ov.store_key_file = "";
+	ags_config *bad = NULL;
+	ags_error err;
+	assert_int_equal(
+	    ags_config_parse(Q("\"port\":1"), strlen(Q("\"port\":1")), &ov, &bad, &err),
+	    AGS_ERR_CONFIG);
+	assert_string_equal(err.field, "AGENTSYNC_STORE_KEY_FILE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +892,7 @@ int main(void)
 	    cmocka_unit_test(malformed_json_has_its_offset),
 	    cmocka_unit_test(too_large_is_refused),
 	    cmocka_unit_test(overrides_replace_and_are_checked),
+	    cmocka_unit_test(store_key_settings),
 	    cmocka_unit_test(load_reads_files),
 	    cmocka_unit_test(check_files_names_the_key),
 	    cmocka_unit_test(default_config_takes_the_host_name),

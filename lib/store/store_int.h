@@ -101,6 +101,8 @@ int ags_store_key_load(const char *key_file, uint8_t key[AGS_STORE_KEY_BYTES], a
  */
 int ags_store_key_attach(sqlite3 *db, const char *schema, const uint8_t *key, const char *path,
                          ags_error *err);
+/* The cipher settings of a keyed database `schema` (after its key). */
+int ags_store_key_settings(sqlite3 *db, const char *schema, const char *path, ags_error *err);
 /*
  * Reads page 1: whether the key (key_file names it; NULL: no key) fits.
  * Errors: AGS_ERR_AUTH (with a key: a wrong key, a plain file, not a

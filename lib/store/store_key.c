@@ -56,7 +56,8 @@ int ags_store_key_load(const char *key_file, uint8_t key[AGS_STORE_KEY_BYTES], a
 			int hi = hexval((unsigned char)buf[2 * i]);
 			int lo = hexval((unsigned char)buf[2 * i + 1]);
 			ok = hi >= 0 && lo >= 0;
-			key[i] = (uint8_t)(hi << 4 | lo);
+			if (ok)
+				key[i] = (uint8_t)((unsigned)hi << 4 | (unsigned)lo);
 		}
 	} else if (len == AGS_STORE_KEY_BYTES) {
 		memcpy(key, buf, AGS_STORE_KEY_BYTES);
@@ -133,6 +134,23 @@ int ags_store_key_attach(sqlite3 *db, const char *schema, const uint8_t *key, co
 	if (rc != SQLITE_OK)
 		return ags_error_set(err, AGS_ERR_STORE, NULL, "%s: cannot set the key: %s", path,
 		                     sqlite3_errmsg(db));
+	return ags_store_key_settings(db, schema, path, err);
+}
+
+int ags_store_key_settings(sqlite3 *db, const char *schema, const char *path, ags_error *err)
+{
+	/* HMAC-SHA256 instead of SQLCipher 4's default HMAC-SHA512: as strong for
+	 * page authentication, and several times faster where the CPU has SHA
+	 * instructions (store_bench: docs/ARCHITECTURE.md, "Encryption at rest").
+	 * Not stored in the file: every connection to a store sets it. */
+	char *sql = sqlite3_mprintf("PRAGMA %w.cipher_hmac_algorithm = HMAC_SHA256", schema);
+	if (!sql)
+		return ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
+		return ags_error_set(err, AGS_ERR_STORE, NULL, "%s: cannot set the cipher: %s",
+		                     path, sqlite3_errmsg(db));
 	return 0;
 }
 

@@ -172,12 +172,17 @@ static int export_copy(sqlite3 *db, const char *tmp, const uint8_t *key, int sch
 	gnutls_memset(lit, 0, sizeof(lit));
 	if (rc != SQLITE_OK)
 		return db_fail(db, rc, tmp, "cannot create the copy", err);
+	int r = key ? ags_store_key_settings(db, "rekey", tmp, err) : 0;
+	if (r) {
+		(void)sqlite3_exec(db, "DETACH DATABASE rekey", NULL, NULL, NULL);
+		return r;
+	}
 	char sql[96];
 	snprintf(sql, sizeof(sql), "PRAGMA rekey.user_version = %d", schema);
 	rc = sqlite3_exec(db, "SELECT sqlcipher_export('rekey')", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	int r = rc == SQLITE_OK ? 0 : db_fail(db, rc, tmp, "cannot copy the store", err);
+	r = rc == SQLITE_OK ? 0 : db_fail(db, rc, tmp, "cannot copy the store", err);
 	rc = sqlite3_exec(db, "DETACH DATABASE rekey", NULL, NULL, NULL);
 	if (!r && rc != SQLITE_OK)
 		r = db_fail(db, rc, tmp, "cannot close the copy", err);

@@ -48,7 +48,7 @@ int cmd_store(const struct cli *c, int argc, char **argv)
 	                                     {"tenant", required_argument, NULL, 't'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *data = NULL, *key = NULL, *new_key = NULL, *tenant = NULL;
-	if (argc < 2 || wants_help(argc - 1, argv + 1)) {
+	if (argc < 2 || wants_help(argc, argv)) {
 		fputs(store_help, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}

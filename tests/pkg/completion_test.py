@@ -63,7 +63,7 @@ def main():
         got = complete(["agentsync", ""])
         A.check(got == set(commands), "%s offers %s for a command, agentsync --help has %s" %
                 (name, sorted(got), sorted(commands)))
-        got = complete(["agentsync", "--api", "127.0.0.1:1", "st"])
+        got = complete(["agentsync", "--api", "127.0.0.1:1", "sta"])
         A.check(got == {"status"}, "%s after a global option: %s" % (name, sorted(got)))
         got = complete(["agentsync", "--"]) - {"-h"}
         A.check(got == glob - {"-h"}, "%s global options %s, --help %s" %
