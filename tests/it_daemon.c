@@ -372,8 +372,21 @@ static void api_answers_bad_requests(void **state)
 	char *u_other = tu_sprintf("%s/v1/other", base);
 	assert_int_equal(tu_curl(&body, "-H", auth, u_other, NULL), 404);
 	free(body);
-	assert_int_equal(tu_curl(&body, "-H", auth, "-X", "PUT", u_pat, NULL), 405);
+	/* Issue 15.13: a 405 says what is allowed in Allow; HEAD works wherever GET does;
+	 * an unknown query parameter is a 400 naming it. */
+	assert_int_equal(tu_curl(&body, "-i", "-H", auth, "-X", "PUT", u_pat, NULL), 405);
+	assert_non_null(strstr(body, "\r\nAllow: GET, HEAD, POST\r\n"));
 	free(body);
+	assert_int_equal(tu_curl(&body, "-I", "-H", auth, u_state, NULL), 200);
+	assert_non_null(strstr(body, "Content-Type: application/json"));
+	assert_null(strstr(body, "\"nodeId\""));
+	free(body);
+	char *u_typo = tu_sprintf("%s/v1/patterns?typ=x&limit=1", base);
+	assert_int_equal(tu_curl(&body, "-H", auth, u_typo, NULL), 400);
+	assert_non_null(strstr(body, "\"field\":\"typ\""));
+	assert_non_null(strstr(body, "unknown query parameter typ"));
+	free(body);
+	free(u_typo);
 	/* Peers: 400 names the field, 409 for a duplicate. */
 	char *u_peers = tu_sprintf("%s/v1/peers", base);
 	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary",
@@ -384,7 +397,9 @@ static void api_answers_bad_requests(void **state)
 	free(body);
 	char *peer_b =
 	    tu_sprintf("{\"id\":\"b\",\"address\":\"127.0.0.1\",\"port\":%d}", tu_free_port(1));
-	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", peer_b, u_peers, NULL), 201);
+	assert_int_equal(tu_curl(&body, "-i", "-H", auth, "--data-binary", peer_b, u_peers, NULL),
+	                 201);
+	assert_non_null(strstr(body, "\r\nLocation: /v1/peers/b\r\n"));
 	free(body);
 	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", peer_b, u_peers, NULL), 409);
 	free(body);
