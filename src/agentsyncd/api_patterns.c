@@ -352,8 +352,10 @@ struct lister {
 	size_t got;       /* records in the current page */
 	size_t written;   /* records written so far */
 	int ndjson;
-	int finished; /* the store has nothing more */
-	int closed;   /* the closing bracket is written */
+	int page;      /* format=page: {"items":[{"seq","pattern"}...],"next"} */
+	int finished;  /* the store has nothing more, or the limit is reached */
+	int exhausted; /* the store has nothing more after `after` */
+	int closed;    /* the closing bracket is written */
 	char *buf;
 	size_t len, pos, cap;
 };
@@ -380,8 +382,13 @@ static int list_cb(void *user_data, const ags_pattern *p, uint64_t seq)
 	struct lister *l = user_data;
 	size_t n = 0;
 	const char *j = ags_pattern_json(p, &n);
-	if ((!l->ndjson && l->written && lister_add(l, ",", 1) < 0) || lister_add(l, j, n) < 0 ||
-	    (l->ndjson && lister_add(l, "\n", 1) < 0))
+	char head[48];
+	int hn = l->page ? snprintf(head, sizeof(head),
+	                            "{\"seq\":%llu,\"pattern\":", (unsigned long long)seq)
+	                 : 0;
+	if ((!l->ndjson && l->written && lister_add(l, ",", 1) < 0) ||
+	    (hn > 0 && lister_add(l, head, (size_t)hn) < 0) || lister_add(l, j, n) < 0 ||
+	    (l->page && lister_add(l, "}", 1) < 0) || (l->ndjson && lister_add(l, "\n", 1) < 0))
 		return AGS_ERR_NOMEM;
 	l->after = seq;
 	l->got++;
@@ -401,7 +408,9 @@ static int lister_fill(struct lister *l)
 	int rc = ags_node_query(l->api->node, &l->q, list_cb, l);
 	if (rc < 0)
 		return rc;
-	if ((rc == 0 && l->got < page) || l->remaining == 0)
+	if (rc == 0 && l->got < page)
+		l->exhausted = 1;
+	if (l->exhausted || l->remaining == 0)
 		l->finished = 1;
 	return 0;
 }
@@ -414,7 +423,17 @@ static ssize_t list_read(void *cls, uint64_t pos, char *out, size_t max)
 		if (l->closed)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (l->finished) {
-			if (!l->ndjson && lister_add(l, "]\n", 2) < 0)
+			char tail[64];
+			int tn;
+			/* The cursor of the next page: null once the store had nothing more. */
+			if (!l->page)
+				tn = snprintf(tail, sizeof(tail), "]\n");
+			else if (l->exhausted)
+				tn = snprintf(tail, sizeof(tail), "],\"next\":null}\n");
+			else
+				tn = snprintf(tail, sizeof(tail), "],\"next\":%llu}\n",
+				              (unsigned long long)l->after);
+			if (!l->ndjson && lister_add(l, tail, (size_t)tn) < 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			l->closed = 1;
 		} else if (lister_fill(l) < 0) {
@@ -477,13 +496,17 @@ enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c)
 	if (v && parse_u64(v, &limit) < 0)
 		return ags_api_reply_error(c, MHD_HTTP_BAD_REQUEST, "limit", (size_t)-1,
 		                           "must be a non-negative integer, got \"%.60s\"", v);
-	int ndjson = 0;
+	int ndjson = 0, page = 0;
 	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
 	if (v && strcmp(v, "ndjson") == 0)
 		ndjson = 1;
+	else if (v && strcmp(v, "page") == 0)
+		page = 1;
 	else if (v && strcmp(v, "json") != 0)
 		return ags_api_reply_error(c, MHD_HTTP_BAD_REQUEST, "format", (size_t)-1,
-		                           "must be \"json\" or \"ndjson\", got \"%.60s\"", v);
+		                           "must be \"json\", \"ndjson\" or \"page\", got "
+		                           "\"%.60s\"",
+		                           v);
 	const char *accept =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
 	if (!v && accept && strstr(accept, "application/x-ndjson"))
@@ -495,6 +518,7 @@ enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c)
 	int oom = 0;
 	l->api = api;
 	l->ndjson = ndjson;
+	l->page = page;
 	l->type = dup_arg(c, "type", &oom);
 	l->tag = dup_arg(c, "tag", &oom);
 	l->agent = dup_arg(c, "agentId", &oom);
@@ -503,7 +527,7 @@ enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c)
 	l->q.agent_id = l->agent;
 	l->after = since;
 	l->remaining = limit ? (size_t)limit : SIZE_MAX;
-	if (oom || (!ndjson && lister_add(l, "[", 1) < 0)) {
+	if (oom || (!ndjson && lister_add(l, page ? "{\"items\":[" : "[", page ? 10 : 1) < 0)) {
 		list_free(l);
 		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
 		                           "out of memory");
