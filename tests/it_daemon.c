@@ -340,6 +340,13 @@ static void api_answers_bad_requests(void **state)
 	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", arr, u_pat, NULL), 200);
 	assert_non_null(strstr(body, "\"accepted\":[\"g1\"]"));
 	assert_non_null(strstr(body, "\"index\":1,\"id\":\"big\""));
+	assert_non_null(strstr(body, "(quic.limits.maxPatternBytes)"));
+	free(body);
+	/* Issue 15.13: the one record over the record limit alone is a 413 naming the limit. */
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", big, u_pat, NULL), 413);
+	assert_non_null(strstr(body, "over the record limit of 1024 bytes "
+	                             "(quic.limits.maxPatternBytes)"));
+	assert_non_null(strstr(body, "\"index\":0,\"id\":\"big\""));
 	free(body);
 
 	/* 413: over the body limit (64 x 1024 bytes), by Content-Length and when streamed. */

@@ -34,6 +34,7 @@ struct batch {
 	yyjson_mut_doc *out;
 	yyjson_mut_val *rejected;
 	size_t n_rejected;
+	size_t n_too_large; /* rejected for being over the record limit */
 	char first_field[96];
 };
 
@@ -85,7 +86,10 @@ static int take_val(struct batch *b, yyjson_val *v)
 		return rc;
 	if (rc < 0) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "%s", err.message[0] ? err.message : ags_strerror(rc));
+		snprintf(msg, sizeof(msg), "%s%s", err.message[0] ? err.message : ags_strerror(rc),
+		         rc == AGS_ERR_TOO_LARGE ? " (quic.limits.maxPatternBytes)" : "");
+		if (rc == AGS_ERR_TOO_LARGE)
+			b->n_too_large++;
 		reject(b, index, yyjson_is_obj(v) ? yyjson_obj_get(v, "id") : NULL, msg, err.field,
 		       (size_t)-1);
 		return 0;
@@ -194,10 +198,19 @@ static enum MHD_Result finish_post(struct batch *b, struct MHD_Connection *c)
 	             b->n_rejected);
 	unsigned status = MHD_HTTP_OK;
 	if (b->n == 0 && b->n_rejected) {
-		/* Nothing stored: an error answer, which still lists every rejection. */
-		status = MHD_HTTP_BAD_REQUEST;
-		char msg[80];
-		snprintf(msg, sizeof(msg), "every record was rejected (%zu)", b->n_rejected);
+		/* Nothing stored: an error answer, which still lists every rejection; 413
+		 * when a record was over the record limit (named, as the fix is there). */
+		status = b->n_too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST;
+		char msg[200];
+		if (b->n_too_large)
+			snprintf(
+			    msg, sizeof(msg),
+			    "every record was rejected (%zu), %zu over the record limit of %zu "
+			    "bytes (quic.limits.maxPatternBytes)",
+			    b->n_rejected, b->n_too_large, b->opts.max_bytes);
+		else
+			snprintf(msg, sizeof(msg), "every record was rejected (%zu)",
+			         b->n_rejected);
 		yyjson_mut_obj_add_strcpy(d, root, "error", msg);
 		yyjson_mut_obj_add_strcpy(d, root, "field", b->first_field);
 	}
