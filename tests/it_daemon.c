@@ -490,6 +490,13 @@ static void api_answers_bad_requests(void **state)
 	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", arr, u_pat, NULL), 200);
 	assert_non_null(strstr(body, "\"accepted\":[\"g1\"]"));
 	assert_non_null(strstr(body, "\"index\":1,\"id\":\"big\""));
+	assert_non_null(strstr(body, "(quic.limits.maxPatternBytes)"));
+	free(body);
+	/* Issue 15.13: the one record over the record limit alone is a 413 naming the limit. */
+	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", big, u_pat, NULL), 413);
+	assert_non_null(strstr(body, "over the record limit of 1024 bytes "
+	                             "(quic.limits.maxPatternBytes)"));
+	assert_non_null(strstr(body, "\"index\":0,\"id\":\"big\""));
 	free(body);
 
 	/* 413: over the body limit (64 x 1024 bytes), by Content-Length and when streamed. */
@@ -522,8 +529,21 @@ static void api_answers_bad_requests(void **state)
 	char *u_other = tu_sprintf("%s/v1/other", base);
 	assert_int_equal(tu_curl(&body, "-H", auth, u_other, NULL), 404);
 	free(body);
-	assert_int_equal(tu_curl(&body, "-H", auth, "-X", "PUT", u_pat, NULL), 405);
+	/* Issue 15.13: a 405 says what is allowed in Allow; HEAD works wherever GET does;
+	 * an unknown query parameter is a 400 naming it. */
+	assert_int_equal(tu_curl(&body, "-i", "-H", auth, "-X", "PUT", u_pat, NULL), 405);
+	assert_non_null(strstr(body, "\r\nAllow: GET, HEAD, POST\r\n"));
 	free(body);
+	assert_int_equal(tu_curl(&body, "-I", "-H", auth, u_state, NULL), 200);
+	assert_non_null(strstr(body, "Content-Type: application/json"));
+	assert_null(strstr(body, "\"nodeId\""));
+	free(body);
+	char *u_typo = tu_sprintf("%s/v1/patterns?typ=x&limit=1", base);
+	assert_int_equal(tu_curl(&body, "-H", auth, u_typo, NULL), 400);
+	assert_non_null(strstr(body, "\"field\":\"typ\""));
+	assert_non_null(strstr(body, "unknown query parameter typ"));
+	free(body);
+	free(u_typo);
 	/* Peers: 400 names the field, 409 for a duplicate. */
 	char *u_peers = tu_sprintf("%s/v1/peers", base);
 	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary",
@@ -534,7 +554,9 @@ static void api_answers_bad_requests(void **state)
 	free(body);
 	char *peer_b =
 	    tu_sprintf("{\"id\":\"b\",\"address\":\"127.0.0.1\",\"port\":%d}", tu_free_port(1));
-	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", peer_b, u_peers, NULL), 201);
+	assert_int_equal(tu_curl(&body, "-i", "-H", auth, "--data-binary", peer_b, u_peers, NULL),
+	                 201);
+	assert_non_null(strstr(body, "\r\nLocation: /v1/peers/b\r\n"));
 	free(body);
 	assert_int_equal(tu_curl(&body, "-H", auth, "--data-binary", peer_b, u_peers, NULL), 409);
 	free(body);

@@ -161,6 +161,11 @@ const char *const ags_store_sql[ST__COUNT] = {
     [ST_PREV_DEL] = "DELETE FROM prev WHERE id = ?1",
     [ST_PREV_GET] = "SELECT version, checksum, seq, body FROM prev WHERE id = ?1",
     [ST_PREV_SWEEP] = "DELETE FROM prev WHERE id IN (SELECT id FROM patterns WHERE st != 0)",
+    /* What ST_ROWS lists for peer ?3, less what came from it or a scope keeps from it
+     * (a scope is "\x1f" + ids joined by "\x1f" + "\x1f"). */
+    [ST_ROWS_FOR] = "SELECT count(*) FROM patterns WHERE seq > ?1 AND (st = 1 OR (" LIVE_AT_2
+                    ")) AND (origin IS NULL OR origin <> ?3)"
+                    " AND (scope IS NULL OR instr(scope, char(31) || ?3 || char(31)) > 0)",
 };
 
 /* ------------------------------------------------------------------------ */

@@ -224,6 +224,15 @@ int ags_store_rows(ags_store *s, uint64_t after_seq, size_t limit, const char *s
                    ags_row_cb cb, void *user_data, uint64_t *upto);
 
 /*
+ * Counts in *count the rows ags_store_rows would list after after_seq that
+ * peer `peer_id` is to get: not those whose origin is peer_id, nor those
+ * whose scope leaves it out (one SQL count, no row read).
+ * Errors: AGS_ERR_INVALID, AGS_ERR_STORE.
+ */
+int ags_store_rows_for_count(ags_store *s, uint64_t after_seq, const char *peer_id,
+                             uint64_t *count);
+
+/*
  * The lowest sequence > after_seq that ags_store_changes would list (a live,
  * unexpired record or a tombstone), in *out. Lets a sender skip over gaps
  * left by superseded and expired changes.

@@ -43,6 +43,7 @@ enum stmt_id {
 	ST_PREV_DEL,
 	ST_PREV_GET,
 	ST_PREV_SWEEP,
+	ST_ROWS_FOR,
 	ST__COUNT
 };
 

@@ -285,6 +285,26 @@ done:
 	return r;
 }
 
+int ags_store_rows_for_count(ags_store *s, uint64_t after_seq, const char *peer_id, uint64_t *count)
+{
+	if (!s || !peer_id || !count)
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q;
+	int r = take_stmt(s, ST_ROWS_FOR, &q);
+	if (r)
+		return r;
+	sqlite3_bind_int64(q, 1, ags_store_clamp_seq(after_seq));
+	sqlite3_bind_int64(q, 2, ags_now_ms());
+	sqlite3_bind_text(q, 3, peer_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*count = (uint64_t)sqlite3_column_int64(q, 0);
+	else
+		r = ags_store_fail(s, rc, NULL);
+	give_stmt(s, ST_ROWS_FOR, q);
+	return r;
+}
+
 int ags_store_next_seq(ags_store *s, uint64_t after_seq, uint64_t *out)
 {
 	if (!s || !out)

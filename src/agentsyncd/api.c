@@ -71,6 +71,12 @@ void ags_api_logf(ags_api *api, int level, const char *fmt, ...)
 enum MHD_Result ags_api_reply(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                               const char *ctype)
 {
+	return ags_api_reply_hdr(c, status, body, len, ctype, NULL, NULL);
+}
+
+enum MHD_Result ags_api_reply_hdr(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                                  const char *ctype, const char *hdr, const char *value)
+{
 	/* A NULL body (out of memory) is sent empty, never handed to free(). */
 	struct MHD_Response *resp =
 	    body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
@@ -85,6 +91,8 @@ enum MHD_Result ags_api_reply(struct MHD_Connection *c, unsigned status, char *b
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        "Bearer realm=\"agentsync\"");
+	if (hdr && value)
+		MHD_add_response_header(resp, hdr, value);
 	enum MHD_Result r = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return r;
@@ -133,6 +141,48 @@ enum MHD_Result ags_api_reply_error(struct MHD_Connection *c, unsigned status, c
 			yyjson_mut_obj_add_uint(doc, root, "offset", offset);
 	}
 	return ags_api_reply_doc(c, status, doc);
+}
+
+enum MHD_Result ags_api_reply_405(struct MHD_Connection *c, const char *method, const char *url,
+                                  const char *allow)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%.16s is not allowed on %.200s (allowed: %s)", method, url,
+	         allow);
+	yyjson_mut_doc *doc = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *root = doc ? yyjson_mut_obj(doc) : NULL;
+	char *body = NULL;
+	size_t len = 0;
+	if (root) {
+		yyjson_mut_doc_set_root(doc, root);
+		yyjson_mut_obj_add_strcpy(doc, root, "error", msg);
+		yyjson_mut_obj_add_str(doc, root, "field", "");
+		body = yyjson_mut_write(doc, 0, &len);
+	}
+	yyjson_mut_doc_free(doc);
+	return ags_api_reply_hdr(c, MHD_HTTP_METHOD_NOT_ALLOWED, body, len, "application/json",
+	                         MHD_HTTP_HEADER_ALLOW, allow);
+}
+
+char *ags_api_escape_path(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = malloc(n * 3 + 1), *w = out;
+	if (!out)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			*w++ = (char)*p;
+		} else {
+			*w++ = '%';
+			*w++ = hex[*p >> 4];
+			*w++ = hex[*p & 15];
+		}
+	}
+	*w = '\0';
+	return out;
 }
 
 unsigned ags_api_status_of(int code)
@@ -307,7 +357,16 @@ static enum MHD_Result post_peer(ags_api *api, struct MHD_Connection *c, const c
 				                          yyjson_get_str(address));
 				yyjson_mut_obj_add_uint(out, o, "port", yyjson_get_uint(port));
 			}
-			r = ags_api_reply_doc(c, MHD_HTTP_CREATED, out);
+			char *answer = NULL, loc[128];
+			size_t blen = 0;
+			if (out)
+				answer = yyjson_mut_write(out, 0, &blen);
+			yyjson_mut_doc_free(out);
+			char *esc = ags_api_escape_path(yyjson_get_str(id));
+			snprintf(loc, sizeof(loc), "/v1/peers/%s", esc ? esc : yyjson_get_str(id));
+			free(esc);
+			r = ags_api_reply_hdr(c, MHD_HTTP_CREATED, answer, blen, "application/json",
+			                      MHD_HTTP_HEADER_LOCATION, loc);
 		}
 	}
 	yyjson_doc_free(doc);
@@ -382,16 +441,16 @@ static const char *allowed_methods(int route)
 	case R_STATE:
 	case R_EVENTS:
 	case R_BACKUP:
-		return "GET";
+		return "GET, HEAD";
 	case R_SYNC:
 		return "POST";
 	case R_PEERS:
 	case R_PATTERNS:
-		return "GET, POST";
+		return "GET, HEAD, POST";
 	case R_PEER:
 		return "DELETE";
 	case R_PATTERN:
-		return "GET, DELETE";
+		return "GET, HEAD, DELETE";
 	default:
 		return "";
 	}
@@ -400,6 +459,8 @@ static const char *allowed_methods(int route)
 static int method_allowed(int route, const char *method)
 {
 	const char *list = allowed_methods(route);
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET"; /* HEAD wherever GET: libmicrohttpd sends the headers only */
 	size_t n = strlen(method);
 	for (const char *p = strstr(list, method); p; p = strstr(p + 1, method))
 		if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
@@ -412,11 +473,56 @@ static int takes_body(int route, const char *method)
 	return strcmp(method, "POST") == 0 && (route == R_PATTERNS || route == R_PEERS);
 }
 
+/* The query parameters each route's GET knows (NULL: none); anything else is a 400. */
+static const char *known_params(int route, int get)
+{
+	if (route == R_PATTERNS && get)
+		return "type tag agentId since limit format";
+	if (route == R_EVENTS)
+		return "type lastEventId";
+	return NULL;
+}
+
+struct unknown_params {
+	const char *known;
+	char names[256];
+	size_t n;
+};
+
+static enum MHD_Result collect_unknown(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+	struct unknown_params *u = cls;
+	size_t k = strlen(key);
+	const char *p = u->known;
+	for (; p && (p = strstr(p, key)) != NULL; p += k)
+		if ((p == u->known || p[-1] == ' ') && (p[k] == '\0' || p[k] == ' '))
+			return MHD_YES;
+	size_t used = strlen(u->names);
+	snprintf(u->names + used, sizeof(u->names) - used, "%s%.60s", used ? ", " : "", key);
+	u->n++;
+	return MHD_YES;
+}
+
 /* Answers a request that has all it needs (URL, headers, and the body if any). */
 static enum MHD_Result dispatch(ags_api *api, struct MHD_Connection *c, struct req *r,
                                 const char *method)
 {
-	int get = strcmp(method, "GET") == 0, del = strcmp(method, "DELETE") == 0;
+	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
+	    del = strcmp(method, "DELETE") == 0;
+	struct unknown_params u = {.known = known_params(r->route, get)};
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_unknown, &u);
+	if (u.n) {
+		const char *first_comma = strchr(u.names, ',');
+		char field[64];
+		snprintf(field, sizeof(field), "%.*s",
+		         (int)(first_comma ? (size_t)(first_comma - u.names) : strlen(u.names)),
+		         u.names);
+		return ags_api_reply_error(c, MHD_HTTP_BAD_REQUEST, field, (size_t)-1,
+		                           "unknown query parameter%s %s (%s knows: %s)",
+		                           u.n > 1 ? "s" : "", u.names, method,
+		                           u.known ? u.known : "none");
+	}
 	switch (r->route) {
 	case R_HEALTHZ: {
 		char *s = strdup("ok\n");
@@ -511,13 +617,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (r->route == R_NONE)
 			return ags_api_reply_error(c, MHD_HTTP_NOT_FOUND, "", (size_t)-1,
 			                           "no such endpoint: %s", url);
-		if (!method_allowed(r->route, method)) {
-			enum MHD_Result res =
-			    ags_api_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "", (size_t)-1,
-			                        "%s is not allowed on %s (allowed: %s)", method,
-			                        url, allowed_methods(r->route));
-			return res;
-		}
+		if (!method_allowed(r->route, method))
+			return ags_api_reply_405(c, method, url, allowed_methods(r->route));
 		if (!takes_body(r->route, method))
 			return dispatch(api, c, r, method);
 		r->limit = r->route == R_PATTERNS ? api->max_body_bytes : SMALL_BODY_MAX;

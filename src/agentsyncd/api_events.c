@@ -460,6 +460,9 @@ enum MHD_Result ags_api_serve_events(ags_api *api, struct MHD_Connection *c)
 	pthread_mutex_lock(&api->mu);
 	if (!lei) {
 		s->next = api->ring.next_id;
+	} else if (last == 0) {
+		/* 0: from this daemon's first event (a reset if some are gone already). */
+		s->next = api->ring.first_id;
 	} else if (last >= api->ring.next_id || last + 1 < api->ring.first_id) {
 		/* Not an id this daemon gave (another daemon's, one from before a restart). */
 		s->reset_unknown = 1;

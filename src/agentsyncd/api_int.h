@@ -115,6 +115,14 @@ void ags_api_logf(ags_api *api, int level, const char *fmt, ...)
 enum MHD_Result ags_api_reply(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                               const char *ctype);
 
+/* ags_api_reply with one more header (hdr NULL: none). */
+enum MHD_Result ags_api_reply_hdr(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                                  const char *ctype, const char *hdr, const char *value);
+/* 405 with the JSON error and the Allow header listing `allow`. */
+enum MHD_Result ags_api_reply_405(struct MHD_Connection *c, const char *method, const char *url,
+                                  const char *allow);
+/* `s` percent-encoded for a URL path segment (malloc'd; NULL when out of memory). */
+char *ags_api_escape_path(const char *s);
 /*
  * Queues an error response {"error": message, "field": field} (plus
  * "offset" when offset != (size_t)-1) with `status`.

@@ -34,6 +34,7 @@ struct batch {
 	yyjson_mut_doc *out;
 	yyjson_mut_val *rejected;
 	size_t n_rejected;
+	size_t n_too_large; /* rejected for being over the record limit */
 	char first_field[96];
 };
 
@@ -85,7 +86,10 @@ static int take_val(struct batch *b, yyjson_val *v)
 		return rc;
 	if (rc < 0) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "%s", err.message[0] ? err.message : ags_strerror(rc));
+		snprintf(msg, sizeof(msg), "%s%s", err.message[0] ? err.message : ags_strerror(rc),
+		         rc == AGS_ERR_TOO_LARGE ? " (quic.limits.maxPatternBytes)" : "");
+		if (rc == AGS_ERR_TOO_LARGE)
+			b->n_too_large++;
 		reject(b, index, yyjson_is_obj(v) ? yyjson_obj_get(v, "id") : NULL, msg, err.field,
 		       (size_t)-1);
 		return 0;
@@ -194,10 +198,19 @@ static enum MHD_Result finish_post(struct batch *b, struct MHD_Connection *c)
 	             b->n_rejected);
 	unsigned status = MHD_HTTP_OK;
 	if (b->n == 0 && b->n_rejected) {
-		/* Nothing stored: an error answer, which still lists every rejection. */
-		status = MHD_HTTP_BAD_REQUEST;
-		char msg[80];
-		snprintf(msg, sizeof(msg), "every record was rejected (%zu)", b->n_rejected);
+		/* Nothing stored: an error answer, which still lists every rejection; 413
+		 * when a record was over the record limit (named, as the fix is there). */
+		status = b->n_too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST;
+		char msg[200];
+		if (b->n_too_large)
+			snprintf(
+			    msg, sizeof(msg),
+			    "every record was rejected (%zu), %zu over the record limit of %zu "
+			    "bytes (quic.limits.maxPatternBytes)",
+			    b->n_rejected, b->n_too_large, b->opts.max_bytes);
+		else
+			snprintf(msg, sizeof(msg), "every record was rejected (%zu)",
+			         b->n_rejected);
 		yyjson_mut_obj_add_strcpy(d, root, "error", msg);
 		yyjson_mut_obj_add_strcpy(d, root, "field", b->first_field);
 	}
@@ -352,8 +365,10 @@ struct lister {
 	size_t got;       /* records in the current page */
 	size_t written;   /* records written so far */
 	int ndjson;
-	int finished; /* the store has nothing more */
-	int closed;   /* the closing bracket is written */
+	int page;      /* format=page: {"items":[{"seq","pattern"}...],"next"} */
+	int finished;  /* the store has nothing more, or the limit is reached */
+	int exhausted; /* the store has nothing more after `after` */
+	int closed;    /* the closing bracket is written */
 	char *buf;
 	size_t len, pos, cap;
 };
@@ -380,8 +395,13 @@ static int list_cb(void *user_data, const ags_pattern *p, uint64_t seq)
 	struct lister *l = user_data;
 	size_t n = 0;
 	const char *j = ags_pattern_json(p, &n);
-	if ((!l->ndjson && l->written && lister_add(l, ",", 1) < 0) || lister_add(l, j, n) < 0 ||
-	    (l->ndjson && lister_add(l, "\n", 1) < 0))
+	char head[48];
+	int hn = l->page ? snprintf(head, sizeof(head),
+	                            "{\"seq\":%llu,\"pattern\":", (unsigned long long)seq)
+	                 : 0;
+	if ((!l->ndjson && l->written && lister_add(l, ",", 1) < 0) ||
+	    (hn > 0 && lister_add(l, head, (size_t)hn) < 0) || lister_add(l, j, n) < 0 ||
+	    (l->page && lister_add(l, "}", 1) < 0) || (l->ndjson && lister_add(l, "\n", 1) < 0))
 		return AGS_ERR_NOMEM;
 	l->after = seq;
 	l->got++;
@@ -401,7 +421,9 @@ static int lister_fill(struct lister *l)
 	int rc = ags_node_query(l->api->node, &l->q, list_cb, l);
 	if (rc < 0)
 		return rc;
-	if ((rc == 0 && l->got < page) || l->remaining == 0)
+	if (rc == 0 && l->got < page)
+		l->exhausted = 1;
+	if (l->exhausted || l->remaining == 0)
 		l->finished = 1;
 	return 0;
 }
@@ -414,7 +436,17 @@ static ssize_t list_read(void *cls, uint64_t pos, char *out, size_t max)
 		if (l->closed)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (l->finished) {
-			if (!l->ndjson && lister_add(l, "]\n", 2) < 0)
+			char tail[64];
+			int tn;
+			/* The cursor of the next page: null once the store had nothing more. */
+			if (!l->page)
+				tn = snprintf(tail, sizeof(tail), "]\n");
+			else if (l->exhausted)
+				tn = snprintf(tail, sizeof(tail), "],\"next\":null}\n");
+			else
+				tn = snprintf(tail, sizeof(tail), "],\"next\":%llu}\n",
+				              (unsigned long long)l->after);
+			if (!l->ndjson && lister_add(l, tail, (size_t)tn) < 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			l->closed = 1;
 		} else if (lister_fill(l) < 0) {
@@ -477,13 +509,17 @@ enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c)
 	if (v && parse_u64(v, &limit) < 0)
 		return ags_api_reply_error(c, MHD_HTTP_BAD_REQUEST, "limit", (size_t)-1,
 		                           "must be a non-negative integer, got \"%.60s\"", v);
-	int ndjson = 0;
+	int ndjson = 0, page = 0;
 	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
 	if (v && strcmp(v, "ndjson") == 0)
 		ndjson = 1;
+	else if (v && strcmp(v, "page") == 0)
+		page = 1;
 	else if (v && strcmp(v, "json") != 0)
 		return ags_api_reply_error(c, MHD_HTTP_BAD_REQUEST, "format", (size_t)-1,
-		                           "must be \"json\" or \"ndjson\", got \"%.60s\"", v);
+		                           "must be \"json\", \"ndjson\" or \"page\", got "
+		                           "\"%.60s\"",
+		                           v);
 	const char *accept =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
 	if (!v && accept && strstr(accept, "application/x-ndjson"))
@@ -495,6 +531,7 @@ enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c)
 	int oom = 0;
 	l->api = api;
 	l->ndjson = ndjson;
+	l->page = page;
 	l->type = dup_arg(c, "type", &oom);
 	l->tag = dup_arg(c, "tag", &oom);
 	l->agent = dup_arg(c, "agentId", &oom);
@@ -503,7 +540,7 @@ enum MHD_Result ags_api_list_patterns(ags_api *api, struct MHD_Connection *c)
 	l->q.agent_id = l->agent;
 	l->after = since;
 	l->remaining = limit ? (size_t)limit : SIZE_MAX;
-	if (oom || (!ndjson && lister_add(l, "[", 1) < 0)) {
+	if (oom || (!ndjson && lister_add(l, page ? "{\"items\":[" : "[", page ? 10 : 1) < 0)) {
 		list_free(l);
 		return ags_api_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "", (size_t)-1,
 		                           "out of memory");

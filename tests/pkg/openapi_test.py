@@ -259,6 +259,19 @@ def exercise(wd):
     body = expect(a, "GET", "/v1/patterns", 200)
     A.check(len(json.loads(body)) == 8, "GET /v1/patterns lists %d" % len(json.loads(body)))
     expect(a, "GET", "/v1/patterns?format=ndjson&type=test&limit=2", 200)
+    # Issue 15.14: pages of 3, each record with its sequence, followed by `next`
+    # until null, list exactly what the whole listing does, in order.
+    seen, since, pages = [], 0, 0
+    while since is not None and pages < 100:
+        page = json.loads(expect(a, "GET", "/v1/patterns?format=page&limit=3&since=%d" % since,
+                                 200))
+        A.check(len(page["items"]) <= 3, "a page of limit 3 has %d" % len(page["items"]))
+        seen += [(i["seq"], i["pattern"]["id"]) for i in page["items"]]
+        since, pages = page["next"], pages + 1
+    whole = [p["id"] for p in json.loads(expect(a, "GET", "/v1/patterns", 200))]
+    A.check([i for _, i in seen] == whole, "pages list %s, the listing %s" % (seen, whole))
+    A.check(all(x[0] < y[0] for x, y in zip(seen, seen[1:])), "sequences not increasing")
+    A.check(pages >= 3, "8 records in pages of 3 took %d pages" % pages)
     expect(a, "GET", "/v1/patterns?since=abc", 400)
     expect(a, "GET", "/v1/patterns?format=xml", 400)
     expect(a, "GET", "/v1/patterns/o-000001", 200, spec_path="/v1/patterns/{id}")
