@@ -852,7 +852,7 @@ int ags_config_parse(const char *json, size_t len, const ags_config_overrides *o
 	rc = check_whole(c, err);
 	if (rc < 0)
 		goto fail;
-	if ((rc = warn_open_api(c)) < 0) {
+	if (warn_open_api(c) < 0) {
 		rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
 		goto fail;
 	}
