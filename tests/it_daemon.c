@@ -435,6 +435,47 @@ static void slow_clients_do_not_lock_out_the_api(void **state)
 	free(config);
 }
 
+/*
+ * Issue 17.3: a body of 1,000,000 invalid NDJSON lines (2 MB) gets a bounded answer: the
+ * first 100 rejections in detail, then their count; the good record in it is still stored.
+ */
+static void a_million_bad_lines_get_a_bounded_answer(void **state)
+{
+	struct fixture *f = *state;
+	char *config = write_config(f->dir, "mill", tu_free_port(1), tu_free_port(0), NULL, NULL);
+	struct tu_daemon d;
+	assert_int_equal(start_with_config(&d, f->dir, "mill", config), 0);
+	char *path = tu_sprintf("%s/million.ndjson", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	char *good = tu_pattern_json("good", "t", 1);
+	fprintf(fp, "%s\n", good);
+	for (int i = 0; i < 1000000; i++)
+		fputs("x\n", fp);
+	fclose(fp);
+	char *url = tu_sprintf("http://%s/v1/patterns", d.api), *at = tu_sprintf("@%s", path);
+	char *body = NULL;
+	assert_int_equal(tu_curl(&body, "-H", "Content-Type: application/x-ndjson", "--data-binary",
+	                         at, url, NULL),
+	                 200);
+	if (strlen(body) > 64 * 1024)
+		fail_msg("an answer of %zu bytes", strlen(body));
+	yyjson_doc *doc = yyjson_read(body, strlen(body), 0);
+	assert_non_null(doc);
+	yyjson_val *root = yyjson_doc_get_root(doc);
+	assert_int_equal(yyjson_arr_size(yyjson_obj_get(root, "rejected")), 100);
+	assert_int_equal(yyjson_get_uint(yyjson_obj_get(root, "rejectedCount")), 1000000);
+	assert_int_equal(yyjson_arr_size(yyjson_obj_get(root, "accepted")), 1);
+	yyjson_doc_free(doc);
+	free(body);
+	stop_ok(&d);
+	free(url);
+	free(at);
+	free(good);
+	free(path);
+	free(config);
+}
+
 static void api_answers_bad_requests(void **state)
 {
 	struct fixture *f = *state;
@@ -1207,6 +1248,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(outside_bytes_cannot_forge_log_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(open_data_directory_is_made_private, setup, teardown),
 	    cmocka_unit_test_setup_teardown(slow_clients_do_not_lock_out_the_api, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_million_bad_lines_get_a_bounded_answer, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sse_resume_with_last_event_id_loses_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(sighup_picks_up_a_new_peer, setup, teardown),

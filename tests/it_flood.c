@@ -167,7 +167,7 @@ static void flood_start(struct fx *f, int k, const char *from, int answer_retry)
 	                (char *)"--addrs",
 	                (char *)"20",
 	                (char *)"--rate",
-	                (char *)"500",
+	                (char *)"300",
 	                answer_retry ? (char *)"--answer-retry" : NULL,
 	                NULL};
 	f->flood[k] = tu_spawn(argv, f->flood_log[k]);

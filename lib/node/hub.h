@@ -55,7 +55,8 @@ int ags_hub_tenant_name_ok(const char *t);
 /*
  * The path of tenant `t`'s store under data_dir: "<data_dir>/tenants/<t>/store.db",
  * creating the directories. Errors: AGS_ERR_INVALID (bad name), AGS_ERR_TOO_LARGE
- * (path over cap), AGS_ERR_IO (err has errno's text).
+ * (path over cap), AGS_ERR_IO (err has errno's text), AGS_ERR_EXISTS (another tenant
+ * has the same name but for case: on a case-insensitive file system they would share it).
  */
 int ags_hub_tenant_path(const char *data_dir, const char *t, char *buf, size_t cap, ags_error *err);
 

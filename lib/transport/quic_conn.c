@@ -153,10 +153,10 @@ static void conn_kill(ags_quic_conn *c)
 
 void ags_quic_conn_evict(ags_quic_conn *c)
 {
+	ags_quic_ep_hs_remove(c->ep, c);
 	if (c->state != AGS_QC_ACTIVE)
 		return;
 	c->quiet = 1;
-	ags_quic_ep_hs_remove(c->ep, c);
 	c->state = AGS_QC_DEAD;
 	ags_quic_report_end(c, 0, "handshake dropped (handshake budget full)", 0);
 	conn_kill(c);
@@ -204,6 +204,7 @@ static void conn_start_closing(ags_quic_conn *c)
 		snprintf(c->close_reason, sizeof(c->close_reason), "closed");
 	size_t n = send_close(c);
 	c->state = AGS_QC_CLOSING;
+	ags_quic_ep_hs_remove(c->ep, c); /* no longer a handshake in progress */
 	ags_quic_report_end(c, c->ccerr.error_code, c->close_reason, 0);
 	if (n > 0)
 		conn_linger(c, AGS_QC_CLOSING);
@@ -246,6 +247,7 @@ static void conn_enter_draining(ags_quic_conn *c)
 		         text);
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", text);
 	c->state = AGS_QC_DRAINING;
+	ags_quic_ep_hs_remove(c->ep, c);
 	ags_quic_report_end(c, ce->error_code, c->close_reason, 1);
 	conn_linger(c, AGS_QC_DRAINING);
 }

@@ -52,10 +52,20 @@ static int batch_add(struct batch *b, ags_pattern *p)
 	return 0;
 }
 
-/* Adds {"index", "id", "error", "field"[, "offset"]} to the rejections. */
+/*
+ * Rejections detailed in an answer; the others are only counted (rejectedCount), so that a
+ * body of a million bad lines costs a bounded answer, not a million objects (issue 17.3).
+ */
+#define REJECTIONS_MAX 100
+
+/* Adds {"index", "id", "error", "field"[, "offset"]} to the rejections (the first ones). */
 static void reject(struct batch *b, size_t index, yyjson_val *id, const char *error,
                    const char *field, size_t offset)
 {
+	if (b->n_rejected++ == 0)
+		snprintf(b->first_field, sizeof(b->first_field), "%s", field ? field : "");
+	if (b->n_rejected > REJECTIONS_MAX)
+		return;
 	yyjson_mut_doc *d = b->out;
 	yyjson_mut_val *o = yyjson_mut_obj(d);
 	if (!o)
@@ -70,8 +80,6 @@ static void reject(struct batch *b, size_t index, yyjson_val *id, const char *er
 	if (offset != (size_t)-1)
 		yyjson_mut_obj_add_uint(d, o, "offset", offset);
 	yyjson_mut_arr_append(b->rejected, o);
-	if (b->n_rejected++ == 0)
-		snprintf(b->first_field, sizeof(b->first_field), "%s", field ? field : "");
 }
 
 /* Validates one parsed record; a valid one joins the batch, an invalid one is rejected. */
@@ -193,6 +201,7 @@ static enum MHD_Result finish_post(struct batch *b, struct MHD_Connection *c)
 	yyjson_mut_obj_add_val(d, root, "accepted", acc);
 	yyjson_mut_obj_add_val(d, root, "outcomes", outc);
 	yyjson_mut_obj_add_val(d, root, "rejected", b->rejected);
+	yyjson_mut_obj_add_uint(d, root, "rejectedCount", b->n_rejected);
 	free(res);
 	ags_api_logf(api, AGS_LOG_DEBUG, "POST /v1/patterns accepted=%zu rejected=%zu", b->n,
 	             b->n_rejected);

@@ -903,6 +903,28 @@ static void line_col(const char *json, size_t len, size_t off, size_t *line, siz
 	}
 }
 
+/*
+ * An API open to the network without a token lets anyone read and change every pattern:
+ * allowed (a firewall may guard it), but said. Returns 0, or -1 when out of memory.
+ */
+static int warn_open_api(ags_config *c)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *h = c->api.host;
+	int loopback = strcmp(h, "localhost") == 0 ||
+	               (inet_pton(AF_INET, h, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127) ||
+	               (inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6));
+	if (loopback || (c->api.token && *c->api.token))
+		return 0;
+	return add_warning(
+	    c,
+	    "quic.api.listen: %s is not a loopback address and quic.api.token is "
+	    "not set: anyone who can reach it can read and change every pattern; set "
+	    "quic.api.token, or listen on 127.0.0.1",
+	    c->api.listen ? c->api.listen : h);
+}
+
 int ags_config_parse(const char *json, size_t len, const ags_config_overrides *ov, ags_config **out,
                      ags_error *err)
 {
@@ -971,6 +993,10 @@ int ags_config_parse(const char *json, size_t len, const ags_config_overrides *o
 	rc = check_whole(c, err);
 	if (rc < 0)
 		goto fail;
+	if (warn_open_api(c) < 0) {
+		rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+		goto fail;
+	}
 	yyjson_doc_free(doc);
 	*out = c;
 	return 0;
@@ -1031,6 +1057,10 @@ int ags_config_new_default(const char *hostname, const ags_config_overrides *ov,
 	rc = ags_config_check_hub(c, err);
 	if (rc < 0)
 		goto fail;
+	if (warn_open_api(c) < 0) {
+		rc = ags_error_set(err, AGS_ERR_NOMEM, NULL, NULL);
+		goto fail;
+	}
 	c->tls_from_file = 0;
 	*out = c;
 	return 0;
