@@ -981,6 +981,17 @@ static void put_tells_stored_unchanged_rejected_apart(void **state)
 	assert_non_null(strstr(out, "stored 0, unchanged 1 (0 duplicate, 1 stale, 0 conflict "
 	                            "lost), rejected 1\n"));
 	free(out);
+	/* More rejections than the daemon lists (100): every one is counted. */
+	char *many = tu_sprintf("%s/many.ndjson", f->dir);
+	FILE *mf = fopen(many, "w");
+	assert_non_null(mf);
+	for (int i = 0; i < 150; i++)
+		fprintf(mf, "{\"id\":\"bad%d\"}\n", i);
+	fclose(mf);
+	assert_int_equal(tu_cli(d.api, NULL, &out, "put", many, NULL), 5);
+	assert_non_null(strstr(out, "rejected 150\n"));
+	free(out);
+	free(many);
 	stop_ok(&d);
 	free(mixed_text);
 	free(mixed);

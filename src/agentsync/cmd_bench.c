@@ -135,8 +135,11 @@ int cmd_bench(const struct cli *c, int argc, char **argv)
 			return rc;
 		}
 		yyjson_doc *doc = yyjson_read(r.body, r.len, 0);
-		yyjson_val *rej = yyjson_obj_get(yyjson_doc_get_root(doc), "rejected");
-		rejected += (long)yyjson_arr_size(rej);
+		yyjson_val *root = yyjson_doc_get_root(doc);
+		yyjson_val *rej_n = yyjson_obj_get(root, "rejectedCount"); /* all; the list stops */
+		rejected += yyjson_is_uint(rej_n)
+		                ? (long)yyjson_get_uint(rej_n)
+		                : (long)yyjson_arr_size(yyjson_obj_get(root, "rejected"));
 		yyjson_doc_free(doc);
 		http_resp_free(&r);
 		done += k;

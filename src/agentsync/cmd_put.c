@@ -192,6 +192,17 @@ static int take_answer(struct put *p, const struct http_resp *r, size_t base)
 		       field && *field ? ": " : "", error ? error : "rejected");
 		p->rejected++;
 	}
+	/* The daemon details at most its first rejections: rejectedCount has them all. */
+	yyjson_val *count = yyjson_obj_get(root, "rejectedCount");
+	size_t listed = yyjson_arr_size(rej);
+	if (yyjson_is_uint(count) && yyjson_get_uint(count) > listed) {
+		uint64_t more = yyjson_get_uint(count) - listed;
+		if (p->progress)
+			fputs("\r\033[K", stderr);
+		printf("rejected: %llu more records of this request (not listed by the daemon)\n",
+		       (unsigned long long)more);
+		p->rejected += (size_t)more;
+	}
 	yyjson_doc_free(doc);
 	return 0;
 }
