@@ -298,6 +298,8 @@ int ags_wire_hello_encode(const ags_wire_hello *h, ags_frame_buf *out, ags_error
 		goto nomem_doc;
 	if (h->delta && !yyjson_mut_obj_add_bool(doc, root, "delta", true))
 		goto nomem_doc;
+	if (h->anti_entropy && !yyjson_mut_obj_add_bool(doc, root, "antiEntropy", true))
+		goto nomem_doc;
 	return emit(doc, AGS_FRAME_HELLO, out, err);
 
 nomem_doc:
@@ -437,6 +439,11 @@ static int hello_fields(yyjson_val *root, ags_wire_hello *h, ags_error *err)
 	if (v && !yyjson_is_bool(v))
 		return ags_error_set(err, AGS_ERR_PROTO, "delta", "must be true or false");
 	h->delta = v && yyjson_is_true(v);
+	if ((rc = member(root, NULL, "antiEntropy", 0, &v, err)))
+		return rc;
+	if (v && !yyjson_is_bool(v))
+		return ags_error_set(err, AGS_ERR_PROTO, "antiEntropy", "must be true or false");
+	h->anti_entropy = v && yyjson_is_true(v);
 	return 0;
 }
 

@@ -72,6 +72,9 @@ typedef struct ags_wire_hello {
 	/* Optional "delta": true when the sender accepts delta entries in batches
 	 * (see PROTOCOL.md, delta sync). Encoded only when set. */
 	int delta;
+	/* Optional "antiEntropy": true when the sender takes part in anti-entropy
+	 * (frames AE_TREE and AE_IDS; PROTOCOL.md, "Anti-entropy"). Encoded only when set. */
+	int anti_entropy;
 	yyjson_doc *doc; /* set by decode: owns the strings */
 } ags_wire_hello;
 
