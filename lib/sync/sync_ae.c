@@ -35,6 +35,7 @@
 #define AE_LEAF_MAX            256      /* records of one prefix in AE_IDS */
 #define AE_D_BYTES             16       /* digest bytes compared (sent as 32 hex digits) */
 #define AE_H_BYTES             8        /* bytes of a record's digest term in AE_IDS */
+#define AE_FRAME_ITEMS_MAX     65536    /* nodes of an AE_TREE, leaves or entries of an AE_IDS */
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -315,6 +316,10 @@ int ags_sync_on_ae_tree(ags_sync *s, const uint8_t *payload, size_t len, uint64_
 		return 0;
 	}
 	size_t n = yyjson_arr_size(arr);
+	if (n > AE_FRAME_ITEMS_MAX) {
+		yyjson_doc_free(doc);
+		return bad("AE_TREE", "more than 65536 nodes", code, reason, cap);
+	}
 	struct ae_node *mine = calloc(n ? n : 1, sizeof(*mine));
 	struct ae_node *peer = calloc(n ? n : 1, sizeof(*peer));
 	if (!mine || !peer) {
@@ -444,6 +449,10 @@ int ags_sync_on_ae_ids(ags_sync *s, const uint8_t *payload, size_t len, uint64_t
 	size_t n = yyjson_arr_size(arr), total = 0, idx, max;
 	yyjson_val *o;
 	yyjson_arr_foreach(arr, idx, max, o) total += yyjson_arr_size(yyjson_obj_get(o, "e"));
+	if (n > AE_FRAME_ITEMS_MAX || total > AE_FRAME_ITEMS_MAX) {
+		yyjson_doc_free(doc);
+		return bad("AE_IDS", "more than 65536 leaves or entries", code, reason, cap);
+	}
 	struct ae_node *leaves = calloc(n ? n : 1, sizeof(*leaves));
 	struct peer_rec *recs = calloc(total ? total : 1, sizeof(*recs));
 	yyjson_mut_doc *mdoc = yyjson_mut_doc_new(NULL);
@@ -560,7 +569,7 @@ int ags_sync_on_ae_ids(ags_sync *s, const uint8_t *payload, size_t len, uint64_t
 		size_t want = 0;
 		if (e) {
 			yyjson_mut_doc_set_root(rd, rr);
-			for (size_t k = 0; k < nr; k++) {
+			for (size_t k = 0; k < nr && want < AE_FRAME_ITEMS_MAX; k++) {
 				if (recs[k].same)
 					continue;
 				yyjson_mut_val *w = yyjson_mut_obj(rd);

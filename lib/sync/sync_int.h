@@ -2,7 +2,7 @@
 /*
  * Internal structure of a sync session, shared by the engine's files:
  * lib/sync/sync.c (sessions, HELLO, ACK, frame dispatch), sync_send.c (the
- * sender), sync_recv.c (the receiver), sync_delta.c (delta sync) and
+ * sender), sync_recv.c (the receiver), sync_delta.c (delta sync), sync_ae.c (anti-entropy) and
  * sync_pull.c (the hub protocol: PULL, PULL_DONE, vector clocks).
  */
 #ifndef AGS_SYNC_INT_H
