@@ -182,7 +182,8 @@ static void memory_follows_the_data_not_the_declared_length(void **state)
 static void unknown_type_is_refused(void **state)
 {
 	(void)state;
-	static const uint8_t bad[] = {0x00, 0x08, 0x7f, 0xff};
+	static const uint8_t bad[] = {0x00, 0x0a, 0x7f,
+	                              0xff} /* 0x08, 0x09: anti-entropy, refused by the session */;
 	for (size_t i = 0; i < sizeof(bad); i++) {
 		ags_frame_reader r;
 		ags_error e;
@@ -200,10 +201,10 @@ static void unknown_type_is_refused(void **state)
 		assert_int_equal(ags_frame_reader_close_code(&r), AGS_APP_UNKNOWN_FRAME);
 		ags_frame_reader_free(&r);
 	}
-	for (int t = 1; t <= 7; t++)
+	for (int t = 1; t <= 9; t++)
 		assert_true(ags_frame_type_known(t));
 	assert_false(ags_frame_type_known(0));
-	assert_false(ags_frame_type_known(8));
+	assert_false(ags_frame_type_known(10));
 }
 
 static void reserved_and_flag_bits_are_refused(void **state)
@@ -333,6 +334,7 @@ static void every_code_has_a_distinct_name(void **state)
 	    AGS_APP_NO_ERROR,       AGS_APP_PROTOCOL_ERROR, AGS_APP_FRAME_TOO_LARGE,
 	    AGS_APP_UNKNOWN_FRAME,  AGS_APP_AUTH_FAILED,    AGS_APP_VERSION_MISMATCH,
 	    AGS_APP_INTERNAL_ERROR, AGS_APP_SHUTTING_DOWN,  AGS_APP_BAD_HELLO,
+	    AGS_APP_DUPLICATE_ID,
 	};
 	size_t n = sizeof(codes) / sizeof(codes[0]);
 	for (size_t i = 0; i < n; i++) {
@@ -341,7 +343,8 @@ static void every_code_has_a_distinct_name(void **state)
 			assert_string_not_equal(ags_app_error_name(codes[i]),
 			                        ags_app_error_name(codes[j]));
 	}
-	assert_string_equal(ags_app_error_name(0x109), "UNKNOWN");
+	assert_string_equal(ags_app_error_name(0x10a), "UNKNOWN");
+	assert_string_equal(ags_app_error_name(AGS_APP_DUPLICATE_ID), "DUPLICATE_NODE_ID");
 	assert_string_equal(ags_app_error_name(AGS_APP_BAD_HELLO), "BAD_HELLO");
 	assert_int_equal(AGS_APP_PROTOCOL_ERROR, 0x101);
 	assert_int_equal(AGS_APP_BAD_HELLO, 0x108);

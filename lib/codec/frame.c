@@ -28,6 +28,10 @@ const char *ags_frame_type_name(int type)
 		return "PULL";
 	case AGS_FRAME_PULL_DONE:
 		return "PULL_DONE";
+	case AGS_FRAME_AE_TREE:
+		return "AE_TREE";
+	case AGS_FRAME_AE_IDS:
+		return "AE_IDS";
 	default:
 		return "UNKNOWN";
 	}

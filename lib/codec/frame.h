@@ -40,10 +40,13 @@ typedef enum ags_frame_type {
 	AGS_FRAME_AUTH = 0x05,      /* JSON: {"token": JWT}, to a hub (wire.h) */
 	AGS_FRAME_PULL = 0x06,      /* JSON: hub, reserved: {"vectorClock": {...}} */
 	AGS_FRAME_PULL_DONE = 0x07, /* JSON: hub, reserved: {"vectorClock": {...}} */
+	AGS_FRAME_AE_TREE = 0x08,   /* JSON: anti-entropy digests of id-hash prefixes (optional) */
+	AGS_FRAME_AE_IDS = 0x09,    /* JSON: anti-entropy records under one prefix (optional) */
 } ags_frame_type;
 
-/* The highest frame type this version knows. */
-#define AGS_FRAME_TYPE_MAX AGS_FRAME_PULL_DONE
+/* The highest frame type this version knows (0x08 and 0x09 only when both HELLOs said
+ * "antiEntropy": true; the session refuses them otherwise). */
+#define AGS_FRAME_TYPE_MAX AGS_FRAME_AE_IDS
 
 /*
  * QUIC application error codes, sent in CONNECTION_CLOSE (type 0x1d) by

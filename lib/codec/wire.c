@@ -334,6 +334,8 @@ int ags_wire_hello_encode(const ags_wire_hello *h, ags_frame_buf *out, ags_error
 			    !yyjson_mut_obj_add_uint(doc, obj, "start", h->epoch_starts[i]))
 				goto nomem_doc;
 	}
+	if (h->anti_entropy && !yyjson_mut_obj_add_bool(doc, root, "antiEntropy", true))
+		goto nomem_doc;
 	return emit(doc, AGS_FRAME_HELLO, out, err);
 
 nomem_doc:
@@ -512,6 +514,11 @@ static int hello_fields(yyjson_val *root, ags_wire_hello *h, ags_error *err)
 			h->n_epochs = i + 1;
 		}
 	}
+	if ((rc = member(root, NULL, "antiEntropy", 0, &v, err)))
+		return rc;
+	if (v && !yyjson_is_bool(v))
+		return ags_error_set(err, AGS_ERR_PROTO, "antiEntropy", "must be true or false");
+	h->anti_entropy = v && yyjson_is_true(v);
 	return 0;
 }
 

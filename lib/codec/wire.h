@@ -84,6 +84,9 @@ typedef struct ags_wire_hello {
 	/* Optional "cursor.epoch": the epoch of the peer's store in which cursor_seq was
 	 * received (16 lowercase hex), or NULL. */
 	const char *cursor_epoch;
+	/* Optional "antiEntropy": true when the sender takes part in anti-entropy
+	 * (frames AE_TREE and AE_IDS; PROTOCOL.md, "Anti-entropy"). Encoded only when set. */
+	int anti_entropy;
 	yyjson_doc *doc; /* set by decode: owns the strings */
 } ags_wire_hello;
 

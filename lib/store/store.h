@@ -206,6 +206,37 @@ typedef struct ags_change_row {
 	int priority;       /* metadata.priority, 0 = none */
 } ags_change_row;
 
+/* One record as anti-entropy sees it (ags_store_ae_rows); valid during the callback. */
+typedef struct ags_ae_row {
+	const char *id;
+	int64_t version;
+	const char *checksum;
+	uint8_t term[32]; /* SHA-256(id 0x00 version 0x00 checksum): the digest's term */
+	uint8_t hid[32];  /* SHA-256(id): where the record sits in the digest tree */
+} ags_ae_row;
+
+/* acc += t modulo 2^256 (big-endian): how digest terms add up. */
+void ags_store_digest_add(uint8_t acc[32], const uint8_t t[32]);
+
+/* Called once per record by ags_store_ae_rows; non-zero stops it (and is returned). */
+typedef int (*ags_ae_row_cb)(void *ud, const ags_ae_row *r);
+
+/*
+ * Every record anti-entropy compares (docs/PROTOCOL.md, "Anti-entropy"):
+ * live ones not expired and tombstones, without a scope, in no order.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_STORE, or the callback's value.
+ */
+int ags_store_ae_rows(ags_store *s, ags_ae_row_cb cb, void *ud);
+
+/*
+ * Puts the records `ids` (those that exist, live or tombstones) at the end
+ * of the change log again, each under a new sequence and with no origin, in
+ * one transaction: every sender sends them again, with the normal rules,
+ * to every peer (anti-entropy's repair). *moved gets how many moved.
+ * Errors: AGS_ERR_INVALID, AGS_ERR_STORE (nothing moved).
+ */
+int ags_store_relog(ags_store *s, const char *const *ids, size_t n, size_t *moved, ags_error *err);
+
 /* Called once per row by ags_store_rows; non-zero stops the listing (and is returned). */
 typedef int (*ags_row_cb)(void *user_data, const ags_change_row *row);
 

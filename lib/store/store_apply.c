@@ -642,3 +642,47 @@ AGS_EXPORT int ags_store_state_get(ags_store *s, const char *key, char *buf, siz
 	sqlite3_reset(q);
 	return r;
 }
+
+int ags_store_relog(ags_store *s, const char *const *ids, size_t n, size_t *moved, ags_error *err)
+{
+	if (moved)
+		*moved = 0;
+	if (!s || (n && !ids))
+		return ags_error_set(err, AGS_ERR_INVALID, NULL, "no store or no ids");
+	if (n == 0)
+		return 0;
+	sqlite3_stmt *q = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+	                            "UPDATE patterns SET seq = ?1, origin = NULL WHERE id = ?2"
+	                            " AND (st = 1 OR (st = 0 AND (expires_at IS NULL OR"
+	                            " expires_at > ?3)))",
+	                            -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return ags_store_fail(s, rc, err);
+	struct snapshot sn;
+	snap_take(s, &sn);
+	size_t m = 0;
+	int64_t now = ags_now_ms();
+	rc = ags_store_step_done(s->st[ST_BEGIN]);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		sqlite3_bind_int64(q, 1, (int64_t)(s->seq + 1));
+		sqlite3_bind_text(q, 2, ids[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, now);
+		rc = ags_store_step_done(q);
+		if (rc == SQLITE_OK && sqlite3_changes(s->db) > 0) {
+			s->seq++;
+			m++;
+		}
+	}
+	sqlite3_finalize(q);
+	if (rc == SQLITE_OK && m)
+		rc = put_meta(s);
+	if (rc == SQLITE_OK)
+		rc = ags_store_step_done(s->st[ST_COMMIT]);
+	if (rc != SQLITE_OK)
+		return abort_txn(s, rc, &sn, err);
+	__atomic_store_n(&s->committed, s->seq, __ATOMIC_RELEASE);
+	if (moved)
+		*moved = m;
+	return 0;
+}

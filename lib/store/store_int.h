@@ -139,8 +139,8 @@ int64_t ags_store_clamp_seq(uint64_t seq);
 /* The digest term of one live record: SHA-256(id 0x00 version 0x00 checksum) into out. */
 void ags_store_digest_term(ags_store *s, const char *id, int64_t version, const char *checksum,
                            uint8_t out[32]);
-/* acc += t and acc -= t, modulo 2^256 (the digest is their sum over live records). */
-void ags_store_digest_add(uint8_t acc[32], const uint8_t t[32]);
+/* acc -= t, modulo 2^256 (the digest is the sum of the terms of live records; the
+ * addition, ags_store_digest_add, is in store.h). */
 void ags_store_digest_sub(uint8_t acc[32], const uint8_t t[32]);
 
 /* ---- store_apply.c ---- */

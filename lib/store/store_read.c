@@ -531,3 +531,36 @@ int ags_store_prev_get(ags_store *s, const char *id, int64_t *version, char chec
 	sqlite3_reset(q);
 	return r;
 }
+
+int ags_store_ae_rows(ags_store *s, ags_ae_row_cb cb, void *ud)
+{
+	if (!s || !cb)
+		return AGS_ERR_INVALID;
+	sqlite3_stmt *q = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+	                            "SELECT id, version, checksum FROM patterns WHERE scope IS NULL"
+	                            " AND (st = 1 OR (st = 0 AND (expires_at IS NULL OR"
+	                            " expires_at > ?1)))",
+	                            -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return ags_store_fail(s, rc, NULL);
+	sqlite3_bind_int64(q, 1, ags_now_ms());
+	int r = 0;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		ags_ae_row row;
+		row.id = (const char *)sqlite3_column_text(q, 0);
+		row.version = sqlite3_column_int64(q, 1);
+		row.checksum = (const char *)sqlite3_column_text(q, 2);
+		if (!row.id || !row.checksum)
+			continue;
+		ags_store_digest_term(s, row.id, row.version, row.checksum, row.term);
+		gnutls_hash(s->sha, row.id, strlen(row.id));
+		gnutls_hash_output(s->sha, row.hid);
+		if ((r = cb(ud, &row)) != 0)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = ags_store_fail(s, rc, NULL);
+	sqlite3_finalize(q);
+	return r;
+}

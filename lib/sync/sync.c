@@ -195,6 +195,8 @@ int ags_sync_new_ex(const ags_sync_host *host, const char *peer_id, const ags_sy
 	if (role == AGS_SYNC_ROLE_UPSTREAM)
 		erv = ags_wire_auth_encode(opts->token, &s->start_frames, NULL);
 	hello.delta = ags_sync_delta_enabled(s);
+	hello.anti_entropy = role == AGS_SYNC_ROLE_PEER && !host->no_anti_entropy &&
+	                     !host->n_filter_types && !host->n_filter_tags;
 	if (erv == 0)
 		erv = ags_wire_hello_encode(&hello, &s->start_frames, NULL);
 	if (erv != 0) {
@@ -537,6 +539,7 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 		}
 	}
 	s->peer_delta = m.delta;
+	s->peer_ae = m.anti_entropy;
 	char instance[40];
 	snprintf(instance, sizeof(instance), "%s", m.instance ? m.instance : "");
 	ags_wire_hello_free(&m);
@@ -552,6 +555,7 @@ static int on_hello(ags_sync *s, const uint8_t *payload, size_t len, uint64_t no
 		return AGS_ERR_EXISTS;
 	}
 	s->hello_recv = 1;
+	ags_sync_ae_hello(s, now);
 	ags_sync_log(s, AGS_LOG_DEBUG, "HELLO from %s: resuming our log after %llu, codec %s",
 	             s->peer_id, (unsigned long long)s->sent_seq, ags_codec_name(s->codec));
 	ags_sync_pump(s, now);
@@ -818,6 +822,22 @@ int ags_sync_on_data(ags_sync *s, const uint8_t *data, size_t len, uint64_t now_
 				         "unexpected PULL_DONE frame: no PULL was sent");
 				rv = AGS_ERR_PROTO;
 			}
+			break;
+		case AGS_FRAME_AE_TREE:
+		case AGS_FRAME_AE_IDS:
+			if (s->hello_recv && ags_sync_ae_enabled(s)) {
+				rv = f.type == AGS_FRAME_AE_TREE
+				         ? ags_sync_on_ae_tree(s, f.payload, f.len, now_us,
+				                               close_code, reason, cap)
+				         : ags_sync_on_ae_ids(s, f.payload, f.len, now_us,
+				                              close_code, reason, cap);
+				break;
+			}
+			*close_code = AGS_APP_UNKNOWN_FRAME;
+			snprintf(reason, cap,
+			         "unexpected %s frame: anti-entropy was not agreed in HELLO",
+			         ags_frame_type_name(f.type));
+			rv = AGS_ERR_PROTO;
 			break;
 		default:
 			*close_code = AGS_APP_UNKNOWN_FRAME;

@@ -201,6 +201,10 @@ typedef struct ags_sync_host {
 	ags_backoff_cfg retry;
 	/* Non-zero: neither advertise nor send deltas (docs/PROTOCOL.md, "Delta sync"). */
 	int no_delta;
+	/* Non-zero: do not take part in anti-entropy (docs/PROTOCOL.md, "Anti-entropy"). */
+	int no_anti_entropy;
+	/* Milliseconds between two anti-entropy comparisons a session starts (0: 60000). */
+	uint32_t ae_interval_ms;
 	/*
 	 * PEER sessions: how long a count-0 batch that only moves the peer's
 	 * cursor over changes it does not get may wait for a batch with content
@@ -285,6 +289,9 @@ typedef struct ags_sync_stats {
 	/* wire_bytes_out and wire_bytes_in by the batch's codec byte (slot 3: a
 	 * received frame too short to have one, or an unknown one). */
 	uint64_t codec_bytes_out[AGS_SYNC_CODECS], codec_bytes_in[AGS_SYNC_CODECS];
+	/* Anti-entropy: comparisons this side started, AE_TREE and AE_IDS bytes (headers
+	 * included) sent and received, our records put in the log again for the peer. */
+	uint64_t ae_rounds, ae_bytes_out, ae_bytes_in, ae_relogged;
 } ags_sync_stats;
 
 /*

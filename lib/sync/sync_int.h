@@ -2,7 +2,7 @@
 /*
  * Internal structure of a sync session, shared by the engine's files:
  * lib/sync/sync.c (sessions, HELLO, ACK, frame dispatch), sync_send.c (the
- * sender), sync_recv.c (the receiver), sync_delta.c (delta sync) and
+ * sender), sync_recv.c (the receiver), sync_delta.c (delta sync), sync_ae.c (anti-entropy) and
  * sync_pull.c (the hub protocol: PULL, PULL_DONE, vector clocks).
  */
 #ifndef AGS_SYNC_INT_H
@@ -137,6 +137,9 @@ struct ags_sync {
 	 * no later one saves the peer's cursor. Read and written under store_mu, in
 	 * apply order (lib/sync/sync_recv.c). */
 	int refused_whole;
+	/* Anti-entropy (lib/sync/sync_ae.c). */
+	int peer_ae;         /* the peer's HELLO said "antiEntropy": true */
+	uint64_t ae_next_us; /* when this side next starts a comparison (the smaller id) */
 
 	ags_frame_buf start_frames; /* AUTH and HELLO, made by new, sent by ags_sync_start */
 	int started;
@@ -258,5 +261,19 @@ int ags_sync_delta_rebuild(ags_sync *s, const ags_batch_entry *e, const ags_patt
  */
 int ags_sync_delta_hold(ags_sync *s, const char *const *ok, size_t n_ok, const char *const *refused,
                         size_t n_ref, uint64_t batch_upto, uint64_t *upto);
+
+/* ---- anti-entropy (lib/sync/sync_ae.c) ---- */
+
+/* Whether this session takes part: a mesh peer, both HELLOs said so, no filter either way. */
+int ags_sync_ae_enabled(const ags_sync *s);
+/* The peer's HELLO arrived: the first comparison is due shortly. */
+void ags_sync_ae_hello(ags_sync *s, uint64_t now_us);
+/* After a pump: starts a comparison when one is due and our log is sent. */
+void ags_sync_ae_pump(ags_sync *s, uint64_t now_us);
+/* AE_TREE / AE_IDS received (enabled sessions). 0, or an error with *code and reason set. */
+int ags_sync_on_ae_tree(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now_us,
+                        uint64_t *code, char *reason, size_t cap);
+int ags_sync_on_ae_ids(ags_sync *s, const uint8_t *payload, size_t len, uint64_t now_us,
+                       uint64_t *code, char *reason, size_t cap);
 
 #endif

@@ -594,6 +594,7 @@ uint64_t ags_sync_pump(ags_sync *s, uint64_t now_us)
 	uint64_t wait = pump(s, now_us);
 	if (s->pull.pending)
 		ags_sync_pull_check(s);
+	ags_sync_ae_pump(s, now_us);
 	return wait;
 }
 

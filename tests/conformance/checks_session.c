@@ -512,6 +512,40 @@ static const char *close_duplicate_node_id(void)
 	return NULL;
 }
 
+/* ---- anti-entropy ---- */
+
+static const char *ae_hello(void)
+{
+	OPEN(s, "c", NULL);
+	yyjson_val *ae = yyjson_obj_get(yyjson_doc_get_root(s->hello), "antiEntropy");
+	CHECK(yyjson_is_true(ae), "the daemon's HELLO does not say \"antiEntropy\": true");
+	return NULL;
+}
+
+static const char *ae_tree_answered(void)
+{
+	CHECK(api_put(autofree(tu_sprintf("[%s]", pattern(uniq("ae"), "t", 0, 1)))) == 0,
+	      "cannot put a pattern");
+	OPEN(s, "c8", ",\"antiEntropy\":true");
+	/* Our store is empty: its root digest is 0, count 0; the daemon's is not. */
+	const char *root = "{\"nodes\":[{\"p\":\"\",\"d\":\"00000000000000000000000000000000\","
+	                   "\"n\":0}]}";
+	CHECK(send_json(s, F_AE_TREE, root) == 0, "cannot send AE_TREE");
+	for (int i = 0; i < 200; i++) {
+		int r = read_frame(s, WAIT_MS);
+		CHECK(r == 1, "no answer to AE_TREE (closed: 0x%llx '%s')",
+		      (unsigned long long)cq_end(s->c)->code, cq_end(s->c)->reason);
+		if (s->type == F_AE_TREE || s->type == F_AE_IDS) {
+			yyjson_val *j = frame_json(s);
+			CHECK(yyjson_is_obj(j) && (yyjson_is_arr(yyjson_obj_get(j, "nodes")) ||
+			                           yyjson_is_arr(yyjson_obj_get(j, "leaves"))),
+			      "the answer is neither AE_TREE nodes nor AE_IDS leaves");
+			return NULL;
+		}
+	}
+	return failed("no AE_TREE or AE_IDS among the daemon's frames");
+}
+
 static const char *close_shutting_down(void)
 {
 	int st = 0;
@@ -627,6 +661,9 @@ const struct check checks_session[] = {
     {"close.duplicate_node_id", close_duplicate_node_id,
      "a process instance that was replaced and comes back is refused with DUPLICATE_NODE_ID "
      "(0x109); the kept connection stays"},
+    {"ae.hello", ae_hello, "a mesh node's HELLO says \"antiEntropy\": true"},
+    {"ae.tree_answered", ae_tree_answered,
+     "with antiEntropy agreed, an AE_TREE root that differs is answered with AE_TREE or AE_IDS"},
     {"close.shutting_down", close_shutting_down, "a stopping node closes with SHUTTING_DOWN"},
     {"close.error_counted_once", close_error_counted_once,
      "a violation counts one error against the peer"},

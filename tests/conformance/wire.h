@@ -20,6 +20,8 @@ enum {
 	F_AUTH = 0x05,
 	F_PULL = 0x06,
 	F_PULL_DONE = 0x07,
+	F_AE_TREE = 0x08, /* only when both HELLOs said "antiEntropy": true */
+	F_AE_IDS = 0x09,
 };
 
 enum { CODEC_NONE = 0, CODEC_GZIP = 1, CODEC_ZSTD = 2 };

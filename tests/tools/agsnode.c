@@ -9,6 +9,7 @@
  *   putv ID VERSION [TYPE]                write one pattern at a given version
  *   to PEER ID                            write one pattern only for PEER (no relay)
  *   del ID                                delete a pattern
+ *   get ID                                print "get ok ID" or "get missing ID"
  *   connect ID HOST PORT                  add a peer
  *   disconnect ID                         remove a peer
  *   state                                 print "state {json}"
@@ -320,6 +321,11 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "put")) {
 			cmd_put(n, atol(b), c[0] ? c : "p", d[0] ? d : "test_execution",
 			        e[0] ? atoi(e) : 0, "auth");
+		} else if (!strcmp(a, "get")) {
+			ags_pattern *p = NULL;
+			int rv = ags_node_get(n, b, &p);
+			out("get %s %s\n", rv == 0 ? "ok" : "missing", b);
+			ags_pattern_del(p);
 		} else if (!strcmp(a, "putv")) {
 			ags_pattern *p = NULL;
 			if (make_pattern(b, atoll(c), d[0] ? d : "test_execution", 0, "auth", &p) ==
