@@ -23,12 +23,16 @@
 
 static const ags_batch_limits limits = {.max_raw = 1u << 20, .max_count = 1000};
 
+/* b re-encodes a's entries without those a refused alone (AGS_BATCH_BAD). */
 static void same_entries(const ags_batch *a, const ags_batch *b)
 {
-	if (a->n_entries != b->n_entries)
-		abort();
+	size_t j = 0;
 	for (size_t i = 0; i < a->n_entries; i++) {
-		const ags_batch_entry *x = &a->entries[i], *y = &b->entries[i];
+		if (a->entries[i].kind == AGS_BATCH_BAD)
+			continue;
+		if (j >= b->n_entries)
+			abort();
+		const ags_batch_entry *x = &a->entries[i], *y = &b->entries[j++];
 		if (x->kind != y->kind || x->no_relay != y->no_relay)
 			abort();
 		if (x->kind == AGS_BATCH_DEL &&
@@ -38,6 +42,8 @@ static void same_entries(const ags_batch *a, const ags_batch *b)
 		if (x->kind == AGS_BATCH_PUT && !yyjson_equals(x->pattern, y->pattern))
 			abort();
 	}
+	if (j != b->n_entries)
+		abort();
 }
 
 /* Re-encodes a decoded batch and checks that it decodes to the same thing. */
@@ -51,6 +57,8 @@ static void round_trip(const ags_batch *b)
 	for (size_t i = 0; i < b->n_entries; i++) {
 		const ags_batch_entry *en = &b->entries[i];
 		int rc;
+		if (en->kind == AGS_BATCH_BAD)
+			continue; /* refused alone by the decoder: nothing to re-encode */
 		if (en->kind == AGS_BATCH_PUT) {
 			size_t n;
 			char *s = yyjson_val_write(en->pattern, 0, &n);

@@ -118,7 +118,8 @@ static void every_event_type_has_its_seed_name(void **state)
 	static const char *const names[] = {
 	    "peer:connected",        "peer:disconnected", "peer:error",    "peer:health:degraded",
 	    "peer:health:recovered", "sync:completed",    "sync:failed",   "pattern:received",
-	    "connection:refused",    "pattern:conflict",  "sync:rejected", "store:rollback", "connection:timeout"};
+	    "connection:refused",    "pattern:conflict",  "sync:rejected", "store:rollback",
+	    "connection:timeout"};
 	for (int t = AGS_EV_PEER_CONNECTED; t <= AGS_EV_CONNECTION_TIMEOUT; t++)
 		assert_string_equal(ags_event_name(t), names[t - AGS_EV_PEER_CONNECTED]);
 	assert_string_equal(ags_event_name(0), "unknown");

@@ -495,13 +495,15 @@ static int private_files(const char *path, ags_error *err)
 		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffixes[i]) >= sizeof(p))
 			return ags_error_set(err, AGS_ERR_IO, NULL, "%s: path too long", path);
 		if (i == 0) {
-			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			int fd =
+			    open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 			if (fd >= 0) {
 				close(fd); /* new: nobody holds a lock on it */
 				continue;
 			}
 			if (errno != EEXIST)
-				return ags_error_set(err, AGS_ERR_IO, NULL, "%s: %s", p, strerror(errno));
+				return ags_error_set(err, AGS_ERR_IO, NULL, "%s: %s", p,
+				                     strerror(errno));
 		}
 		struct stat st;
 		if (lstat(p, &st) != 0) {

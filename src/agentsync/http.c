@@ -200,7 +200,10 @@ int http_stream(const struct cli *c, const char *what, const char *path, const c
 		return EXIT_OK;
 	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 	if (rc != CURLE_OK && r->status == 0 && why) {
-		snprintf(why, CLI_WHY_MAX, "cannot reach the daemon at %s: %s", c->base, detail);
+		if (snprintf(why, CLI_WHY_MAX, "cannot reach the daemon at %s: %s", c->base,
+		             detail) >= CLI_WHY_MAX) {
+			/* cut: the start names the daemon, which is what matters */
+		}
 		return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		               rc == CURLE_OPERATION_TIMEDOUT
 		           ? EXIT_UNREACHABLE
