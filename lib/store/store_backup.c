@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "file.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -186,17 +187,6 @@ AGS_EXPORT int ags_store_inspect_key(const char *path, const char *key_file, ags
 	return r;
 }
 
-/* fsync of a file or directory by name. */
-static int sync_path(const char *path, int dir)
-{
-	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 AGS_EXPORT int ags_store_backup(const char *src, const char *dst, ags_store_info *info,
                                 ags_error *err)
 {
@@ -299,7 +289,7 @@ int ags_store_backup_raw(const char *src, const uint8_t *key, const char *dst, a
 		                  tmp, rc);
 		goto fail;
 	}
-	if (sync_path(tmp, 0) < 0 || stat(tmp, &sb) < 0) {
+	if (ags_file_sync(tmp, 0) < 0 || stat(tmp, &sb) < 0) {
 		r = ags_error_set(err, AGS_ERR_IO, NULL, "%s: cannot sync the copy: %s", tmp,
 		                  strerror(errno));
 		goto fail;
@@ -314,7 +304,7 @@ int ags_store_backup_raw(const char *src, const uint8_t *key, const char *dst, a
 	unlink(tmp);
 	char dir[BACKUP_PATH_MAX + 1];
 	snprintf(dir, sizeof(dir), "%s", dst);
-	if (sync_path(dirname(dir), 1) < 0) {
+	if (ags_file_sync(dirname(dir), 1) < 0) {
 		r = ags_error_set(err, AGS_ERR_IO, NULL, "%s: cannot sync its directory: %s", dst,
 		                  strerror(errno));
 		unlink(dst);

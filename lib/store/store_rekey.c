@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "file.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -30,19 +31,6 @@ static int db_fail(sqlite3 *db, int rc, const char *path, const char *what, ags_
 	return ags_error_set(err, rc == SQLITE_NOMEM ? AGS_ERR_NOMEM : AGS_ERR_STORE, NULL,
 	                     "%s: %s: %s (sqlite %d)", path, what, db ? sqlite3_errmsg(db) : "",
 	                     rc);
-}
-
-/* fsync of a file or directory by name; 0 or -1 (errno set). */
-static int sync_path(const char *path, int dir)
-{
-	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc;
 }
 
 /* Removes a copy left by an earlier, interrupted call (and its journal files). */
@@ -265,7 +253,7 @@ int ags_store_rekey_steps(const char *path, const char *old_key_file, const char
 	/* The copy gets the old file's mode and owner (a root shell encrypting the
 	 * store of a daemon that runs as its own user). */
 	if (chmod(tmp, sb.st_mode & 07777) < 0 ||
-	    (chown(tmp, sb.st_uid, sb.st_gid) < 0 && errno != EPERM) || sync_path(tmp, 0) < 0) {
+	    (chown(tmp, sb.st_uid, sb.st_gid) < 0 && errno != EPERM) || ags_file_sync(tmp, 0) < 0) {
 		r = ags_error_set(err, AGS_ERR_IO, NULL, "%s: %s", tmp, strerror(errno));
 		goto close;
 	}
@@ -288,7 +276,7 @@ int ags_store_rekey_steps(const char *path, const char *old_key_file, const char
 	at(step, ud, AGS_REKEY_RENAMED);
 	char dir[REKEY_PATH_MAX + 1];
 	snprintf(dir, sizeof(dir), "%s", path);
-	if (sync_path(dirname(dir), 1) < 0) {
+	if (ags_file_sync(dirname(dir), 1) < 0) {
 		r = ags_error_set(err, AGS_ERR_IO, NULL, "%s: cannot sync its directory: %s", path,
 		                  strerror(errno));
 		goto close;

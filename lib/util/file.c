@@ -78,3 +78,15 @@ int ags_file_read_setting(const char *path, size_t max, const char *field, int c
 	return ags_error_set(err, code, field, "cannot read \"%.120s\": %s", path ? path : "",
 	                     e.message);
 }
+
+int ags_file_sync(const char *path, int dir)
+{
+	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}

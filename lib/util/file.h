@@ -36,4 +36,11 @@ int ags_file_read(const char *path, size_t max, char **out, size_t *len, ags_err
 int ags_file_read_setting(const char *path, size_t max, const char *field, int code, char **out,
                           size_t *len, ags_error *err);
 
+/*
+ * fsync of a file (dir 0) or a directory (dir 1) by name, as a crash-safe
+ * rename needs for the new file and then its directory. 0, or -1 with errno
+ * set.
+ */
+int ags_file_sync(const char *path, int dir);
+
 #endif
