@@ -16,6 +16,11 @@
 #    (tests/chaos); setpriv comes with util-linux, which every Debian has.
 #  - Python (bindings/python): Debian's python3 with its headers, venv,
 #    setuptools, the wheel package as a wheel file, pytest and mypy.
+#  - nghttp3 1.8 (HTTP/3 framing and QPACK for WebTransport): on bookworm from
+#    bookworm-backports; Debian's chromium (headless) for the browser tests.
+#  - PostgreSQL 15 server and libpq for the hub's PostgreSQL store backend
+#    (the tests start a private cluster with initdb/pg_ctl).
+#  - Avahi (libavahi-client, avahi-daemon, dbus) for optional LAN discovery.
 set -euo pipefail
 
 say() { printf 'install-deps: %s\n' "$*"; }
@@ -52,9 +57,14 @@ BASE_PKGS=(
 	debhelper dpkg-dev lintian adduser
 	python3 python3-jsonschema python3-yaml
 	prometheus systemd man-db bsdextrautils bash zsh binutils
+	# Browsers (issue 21), the PostgreSQL hub store (issue 22), LAN discovery
+	# through DNS-SD (issue 20).
+	chromium fonts-dejavu-core
+	postgresql libpq-dev
+	libavahi-client-dev avahi-daemon avahi-utils dbus
 )
 # Packages that on bookworm come from bookworm-backports (trixie: its own suite).
-BACKPORTS_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libsqlcipher-dev)
+BACKPORTS_PKGS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libsqlcipher-dev libnghttp3-dev)
 # Packages that on bookworm come from trixie.
 YYJSON_PKGS=(libyyjson-dev)
 # Node.js for bindings/node (the npm package and its tests): node, npm and
@@ -93,6 +103,7 @@ have_all() {
 	pkg-config --atleast-version=1.11 libngtcp2 2>/dev/null || return 1
 	# SQLCipher's .pc gives the SQLite version it is built on: 3.46 is SQLCipher 4.6.
 	pkg-config --atleast-version=3.46 sqlcipher 2>/dev/null || return 1
+	pkg-config --atleast-version=1.8 libnghttp3 2>/dev/null || return 1
 	pkg-config --exists libngtcp2_crypto_gnutls gnutls yyjson 2>/dev/null || return 1
 	have_node || return 1
 	return 0
@@ -175,8 +186,8 @@ if ! have_node; then
 fi
 
 if ! have_all; then
-	say "packages installed but a check still fails (ngtcp2 >= 1.11? SQLCipher >= 4.6? yyjson?)" >&2
-	pkg-config --modversion libngtcp2 libngtcp2_crypto_gnutls gnutls yyjson sqlcipher >&2 || true
+	say "packages installed but a check still fails (ngtcp2 >= 1.11? SQLCipher >= 4.6? nghttp3 >= 1.8? yyjson?)" >&2
+	pkg-config --modversion libngtcp2 libngtcp2_crypto_gnutls gnutls yyjson sqlcipher libnghttp3 >&2 || true
 	exit 1
 fi
 say "done: ngtcp2 $(pkg-config --modversion libngtcp2), yyjson $(pkg-config --modversion yyjson), SQLCipher on SQLite $(pkg-config --modversion sqlcipher)"
